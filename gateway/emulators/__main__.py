@@ -1,0 +1,33 @@
+"""``python -m gateway.emulators --port-base 18100``: serve the four emulators on four ports."""
+
+from __future__ import annotations
+
+import argparse
+
+import uvloop
+
+from gateway.emulators import KINDS, create_emulator
+from gateway.serving import BoundApp, bind, serve_forever
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m gateway.emulators", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument(
+        "--port-base",
+        type=int,
+        default=18100,
+        help="first port; the kinds get port-base + 0..3 in the order " + ", ".join(KINDS),
+    )
+    args = parser.parse_args(argv)
+    bound = {
+        kind: BoundApp(create_emulator(kind), bind(args.host, args.port_base + i))
+        for i, kind in enumerate(KINDS)
+    }
+    for kind, b in bound.items():
+        print(f"{kind:<10} {b.url}", flush=True)
+    uvloop.run(serve_forever(bound))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""One registry of error codes, and the one exception hierarchy the gateway raises.
+
+    GatewayError                 code, message, source?, retryable, retry_after?
+    ├── BadUserInput             BAD_USER_INPUT: an argument, cursor or id the client must fix
+    │   └── Unsupported          BAD_USER_INPUT: a source cannot answer this argument (names both)
+    └── UpstreamError            UPSTREAM_*: a source failed; its data is missing, the rest arrives
+        ├── UpstreamTimeout          UPSTREAM_TIMEOUT
+        ├── UpstreamUnavailable      UPSTREAM_UNAVAILABLE (connection refused, 5xx)
+        ├── UpstreamRateLimited      UPSTREAM_RATE_LIMITED (429)
+        ├── UpstreamBadResponse      UPSTREAM_BAD_RESPONSE (malformed JSON, unexpected shape, 4xx)
+        └── UpstreamUnauthorized     UPSTREAM_UNAUTHORIZED (401/403: the gateway's credential)
+
+At the GraphQL edge each becomes an error with ``extensions.code`` (and ``source``, ``retryable``,
+``retryAfter`` where they apply). Messages never carry an upstream URL, query string, header
+or body.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+__all__ = [
+    "BadUserInput",
+    "ErrorCode",
+    "GatewayError",
+    "Unsupported",
+    "UpstreamBadResponse",
+    "UpstreamError",
+    "UpstreamRateLimited",
+    "UpstreamTimeout",
+    "UpstreamUnauthorized",
+    "UpstreamUnavailable",
+]
+
+
+class ErrorCode(StrEnum):
+    BAD_USER_INPUT = "BAD_USER_INPUT"
+    UPSTREAM_TIMEOUT = "UPSTREAM_TIMEOUT"
+    UPSTREAM_UNAVAILABLE = "UPSTREAM_UNAVAILABLE"
+    UPSTREAM_RATE_LIMITED = "UPSTREAM_RATE_LIMITED"
+    UPSTREAM_BAD_RESPONSE = "UPSTREAM_BAD_RESPONSE"
+    UPSTREAM_UNAUTHORIZED = "UPSTREAM_UNAUTHORIZED"
+    INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
+
+
+class GatewayError(Exception):
+    code: ErrorCode = ErrorCode.INTERNAL_SERVER_ERROR
+    retryable: bool = False
+
+    def __init__(
+        self, message: str, *, source: str | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.source = source
+        self.retry_after = retry_after
+
+    @property
+    def extensions(self) -> dict[str, Any]:
+        extensions: dict[str, Any] = {"code": self.code.value}
+        if self.source is not None:
+            extensions["source"] = self.source
+        if isinstance(self, UpstreamError):
+            extensions["retryable"] = self.retryable
+        if self.retry_after is not None:
+            extensions["retryAfter"] = self.retry_after
+        return extensions
+
+
+class BadUserInput(GatewayError):
+    code = ErrorCode.BAD_USER_INPUT
+
+
+class Unsupported(BadUserInput):
+    """A source cannot answer an argument: the message names the source and the argument."""
+
+    def __init__(self, source: str, argument: str, why: str = "") -> None:
+        detail = f": {why}" if why else ""
+        super().__init__(f"source '{source}' does not support {argument}{detail}", source=source)
+        self.argument = argument
+
+
+class UpstreamError(GatewayError):
+    code = ErrorCode.UPSTREAM_UNAVAILABLE
+    retryable = True
+
+
+class UpstreamTimeout(UpstreamError):
+    code = ErrorCode.UPSTREAM_TIMEOUT
+
+
+class UpstreamUnavailable(UpstreamError):
+    code = ErrorCode.UPSTREAM_UNAVAILABLE
+
+
+class UpstreamRateLimited(UpstreamError):
+    code = ErrorCode.UPSTREAM_RATE_LIMITED
+
+
+class UpstreamBadResponse(UpstreamError):
+    code = ErrorCode.UPSTREAM_BAD_RESPONSE
+    retryable = False
+
+
+class UpstreamUnauthorized(UpstreamError):
+    code = ErrorCode.UPSTREAM_UNAUTHORIZED
+    retryable = False

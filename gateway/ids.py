@@ -1,0 +1,65 @@
+"""Versioned global ids: what ``node(id:)`` accepts and every ``id`` field answers.
+
+An id is URL-safe base64 (no padding) of a compact JSON array::
+
+    ["1", "G", "<source name>", "<upstream id>"]              # a ProductGroup
+    ["1", "P", "<source name>", "<upstream id>", "<group id>"] # a Product (Axim: its group id)
+
+The first element is the format version; a later format adds a version and keeps reading this one.
+The source's configured *name* is part of the id: renaming a source in the configuration
+invalidates the ids (and cursors) clients hold for it — ``node`` answers null for them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from enum import Enum
+
+__all__ = ["NodeKey", "NodeType", "decode_id", "encode_id"]
+
+VERSION = "1"
+
+
+class NodeType(Enum):
+    PRODUCT_GROUP = "G"
+    PRODUCT = "P"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeKey:
+    type: NodeType
+    source: str
+    upstream_id: str
+    group_id: str | None = None
+
+
+def encode_id(key: NodeKey) -> str:
+    parts = [VERSION, key.type.value, key.source, key.upstream_id]
+    if key.group_id is not None:
+        parts.append(key.group_id)
+    raw = json.dumps(parts, separators=(",", ":"), ensure_ascii=False).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def decode_id(value: str) -> NodeKey | None:
+    """The key an id encodes, or None for anything that is not an id of ours."""
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+        parts = json.loads(raw)
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        return None
+    if (
+        not isinstance(parts, list)
+        or len(parts) not in (4, 5)
+        or parts[0] != VERSION
+        or not all(isinstance(p, str) for p in parts)
+    ):
+        return None
+    try:
+        node_type = NodeType(parts[1])
+    except ValueError:
+        return None
+    return NodeKey(node_type, parts[2], parts[3], parts[4] if len(parts) == 5 else None)

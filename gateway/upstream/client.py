@@ -1,0 +1,150 @@
+"""An httpx client per source, and the per-request scope that de-duplicates its calls.
+
+``UpstreamClient.get_json`` is the only way an adapter reaches its upstream. It maps every failure
+to an :class:`~gateway.errors.UpstreamError` that names the source and never the URL, its query
+string, a header or the body. Within one GraphQL request, identical calls (same source, path,
+parameters and language) are made once: the :class:`RequestScope` keeps their in-flight tasks.
+
+Example::
+
+    client = UpstreamClient(source_config, auth_headers={"accessToken": token})
+    data = await client.get_json("/productGroup/all", {"page": 1}, scope=RequestScope())
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from gateway.config import SourceConfig
+from gateway.errors import (
+    UpstreamBadResponse,
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamTimeout,
+    UpstreamUnauthorized,
+    UpstreamUnavailable,
+)
+
+__all__ = ["Params", "RequestScope", "UpstreamClient"]
+
+Params = Mapping[str, str | int]
+CallKey = tuple[str, str, tuple[tuple[str, str], ...], str | None]
+
+
+@dataclass
+class RequestScope:
+    """What one GraphQL request carries to every upstream call it makes."""
+
+    language: str | None = None  # the client's Accept-Language
+    request_id: str = ""
+    calls: dict[CallKey, asyncio.Task[Any]] = field(default_factory=dict)
+    memo: dict[Any, Any] = field(default_factory=dict)  # adapters' per-request results
+
+
+class UpstreamClient:
+    """HTTP for one source: base URL, auth headers, timeout, error mapping."""
+
+    def __init__(
+        self,
+        source: SourceConfig,
+        *,
+        auth_headers: Mapping[str, str],
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.source = source.name
+        self.default_language = source.language
+        self._http = httpx.AsyncClient(
+            base_url=source.url,
+            headers=dict(auth_headers),
+            timeout=httpx.Timeout(source.timeout_seconds, connect=min(5.0, source.timeout_seconds)),
+            transport=transport,
+            limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def get_json(
+        self,
+        path: str,
+        params: Params,
+        *,
+        scope: RequestScope,
+        language_header: str | None = None,
+        allow_404: bool = False,
+    ) -> Any:
+        """GET ``path`` and decode JSON; identical calls in one scope are made once.
+
+        ``language_header`` names the header that carries the request's language (CareCloud's
+        ``Accept-Language``); the language is part of every call's identity either way.
+        With ``allow_404`` a 404 answers None (an unknown id) instead of raising.
+        """
+        language = scope.language or self.default_language
+        key: CallKey = (
+            self.source,
+            path,
+            tuple(sorted((k, str(v)) for k, v in params.items())),
+            language,
+        )
+        task = scope.calls.get(key)
+        if task is None:
+            headers = {language_header: language} if language_header and language else {}
+            task = asyncio.ensure_future(self._get(path, dict(key[2]), headers, allow_404))
+            scope.calls[key] = task
+        return await asyncio.shield(task)
+
+    async def _get(
+        self, path: str, params: dict[str, str], headers: dict[str, str], allow_404: bool
+    ) -> Any:
+        try:
+            response = await self._http.get(path, params=params, headers=headers)
+        except httpx.TimeoutException:
+            raise UpstreamTimeout(
+                f"source '{self.source}' did not answer in time", source=self.source
+            ) from None
+        except httpx.HTTPError:
+            raise UpstreamUnavailable(
+                f"source '{self.source}' could not be reached", source=self.source
+            ) from None
+        if allow_404 and response.status_code == 404:
+            return None
+        _raise_for_status(self.source, response)
+        try:
+            return json.loads(response.content)
+        except ValueError:
+            raise UpstreamBadResponse(
+                f"source '{self.source}' answered malformed JSON", source=self.source
+            ) from None
+
+
+def _raise_for_status(source: str, response: httpx.Response) -> None:
+    status = response.status_code
+    if status < 400:
+        return
+    error: type[UpstreamError]
+    if status in (401, 403):
+        error, what = UpstreamUnauthorized, "refused the gateway's credentials"
+    elif status == 429:
+        error, what = UpstreamRateLimited, "is rate limiting the gateway"
+    elif status >= 500:
+        error, what = UpstreamUnavailable, f"failed (HTTP {status})"
+    else:
+        error, what = UpstreamBadResponse, f"rejected the gateway's request (HTTP {status})"
+    raise error(
+        f"source '{source}' {what}",
+        source=source,
+        retry_after=_retry_after(response.headers.get("retry-after")),
+    )
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None

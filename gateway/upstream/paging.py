@@ -1,0 +1,145 @@
+"""Pure paging arithmetic: an offset window → the fewest upstream requests that cover it.
+
+Upstreams page in two dialects: ``page``/``limit`` (Joptic, Axim, Comestri) and ``offset``/``count``
+(CareCloud). The GraphQL layer only speaks offset windows; these helpers translate.
+
+    >>> plan_pages(Window(offset=45, limit=10), max_size=50)
+    [Slice(start=44, size=11)]
+
+:func:`fetch_window` runs a plan and stitches the answers. When an upstream returns fewer items than
+asked while its total says more exist (an undocumented clamp), it asks again from where the answer
+stopped with the smaller size it observed, so a page is never short when more items exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+__all__ = ["Chunk", "Slice", "Window", "fetch_window", "plan_offsets", "plan_pages"]
+
+T = TypeVar("T")
+MAX_ROUNDS = 8  # re-plans after short answers; bounds the work on a misbehaving upstream
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Items ``[offset, offset + limit)`` of an ordered list."""
+
+    offset: int
+    limit: int
+
+    @property
+    def end(self) -> int:
+        return self.offset + self.limit
+
+
+@dataclass(frozen=True, slots=True)
+class Slice:
+    """What one upstream request asks for: items ``[start, start + size)``."""
+
+    start: int
+    size: int
+
+    @property
+    def page(self) -> int:
+        """The 1-based page number, for page-aligned slices (``start`` a multiple of ``size``)."""
+        return self.start // self.size + 1
+
+
+@dataclass(slots=True)
+class Chunk(Generic[T]):
+    """An upstream answer: the items from some start, and the upstream's total if it gave one."""
+
+    items: list[T] = field(default_factory=list)
+    total: int | None = None
+
+
+def plan_pages(window: Window, max_size: int) -> list[Slice]:
+    """The fewest same-size pages covering ``window``; among those, the least over-fetch."""
+    if window.limit <= 0:
+        return []
+    best: tuple[tuple[int, int], int, int] | None = None
+    for size in range(1, max_size + 1):
+        first, last = window.offset // size, (window.end - 1) // size
+        count = last - first + 1
+        cost = (count, count * size)
+        if best is None or cost < best[0]:
+            best = (cost, size, first)
+    assert best is not None
+    (count, _), size, first = best
+    return [Slice((first + i) * size, size) for i in range(count)]
+
+
+def plan_offsets(window: Window, max_size: int | None) -> list[Slice]:
+    """Offset/count requests covering ``window``, each at most ``max_size`` long."""
+    if window.limit <= 0:
+        return []
+    step = window.limit if max_size is None else max_size
+    return [
+        Slice(start, min(step, window.end - start))
+        for start in range(window.offset, window.end, step)
+    ]
+
+
+async def fetch_window(
+    window: Window,
+    fetch: Callable[[Slice], Awaitable[Chunk[T]]],
+    *,
+    max_size: int | None,
+    page_aligned: bool,
+) -> Chunk[T]:
+    """Fetch ``window`` with concurrent requests; never short while the total says more exist."""
+    items: list[T] = []
+    total: int | None = None
+    position = window.offset
+    for _ in range(MAX_ROUNDS):
+        remaining = Window(position, window.end - position)
+        if total is not None:
+            remaining = Window(position, min(remaining.limit, total - position))
+        if remaining.limit <= 0:
+            break
+        if page_aligned:
+            assert max_size is not None
+            slices = plan_pages(remaining, max_size)
+        else:
+            slices = plan_offsets(remaining, max_size)
+        chunks = await asyncio.gather(*(fetch(s) for s in slices))
+        got, total, observed = _stitch(remaining, slices, chunks, page_aligned)
+        items.extend(got)
+        position += len(got)
+        if len(got) == remaining.limit or observed is None:
+            break
+        max_size = observed  # the upstream clamps below what we asked: ask in its size
+    return Chunk(items, total)
+
+
+def _stitch(
+    window: Window, slices: Sequence[Slice], chunks: Sequence[Chunk[T]], page_aligned: bool
+) -> tuple[list[T], int | None, int | None]:
+    """The contiguous items of ``window`` the chunks cover, the total, and a clamp size seen.
+
+    A chunk is *clamped* when it is short while the total says more items exist. A clamped page
+    after the first holds other items than its number implies (the upstream paged in its own
+    size), so its items are not trusted; an offset/count answer is always where it says.
+    """
+    items: list[T] = []
+    total = next((c.total for c in reversed(chunks) if c.total is not None), None)
+    position = window.offset
+    for piece, chunk in zip(slices, chunks, strict=True):
+        clamped = (
+            total is not None
+            and len(chunk.items) < piece.size
+            and piece.start + len(chunk.items) < total
+        )
+        if not (clamped and page_aligned and piece.start > 0):
+            taken = chunk.items[position - piece.start : window.end - piece.start]
+            items.extend(taken)
+            position += len(taken)
+        if clamped:
+            return items, total, len(chunk.items) or None
+        if len(chunk.items) < piece.size:
+            break  # the list ends here
+    return items, total, None

@@ -1,0 +1,125 @@
+"""Bad configuration files fail fast with a message naming the file, the entry and the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.config import ConfigError, load_config
+
+GOOD = """
+[server]
+port = 8080
+cors_origins = ["https://shop.example.com"]
+
+[cache]
+url = "memory://"
+
+[[sources]]
+name = "carecloud"
+kind = "carecloud"
+base_url = "https://cc.example.com/rest-api/v1"
+token = "s3cret-inline-token"
+timezone = "Europe/Prague"
+
+[[sources]]
+name = "joptic"
+kind = "joptic"
+base_url = "https://joptic.example.com"
+token_env = "JOPTIC_TOKEN"
+timeout_seconds = 5
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "gateway.toml"
+    path.write_text(text)
+    return path
+
+
+def error_for(tmp_path: Path, text: str, environ: dict[str, str] | None = None) -> str:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(
+            path, environ={"JOPTIC_TOKEN": "env-token-value"} if environ is None else environ
+        )
+    message = str(caught.value)
+    assert str(path) in message
+    return message
+
+
+def test_good_file_loads_with_defaults(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, GOOD), environ={"JOPTIC_TOKEN": "env-token-value"})
+    assert [s.name for s in config.sources] == ["carecloud", "joptic"]
+    assert config.server.port == 8080
+    assert config.server.host == "127.0.0.1"
+    assert config.source("joptic").timeout_seconds == 5
+    assert config.source("carecloud").timeout_seconds == 10
+    assert config.source("joptic").secret({"JOPTIC_TOKEN": "env-token-value"}) == "env-token-value"
+    assert config.source("carecloud").secret() == "s3cret-inline-token"
+    # A token never shows in a repr.
+    assert "s3cret-inline-token" not in repr(config)
+
+
+def test_unknown_kind(tmp_path: Path) -> None:
+    message = error_for(tmp_path, GOOD.replace('kind = "joptic"', 'kind = "jopticc"'))
+    assert 'sources[1] (name "joptic").kind' in message
+    assert "carecloud" in message and "comestri" in message
+
+
+def test_missing_base_url(tmp_path: Path) -> None:
+    message = error_for(tmp_path, GOOD.replace('base_url = "https://joptic.example.com"\n', ""))
+    assert 'sources[1] (name "joptic").base_url: Field required' in message
+
+
+def test_duplicate_name(tmp_path: Path) -> None:
+    message = error_for(tmp_path, GOOD.replace('name = "joptic"', 'name = "carecloud"'))
+    assert "duplicate source name 'carecloud'" in message
+
+
+def test_unset_token_variable_names_the_variable_not_a_value(tmp_path: Path) -> None:
+    message = error_for(tmp_path, GOOD, environ={})
+    assert (
+        'sources[1] (name "joptic").token_env: environment variable JOPTIC_TOKEN is not set'
+        in message
+    )
+
+
+def test_token_and_token_env_together(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        'token_env = "JOPTIC_TOKEN"', 'token_env = "JOPTIC_TOKEN"\ntoken = "x-tok-123"'
+    )
+    message = error_for(tmp_path, text)
+    assert "exactly one of token or token_env" in message
+    assert "x-tok-123" not in message and "s3cret-inline-token" not in message
+
+
+def test_unknown_key_is_a_typo(tmp_path: Path) -> None:
+    message = error_for(tmp_path, GOOD.replace("timeout_seconds = 5", "timeout_secs = 5"))
+    assert 'sources[1] (name "joptic").timeout_secs: Extra inputs are not permitted' in message
+
+
+def test_bad_values_never_echo_a_token(tmp_path: Path) -> None:
+    # The token sits where a number is expected: the message names the field, not the value.
+    text = GOOD.replace("timeout_seconds = 5", 'timeout_seconds = "s3cret-inline-token"')
+    message = error_for(tmp_path, text)
+    assert 'sources[1] (name "joptic").timeout_seconds' in message
+    assert "s3cret-inline-token" not in message
+
+
+def test_unknown_timezone_and_cache_scheme(tmp_path: Path) -> None:
+    text = GOOD.replace("Europe/Prague", "Mars/Olympus").replace("memory://", "memcached://x")
+    message = error_for(tmp_path, text)
+    assert "sources[0] (name \"carecloud\").timezone: unknown time zone 'Mars/Olympus'" in message
+    assert "cache.url: must start with memory://" in message
+
+
+def test_not_toml_and_missing_file(tmp_path: Path) -> None:
+    assert "not valid TOML" in error_for(tmp_path, "[[sources]\nname=")
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "absent.toml")
+
+
+def test_no_sources(tmp_path: Path) -> None:
+    assert "sources: Field required" in error_for(tmp_path, "[server]\nport = 1\n")
