@@ -8,8 +8,10 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
+from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -23,6 +25,8 @@ from strawberry.asgi import GraphQL
 from gateway.config import Config, load_config
 from gateway.graph import build_schema
 from gateway.graph.context import GatewayContext
+from gateway.sources import SourceAdapter, build_adapter
+from gateway.upstream.client import RequestScope
 
 __all__ = ["CONFIG_ENV", "app_from_env", "create_app"]
 
@@ -32,20 +36,19 @@ CONFIG_ENV = "GATEWAY_CONFIG"
 class GatewayGraphQL(GraphQL[GatewayContext, None]):
     """Strawberry's ASGI view, with our request context."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, adapters: dict[str, SourceAdapter]) -> None:
         super().__init__(build_schema(), graphql_ide="graphiql" if config.server.graphiql else None)
         self.config = config
+        self.adapters = adapters
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> GatewayContext:
-        http_request = request if isinstance(request, Request) else None
-        return GatewayContext(
-            config=self.config,
-            request=http_request,
+        scope = RequestScope(
             language=request.headers.get("accept-language"),
             request_id=request.headers.get("x-request-id") or uuid.uuid4().hex,
         )
+        return GatewayContext(config=self.config, adapters=self.adapters, scope=scope)
 
 
 async def healthz(request: Request) -> Response:
@@ -72,11 +75,19 @@ def create_app(config: Config) -> Starlette:
             max_age=600,
         )
     ]
+    adapters = {source.name: build_adapter(source) for source in config.sources}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        for adapter in adapters.values():
+            await adapter.client.aclose()
+
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
-        Route("/graphql", GatewayGraphQL(config), methods=["GET", "POST"]),
+        Route("/graphql", GatewayGraphQL(config, adapters), methods=["GET", "POST"]),
     ]
-    app = Starlette(routes=routes, middleware=middleware)
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.config = config
     return app
 

@@ -1,31 +1,239 @@
-"""GraphQL object types of the schema contract."""
+"""GraphQL types of the schema contract.
+
+Object types are served straight from the adapters' records (:mod:`gateway.sources.records`):
+each type's ``is_type_of`` accepts its record class, scalar fields read record attributes with the
+default resolver, and only fields that need another upstream call (``parent``, ``products``) have
+resolvers. No per-item GraphQL object is built.
+"""
 
 from __future__ import annotations
 
-from enum import Enum
+from datetime import datetime
+from typing import Any
 
 import strawberry
+from strawberry.relay import PageInfo
+from strawberry.types import Info
 
-from gateway.config import SourceConfig
+from gateway.config import SourceKind
+from gateway.graph.context import GatewayContext
+from gateway.sources import query, records
+from gateway.sources.query import Direction, OrderField
+from gateway.sources.records import Capability, GroupStatus
 
-__all__ = ["Source", "SourceKind"]
+__all__ = [
+    "Node",
+    "Product",
+    "ProductConnection",
+    "ProductEdge",
+    "ProductFilter",
+    "ProductGroup",
+    "ProductGroupConnection",
+    "ProductGroupEdge",
+    "ProductGroupFilter",
+    "ProductGroupOrder",
+    "Source",
+]
+
+# The records' own enums are the GraphQL enums (registered in place, no translation per item).
+strawberry.enum(SourceKind, description="The kind of upstream API a source is an instance of.")
+strawberry.enum(GroupStatus)
+strawberry.enum(Capability, name="SourceCapability", description="What a source can answer.")
+strawberry.enum(Direction, name="OrderDirection")
+strawberry.enum(OrderField, name="ProductGroupOrderField")
 
 
-@strawberry.enum(description="The kind of upstream API a source is an instance of.")
-class SourceKind(Enum):
-    CARECLOUD = "carecloud"
-    JOPTIC = "joptic"
-    AXIM = "axim"
-    COMESTRI = "comestri"
+def _is(record_class: type) -> Any:
+    """An ``is_type_of`` that accepts the record class a type is served from."""
+    return classmethod(lambda cls, obj, info: isinstance(obj, record_class))
+
+
+@strawberry.interface(description="An object with a global id, refetchable with `node(id:)`.")
+class Node:
+    id: strawberry.ID
 
 
 @strawberry.type(description="One configured upstream catalogue.")
 class Source:
     id: strawberry.ID = strawberry.field(
-        description="The source's configured name: its identity in ids, errors and metrics."
-    )
+        description="The source's configured name: its identity in ids, errors and metrics.")
     kind: SourceKind
+    capabilities: list[Capability]
 
-    @classmethod
-    def from_config(cls, source: SourceConfig) -> Source:
-        return cls(id=strawberry.ID(source.name), kind=SourceKind(source.kind.value))
+    is_type_of = _is(records.SourceInfo)
+
+
+@strawberry.type(description="A product group of one source.")
+class ProductGroup(Node):
+    source: Source
+    upstream_id: str = strawberry.field(description="The group's id in its source.")
+    name: str | None
+    code: str | None
+    external_id: str | None
+    status: GroupStatus
+    store_id: str | None
+    restrict_access: bool | None
+    created_at: datetime | None
+    updated_at: datetime | None
+    product_count: int | None = strawberry.field(
+        description="Products in the group, when the source says without another call.")
+
+    is_type_of = _is(records.GroupRecord)
+
+    @strawberry.field(description="The parent group (null for a root, or when its source fails).")
+    async def parent(self, info: Info[GatewayContext, None]) -> ProductGroup | None:
+        group: records.GroupRecord = self  # type: ignore[assignment]
+        return await info.context.catalogue.parent(group)  # type: ignore[return-value]
+
+    @strawberry.field(description="The group's products, paginated on their own "
+                                  "(null with an error when the source fails).")
+    async def products(self, info: Info[GatewayContext, None], first: int | None = None,
+                       after: str | None = None, last: int | None = None,
+                       before: str | None = None, search: str | None = None
+                       ) -> ProductConnection | None:
+        group: records.GroupRecord = self  # type: ignore[assignment]
+        from gateway.graph.resolvers import group_products  # resolvers import these types
+
+        return await group_products(info, group, first, after, last, before, search)
+
+
+@strawberry.type(name="ProductVariantOption")
+class VariantOption:
+    name: str | None
+    label: str | None
+    value: str | None
+
+    is_type_of = _is(records.VariantOption)
+
+
+@strawberry.type(name="ProductInventory")
+class Inventory:
+    stock: int | None
+    min_stock: int | None
+
+    is_type_of = _is(records.Inventory)
+
+
+@strawberry.type(name="ProductVariant")
+class Variant:
+    upstream_id: str
+    sku: str | None
+    name: str | None
+    price: float | None
+    cost: float | None
+    sale_price: float | None
+    is_active: bool | None
+    options: list[VariantOption]
+    inventory: Inventory | None
+
+    is_type_of = _is(records.Variant)
+
+
+@strawberry.type
+class ProductClass:
+    upstream_id: str
+    name: str | None
+
+    is_type_of = _is(records.ProductClass)
+
+
+@strawberry.type(name="ProductAttribute")
+class Attribute:
+    code: str
+    value: str | None
+
+    is_type_of = _is(records.Attribute)
+
+
+@strawberry.type(description="A product of one source.")
+class Product(Node):
+    source: Source
+    upstream_id: str = strawberry.field(description="The product's id in its source.")
+    name: str | None
+    sku: str | None = strawberry.field(description="Axim: sku; Comestri: code.")
+    price: float | None
+    status: str | None
+    description: str | None
+    categories: list[str]
+    variants: list[Variant]
+    product_class: ProductClass | None
+    attributes: list[Attribute]
+    created_at: datetime | None
+    updated_at: datetime | None
+
+    is_type_of = _is(records.ProductRecord)
+
+
+@strawberry.type
+class ProductGroupEdge:
+    cursor: str
+    node: ProductGroup
+
+
+@strawberry.type
+class ProductEdge:
+    cursor: str
+    node: Product
+
+
+@strawberry.type
+class ProductGroupConnection:
+    edges: list[ProductGroupEdge]
+    nodes: list[ProductGroup]
+    page_info: PageInfo
+    total_count: int | None = strawberry.field(
+        description="Items in the whole list; null when a source failed and it is unknown.")
+
+
+@strawberry.type
+class ProductConnection:
+    edges: list[ProductEdge]
+    nodes: list[Product]
+    page_info: PageInfo
+    total_count: int | None = strawberry.field(
+        description="Items in the whole list; null when a source failed and it is unknown.")
+
+
+@strawberry.input
+class ProductGroupFilter:
+    sources: list[strawberry.ID] | None = strawberry.field(
+        default=None, description="Source ids to list (default: every source with groups).")
+    search: str | None = strawberry.field(default=None,
+                                          description="Part of the name, any case.")
+    status: GroupStatus | None = None
+    store_id: str | None = None
+    code: str | None = None
+    external_id: str | None = None
+
+    def to_query(self) -> query.GroupFilter:
+        return query.GroupFilter(search=self.search, status=self.status, store_id=self.store_id,
+                                 code=self.code, external_id=self.external_id)
+
+
+@strawberry.input
+class ProductGroupOrder:
+    field: OrderField
+    direction: Direction = Direction.ASC
+
+    def to_query(self) -> query.GroupOrder:
+        return query.GroupOrder(self.field, self.direction)
+
+
+@strawberry.input
+class ProductFilter:
+    sources: list[strawberry.ID] | None = strawberry.field(
+        default=None, description="Source ids to list (default: every source with products).")
+    search: str | None = None
+    status: str | None = None
+    code: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    updated_after: datetime | None = None
+    updated_before: datetime | None = None
+
+    def to_query(self) -> query.ProductFilter:
+        return query.ProductFilter(
+            search=self.search, status=self.status, code=self.code,
+            created_after=self.created_after, created_before=self.created_before,
+            updated_after=self.updated_after, updated_before=self.updated_before)
+

@@ -1,0 +1,108 @@
+"""Per-request loaders over the source adapters: batched, de-duplicated, concurrent.
+
+One :class:`Catalogue` per GraphQL request (no cross-user cache). Each loader groups its keys by
+source and asks every source once, concurrently; a source's failure is the value of its keys only
+(errors as values), so one bad source fails alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from strawberry.dataloader import DataLoader
+
+from gateway.ids import NodeKey, NodeType
+from gateway.sources.base import ProductKey, SourceAdapter
+from gateway.sources.query import ALL_PRODUCT_FIELDS
+from gateway.sources.records import GroupRecord, Page, ProductRecord
+from gateway.upstream.paging import Window
+
+if TYPE_CHECKING:
+    from gateway.graph.context import GatewayContext
+
+__all__ = ["Catalogue", "GroupKey", "GroupProductsKey", "ProductLookupKey"]
+
+K = TypeVar("K")
+V = TypeVar("V")
+# (source, "id" | "external_id", value)
+GroupKey = tuple[str, str, str]
+# (source, group upstream id, search, offset, limit)
+GroupProductsKey = tuple[str, str, str | None, int, int]
+# (source, product upstream id, group id)
+ProductLookupKey = tuple[str, str, str | None]
+
+
+class Catalogue:
+    def __init__(self, context: GatewayContext) -> None:
+        self.adapters = context.adapters
+        self.scope = context.scope
+        self.groups: DataLoader[GroupKey, GroupRecord | None] = DataLoader(self._load_groups)
+        self.products: DataLoader[ProductLookupKey, ProductRecord | None] = DataLoader(
+            self._load_products)
+        self.group_products: DataLoader[GroupProductsKey, Page[ProductRecord]] = DataLoader(
+            self._load_group_products)
+
+    async def parent(self, group: GroupRecord) -> GroupRecord | None:
+        if group.parent_id is not None:
+            return await self.groups.load((group.source.id, "id", group.parent_id))
+        if group.parent_external_id is not None:
+            return await self.groups.load((group.source.id, "external_id",
+                                           group.parent_external_id))
+        return None
+
+    async def node(self, key: NodeKey) -> GroupRecord | ProductRecord | None:
+        """The record a global id names; None when its source or the item is unknown."""
+        if key.source not in self.adapters:
+            return None
+        if key.type is NodeType.PRODUCT_GROUP:
+            return await self.groups.load((key.source, "id", key.upstream_id))
+        return await self.products.load((key.source, key.upstream_id, key.group_id))
+
+    async def _load_groups(self, keys: Sequence[GroupKey]) -> list[Any]:
+        async def fetch(adapter: SourceAdapter, field: str, values: list[str]) -> dict[str, Any]:
+            if field == "id":
+                return dict(await adapter.groups_by_ids(values, self.scope))
+            return dict(await adapter.groups_by_external_ids(values, self.scope))
+
+        return await _per_source(keys, lambda k: (k[0], k[1]), lambda k: k[2],
+                                 lambda group, values: fetch(self.adapters[group[0]], group[1],
+                                                             values))
+
+    async def _load_products(self, keys: Sequence[ProductLookupKey]) -> list[Any]:
+        async def fetch(source: str, refs: list[ProductKey]) -> dict[ProductKey, Any]:
+            return dict(await self.adapters[source].products_by_keys(
+                refs, ALL_PRODUCT_FIELDS, self.scope))
+
+        return await _per_source(keys, lambda k: k[0], lambda k: (k[1], k[2]), fetch)
+
+    async def _load_group_products(self, keys: Sequence[GroupProductsKey]) -> list[Any]:
+        results = await asyncio.gather(
+            *(self.adapters[source].group_products(group_id, search, Window(offset, limit),
+                                                   self.scope)
+              for source, group_id, search, offset, limit in keys),
+            return_exceptions=True)
+        return list(results)
+
+
+async def _per_source(
+    keys: Sequence[K],
+    batch_of: Callable[[K], Any],
+    item_of: Callable[[K], V],
+    fetch: Callable[[Any, list[V]], Awaitable[dict[V, Any]]],
+) -> list[Any]:
+    """One concurrent fetch per batch (a source, or a source and a field); errors as values."""
+    batches: dict[Any, list[V]] = defaultdict(list)
+    for key in keys:
+        batches[batch_of(key)].append(item_of(key))
+    names = list(batches)
+    answers = await asyncio.gather(*(fetch(name, batches[name]) for name in names),
+                                   return_exceptions=True)
+    by_batch = dict(zip(names, answers, strict=True))
+    results: list[Any] = []
+    for key in keys:
+        answer = by_batch[batch_of(key)]
+        results.append(answer if isinstance(answer, BaseException) else answer.get(item_of(key)))
+    return results

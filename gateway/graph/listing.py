@@ -1,0 +1,241 @@
+"""One list over many sources: per-source streams, cursors, and partial failure.
+
+A list is made of *streams*, one per selected source, in configured source order:
+
+* :class:`WindowStream` asks its upstream for offset windows (filter and order pushed down);
+* :class:`ListStream` holds a source's whole (small) list in memory, filtered and ordered here.
+
+Without an order the list is the streams one after another (:func:`concatenated`); with one it is
+their merge by a sort key (:func:`merged`, over list streams only). A stream whose source fails
+contributes no items and one error naming the source; its offset in the cursors stays where it
+was, so the next page resumes it, and the total is unknown (None) rather than wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
+
+from gateway.errors import GatewayError
+from gateway.graph.cursors import END, Cursor, PageArgs
+from gateway.sources.records import Page
+from gateway.upstream.paging import Window
+
+__all__ = ["ErrorSink", "ListStream", "Listing", "Stream", "WindowStream", "concatenated",
+           "merged"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+ErrorSink = Callable[[GatewayError], None]
+
+
+class Stream(Protocol[T]):
+    source: str
+
+    async def window(self, window: Window) -> Page[T]: ...
+
+    async def total(self) -> int: ...
+
+
+class WindowStream(Generic[T]):
+    """A source's list read window by window from its upstream."""
+
+    def __init__(self, source: str, fetch: Callable[[Window], Awaitable[Page[T]]]) -> None:
+        self.source = source
+        self._fetch = fetch
+        self._total: int | None = None
+
+    async def window(self, window: Window) -> Page[T]:
+        page = await self._fetch(window)
+        if page.total is not None:
+            self._total = page.total
+        return page
+
+    async def total(self) -> int:
+        if self._total is None:
+            page = await self.window(Window(0, 1))  # the cheapest request that tells the total
+            self._total = len(page.items) if page.total is None else page.total
+        return self._total
+
+
+class ListStream(Generic[T]):
+    """A source's whole list, loaded once (a bounded scan) and sliced in memory."""
+
+    def __init__(self, source: str, load: Callable[[], Awaitable[list[T]]]) -> None:
+        self.source = source
+        self._load = load
+        self._items: list[T] | None = None
+
+    async def items(self) -> list[T]:
+        if self._items is None:
+            self._items = await self._load()
+        return self._items
+
+    async def window(self, window: Window) -> Page[T]:
+        items = await self.items()
+        return Page(items[window.offset: window.end], len(items))
+
+    async def total(self) -> int:
+        return len(await self.items())
+
+
+@dataclass(slots=True)
+class Listing(Generic[T]):
+    """A page of a list: items with their cursors, the list's total, and the page's neighbours."""
+
+    edges: list[tuple[T, Cursor]]
+    total: int | None
+    has_previous: bool
+    has_next: bool
+
+
+async def _guard(call: Awaitable[R], report: ErrorSink) -> R | None:
+    """The call's result, or None after reporting a source's failure."""
+    try:
+        return await call
+    except GatewayError as exc:
+        if exc.source is None:
+            raise
+        report(exc)
+        return None
+
+
+def _start(args: PageArgs, fp: str, count: int) -> tuple[int, ...] | None:
+    """The offsets the page starts after (forward) or ends before (backward), None: an end."""
+    if args.cursor is None:
+        return None
+    argument = "after" if args.forward else "before"
+    cursor = Cursor.decode(args.cursor, argument=argument, expected_fingerprint=fp, streams=count)
+    return cursor.after() if args.forward else cursor.offsets
+
+
+async def concatenated(streams: Sequence[Stream[T]], args: PageArgs, fp: str,
+                       report: ErrorSink, *, need_total: bool) -> Listing[T]:
+    """A page of the streams one after another."""
+    bounds = _start(args, fp, len(streams))
+    if args.forward:
+        return await _concat_forward(streams, args.size, fp, bounds, report, need_total)
+    return await _concat_backward(streams, args.size, fp, bounds, report)
+
+
+def _concat_offsets(count: int, stream: int, position: int) -> tuple[int, ...]:
+    return (END,) * stream + (position,) + (0,) * (count - stream - 1)
+
+
+async def _concat_forward(streams: Sequence[Stream[T]], size: int, fp: str,
+                          start: tuple[int, ...] | None, report: ErrorSink,
+                          need_total: bool) -> Listing[T]:
+    count = len(streams)
+    start = start or (0,) * count
+    # Each stream still in play is asked for a whole page at once: one request per source,
+    # all concurrent, however the page ends up split between them.
+    pages = await asyncio.gather(*(
+        _guard(s.window(Window(start[i], size)), report) if start[i] != END else _none()
+        for i, s in enumerate(streams)))
+    edges: list[tuple[T, Cursor]] = []
+    has_next = False
+    for i, page in enumerate(pages):
+        if start[i] == END:
+            continue
+        if page is None:  # failed: resumes on the next page
+            has_next = True
+            continue
+        room = size - len(edges)
+        taken = page.items[:room]
+        edges += [(item, Cursor(fp, i, _concat_offsets(count, i, start[i] + j)))
+                  for j, item in enumerate(taken)]
+        known = page.total - start[i] if page.total is not None else len(page.items)
+        remaining = known - len(taken)
+        has_next = has_next or remaining > 0
+    total = await _total(streams, report) if need_total else None
+    has_previous = any(o == END or o > 0 for o in start)
+    return Listing(edges, total, has_previous, has_next)
+
+
+async def _none() -> None:
+    return None
+
+
+async def _concat_backward(streams: Sequence[Stream[T]], size: int, fp: str,
+                           end: tuple[int, ...] | None, report: ErrorSink) -> Listing[T]:
+    count = len(streams)
+    end = end or (END,) * count
+    # `last` counts from each source's total: one cheap request per source, never a scan.
+    totals = await asyncio.gather(*(_guard(s.total(), report) for s in streams))
+    edges: list[tuple[T, Cursor]] = []
+    first_position: tuple[int, int] | None = None
+    for i in range(count - 1, -1, -1):
+        stop = totals[i] if end[i] == END else end[i]
+        if stop is None or stop <= 0 or len(edges) == size:
+            continue
+        need = size - len(edges)
+        window = Window(max(0, stop - need), min(need, stop))
+        page = await _guard(streams[i].window(window), report)
+        if page is None:
+            continue
+        edges[:0] = [(item, Cursor(fp, i, _concat_offsets(count, i, window.offset + j)))
+                     for j, item in enumerate(page.items)]
+        first_position = (i, window.offset)
+    has_previous = False
+    if first_position is not None:
+        i, offset = first_position
+        has_previous = offset > 0 or any((t or 0) > 0 for t in totals[:i])
+    total = None if any(t is None for t in totals) else sum(t or 0 for t in totals)
+    return Listing(edges, total, has_previous, any(o != END for o in end) and bool(edges))
+
+
+async def _total(streams: Sequence[Stream[Any]], report: ErrorSink) -> int | None:
+    totals = await asyncio.gather(*(_guard(s.total(), report) for s in streams))
+    return None if any(t is None for t in totals) else sum(t or 0 for t in totals)
+
+
+async def merged(streams: Sequence[ListStream[T]], sort: Callable[[list[T]], list[T]],
+                 args: PageArgs, fp: str, report: ErrorSink) -> Listing[T]:
+    """A page of the streams merged in ``sort`` order (ties: stream order, as given to sort)."""
+    loaded = await asyncio.gather(*(_guard(s.items(), report) for s in streams))
+    count = len(streams)
+    tagged = [(item, i, r) for i, items in enumerate(loaded) for r, item in enumerate(items or ())]
+    rank = {id(item): n for n, item in enumerate(sort([t[0] for t in tagged]))}
+    ordered = sorted(tagged, key=lambda t: rank[id(t[0])])
+    total = None if any(items is None for items in loaded) else len(ordered)
+    bounds = _start(args, fp, count)
+    if args.forward:
+        start = bounds or (0,) * count
+        rest = [t for t in ordered if t[2] >= _limit(start[t[1]])]
+        page = rest[: args.size]
+        has_previous, has_next = any(o != 0 for o in start), len(rest) > len(page)
+        kept = start
+    else:
+        end = bounds or (END,) * count
+        before = [t for t in ordered if t[2] < _limit(end[t[1]])]
+        page = before[max(0, len(before) - args.size):]
+        has_previous, has_next = len(before) > len(page), bounds is not None and bool(page)
+        kept = end
+    failed = {i: kept[i] for i, items in enumerate(loaded) if items is None}
+    return Listing(_merged_edges(page, ordered, count, fp, failed), total, has_previous, has_next)
+
+
+def _limit(offset: int) -> float:
+    return float("inf") if offset == END else offset
+
+
+def _merged_edges(page: list[tuple[T, int, int]], ordered: list[tuple[T, int, int]], count: int,
+                  fp: str, failed: dict[int, int]) -> list[tuple[T, Cursor]]:
+    """Cursors for merged items: per stream, how many of its items sort before each one.
+
+    A failed stream keeps the offset the page started from, so the next page resumes it.
+    """
+    on_page = {id(t[0]) for t in page}
+    seen = [0] * count
+    edges: list[tuple[T, Cursor]] = []
+    for item, stream, rank in ordered:
+        if len(edges) == len(page):
+            break
+        if id(item) in on_page:
+            offsets = [failed.get(j, seen[j]) for j in range(count)]
+            offsets[stream] = rank
+            edges.append((item, Cursor(fp, stream, tuple(offsets))))
+        seen[stream] += 1
+    return edges

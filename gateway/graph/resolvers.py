@@ -1,0 +1,256 @@
+"""Resolvers of the lists and lookups: arguments → streams → a connection.
+
+Filters and orders go to an upstream when it can apply them (a :class:`WindowStream`); otherwise
+the source's whole group table is read once per request, bounded by its ``scan_limit``, and
+filtered and ordered here (a :class:`ListStream`). A merged order across sources always uses the
+tables, so the order is the gateway's own (case-folded Unicode names), whatever each upstream's
+collation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn, TypeVar
+
+from strawberry.relay import PageInfo
+from strawberry.types import Info
+
+from gateway.errors import BadUserInput, GatewayError, Unsupported
+from gateway.graph.context import GatewayContext
+from gateway.graph.cursors import PageArgs, fingerprint
+from gateway.graph.listing import (
+    ErrorSink,
+    Listing,
+    ListStream,
+    Stream,
+    WindowStream,
+    concatenated,
+    merged,
+)
+from gateway.graph.lookahead import item_fields, wants
+from gateway.graph.types import (
+    ProductConnection,
+    ProductEdge,
+    ProductFilter,
+    ProductGroupConnection,
+    ProductGroupEdge,
+    ProductGroupFilter,
+    ProductGroupOrder,
+)
+from gateway.ids import decode_id
+from gateway.sources.base import SourceAdapter
+from gateway.sources.query import (
+    ALL_PRODUCT_FIELDS,
+    Direction,
+    GroupFilter,
+    GroupOrder,
+    OrderField,
+)
+from gateway.sources.records import Capability, GroupRecord, Page, ProductRecord
+from gateway.upstream.paging import Window
+
+__all__ = ["group_products", "node", "nodes", "product_groups", "products"]
+
+GraphInfo = Info[GatewayContext, None]
+C = TypeVar("C", ProductGroupConnection, ProductConnection)
+
+
+def _sources(context: GatewayContext, requested: list[Any] | None, capability: Capability,
+             field: str) -> list[SourceAdapter]:
+    """The adapters a list covers, in configured order."""
+    capable = [a for a in context.adapters.values() if capability in a.capabilities]
+    if requested is None:
+        return capable
+    for name in requested:
+        if name not in context.adapters:
+            known = ", ".join(context.adapters)
+            raise BadUserInput(f"unknown source '{name}' in filter.sources (known: {known})")
+        if context.adapters[name] not in capable:
+            raise Unsupported(name, field)
+    return [a for a in capable if a.name in set(requested)]
+
+
+def _reporter(info: GraphInfo) -> ErrorSink:
+    path = list(info.path.as_list())
+    return lambda error: info.context.report(error, path)
+
+
+def _raise(error: GatewayError) -> NoReturn:
+    raise error
+
+
+def _connection(cls: type[C], listing: Listing[Any]) -> C:
+    edge = ProductGroupEdge if cls is ProductGroupConnection else ProductEdge
+    edges: list[Any] = [edge(cursor=cursor.encode(), node=item) for item, cursor in listing.edges]
+    return cls(
+        edges=edges,
+        nodes=[item for item, _ in listing.edges],
+        page_info=PageInfo(
+            has_next_page=listing.has_next, has_previous_page=listing.has_previous,
+            start_cursor=edges[0].cursor if edges else None,
+            end_cursor=edges[-1].cursor if edges else None),
+        total_count=listing.total,
+    )
+
+
+# -- product groups -----------------------------------------------------------------------------
+
+
+async def product_groups(info: GraphInfo, first: int | None, after: str | None,
+                         last: int | None, before: str | None, filter: ProductGroupFilter | None,
+                         order_by: ProductGroupOrder | None) -> ProductGroupConnection:
+    context = info.context
+    args = PageArgs.parse(first, after, last, before)
+    adapters = _sources(context, filter.sources if filter else None, Capability.PRODUCT_GROUPS,
+                        "productGroups")
+    group_filter = filter.to_query() if filter else GroupFilter()
+    order = order_by.to_query() if order_by else None
+    fp = fingerprint("groups", [a.name for a in adapters], group_filter, order)
+    report = _reporter(info)
+    if order is not None:
+        tables = [ListStream(a.name, _table_loader(context, a, group_filter)) for a in adapters]
+        listing = await merged(tables, _sorter(order, [a.name for a in adapters]), args, fp,
+                               report)
+    else:
+        nested = _nested_products(info)
+        streams = [_group_stream(context, a, group_filter, nested) for a in adapters]
+        listing = await concatenated(streams, args, fp, report,
+                                     need_total=wants(info, "totalCount"))
+    return _connection(ProductGroupConnection, listing)
+
+
+def _table_loader(context: GatewayContext, adapter: SourceAdapter, group_filter: GroupFilter
+                  ) -> Callable[[], Any]:
+    async def load() -> list[GroupRecord]:
+        table = await adapter.group_table(context.scope)
+        return [g for g in table if group_filter.matches(g)]
+
+    return load
+
+
+def _group_stream(context: GatewayContext, adapter: SourceAdapter, group_filter: GroupFilter,
+                  nested: tuple[str | None, int] | None) -> Stream[GroupRecord]:
+    if adapter.unpushable(group_filter) is not None:
+        return ListStream(adapter.name, _table_loader(context, adapter, group_filter))
+
+    async def fetch(window: Window) -> Page[GroupRecord]:
+        if nested is not None and Capability.GROUP_PRODUCTS in adapter.capabilities:
+            search, size = nested
+            both = await adapter.list_groups_with_products(group_filter, window, search,
+                                                           Window(0, size), context.scope)
+            if both is not None:
+                groups, products = both
+                for group_id, page in products.items():
+                    key = (adapter.name, group_id, search, 0, size)
+                    context.catalogue.group_products.prime(key, page)
+                return groups
+        return await adapter.list_groups(group_filter, window, context.scope)
+
+    return WindowStream(adapter.name, fetch)
+
+
+def _nested_products(info: GraphInfo) -> tuple[str | None, int] | None:
+    """``(search, first)`` when every listed group asks its first products the same way."""
+    calls = [f.arguments for f in item_fields(info) if f.name == "products"]
+    if not calls or any(c != calls[0] for c in calls):
+        return None
+    arguments = calls[0]
+    if any(arguments.get(k) is not None for k in ("after", "last", "before")):
+        return None
+    # Literal arguments arrive as written in the query text; variables arrive coerced.
+    try:
+        first = arguments.get("first")
+        args = PageArgs.parse(None if first is None else int(first), None, None, None)
+    except (BadUserInput, ValueError, TypeError):
+        return None  # the nested field reports it
+    search = arguments.get("search")
+    return (None if search is None else str(search)), args.size
+
+
+def _sorter(order: GroupOrder, source_order: Sequence[str]
+            ) -> Callable[[list[GroupRecord]], list[GroupRecord]]:
+    rank = {name: i for i, name in enumerate(source_order)}
+
+    def primary(group: GroupRecord) -> tuple[bool, Any]:
+        if order.field is OrderField.NAME:
+            value: Any = group.name.casefold() if group.name is not None else None
+        elif order.field is OrderField.CREATED_AT:
+            value = group.created_at
+        else:
+            value = group.updated_at
+        return (value is None, value if value is not None else 0)
+
+    def sort(groups: list[GroupRecord]) -> list[GroupRecord]:
+        # Stable sorts: ties keep configured source order, then upstream id, in both directions.
+        ties = sorted(groups, key=lambda g: (rank[g.source.id], g.upstream_id))
+        return sorted(ties, key=primary, reverse=order.direction is Direction.DESC)
+
+    return sort
+
+
+# -- products -----------------------------------------------------------------------------------
+
+
+async def group_products(info: GraphInfo, group: GroupRecord, first: int | None,
+                         after: str | None, last: int | None, before: str | None,
+                         search: str | None) -> ProductConnection:
+    context = info.context
+    args = PageArgs.parse(first, after, last, before)
+    source = group.source.id
+    fp = fingerprint("group-products", source, group.upstream_id, search)
+
+    async def fetch(window: Window) -> Page[ProductRecord]:
+        return await context.catalogue.group_products.load(
+            (source, group.upstream_id, search, window.offset, window.limit))
+
+    stream = WindowStream(source, fetch)
+    listing = await concatenated([stream], args, fp, _raise, need_total=wants(info, "totalCount"))
+    return _connection(ProductConnection, listing)
+
+
+async def products(info: GraphInfo, first: int | None, after: str | None, last: int | None,
+                   before: str | None, filter: ProductFilter | None) -> ProductConnection:
+    context = info.context
+    args = PageArgs.parse(first, after, last, before)
+    adapters = _sources(context, filter.sources if filter else None, Capability.PRODUCTS,
+                        "products")
+    product_filter = filter.to_query() if filter else ProductFilter().to_query()
+    fields = frozenset(f.name for f in item_fields(info)) & ALL_PRODUCT_FIELDS
+    fp = fingerprint("products", [a.name for a in adapters], product_filter)
+
+    def stream(adapter: SourceAdapter) -> Stream[ProductRecord]:
+        async def fetch(window: Window) -> Page[ProductRecord]:
+            return await adapter.list_products(product_filter, window, fields, context.scope)
+
+        return WindowStream(adapter.name, fetch)
+
+    listing = await concatenated([stream(a) for a in adapters], args, fp, _reporter(info),
+                                 need_total=wants(info, "totalCount"))
+    return _connection(ProductConnection, listing)
+
+
+# -- nodes --------------------------------------------------------------------------------------
+
+
+async def node(info: GraphInfo, id: str) -> GroupRecord | ProductRecord | None:
+    key = decode_id(id)
+    if key is None:
+        return None
+    return await info.context.catalogue.node(key)
+
+
+async def nodes(info: GraphInfo, ids: list[str]) -> list[GroupRecord | ProductRecord | None]:
+    if len(ids) > 100:
+        raise BadUserInput(f"`ids` takes at most 100 ids, got {len(ids)}")
+    answers = await asyncio.gather(*(node(info, i) for i in ids), return_exceptions=True)
+    results: list[GroupRecord | ProductRecord | None] = []
+    for answer in answers:
+        if isinstance(answer, GatewayError) and answer.source is not None:
+            info.context.report(answer, list(info.path.as_list()))
+            results.append(None)
+        elif isinstance(answer, BaseException):
+            raise answer
+        else:
+            results.append(answer)
+    return results

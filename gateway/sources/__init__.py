@@ -1,0 +1,31 @@
+"""Source adapters: one module per upstream kind behind :class:`SourceAdapter`."""
+
+from __future__ import annotations
+
+import httpx
+
+from gateway.config import SourceConfig, SourceKind
+from gateway.sources.axim import AximAdapter
+from gateway.sources.base import SourceAdapter
+from gateway.sources.carecloud import CareCloudAdapter
+from gateway.sources.comestri import ComestriAdapter
+from gateway.sources.joptic import JopticAdapter
+from gateway.upstream.client import UpstreamClient
+
+__all__ = ["ADAPTERS", "SourceAdapter", "build_adapter"]
+
+ADAPTERS: dict[SourceKind, type[SourceAdapter]] = {
+    SourceKind.CARECLOUD: CareCloudAdapter,
+    SourceKind.JOPTIC: JopticAdapter,
+    SourceKind.AXIM: AximAdapter,
+    SourceKind.COMESTRI: ComestriAdapter,
+}
+
+
+def build_adapter(config: SourceConfig, *,
+                  transport: httpx.AsyncBaseTransport | None = None) -> SourceAdapter:
+    """The adapter for one configured source, with its own upstream client."""
+    adapter_class = ADAPTERS[config.kind]
+    client = UpstreamClient(config, auth_headers=adapter_class.auth_headers(config.secret()),
+                            transport=transport)
+    return adapter_class(config, client)

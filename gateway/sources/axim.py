@@ -1,0 +1,325 @@
+"""Axim Commerce: product groups that carry their products (seed docs 002 and 003).
+
+Paths are relative to the configured base URL, which holds any prefix such as ``/open-api/api``
+(DESIGN.md, "Axim paths"): ``{base}/productGroup/all`` lists groups, each with one page of its
+products; ``{base}/productGroup/{id}`` is one group and a page of its products. Both levels page
+with ``page``/``limit`` (products on ``/all``: ``productPage``/``productLimit``), at most 50, so a
+window becomes the fewest same-size pages of at most 50
+(:func:`~gateway.upstream.paging.fetch_window`). The raw token travels in an ``accessToken`` header.
+
+Pushed down: group ``search`` → ``search`` (part of the group name), product search →
+``productSearch`` on ``/all`` and ``search`` on ``/{id}`` (part of the name or SKU).
+Not pushed down: ``status``, ``storeId``, ``code`` and ``externalId`` — Axim has no such
+parameters (and no store, code or external id at all); :meth:`AximAdapter.unpushable` names the
+first one given.
+
+Look-ahead: a list of groups with their first products is one ``/all`` request per group page when
+the product window is one (``productPage``, ``productLimit``) pair. A product's id includes the
+group it was read from, because Axim reads products only through their group; lookups by id read
+that group's whole product list once per request (``scope.memo``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Concatenate, ParamSpec, TypeVar
+
+from gateway.config import SourceKind
+from gateway.errors import UpstreamBadResponse
+from gateway.sources.base import GroupsWithProducts, ProductKey, SourceAdapter
+from gateway.sources.query import GroupFilter, ProductFields
+from gateway.sources.records import (
+    Capability,
+    GroupRecord,
+    GroupStatus,
+    Inventory,
+    Page,
+    ProductRecord,
+    Variant,
+    VariantOption,
+)
+from gateway.upstream.client import Params, RequestScope
+from gateway.upstream.paging import Chunk, Slice, Window, fetch_window, plan_pages
+
+__all__ = ["AximAdapter"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+ALL_PATH = "/productGroup/all"
+MAX_LIMIT = 50  # both levels, both endpoints (docs 002 and 003)
+# Axim ids are MongoDB ObjectIds: 24 lowercase hex digits. Anything else cannot name a group.
+GROUP_ID = re.compile(r"[0-9a-f]{24}")
+# /all always carries products; when they are not wanted, ask for the fewest allowed (one).
+NO_PRODUCTS: Params = {"productPage": 1, "productLimit": 1}
+
+
+class _Shape(Exception):
+    """The upstream's JSON is not the documented shape (becomes UpstreamBadResponse)."""
+
+
+class AximAdapter(SourceAdapter):
+    kind: ClassVar[SourceKind] = SourceKind.AXIM
+    capabilities: ClassVar[tuple[Capability, ...]] = (
+        Capability.PRODUCT_GROUPS, Capability.GROUP_PRODUCTS, Capability.GROUP_BY_ID)
+    table_page_size: ClassVar[int | None] = MAX_LIMIT
+
+    @classmethod
+    def auth_headers(cls, token: str) -> dict[str, str]:
+        return {"accessToken": token}  # the raw token, no "Bearer " prefix
+
+    def unpushable(self, group_filter: GroupFilter) -> str | None:
+        return next((a for a in group_filter.active_arguments() if a != "search"), None)
+
+    # -- groups ---------------------------------------------------------------------------------
+
+    async def list_groups(self, group_filter: GroupFilter, window: Window,
+                          scope: RequestScope) -> Page[GroupRecord]:
+        async def fetch(piece: Slice) -> Chunk[GroupRecord]:
+            rows, total = await self._all_page(group_filter, piece, NO_PRODUCTS, scope)
+            return Chunk([self._parse(_group, row) for row in rows], total)
+
+        chunk = await fetch_window(window, fetch, max_size=MAX_LIMIT, page_aligned=True)
+        return Page(chunk.items, chunk.total)
+
+    async def list_groups_with_products(
+        self, group_filter: GroupFilter, window: Window, product_search: str | None,
+        product_window: Window, scope: RequestScope,
+    ) -> GroupsWithProducts | None:
+        plan = plan_pages(product_window, MAX_LIMIT) or [Slice(0, 1)]
+        if len(plan) > 1:
+            return None  # not one (productPage, productLimit) pair: per-group loads instead
+        piece = plan[0]
+        product_params: dict[str, str | int] = {"productPage": piece.page,
+                                                "productLimit": piece.size}
+        if product_search is not None:
+            product_params["productSearch"] = product_search
+        keep = slice(product_window.offset - piece.start, product_window.end - piece.start)
+
+        async def fetch(group_piece: Slice) -> Chunk[tuple[GroupRecord, Page[ProductRecord]]]:
+            rows, total = await self._all_page(group_filter, group_piece, product_params, scope)
+            return Chunk([self._parse(_group_with_products, row, keep) for row in rows], total)
+
+        chunk = await fetch_window(window, fetch, max_size=MAX_LIMIT, page_aligned=True)
+        groups = [group for group, _ in chunk.items]
+        products = {group.upstream_id: page for group, page in chunk.items}
+        return Page(groups, chunk.total), products
+
+    async def _all_page(self, group_filter: GroupFilter, piece: Slice,
+                        extra: Params, scope: RequestScope
+                        ) -> tuple[list[Any], int | None]:
+        params: dict[str, str | int] = {"page": piece.page, "limit": piece.size, **extra}
+        if group_filter.search is not None:
+            params["search"] = group_filter.search
+        body = await self.client.get_json(ALL_PATH, params, scope=scope)
+        return self._parse(_list_body, body)
+
+    async def groups_by_ids(self, ids: Sequence[str], scope: RequestScope
+                            ) -> dict[str, GroupRecord]:
+        wanted = [i for i in dict.fromkeys(ids) if GROUP_ID.fullmatch(i)]
+        found = await asyncio.gather(*(self._group_by_id(i, scope) for i in wanted))
+        return {group.upstream_id: group for group in found if group is not None}
+
+    async def _group_by_id(self, group_id: str, scope: RequestScope) -> GroupRecord | None:
+        body = await self.client.get_json(f"/productGroup/{group_id}", {"page": 1, "limit": 1},
+                                          scope=scope, allow_404=True)
+        return None if body is None else self._parse(_group_of_one, body)
+
+    # -- products -------------------------------------------------------------------------------
+
+    async def group_products(self, group_id: str, search: str | None, window: Window,
+                             scope: RequestScope) -> Page[ProductRecord]:
+        if not GROUP_ID.fullmatch(group_id):
+            return Page([], 0)
+        params: dict[str, str | int] = {} if search is None else {"search": search}
+
+        async def fetch(piece: Slice) -> Chunk[ProductRecord]:
+            body = await self.client.get_json(
+                f"/productGroup/{group_id}", {**params, "page": piece.page, "limit": piece.size},
+                scope=scope, allow_404=True)
+            return Chunk([], 0) if body is None else self._parse(_products_of_one, body, group_id)
+
+        chunk = await fetch_window(window, fetch, max_size=MAX_LIMIT, page_aligned=True)
+        return Page(chunk.items, chunk.total)
+
+    async def products_by_keys(self, keys: Sequence[ProductKey], fields: ProductFields,
+                               scope: RequestScope) -> dict[ProductKey, ProductRecord]:
+        by_group: dict[str, set[str]] = defaultdict(set)
+        for product_id, group_id in keys:
+            if group_id is not None and GROUP_ID.fullmatch(group_id):
+                by_group[group_id].add(product_id)
+        groups = list(by_group)
+        lists = await asyncio.gather(*(self._all_products(g, scope) for g in groups))
+        return {(p.upstream_id, group_id): p
+                for group_id, products in zip(groups, lists, strict=True)
+                for p in products if p.upstream_id in by_group[group_id]}
+
+    async def _all_products(self, group_id: str, scope: RequestScope) -> list[ProductRecord]:
+        """Every product of a group, read once per request (concurrent callers share the read)."""
+        memo_key = ("axim_group_products", self.name, group_id)
+        task: asyncio.Task[list[ProductRecord]] | None = scope.memo.get(memo_key)
+        if task is None:
+            task = asyncio.ensure_future(self._read_all_products(group_id, scope))
+            scope.memo[memo_key] = task
+        return await asyncio.shield(task)
+
+    async def _read_all_products(self, group_id: str, scope: RequestScope
+                                 ) -> list[ProductRecord]:
+        # One full page learns the total; the remaining pages are then fetched concurrently.
+        first = await self.group_products(group_id, None, Window(0, MAX_LIMIT), scope)
+        total = first.total or 0
+        if total <= len(first.items):
+            return first.items
+        rest = await self.group_products(
+            group_id, None, Window(len(first.items), total - len(first.items)), scope)
+        return first.items + rest.items
+
+    # -- parsing --------------------------------------------------------------------------------
+
+    def _parse(self, parser: Callable[Concatenate[AximAdapter, P], T], *args: P.args,
+               **kwargs: P.kwargs) -> T:
+        """Run a parser; a shape it does not expect becomes UpstreamBadResponse."""
+        try:
+            return parser(self, *args, **kwargs)
+        except _Shape as exc:
+            raise UpstreamBadResponse(f"source '{self.name}' answered an unexpected response "
+                                      f"({exc})", source=self.name) from None
+
+
+def _list_body(adapter: AximAdapter, body: Any) -> tuple[list[Any], int | None]:
+    rows = _get(body, "data", list)
+    return rows, _get(_get(body, "pagination", dict), "total", int)
+
+
+def _group(adapter: AximAdapter, row: Any) -> GroupRecord:
+    if not isinstance(row, dict):
+        raise _Shape("a product group is not an object")
+    return GroupRecord(
+        source=adapter.info,
+        upstream_id=_get(row, "id", str),
+        name=_opt(row, "name", str),
+        status=GroupStatus.INACTIVE if _opt(row, "status", bool) is False else GroupStatus.ACTIVE,
+        restrict_access=_opt(row, "restrictAccess", bool),
+        created_at=_time(row, "createdAt"),
+        updated_at=_time(row, "updatedAt"),
+        product_count=_opt(row, "productCount", int),
+    )
+
+
+def _group_with_products(adapter: AximAdapter, row: Any, keep: slice
+                         ) -> tuple[GroupRecord, Page[ProductRecord]]:
+    group = _group(adapter, row)
+    rows = _get(row, "products", list)
+    total = _get(_get(row, "productPagination", dict), "total", int)
+    products = [_product(adapter, p, group.upstream_id) for p in rows[keep]]
+    return group, Page(products, total)
+
+
+def _group_of_one(adapter: AximAdapter, body: Any) -> GroupRecord:
+    data = _get(body, "data", dict)
+    group = _group(adapter, _get(data, "productGroup", dict))
+    group.product_count = _get(_get(data, "pagination", dict), "total", int)
+    return group
+
+
+def _products_of_one(adapter: AximAdapter, body: Any, group_id: str) -> Chunk[ProductRecord]:
+    data = _get(body, "data", dict)
+    rows = _get(data, "products", list)
+    total = _get(_get(data, "pagination", dict), "total", int)
+    return Chunk([_product(adapter, row, group_id) for row in rows], total)
+
+
+def _product(adapter: AximAdapter, row: Any, group_id: str) -> ProductRecord:
+    if not isinstance(row, dict):
+        raise _Shape("a product is not an object")
+    return ProductRecord(
+        source=adapter.info,
+        upstream_id=_get(row, "id", str),
+        group_id=group_id,
+        name=_opt(row, "name", str),
+        sku=_opt(row, "sku", str),
+        price=_number(row, "price"),
+        status=_opt(row, "status", str),
+        description=_opt(row, "description", str),
+        categories=_strings(row, "categories"),
+        variants=[_variant(v) for v in _opt(row, "variants", list) or []],
+        created_at=_time(row, "createdAt"),
+        updated_at=_time(row, "updatedAt"),
+    )
+
+
+def _variant(row: Any) -> Variant:
+    if not isinstance(row, dict):
+        raise _Shape("a variant is not an object")
+    inventory = _opt(row, "inventory", dict)
+    return Variant(
+        upstream_id=_get(row, "id", str),
+        sku=_opt(row, "sku", str),
+        name=_opt(row, "name", str),
+        price=_number(row, "price"),
+        cost=_number(row, "cost"),
+        sale_price=_number(row, "sale"),
+        is_active=_opt(row, "isActive", bool),
+        options=[_option(o) for o in _opt(row, "options", list) or []],
+        inventory=None if inventory is None else Inventory(
+            stock=_opt(inventory, "stock", int), min_stock=_opt(inventory, "minStock", int)),
+    )
+
+
+def _option(row: Any) -> VariantOption:
+    if not isinstance(row, dict):
+        raise _Shape("a variant option is not an object")
+    return VariantOption(name=_opt(row, "optionName", str),
+                         label=_opt(row, "optionValueLabel", str),
+                         value=_opt(row, "optionValue", str))
+
+
+def _get(container: Any, key: str, kind: type[Any]) -> Any:
+    """``container[key]``, which must be present and of ``kind``."""
+    value = _opt(container, key, kind)
+    if value is None:
+        raise _Shape(f"'{key}' is missing")
+    return value
+
+
+def _opt(container: Any, key: str, kind: type[Any]) -> Any:
+    """``container[key]`` of ``kind``, or None when absent or null."""
+    if not isinstance(container, dict):
+        raise _Shape(f"expected an object holding '{key}'")
+    value = container.get(key)
+    # bool is an int in Python; an int field holding true/false is still the wrong shape.
+    if value is not None and (not isinstance(value, kind)
+                              or (kind is int and isinstance(value, bool))):
+        raise _Shape(f"'{key}' is not a {kind.__name__}")
+    return value
+
+
+def _number(container: Any, key: str) -> float | None:
+    value = container.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Shape(f"'{key}' is not a number")
+    return float(value)
+
+
+def _strings(container: Any, key: str) -> list[str]:
+    values = _opt(container, key, list) or []
+    if not all(isinstance(v, str) for v in values):
+        raise _Shape(f"'{key}' is not a list of strings")
+    return list(values)
+
+
+def _time(container: Any, key: str) -> datetime | None:
+    raw = _opt(container, key, str)
+    if raw is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise _Shape(f"'{key}' is not an ISO 8601 time") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

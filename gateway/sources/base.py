@@ -1,0 +1,150 @@
+"""The one small protocol every source adapter implements.
+
+An adapter only translates: GraphQL-level intent (a filter, an offset window, ids) into its
+upstream's requests, and the upstream's JSON into :mod:`gateway.sources.records`. It holds no HTTP
+policy (that is :class:`~gateway.upstream.UpstreamClient`) and knows nothing of GraphQL.
+
+What a kind cannot do, the base class answers: an empty product list for groups without products,
+:class:`~gateway.errors.Unsupported` for a list the kind does not have, and lookups by id through
+the source's whole group table (read once per request, bounded by ``scan_limit``) for upstreams
+without a get-by-id endpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+from gateway.config import SourceConfig, SourceKind
+from gateway.errors import Unsupported
+from gateway.sources.query import GroupFilter, ProductFields, ProductFilter
+from gateway.sources.records import Capability, GroupRecord, Page, ProductRecord, SourceInfo
+from gateway.upstream.client import RequestScope, UpstreamClient
+from gateway.upstream.paging import Window
+
+__all__ = ["GroupsWithProducts", "ProductKey", "SourceAdapter"]
+
+# A product as its id names it: (upstream id, group id or None).
+ProductKey = tuple[str, str | None]
+GroupsWithProducts = tuple[Page[GroupRecord], dict[str, Page[ProductRecord]]]
+
+
+class SourceAdapter:
+    """Base of the per-kind adapters. Subclasses set ``kind`` and ``capabilities``."""
+
+    kind: ClassVar[SourceKind]
+    capabilities: ClassVar[tuple[Capability, ...]] = ()
+    # Items per request when reading the whole group table (None: all in one request).
+    table_page_size: ClassVar[int | None] = None
+
+    def __init__(self, config: SourceConfig, client: UpstreamClient) -> None:
+        self.config = config
+        self.client = client
+        self.name = config.name
+        self.info = SourceInfo(config.name, self.kind, self.capabilities)
+
+    @classmethod
+    def auth_headers(cls, token: str) -> dict[str, str]:
+        """The headers that carry the source's credential."""
+        return {"Authorization": f"Bearer {token}"}
+
+    # -- groups ---------------------------------------------------------------------------------
+
+    def unpushable(self, group_filter: GroupFilter) -> str | None:
+        """The first filter argument the upstream cannot apply itself, or None if it can do all."""
+        return group_filter.active_arguments()[0] if group_filter.active_arguments() else None
+
+    async def list_groups(
+        self, group_filter: GroupFilter, window: Window, scope: RequestScope
+    ) -> Page[GroupRecord]:
+        """A window of the upstream's groups in its own order, filtered by the upstream.
+
+        Called only when :meth:`unpushable` is None for ``group_filter``.
+        """
+        raise Unsupported(self.name, "productGroups", "this source has no product groups")
+
+    async def list_groups_with_products(
+        self,
+        group_filter: GroupFilter,
+        window: Window,
+        product_search: str | None,
+        product_window: Window,
+        scope: RequestScope,
+    ) -> GroupsWithProducts | None:
+        """Groups and each group's first product page in one call, where the upstream can."""
+        return None
+
+    async def group_table(self, scope: RequestScope) -> list[GroupRecord]:
+        """Every group of the source in upstream order (at most ``scan_limit``), once a request."""
+        memo_key = ("group_table", self.name)
+        table: list[GroupRecord] | None = scope.memo.get(memo_key)
+        if table is None:
+            table = await self._read_group_table(scope)
+            scope.memo[memo_key] = table
+        return table
+
+    async def _read_group_table(self, scope: RequestScope) -> list[GroupRecord]:
+        # One request learns the total; the rest of the table is then fetched concurrently.
+        limit = self.config.scan_limit
+        first = await self.list_groups(
+            GroupFilter(), Window(0, self.table_page_size or limit), scope
+        )
+        total = len(first.items) if first.total is None else first.total
+        if total > limit:
+            raise Unsupported(
+                self.name,
+                "this query",
+                f"it needs the whole group table ({total} groups), larger "
+                f"than the configured scan_limit ({limit})",
+            )
+        if total <= len(first.items):
+            return first.items
+        rest = await self.list_groups(
+            GroupFilter(), Window(len(first.items), total - len(first.items)), scope
+        )
+        return first.items + rest.items
+
+    async def groups_by_ids(
+        self, ids: Sequence[str], scope: RequestScope
+    ) -> dict[str, GroupRecord]:
+        """The groups with these upstream ids (unknown ids are absent)."""
+        wanted = set(ids)
+        return {g.upstream_id: g for g in await self.group_table(scope) if g.upstream_id in wanted}
+
+    async def groups_by_external_ids(
+        self, ids: Sequence[str], scope: RequestScope
+    ) -> dict[str, GroupRecord]:
+        """The groups with these external ids (CareCloud parents may be named only so)."""
+        wanted = set(ids)
+        return {
+            g.external_id: g
+            for g in await self.group_table(scope)
+            if g.external_id is not None and g.external_id in wanted
+        }
+
+    # -- products -------------------------------------------------------------------------------
+
+    async def group_products(
+        self, group_id: str, search: str | None, window: Window, scope: RequestScope
+    ) -> Page[ProductRecord]:
+        """A window of one group's products; groups of sources without products have none."""
+        return Page([], 0)
+
+    async def list_products(
+        self,
+        product_filter: ProductFilter,
+        window: Window,
+        fields: ProductFields,
+        scope: RequestScope,
+    ) -> Page[ProductRecord]:
+        raise Unsupported(
+            self.name,
+            "products",
+            "this source lists products only inside groups (ProductGroup.products)",
+        )
+
+    async def products_by_keys(
+        self, keys: Sequence[ProductKey], fields: ProductFields, scope: RequestScope
+    ) -> dict[ProductKey, ProductRecord]:
+        """The products these keys name (unknown ones are absent)."""
+        return {}

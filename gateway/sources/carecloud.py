@@ -1,0 +1,151 @@
+"""CareCloud: product groups from ``GET {base}/product-groups`` (seed doc 000, DESIGN.md names).
+
+Paging is ``offset``/``count`` with no documented maximum, so a window is one request (re-asked
+from where a short answer stopped, should the upstream clamp after all). Every request names its
+order explicitly (``sort_field=product_group_id&sort_direction=asc``) so windows stay stable.
+
+Pushed down: ``search`` → ``name`` (case-insensitive part of the name), ``storeId`` → ``store_id``,
+``code`` → ``code``, ``externalId`` → ``external_id``. Not pushed down: ``status`` — CareCloud has
+no state parameter and lists deleted groups (``state`` 0) with active ones, so :meth:`unpushable`
+names it and the gateway filters over a scan of the group table.
+
+The request's language travels as ``Accept-Language``: names come back in that language.
+``last_change`` carries no zone; it is read in the source's configured ``timezone``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+from zoneinfo import ZoneInfo
+
+from gateway.config import SourceConfig, SourceKind
+from gateway.errors import UpstreamBadResponse
+from gateway.sources.base import SourceAdapter
+from gateway.sources.query import GroupFilter
+from gateway.sources.records import Capability, GroupRecord, GroupStatus, Page
+from gateway.upstream.client import RequestScope, UpstreamClient
+from gateway.upstream.paging import Chunk, Slice, Window, fetch_window
+
+__all__ = ["CareCloudAdapter"]
+
+PATH = "/product-groups"
+STABLE_ORDER = {"sort_field": "product_group_id", "sort_direction": "asc"}
+# GroupFilter attribute → CareCloud query parameter.
+PUSHDOWN = {"search": "name", "store_id": "store_id", "code": "code",
+            "external_id": "external_id"}
+STATES = {0: GroupStatus.DELETED, 1: GroupStatus.ACTIVE}
+LAST_CHANGE_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+class _Shape(Exception):
+    """The upstream's JSON is not the documented shape (becomes UpstreamBadResponse)."""
+
+
+class CareCloudAdapter(SourceAdapter):
+    kind: ClassVar[SourceKind] = SourceKind.CARECLOUD
+    capabilities: ClassVar[tuple[Capability, ...]] = (Capability.PRODUCT_GROUPS,)
+    table_page_size: ClassVar[int | None] = None
+
+    def __init__(self, config: SourceConfig, client: UpstreamClient) -> None:
+        super().__init__(config, client)
+        self._zone = ZoneInfo(config.timezone)
+
+    def unpushable(self, group_filter: GroupFilter) -> str | None:
+        return "status" if group_filter.status is not None else None
+
+    async def list_groups(self, group_filter: GroupFilter, window: Window,
+                          scope: RequestScope) -> Page[GroupRecord]:
+        params = _filter_params(group_filter)
+
+        async def fetch(piece: Slice) -> Chunk[GroupRecord]:
+            body = await self.client.get_json(
+                PATH, {**params, "offset": piece.start, "count": piece.size}, scope=scope,
+                language_header="Accept-Language")
+            return self._chunk(body)
+
+        chunk = await fetch_window(window, fetch, max_size=None, page_aligned=False)
+        return Page(chunk.items, chunk.total)
+
+    def _chunk(self, body: Any) -> Chunk[GroupRecord]:
+        try:
+            data = _field(body, "data", dict)
+            rows = _field(data, "product_groups", list)
+            total = _field(data, "total_items", int)
+            return Chunk([self._record(row) for row in rows], total)
+        except _Shape as exc:
+            raise UpstreamBadResponse(
+                f"source '{self.name}' answered an unexpected product group list ({exc})",
+                source=self.name) from None
+
+    def _record(self, row: Any) -> GroupRecord:
+        if not isinstance(row, dict):
+            raise _Shape("a product group is not an object")
+        state = _field(row, "state", int)
+        if state not in STATES:
+            raise _Shape(f"unknown state {state}")
+        return GroupRecord(
+            source=self.info,
+            upstream_id=_required_id(row, "product_group_id"),
+            name=_text(row, "name"),
+            code=_text(row, "code"),
+            external_id=_text(row, "external_id"),
+            status=STATES[state],
+            store_id=_id(row, "store_id"),
+            updated_at=self._time(_text(row, "last_change")),
+            parent_id=_id(row, "parent_product_group_id"),
+            parent_external_id=_text(row, "parent_external_id"),
+        )
+
+    def _time(self, value: str | None) -> datetime | None:
+        if value is None:
+            return None
+        try:
+            return datetime.strptime(value, LAST_CHANGE_FORMAT).replace(tzinfo=self._zone)
+        except ValueError:
+            raise _Shape("last_change is not YYYY-MM-DD HH:MM:SS") from None
+
+
+def _filter_params(group_filter: GroupFilter) -> dict[str, str | int]:
+    params: dict[str, str | int] = dict(STABLE_ORDER)
+    for attribute, parameter in PUSHDOWN.items():
+        value = getattr(group_filter, attribute)
+        if value is not None:
+            params[parameter] = value
+    return params
+
+
+def _field(obj: Any, key: str, kind: type[object]) -> Any:
+    """``obj[key]``, which must exist and be of type ``kind`` (bool is not an int here)."""
+    if not isinstance(obj, dict) or key not in obj:
+        raise _Shape(f"'{key}' is missing")
+    value = obj[key]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise _Shape(f"'{key}' is not {kind.__name__}")
+    return value
+
+
+def _text(row: dict[str, Any], key: str) -> str | None:
+    value = row.get(key)
+    if value is not None and not isinstance(value, str):
+        raise _Shape(f"'{key}' is not a string")
+    return value
+
+
+def _required_id(row: dict[str, Any], key: str) -> str:
+    value = _id(row, key)
+    if value is None:
+        raise _Shape(f"'{key}' is missing")
+    return value
+
+
+def _id(row: dict[str, Any], key: str) -> str | None:
+    """An id as a string; CareCloud documents strings, but a number is read the same way."""
+    value = row.get(key)
+    if value is None:
+        return None
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise _Shape(f"'{key}' is not an id")

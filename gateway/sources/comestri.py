@@ -1,0 +1,204 @@
+"""Comestri: products from ``GET {base}/products`` (seed doc 004); no product groups.
+
+Paging is ``page``/``per_page``. The document names the default (50) but no maximum; this adapter
+asks for at most 250 a page — the emulator's documented bound (docs/emulators/comestri.md), large
+enough that a GraphQL page (≤ 100) is one request, small enough to stay well inside what a catalogue
+API of this style accepts. Should the real upstream cap lower, ``fetch_window`` notices the short
+page and re-asks in the observed size, so pages are never silently short.
+
+Pushed down, every filter (Comestri has a parameter for each): ``search`` → ``name`` (part of the
+name), ``status`` → ``status``, ``code`` → ``code``, and the time windows ``createdAfter`` /
+``createdBefore`` / ``updatedAfter`` / ``updatedBefore`` → ``created_time_from`` / ``_to`` /
+``updated_time_from`` / ``_to`` in ISO 8601 UTC with ``Z``. Comestri times have whole seconds, so
+a lower bound is rounded up and an upper bound down to the second: same matches, no sub-second
+format for the upstream to misread. ``root_products_only=true`` is sent explicitly (the document's
+default applies only to some tenants): child SKUs are not products of the catalogue.
+
+Field selection: the response is narrowed to what the GraphQL selection needs.
+``response_product_fields`` is ``name``/``status`` as selected (``name`` alone when neither is: the
+parameter must name something), and ``response_associated_fields`` is always sent, empty when
+nothing associated is selected (without it Comestri adds ``product_class`` and
+``attribute_values``): ``product_class`` for ``productClass``, ``attribute_values`` for
+``attributes`` or ``description`` (the description is the ``description`` attribute),
+``product_categories`` for ``categories``. ``id``, ``code`` and the timestamps always come.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+
+from gateway.config import SourceKind
+from gateway.errors import UpstreamBadResponse
+from gateway.sources.base import ProductKey, SourceAdapter
+from gateway.sources.query import ProductFields, ProductFilter
+from gateway.sources.records import Attribute, Capability, Page, ProductClass, ProductRecord
+from gateway.upstream.client import Params, RequestScope
+from gateway.upstream.paging import Chunk, Slice, Window, fetch_window
+
+__all__ = ["ComestriAdapter"]
+
+PATH = "/products"
+MAX_PER_PAGE = 250  # the document gives none; see the module docstring
+DESCRIPTION_CODE = "description"
+
+
+class _Shape(Exception):
+    """The upstream's JSON is not the documented shape (becomes UpstreamBadResponse)."""
+
+
+class ComestriAdapter(SourceAdapter):
+    kind: ClassVar[SourceKind] = SourceKind.COMESTRI
+    capabilities: ClassVar[tuple[Capability, ...]] = (
+        Capability.PRODUCTS, Capability.PRODUCT_BY_ID)
+
+    async def list_products(self, product_filter: ProductFilter, window: Window,
+                            fields: ProductFields, scope: RequestScope) -> Page[ProductRecord]:
+        params = {**filter_params(product_filter), **field_params(fields),
+                  "root_products_only": "true"}
+
+        async def fetch(piece: Slice) -> Chunk[ProductRecord]:
+            body = await self.client.get_json(
+                PATH, {**params, "page": piece.page, "per_page": piece.size}, scope=scope)
+            return self._chunk(body)
+
+        chunk = await fetch_window(window, fetch, max_size=MAX_PER_PAGE, page_aligned=True)
+        return Page(chunk.items, chunk.total)
+
+    async def products_by_keys(self, keys: Sequence[ProductKey], fields: ProductFields,
+                               scope: RequestScope) -> dict[ProductKey, ProductRecord]:
+        # Comestri ids are integers: another id names nothing, and costs no request.
+        wanted = [key for key in dict.fromkeys(keys) if key[0].isascii() and key[0].isdigit()]
+        found = await asyncio.gather(*(self._by_id(key[0], fields, scope) for key in wanted))
+        return {key: record for key, record in zip(wanted, found, strict=True)
+                if record is not None}
+
+    async def _by_id(self, product_id: str, fields: ProductFields, scope: RequestScope
+                     ) -> ProductRecord | None:
+        params: Params = {**field_params(fields), "id": product_id, "per_page": 1}
+        body = await self.client.get_json(PATH, params, scope=scope)
+        # Trust only an entry with the asked id (an upstream ignoring ``id`` would answer others).
+        return next((p for p in self._chunk(body).items if p.upstream_id == product_id), None)
+
+    def _chunk(self, body: Any) -> Chunk[ProductRecord]:
+        try:
+            rows = _get(body, "entries", list)
+            total = _get(body, "total_entries", int)
+            return Chunk([self._record(row) for row in rows], total)
+        except _Shape as exc:
+            raise UpstreamBadResponse(
+                f"source '{self.name}' answered an unexpected product list ({exc})",
+                source=self.name) from None
+
+    def _record(self, row: Any) -> ProductRecord:
+        if not isinstance(row, dict):
+            raise _Shape("a product is not an object")
+        attributes = [_attribute(a) for a in _opt(row, "attribute_values", list) or []]
+        return ProductRecord(
+            source=self.info,
+            upstream_id=str(_get(row, "id", int)),
+            sku=_opt(row, "code", str),
+            name=_opt(row, "name", str),
+            status=_opt(row, "status", str),
+            description=next((a.value for a in attributes if a.code == DESCRIPTION_CODE), None),
+            categories=[_get(_object(c), "name", str)
+                        for c in _opt(row, "product_categories", list) or []],
+            product_class=_product_class(_opt(row, "product_class", dict)),
+            attributes=attributes,
+            created_at=_time(row, "created_at"),
+            updated_at=_time(row, "updated_at"),
+        )
+
+
+def field_params(fields: ProductFields) -> dict[str, str]:
+    """``response_product_fields`` and ``response_associated_fields`` for a selection."""
+    product = [name for name in ("name", "status") if name in fields] or ["name"]
+    associated = []
+    if "productClass" in fields:
+        associated.append("product_class")
+    if "attributes" in fields or "description" in fields:
+        associated.append("attribute_values")
+    if "categories" in fields:
+        associated.append("product_categories")
+    return {"response_product_fields": ",".join(product),
+            "response_associated_fields": ",".join(associated)}
+
+
+def filter_params(product_filter: ProductFilter) -> dict[str, str]:
+    """The filter as Comestri parameters (all of it can be pushed down)."""
+    values = {
+        "name": product_filter.search,
+        "status": product_filter.status,
+        "code": product_filter.code,
+        "created_time_from": _instant(product_filter.created_after, up=True),
+        "created_time_to": _instant(product_filter.created_before, up=False),
+        "updated_time_from": _instant(product_filter.updated_after, up=True),
+        "updated_time_to": _instant(product_filter.updated_before, up=False),
+    }
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def _instant(moment: datetime | None, *, up: bool) -> str | None:
+    """ISO 8601 UTC with ``Z`` to the second, rounded ``up`` or down (a naive time is UTC)."""
+    if moment is None:
+        return None
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    whole = moment.replace(microsecond=0)
+    if up and whole != moment:
+        whole += timedelta(seconds=1)
+    return whole.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _attribute(row: Any) -> Attribute:
+    row = _object(row)
+    data = row.get("data")
+    definition = _opt(row, "attribute_definition_id", int)
+    return Attribute(
+        code=_get(row, "attribute_definition_code", str),
+        value=data if data is None or isinstance(data, str) else json.dumps(data),
+        definition_id=None if definition is None else str(definition),
+    )
+
+
+def _product_class(row: dict[str, Any] | None) -> ProductClass | None:
+    if row is None:
+        return None
+    return ProductClass(str(_get(row, "id", int)), _opt(row, "name", str))
+
+
+def _object(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _Shape("expected an object")
+    return value
+
+
+def _get(container: Any, key: str, kind: type[Any]) -> Any:
+    """``container[key]``, which must be present and of ``kind``."""
+    value = _opt(container, key, kind)
+    if value is None:
+        raise _Shape(f"'{key}' is missing")
+    return value
+
+
+def _opt(container: Any, key: str, kind: type[Any]) -> Any:
+    """``container[key]`` of ``kind``, or None when absent or null."""
+    value = _object(container).get(key)
+    # bool is an int in Python; an int field holding true/false is still the wrong shape.
+    if value is not None and (not isinstance(value, kind)
+                              or (kind is int and isinstance(value, bool))):
+        raise _Shape(f"'{key}' is not a {kind.__name__}")
+    return value
+
+
+def _time(container: Any, key: str) -> datetime | None:
+    raw = _opt(container, key, str)
+    if raw is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise _Shape(f"'{key}' is not an ISO 8601 time") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

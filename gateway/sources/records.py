@@ -1,0 +1,142 @@
+"""Plain records the adapters produce and the GraphQL layer serves as they are.
+
+Records are built once per upstream item and never copied: GraphQL fields read their attributes
+directly (no per-field resolvers on scalars), and ``id`` is the versioned global id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Generic, TypeVar
+
+from gateway.config import SourceKind
+from gateway.ids import NodeKey, NodeType, encode_id
+
+__all__ = [
+    "Attribute",
+    "Capability",
+    "GroupRecord",
+    "GroupStatus",
+    "Inventory",
+    "Page",
+    "ProductClass",
+    "ProductRecord",
+    "SourceInfo",
+    "Variant",
+    "VariantOption",
+]
+
+T = TypeVar("T")
+
+
+class GroupStatus(Enum):
+    ACTIVE = "ACTIVE"
+    INACTIVE = "INACTIVE"
+    DELETED = "DELETED"
+
+
+class Capability(Enum):
+    PRODUCT_GROUPS = "PRODUCT_GROUPS"  # lists groups
+    GROUP_PRODUCTS = "GROUP_PRODUCTS"  # groups have products
+    PRODUCTS = "PRODUCTS"  # lists products outside groups
+    GROUP_BY_ID = "GROUP_BY_ID"  # fetches one group by id without a scan
+    PRODUCT_BY_ID = "PRODUCT_BY_ID"  # fetches one product by id without a scan
+
+
+@dataclass(frozen=True, slots=True)
+class SourceInfo:
+    id: str  # the configured name
+    kind: SourceKind
+    capabilities: tuple[Capability, ...]
+
+
+@dataclass(slots=True, kw_only=True)
+class GroupRecord:
+    source: SourceInfo
+    upstream_id: str
+    name: str | None = None
+    code: str | None = None
+    external_id: str | None = None
+    status: GroupStatus = GroupStatus.ACTIVE
+    store_id: str | None = None
+    restrict_access: bool | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    parent_id: str | None = None  # upstream id of the parent
+    parent_external_id: str | None = None  # CareCloud may name the parent only this way
+    product_count: int | None = None
+
+    @property
+    def id(self) -> str:
+        return encode_id(NodeKey(NodeType.PRODUCT_GROUP, self.source.id, self.upstream_id))
+
+
+@dataclass(frozen=True, slots=True)
+class VariantOption:
+    name: str | None
+    label: str | None
+    value: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Inventory:
+    stock: int | None
+    min_stock: int | None
+
+
+@dataclass(slots=True, kw_only=True)
+class Variant:
+    upstream_id: str
+    sku: str | None = None
+    name: str | None = None
+    price: float | None = None
+    cost: float | None = None
+    sale_price: float | None = None
+    is_active: bool | None = None
+    options: list[VariantOption] = field(default_factory=list)
+    inventory: Inventory | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProductClass:
+    upstream_id: str
+    name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Attribute:
+    code: str
+    value: str | None
+    definition_id: str | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class ProductRecord:
+    source: SourceInfo
+    upstream_id: str
+    group_id: str | None = None  # Axim: the group the product was read from (part of its id)
+    name: str | None = None
+    sku: str | None = None
+    price: float | None = None
+    status: str | None = None
+    description: str | None = None
+    categories: list[str] = field(default_factory=list)
+    variants: list[Variant] = field(default_factory=list)
+    product_class: ProductClass | None = None
+    attributes: list[Attribute] = field(default_factory=list)
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @property
+    def id(self) -> str:
+        return encode_id(NodeKey(NodeType.PRODUCT, self.source.id, self.upstream_id, self.group_id))
+
+
+@dataclass(slots=True)
+class Page(Generic[T]):
+    """A window of a list, and the list's total length when the upstream says it."""
+
+    items: list[T]
+    total: int | None
