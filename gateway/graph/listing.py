@@ -196,9 +196,7 @@ async def merged(streams: Sequence[ListStream[T]], sort: Callable[[list[T]], lis
     """A page of the streams merged in ``sort`` order (ties: stream order, as given to sort)."""
     loaded = await asyncio.gather(*(_guard(s.items(), report) for s in streams))
     count = len(streams)
-    tagged = [(item, i, r) for i, items in enumerate(loaded) for r, item in enumerate(items or ())]
-    rank = {id(item): n for n, item in enumerate(sort([t[0] for t in tagged]))}
-    ordered = sorted(tagged, key=lambda t: rank[id(t[0])])
+    ordered = _ranked(loaded, sort)
     total = None if any(items is None for items in loaded) else len(ordered)
     bounds = _start(args, fp, count)
     if args.forward:
@@ -215,6 +213,19 @@ async def merged(streams: Sequence[ListStream[T]], sort: Callable[[list[T]], lis
         kept = end
     failed = {i: kept[i] for i, items in enumerate(loaded) if items is None}
     return Listing(_merged_edges(page, ordered, count, fp, failed), total, has_previous, has_next)
+
+
+def _ranked(loaded: Sequence[list[T] | None], sort: Callable[[list[T]], list[T]]
+            ) -> list[tuple[T, int, int]]:
+    """All items in sort order as (item, stream, rank of the item in its stream's sort order)."""
+    stream_of = {id(item): i for i, items in enumerate(loaded) for item in items or ()}
+    seen = [0] * len(loaded)
+    ordered = []
+    for item in sort([item for items in loaded for item in items or ()]):
+        stream = stream_of[id(item)]
+        ordered.append((item, stream, seen[stream]))
+        seen[stream] += 1
+    return ordered
 
 
 def _limit(offset: int) -> float:
