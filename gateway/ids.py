@@ -21,6 +21,7 @@ from enum import Enum
 __all__ = ["NodeKey", "NodeType", "decode_id", "encode_id"]
 
 VERSION = "1"
+MAX_ID_LENGTH = 2048  # far above any id we emit; bounds the work on garbage
 
 
 class NodeType(Enum):
@@ -40,16 +41,19 @@ def encode_id(key: NodeKey) -> str:
     parts = [VERSION, key.type.value, key.source, key.upstream_id]
     if key.group_id is not None:
         parts.append(key.group_id)
-    raw = json.dumps(parts, separators=(",", ":"), ensure_ascii=False).encode()
+    # ASCII JSON: any upstream id (even a lone surrogate) encodes.
+    raw = json.dumps(parts, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
 def decode_id(value: str) -> NodeKey | None:
     """The key an id encodes, or None for anything that is not an id of ours."""
+    if len(value) > MAX_ID_LENGTH:
+        return None
     try:
         raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
         parts = json.loads(raw)
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+    except (binascii.Error, ValueError, RecursionError):
         return None
     if (
         not isinstance(parts, list)

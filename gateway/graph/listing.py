@@ -120,8 +120,14 @@ async def concatenated(streams: Sequence[Stream[T]], args: PageArgs, fp: str,
     return await _concat_backward(streams, args.size, fp, bounds, report)
 
 
-def _concat_offsets(count: int, stream: int, position: int) -> tuple[int, ...]:
-    return (END,) * stream + (position,) + (0,) * (count - stream - 1)
+def _concat_offsets(start: tuple[int, ...], failed: set[int], stream: int, position: int,
+                    *, forward: bool = True) -> tuple[int, ...]:
+    """An item's offsets in a concatenation: streams before it are done (END) unless they
+    failed on this page (they keep their offset, to resume); streams after it keep where the
+    page started (forward), or have nothing before it (backward)."""
+    before = tuple(start[k] if k in failed else END for k in range(stream))
+    after = start[stream + 1:] if forward else (0,) * (len(start) - stream - 1)
+    return (*before, position, *after)
 
 
 async def _concat_forward(streams: Sequence[Stream[T]], size: int, fp: str,
@@ -135,21 +141,19 @@ async def _concat_forward(streams: Sequence[Stream[T]], size: int, fp: str,
         _guard(s.window(Window(start[i], size)), report) if start[i] != END else _none()
         for i, s in enumerate(streams)))
     edges: list[tuple[T, Cursor]] = []
-    has_next = False
+    failed = {i for i, page in enumerate(pages) if page is None and start[i] != END}
+    has_next = bool(failed)  # a failed stream resumes on the next page
     for i, page in enumerate(pages):
-        if start[i] == END:
+        if page is None:
             continue
-        if page is None:  # failed: resumes on the next page
-            has_next = True
-            continue
-        room = size - len(edges)
-        taken = page.items[:room]
-        edges += [(item, Cursor(fp, i, _concat_offsets(count, i, start[i] + j)))
+        taken = page.items[: size - len(edges)]
+        edges += [(item, Cursor(fp, i, _concat_offsets(start, failed, i, start[i] + j)))
                   for j, item in enumerate(taken)]
         known = page.total - start[i] if page.total is not None else len(page.items)
-        remaining = known - len(taken)
-        has_next = has_next or remaining > 0
-    total = await _total(streams, report) if need_total else None
+        has_next = has_next or known > len(taken)
+    total = None
+    if need_total and not failed:
+        total = await _total(streams, report)
     has_previous = any(o == END or o > 0 for o in start)
     return Listing(edges, total, has_previous, has_next)
 
@@ -175,7 +179,8 @@ async def _concat_backward(streams: Sequence[Stream[T]], size: int, fp: str,
         page = await _guard(streams[i].window(window), report)
         if page is None:
             continue
-        edges[:0] = [(item, Cursor(fp, i, _concat_offsets(count, i, window.offset + j)))
+        edges[:0] = [(item, Cursor(fp, i, _concat_offsets(end, set(), i, window.offset + j,
+                                                               forward=False)))
                      for j, item in enumerate(page.items)]
         first_position = (i, window.offset)
     has_previous = False
@@ -203,7 +208,8 @@ async def merged(streams: Sequence[ListStream[T]], sort: Callable[[list[T]], lis
         start = bounds or (0,) * count
         rest = [t for t in ordered if t[2] >= _limit(start[t[1]])]
         page = rest[: args.size]
-        has_previous, has_next = any(o != 0 for o in start), len(rest) > len(page)
+        has_previous = any(o != 0 for o in start)
+        has_next = len(rest) > len(page) or any(items is None for items in loaded)
         kept = start
     else:
         end = bounds or (END,) * count
@@ -211,8 +217,9 @@ async def merged(streams: Sequence[ListStream[T]], sort: Callable[[list[T]], lis
         page = before[max(0, len(before) - args.size):]
         has_previous, has_next = len(before) > len(page), bounds is not None and bool(page)
         kept = end
-    failed = {i: kept[i] for i, items in enumerate(loaded) if items is None}
-    return Listing(_merged_edges(page, ordered, count, fp, failed), total, has_previous, has_next)
+    failed = {i for i, items in enumerate(loaded) if items is None}
+    edges = _merged_edges(page, ordered, fp, kept, failed, forward=args.forward)
+    return Listing(edges, total, has_previous, has_next)
 
 
 def _ranked(loaded: Sequence[list[T] | None], sort: Callable[[list[T]], list[T]]
@@ -232,21 +239,31 @@ def _limit(offset: int) -> float:
     return float("inf") if offset == END else offset
 
 
-def _merged_edges(page: list[tuple[T, int, int]], ordered: list[tuple[T, int, int]], count: int,
-                  fp: str, failed: dict[int, int]) -> list[tuple[T, Cursor]]:
+def _merged_edges(page: list[tuple[T, int, int]], ordered: list[tuple[T, int, int]], fp: str,
+                  bounds: tuple[int, ...], failed: set[int], *, forward: bool
+                  ) -> list[tuple[T, Cursor]]:
     """Cursors for merged items: per stream, how many of its items sort before each one.
 
-    A failed stream keeps the offset the page started from, so the next page resumes it.
+    Offsets never go back past where the page started (forward) or beyond where it ended
+    (backward), so no item repeats after a failed stream comes back; a failed stream keeps the
+    offset the page started from, so the next page resumes it.
     """
     on_page = {id(t[0]) for t in page}
-    seen = [0] * count
+    seen = [0] * len(bounds)
     edges: list[tuple[T, Cursor]] = []
     for item, stream, rank in ordered:
         if len(edges) == len(page):
             break
         if id(item) in on_page:
-            offsets = [failed.get(j, seen[j]) for j in range(count)]
+            offsets = [_bounded(seen[j], bounds[j], j in failed, forward)
+                       for j in range(len(bounds))]
             offsets[stream] = rank
             edges.append((item, Cursor(fp, stream, tuple(offsets))))
         seen[stream] += 1
     return edges
+
+
+def _bounded(seen: int, bound: int, failed: bool, forward: bool) -> int:
+    if failed or bound == END:
+        return bound if failed else seen
+    return max(seen, bound) if forward else min(seen, bound)

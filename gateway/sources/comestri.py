@@ -87,7 +87,9 @@ class ComestriAdapter(SourceAdapter):
         try:
             rows = _get(body, "entries", list)
             total = _get(body, "total_entries", int)
-            return Chunk([self._record(row) for row in rows], total)
+            size = body.get("per_page")  # what the upstream applied
+            return Chunk([self._record(row) for row in rows], total,
+                         size if isinstance(size, int) else None)
         except _Shape as exc:
             raise UpstreamBadResponse(
                 f"source '{self.name}' answered an unexpected product list ({exc})",

@@ -65,8 +65,11 @@ class JopticAdapter(SourceAdapter):
     def _chunk(self, body: Any) -> Chunk[GroupRecord]:
         try:
             rows = _field(body, "data", list)
-            total = _field(_field(body, "pagination", dict), "total", int)
-            return Chunk([self._record(row) for row in rows], total)
+            pagination = _field(body, "pagination", dict)
+            total = _field(pagination, "total", int)
+            size = pagination.get("limit")  # the clamped limit the upstream applied
+            return Chunk([self._record(row) for row in rows], total,
+                         size if isinstance(size, int) else None)
         except _Shape as exc:
             raise UpstreamBadResponse(
                 f"source '{self.name}' answered an unexpected product group list ({exc})",

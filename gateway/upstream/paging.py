@@ -9,6 +9,9 @@ Upstreams page in two dialects: ``page``/``limit`` (Joptic, Axim, Comestri) and 
 :func:`fetch_window` runs a plan and stitches the answers. When an upstream returns fewer items than
 asked while its total says more exist (an undocumented clamp), it asks again from where the answer
 stopped with the smaller size it observed, so a page is never short when more items exist.
+Adapters pass the page size an upstream reports (``Chunk.page_size``): a page-aligned upstream that
+clamps serves other items than the page number implies, which only its own word reveals when the
+short page is also the list's last.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ class Chunk(Generic[T]):
 
     items: list[T] = field(default_factory=list)
     total: int | None = None
+    page_size: int | None = None  # the page size the upstream says it served, if it says
 
 
 def plan_pages(window: Window, max_size: int) -> list[Slice]:
@@ -129,7 +133,8 @@ def _stitch(
     total = next((c.total for c in reversed(chunks) if c.total is not None), None)
     position = window.offset
     for piece, chunk in zip(slices, chunks, strict=True):
-        clamped = (
+        # The upstream's own word is exact; lacking it, a short page with more items to come.
+        clamped = (chunk.page_size is not None and chunk.page_size < piece.size) or (
             total is not None
             and len(chunk.items) < piece.size
             and piece.start + len(chunk.items) < total
@@ -139,7 +144,7 @@ def _stitch(
             items.extend(taken)
             position += len(taken)
         if clamped:
-            return items, total, len(chunk.items) or None
+            return items, total, chunk.page_size or len(chunk.items) or None
         if len(chunk.items) < piece.size:
             break  # the list ends here
     return items, total, None
