@@ -154,7 +154,7 @@ def test_depth_at_most_three_levels_below_roots(cc: RunningEmulator) -> None:
 
 
 def test_data_is_deterministic(cc: RunningEmulator) -> None:
-    from gateway.emulators import carecloud
+    import gateway.emulators.carecloud as carecloud
 
     before = carecloud.demo_groups()
     carecloud.demo_groups.cache_clear()
@@ -330,7 +330,7 @@ def test_other_scheme_is_401(cc: RunningEmulator) -> None:
 
 
 async def test_custom_token_app() -> None:
-    from gateway.emulators import carecloud
+    import gateway.emulators.carecloud as carecloud
 
     transport = httpx.ASGITransport(app=carecloud.create_app(token="other"))
     async with httpx.AsyncClient(transport=transport, base_url="http://cc") as client:
