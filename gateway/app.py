@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -25,7 +26,7 @@ from strawberry.asgi import GraphQL
 from gateway.config import Config, load_config
 from gateway.graph import build_schema
 from gateway.graph.context import GatewayContext
-from gateway.sources import SourceAdapter, build_adapter
+from gateway.runtime import Runtime
 from gateway.upstream.client import RequestScope
 
 __all__ = ["CONFIG_ENV", "app_from_env", "create_app"]
@@ -36,10 +37,11 @@ CONFIG_ENV = "GATEWAY_CONFIG"
 class GatewayGraphQL(GraphQL[GatewayContext, None]):
     """Strawberry's ASGI view, with our request context."""
 
-    def __init__(self, config: Config, adapters: dict[str, SourceAdapter]) -> None:
+    def __init__(self, runtime: Runtime) -> None:
+        config = runtime.config
         super().__init__(build_schema(), graphql_ide="graphiql" if config.server.graphiql else None)
         self.config = config
-        self.adapters = adapters
+        self.adapters = runtime.adapters
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -47,6 +49,7 @@ class GatewayGraphQL(GraphQL[GatewayContext, None]):
         scope = RequestScope(
             language=request.headers.get("accept-language"),
             request_id=request.headers.get("x-request-id") or uuid.uuid4().hex,
+            deadline=time.monotonic() + self.config.server.request_timeout_seconds,
         )
         return GatewayContext(config=self.config, adapters=self.adapters, scope=scope)
 
@@ -75,20 +78,26 @@ def create_app(config: Config) -> Starlette:
             max_age=600,
         )
     ]
-    adapters = {source.name: build_adapter(source) for source in config.sources}
+    runtime = Runtime.build(config)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
-        for adapter in adapters.values():
-            await adapter.client.aclose()
+        await runtime.aclose()
+
+    async def readyz(request: Request) -> Response:
+        """Readiness per source: breaker state, last error, last success. 200 while the
+        gateway can answer at all: a failing source costs only its own data."""
+        return JSONResponse(runtime.readiness())
 
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
-        Route("/graphql", GatewayGraphQL(config, adapters), methods=["GET", "POST"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/graphql", GatewayGraphQL(runtime), methods=["GET", "POST"]),
     ]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.config = config
+    app.state.runtime = runtime
     return app
 
 

@@ -74,10 +74,15 @@ class ServerSettings(_Strict):
     cors_origins: tuple[str, ...] = ()
     cors_origin_regex: str | None = None
     graphiql: bool = True
+    # Overall deadline of one GraphQL request: retries and slow sources stop within it.
+    request_timeout_seconds: float = Field(default=15.0, gt=0, le=600)
 
 
 class CacheSettings(_Strict):
     url: str = "memory://"
+    # Prefix of every key: deployments sharing one Redis can keep apart (the format version is
+    # part of every key as well, so different versions never read each other's entries).
+    namespace: str = Field(default="cgw", pattern=r"^[A-Za-z0-9_.-]{1,40}$")
 
     @field_validator("url")
     @classmethod
@@ -87,19 +92,25 @@ class CacheSettings(_Strict):
         return url
 
 
-class SourceConfig(_Strict):
-    """One upstream: an instance of a kind. ``name`` is its identity everywhere."""
+class SourceTuning(_Strict):
+    """What ``[defaults]`` sets for every source and a ``[[sources]]`` entry may override."""
 
-    name: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")
-    kind: SourceKind
-    base_url: AnyHttpUrl
-    token: SecretStr | None = None
-    token_env: str | None = None
-    timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    timeout_seconds: float = Field(default=10.0, gt=0, le=300)  # one upstream try
+    connect_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
     timezone: str = "UTC"  # for upstream timestamps without a zone (CareCloud)
     language: str | None = None  # Accept-Language sent when the client gives none
     # Largest group table read whole to emulate a filter, an order or a lookup by id.
     scan_limit: int = Field(default=5000, ge=1, le=100_000)
+    cache_ttl_seconds: float = Field(default=60.0, ge=0)  # product answers
+    group_cache_ttl_seconds: float = Field(default=300.0, ge=0)  # group lists and tables
+    stale_grace_seconds: float = Field(default=600.0, ge=0)  # stale-if-error window after expiry
+    max_retries: int = Field(default=2, ge=0, le=10)
+    retry_backoff_seconds: float = Field(default=0.2, ge=0)  # first backoff; doubles, jittered
+    retry_max_backoff_seconds: float = Field(default=5.0, ge=0)
+    retry_after_cap_seconds: float = Field(default=10.0, ge=0)  # longest Retry-After honoured
+    breaker_threshold: int = Field(default=5, ge=1)  # consecutive failures that open it
+    breaker_reset_seconds: float = Field(default=30.0, gt=0)  # open time before a probe
+    max_concurrency: int = Field(default=20, ge=1, le=1000)  # requests in flight to the source
 
     @field_validator("timezone")
     @classmethod
@@ -109,6 +120,16 @@ class SourceConfig(_Strict):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {zone!r}") from None
         return zone
+
+
+class SourceConfig(SourceTuning):
+    """One upstream: an instance of a kind. ``name`` is its identity everywhere."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")
+    kind: SourceKind
+    base_url: AnyHttpUrl
+    token: SecretStr | None = None
+    token_env: str | None = None
 
     @model_validator(mode="after")
     def _one_token(self) -> SourceConfig:
@@ -132,6 +153,7 @@ class SourceConfig(_Strict):
 class Config(_Strict):
     server: ServerSettings = ServerSettings()
     cache: CacheSettings = CacheSettings()
+    defaults: SourceTuning = SourceTuning()
     sources: tuple[SourceConfig, ...] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -152,7 +174,7 @@ def parse_config(
 ) -> Config:
     """Validate a decoded TOML document; ``origin`` names it in error messages."""
     try:
-        config = Config.model_validate(data)
+        config = Config.model_validate(_with_defaults(data))
     except ValidationError as exc:
         raise ConfigError(_describe(exc, data, origin)) from None
     environ = os.environ if environ is None else environ
@@ -165,6 +187,15 @@ def parse_config(
     if missing:
         raise ConfigError("\n".join(missing))
     return config
+
+
+def _with_defaults(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Each source entry over ``[defaults]``, merged field by field (the entry wins)."""
+    defaults, sources = data.get("defaults"), data.get("sources")
+    if not isinstance(defaults, dict) or not isinstance(sources, list):
+        return data
+    merged = [{**defaults, **s} if isinstance(s, dict) else s for s in sources]
+    return {**data, "sources": merged}
 
 
 def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -> Config:

@@ -7,6 +7,7 @@ emulator on a port the OS picks; the gateway's configuration is built from those
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from gateway.config import Config, parse_config
 from gateway.emulators import DEMO_TOKENS, KINDS, create_emulator
@@ -19,11 +20,19 @@ __all__ = ["DEMO_CORS_REGEX", "demo_config", "demo_servers"]
 DEMO_CORS_REGEX = r"^http://(localhost|127\.0\.0\.1)(:\d+)?$"
 
 
-def demo_config(urls: Mapping[str, str], *, host: str = "127.0.0.1", port: int = 8000) -> Config:
-    """A gateway configuration with one source per emulator, named after its kind."""
+def demo_config(urls: Mapping[str, str], *, host: str = "127.0.0.1", port: int = 8000,
+                defaults: Mapping[str, Any] | None = None, cache_url: str = "memory://",
+                request_timeout: float = 15.0) -> Config:
+    """A gateway configuration with one source per emulator, named after its kind.
+
+    ``defaults`` is the ``[defaults]`` table (source tuning: TTLs, retries, breaker…).
+    """
     return parse_config(
         {
-            "server": {"host": host, "port": port, "cors_origin_regex": DEMO_CORS_REGEX},
+            "server": {"host": host, "port": port, "cors_origin_regex": DEMO_CORS_REGEX,
+                       "request_timeout_seconds": request_timeout},
+            "cache": {"url": cache_url},
+            "defaults": dict(defaults or {}),
             "sources": [
                 {"name": kind, "kind": kind, "base_url": urls[kind], "token": DEMO_TOKENS[kind]}
                 for kind in KINDS

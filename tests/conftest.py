@@ -71,6 +71,13 @@ def emulator(
         running.faults.clear()
 
 
+# The shared test gateway measures cold behaviour: no cache, quick retries, and a breaker that
+# one test's injected faults cannot open for the tests after it. Tests of caching and resilience
+# build their own gateways.
+UNCACHED = {"cache_ttl_seconds": 0, "group_cache_ttl_seconds": 0, "retry_backoff_seconds": 0.01,
+            "breaker_threshold": 1000}
+
+
 @dataclass
 class RunningGateway:
     url: str
@@ -97,6 +104,7 @@ def gateway_server(emulator_servers: dict[str, RunningEmulator]) -> Iterator[Run
     from gateway.app import create_app
     from gateway.demo import demo_config
 
-    config = demo_config({kind: e.url for kind, e in emulator_servers.items()})
+    config = demo_config({kind: e.url for kind, e in emulator_servers.items()},
+                         defaults=UNCACHED)
     with ServerThread({"gateway": create_app(config)}) as servers:
         yield RunningGateway(servers.urls["gateway"])

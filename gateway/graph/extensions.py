@@ -5,12 +5,15 @@
 * Anything else raised in a resolver is a bug: it is logged with its traceback and the client
   gets ``INTERNAL_SERVER_ERROR`` with no detail.
 * Errors graphql-core raises for bad arguments or variables get ``BAD_USER_INPUT``.
+* Data served from a stale cache entry because its source failed is named in the response's
+  ``extensions.stale``: ``[{"source": "joptic", "secondsPastFresh": 12.5}]``.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
@@ -32,6 +35,14 @@ class GatewayErrors(SchemaExtension):
         context = self.execution_context.context
         errors += getattr(context, "errors", [])
         result.errors = errors or None
+
+    def get_results(self) -> dict[str, Any]:
+        scope = getattr(self.execution_context.context, "scope", None)
+        stale: dict[str, float] = getattr(scope, "stale", {})
+        if not stale:
+            return {}
+        return {"stale": [{"source": source, "secondsPastFresh": age}
+                          for source, age in sorted(stale.items())]}
 
 
 def _public(error: GraphQLError) -> GraphQLError:

@@ -115,7 +115,9 @@ class AximAdapter(SourceAdapter):
         params: dict[str, str | int] = {"page": piece.page, "limit": piece.size, **extra}
         if group_filter.search is not None:
             params["search"] = group_filter.search
-        body = await self.client.get_json(ALL_PATH, params, scope=scope)
+        # Without products (productLimit 1 is the upstream's minimum) it is a group list.
+        freshness = "groups" if extra is NO_PRODUCTS else "products"
+        body = await self.client.get_json(ALL_PATH, params, scope=scope, freshness=freshness)
         return self._parse(_list_body, body)
 
     async def groups_by_ids(self, ids: Sequence[str], scope: RequestScope

@@ -61,7 +61,7 @@ class CareCloudAdapter(SourceAdapter):
         async def fetch(piece: Slice) -> Chunk[GroupRecord]:
             body = await self.client.get_json(
                 PATH, {**params, "offset": piece.start, "count": piece.size}, scope=scope,
-                language_header="Accept-Language")
+                language_header="Accept-Language", freshness="groups")
             return self._chunk(body)
 
         chunk = await fetch_window(window, fetch, max_size=None, page_aligned=False)

@@ -56,7 +56,8 @@ class JopticAdapter(SourceAdapter):
 
         async def fetch(piece: Slice) -> Chunk[GroupRecord]:
             body = await self.client.get_json(
-                PATH, {**params, "page": piece.page, "limit": piece.size}, scope=scope)
+                PATH, {**params, "page": piece.page, "limit": piece.size}, scope=scope,
+                freshness="groups")
             return self._chunk(body)
 
         chunk = await fetch_window(window, fetch, max_size=MAX_LIMIT, page_aligned=True)

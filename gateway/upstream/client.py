@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,7 @@ from gateway.errors import (
     UpstreamUnauthorized,
     UpstreamUnavailable,
 )
+from gateway.upstream.extensions import DEADLINE, FRESHNESS, LANGUAGE, STALE_AGE
 
 __all__ = ["Params", "RequestScope", "UpstreamClient"]
 
@@ -43,6 +45,8 @@ class RequestScope:
 
     language: str | None = None  # the client's Accept-Language
     request_id: str = ""
+    deadline: float | None = None  # time.monotonic() by which the whole request must answer
+    stale: dict[str, float] = field(default_factory=dict)  # source → seconds past fresh
     calls: dict[CallKey, asyncio.Task[Any]] = field(default_factory=dict)
     memo: dict[Any, Any] = field(default_factory=dict)  # adapters' per-request results
 
@@ -62,9 +66,8 @@ class UpstreamClient:
         self._http = httpx.AsyncClient(
             base_url=source.url,
             headers=dict(auth_headers),
-            timeout=httpx.Timeout(source.timeout_seconds, connect=min(5.0, source.timeout_seconds)),
+            timeout=httpx.Timeout(source.timeout_seconds, connect=source.connect_timeout_seconds),
             transport=transport,
-            limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
         )
 
     async def aclose(self) -> None:
@@ -78,12 +81,14 @@ class UpstreamClient:
         scope: RequestScope,
         language_header: str | None = None,
         allow_404: bool = False,
+        freshness: str = "products",
     ) -> Any:
         """GET ``path`` and decode JSON; identical calls in one scope are made once.
 
         ``language_header`` names the header that carries the request's language (CareCloud's
         ``Accept-Language``); the language is part of every call's identity either way.
-        With ``allow_404`` a 404 answers None (an unknown id) instead of raising.
+        With ``allow_404`` a 404 answers None (an unknown id) instead of raising. ``freshness``
+        ("groups" or "products") picks the cache TTL.
         """
         language = scope.language or self.default_language
         key: CallKey = (
@@ -95,15 +100,22 @@ class UpstreamClient:
         task = scope.calls.get(key)
         if task is None:
             headers = {language_header: language} if language_header and language else {}
-            task = asyncio.ensure_future(self._get(path, dict(key[2]), headers, allow_404))
+            extensions = {LANGUAGE: language, FRESHNESS: freshness, DEADLINE: scope.deadline}
+            task = asyncio.ensure_future(
+                self._get(path, dict(key[2]), headers, extensions, allow_404, scope))
             scope.calls[key] = task
         return await asyncio.shield(task)
 
     async def _get(
-        self, path: str, params: dict[str, str], headers: dict[str, str], allow_404: bool
+        self, path: str, params: dict[str, str], headers: dict[str, str],
+        extensions: dict[str, Any], allow_404: bool, scope: RequestScope,
     ) -> Any:
+        if scope.deadline is not None and time.monotonic() >= scope.deadline:
+            raise UpstreamTimeout(f"source '{self.source}' was not asked: the request's "
+                                  "deadline has passed", source=self.source)
         try:
-            response = await self._http.get(path, params=params, headers=headers)
+            response = await self._http.get(path, params=params, headers=headers,
+                                            extensions=extensions)
         except httpx.TimeoutException:
             raise UpstreamTimeout(
                 f"source '{self.source}' did not answer in time", source=self.source
@@ -112,6 +124,9 @@ class UpstreamClient:
             raise UpstreamUnavailable(
                 f"source '{self.source}' could not be reached", source=self.source
             ) from None
+        stale = response.extensions.get(STALE_AGE)
+        if isinstance(stale, float | int):
+            scope.stale[self.source] = max(float(stale), scope.stale.get(self.source, 0.0))
         if allow_404 and response.status_code == 404:
             return None
         _raise_for_status(self.source, response)

@@ -1,0 +1,52 @@
+"""What one gateway process holds for its life: the cache store, and per source its health and
+adapter (with the upstream client and transport stack behind it).
+
+Example::
+
+    runtime = Runtime.build(load_config("gateway.toml"))
+    ...
+    await runtime.aclose()
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.config import Config
+from gateway.sources import SourceAdapter, build_adapter
+from gateway.upstream.breaker import BreakerState, SourceHealth
+from gateway.upstream.stack import build_transport, health_for
+from gateway.upstream.store import ResponseStore
+
+__all__ = ["Runtime"]
+
+
+@dataclass
+class Runtime:
+    config: Config
+    store: ResponseStore
+    adapters: dict[str, SourceAdapter]
+    health: dict[str, SourceHealth]
+
+    @classmethod
+    def build(cls, config: Config) -> Runtime:
+        store = ResponseStore(config.cache.url, namespace=config.cache.namespace)
+        health = {s.name: health_for(s) for s in config.sources}
+        adapters = {
+            s.name: build_adapter(s, transport=build_transport(s, store=store,
+                                                               health=health[s.name]))
+            for s in config.sources
+        }
+        return cls(config, store, adapters, health)
+
+    def readiness(self) -> dict[str, object]:
+        """Each source's breaker state, last error and last success (``/readyz``)."""
+        sources = {name: h.report() for name, h in self.health.items()}
+        degraded = any(h.state is not BreakerState.CLOSED for h in self.health.values())
+        return {"status": "degraded" if degraded else "ready", "cache": self.store.url_kind,
+                "sources": sources}
+
+    async def aclose(self) -> None:
+        for adapter in self.adapters.values():
+            await adapter.client.aclose()
+        await self.store.close()

@@ -1,0 +1,108 @@
+"""Response caching with stale-if-error, as a transport around the rest of the stack.
+
+A fresh entry answers without touching the upstream. A miss goes on; a 2xx answer is stored for
+its TTL plus the stale grace. When the upstream then fails (an exception, 429 or 5xx) and an
+entry within the grace exists, that entry answers, marked with ``STALE_AGE`` so the GraphQL
+response can say which source's data is stale.
+
+Keys say who asked: format version, source, path and normalised query, the language and a
+fingerprint of the credential — two tokens never share an entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode
+
+import httpx
+
+from gateway.errors import GatewayError
+from gateway.upstream.extensions import FRESHNESS, LANGUAGE, STALE_AGE
+from gateway.upstream.layer import Layer
+from gateway.upstream.store import FORMAT, CachedAnswer, ResponseStore
+
+__all__ = ["CachePolicy", "CacheTransport", "cache_key", "credential_fingerprint"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class CachePolicy:
+    product_ttl: float = 60.0
+    group_ttl: float = 300.0
+    stale_grace: float = 600.0
+
+    def ttl(self, freshness: object) -> float:
+        return self.group_ttl if freshness == "groups" else self.product_ttl
+
+
+def credential_fingerprint(secret: str) -> str:
+    """A short one-way fingerprint of a credential (never the credential itself)."""
+    return hashlib.sha256(secret.encode()).hexdigest()[:16]
+
+
+def cache_key(source: str, credential: str, request: httpx.Request) -> str:
+    query = urlencode(sorted(parse_qsl(request.url.query.decode(), keep_blank_values=True)))
+    language = request.extensions.get(LANGUAGE) or ""
+    raw = f"{request.method} {request.url.path}?{query} lang={language}"
+    digest = hashlib.sha256(raw.encode()).hexdigest()[:32]
+    return f"{FORMAT.decode()}:{source}:{credential}:{digest}"
+
+
+def _failed(response: httpx.Response) -> bool:
+    return response.status_code == 429 or response.status_code >= 500
+
+
+class CacheTransport(Layer):
+    def __init__(self, inner: httpx.AsyncBaseTransport, *, store: ResponseStore, source: str,
+                 credential: str, policy: CachePolicy) -> None:
+        super().__init__(inner)
+        self.store = store
+        self.source = source
+        self.credential = credential
+        self.policy = policy
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method != "GET":
+            return await self.inner.handle_async_request(request)
+        key = cache_key(self.source, self.credential, request)
+        ttl = self.policy.ttl(request.extensions.get(FRESHNESS))
+        cached = await self.store.get(key) if ttl > 0 else None
+        if cached is not None and cached.age() <= ttl:
+            return _response(cached, request)
+        try:
+            response = await self.inner.handle_async_request(request)
+            body = await response.aread()
+        except (httpx.HTTPError, GatewayError):
+            stale = self._stale(cached, ttl, request)
+            if stale is None:
+                raise
+            return stale
+        if _failed(response):
+            return self._stale(cached, ttl, request) or _rebuilt(response, body, request)
+        if 200 <= response.status_code < 300 and ttl > 0:
+            answer = CachedAnswer(time.time(), response.status_code,
+                                  response.headers.get("content-type", ""), body)
+            await self.store.set(key, answer, ttl + self.policy.stale_grace)
+        return _rebuilt(response, body, request)
+
+    def _stale(self, cached: CachedAnswer | None, ttl: float, request: httpx.Request
+               ) -> httpx.Response | None:
+        if cached is None or cached.age() > ttl + self.policy.stale_grace:
+            return None
+        response = _response(cached, request)
+        response.extensions[STALE_AGE] = round(cached.age() - ttl, 1)
+        return response
+
+
+def _response(cached: CachedAnswer, request: httpx.Request) -> httpx.Response:
+    return httpx.Response(cached.status, headers={"content-type": cached.content_type},
+                          content=cached.body, request=request, extensions={})
+
+
+def _rebuilt(response: httpx.Response, body: bytes, request: httpx.Request) -> httpx.Response:
+    # The body is decoded already: drop the headers that described its encoding on the wire.
+    headers = [(k, v) for k, v in response.headers.multi_items()
+               if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")]
+    return httpx.Response(response.status_code, headers=headers, content=body,
+                          request=request, extensions=dict(response.extensions))

@@ -1,0 +1,13 @@
+"""Per-call settings that ride on ``httpx.Request.extensions`` through every transport layer.
+
+Like httpx's own ``timeout`` extension: each layer reads what it needs and passes the request on.
+"""
+
+from __future__ import annotations
+
+__all__ = ["DEADLINE", "FRESHNESS", "LANGUAGE", "STALE_AGE"]
+
+DEADLINE = "gateway.deadline"  # time.monotonic() by which the GraphQL request must answer
+LANGUAGE = "gateway.language"  # the request's language: part of the call's identity
+FRESHNESS = "gateway.freshness"  # "groups" or "products": which TTL applies
+STALE_AGE = "gateway.stale_age"  # on a response: served stale, this many seconds past fresh

@@ -1,0 +1,49 @@
+"""The order of the upstream policies, in one place: order is behaviour.
+
+    cache → in-flight dedup → retry → circuit breaker → concurrency limit → network
+
+* The cache is outermost: a fresh entry costs nothing, and a stale one can answer for a failure
+  anywhere below, an open breaker included.
+* De-duplication sits below the cache, so concurrent misses share one upstream call.
+* Retries wrap the breaker: every try counts towards it, and an open breaker stops the retries.
+* The limit is innermost: only requests really sent hold a slot.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+from gateway.config import SourceConfig
+from gateway.upstream.breaker import BreakerPolicy, BreakerTransport, SourceHealth
+from gateway.upstream.cache import CachePolicy, CacheTransport, credential_fingerprint
+from gateway.upstream.dedup import DedupTransport
+from gateway.upstream.limit import ConcurrencyLimitTransport
+from gateway.upstream.retry import RetryPolicy, RetryTransport
+from gateway.upstream.store import ResponseStore
+
+__all__ = ["build_transport", "health_for"]
+
+
+def health_for(source: SourceConfig) -> SourceHealth:
+    return SourceHealth(source.name, BreakerPolicy(threshold=source.breaker_threshold,
+                                                   reset=source.breaker_reset_seconds))
+
+
+def build_transport(source: SourceConfig, *, store: ResponseStore, health: SourceHealth,
+                    network: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncBaseTransport:
+    """The transport stack of one source (``network`` replaces the real HTTP transport)."""
+    credential = credential_fingerprint(source.secret())
+    transport: httpx.AsyncBaseTransport = network or httpx.AsyncHTTPTransport(
+        limits=httpx.Limits(max_connections=source.max_concurrency,
+                            max_keepalive_connections=source.max_concurrency))
+    transport = ConcurrencyLimitTransport(transport, limit=source.max_concurrency)
+    transport = BreakerTransport(transport, health=health)
+    transport = RetryTransport(transport, policy=RetryPolicy(
+        max_retries=source.max_retries, backoff=source.retry_backoff_seconds,
+        max_backoff=source.retry_max_backoff_seconds,
+        retry_after_cap=source.retry_after_cap_seconds))
+    transport = DedupTransport(transport, source=source.name, credential=credential)
+    return CacheTransport(transport, store=store, source=source.name, credential=credential,
+                          policy=CachePolicy(product_ttl=source.cache_ttl_seconds,
+                                             group_ttl=source.group_cache_ttl_seconds,
+                                             stale_grace=source.stale_grace_seconds))
