@@ -10,10 +10,15 @@ HOST   ?= 127.0.0.1
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml playground/package.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@# GraphiQL's files, served by the gateway itself (npm registry; never committed).
+	if command -v npm >/dev/null; then \
+	  mkdir -p build/playground && cp playground/package.json build/playground/ && \
+	  npm install --prefix build/playground --no-audit --no-fund --silent; \
+	else echo "npm not found: the playground will ask you to install Node.js and run make setup"; fi
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -30,6 +35,7 @@ lint: $(STAMP)
 
 schema: $(STAMP)
 	$(BIN)/python -m gateway schema > schema/schema.graphql
+	$(BIN)/python -m gateway schema --federation > schema/schema.federation.graphql
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

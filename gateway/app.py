@@ -1,4 +1,4 @@
-"""The HTTP edge: a Starlette app serving GraphQL at ``/graphql`` and liveness at ``/healthz``.
+"""The HTTP edge: GraphQL at ``/graphql`` (and its playground), ``/healthz``, ``/readyz``, CORS.
 
 Example::
 
@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
-import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -20,38 +19,16 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
 
 from gateway.config import Config, load_config
+from gateway.endpoint import GraphQLEndpoint
 from gateway.graph import build_schema
-from gateway.graph.context import GatewayContext
+from gateway.playground import DEFAULT_ASSETS, Playground
 from gateway.runtime import Runtime
-from gateway.upstream.client import RequestScope
 
 __all__ = ["CONFIG_ENV", "app_from_env", "create_app"]
 
 CONFIG_ENV = "GATEWAY_CONFIG"
-
-
-class GatewayGraphQL(GraphQL[GatewayContext, None]):
-    """Strawberry's ASGI view, with our request context."""
-
-    def __init__(self, runtime: Runtime) -> None:
-        config = runtime.config
-        super().__init__(build_schema(), graphql_ide="graphiql" if config.server.graphiql else None)
-        self.config = config
-        self.adapters = runtime.adapters
-
-    async def get_context(
-        self, request: Request | WebSocket, response: Response | WebSocket
-    ) -> GatewayContext:
-        scope = RequestScope(
-            language=request.headers.get("accept-language"),
-            request_id=request.headers.get("x-request-id") or uuid.uuid4().hex,
-            deadline=time.monotonic() + self.config.server.request_timeout_seconds,
-        )
-        return GatewayContext(config=self.config, adapters=self.adapters, scope=scope)
 
 
 async def healthz(request: Request) -> Response:
@@ -90,10 +67,19 @@ def create_app(config: Config) -> Starlette:
         gateway can answer at all: a failing source costs only its own data."""
         return JSONResponse(runtime.readiness())
 
+    playground = None
+    if server.graphiql:
+        assets = Path(server.playground_assets) if server.playground_assets else DEFAULT_ASSETS
+        playground = Playground(assets)
+    endpoint = GraphQLEndpoint(build_schema(federation=server.federation), runtime,
+                               playground=playground.page if playground else None,
+                               max_body_bytes=server.max_body_bytes)
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
-        Route("/graphql", GatewayGraphQL(runtime), methods=["GET", "POST"]),
+        # Every method reaches the endpoint, which answers 405 itself with a JSON body.
+        Route("/graphql", endpoint),
+        *(playground.routes() if playground else []),
     ]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.config = config

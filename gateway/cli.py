@@ -62,7 +62,7 @@ def _check_config(args: argparse.Namespace) -> int:
 def _schema(args: argparse.Namespace) -> int:
     from gateway.graph import print_sdl
 
-    sys.stdout.write(print_sdl())
+    sys.stdout.write(print_sdl(federation=args.federation))
     return 0
 
 
@@ -92,6 +92,8 @@ def _parser() -> argparse.ArgumentParser:
     check.set_defaults(run=_check_config)
 
     schema = commands.add_parser("schema", help="print the GraphQL SDL")
+    schema.add_argument("--federation", action="store_true",
+                        help="the Apollo Federation 2 subgraph SDL")
     schema.set_defaults(run=_schema)
     return parser
 

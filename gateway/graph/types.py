@@ -12,11 +12,15 @@ from datetime import datetime
 from typing import Any
 
 import strawberry
+from strawberry.federation.schema_directives import Key, ListSize
+from strawberry.federation.types import FieldSet
 from strawberry.relay import PageInfo
 from strawberry.types import Info
 
 from gateway.config import SourceKind
 from gateway.graph.context import GatewayContext
+from gateway.graph.cursors import MAX_PAGE_SIZE
+from gateway.ids import decode_id
 from gateway.sources import query, records
 from gateway.sources.query import Direction, OrderField
 from gateway.sources.records import Capability, GroupStatus
@@ -43,6 +47,20 @@ strawberry.enum(Direction, name="OrderDirection")
 strawberry.enum(OrderField, name="ProductGroupOrderField")
 
 
+async def _entity(info: Info[GatewayContext, None], id: str, record_class: type) -> Any:
+    key = decode_id(id)
+    if key is None:
+        return None
+    record = await info.context.catalogue.node(key)
+    return record if isinstance(record, record_class) else None
+
+
+# Demand control (a router's cost analysis): each connection's size comes from first/last,
+# at most MAX_PAGE_SIZE; neither argument is required (the default page is 20).
+LIST_SIZE = ListSize(assumed_size=MAX_PAGE_SIZE, slicing_arguments=["first", "last"],
+                     sized_fields=["edges", "nodes"], require_one_slicing_argument=False)
+
+
 def _is(record_class: type) -> Any:
     """An ``is_type_of`` that accepts the record class a type is served from."""
     return classmethod(lambda cls, obj, info: isinstance(obj, record_class))
@@ -63,7 +81,8 @@ class Source:
     is_type_of = _is(records.SourceInfo)
 
 
-@strawberry.type(description="A product group of one source.")
+@strawberry.type(description="A product group of one source.",
+                 directives=[Key(fields=FieldSet("id"), resolvable=True)])
 class ProductGroup(Node):
     source: Source
     upstream_id: str = strawberry.field(description="The group's id in its source.")
@@ -80,13 +99,21 @@ class ProductGroup(Node):
 
     is_type_of = _is(records.GroupRecord)
 
+    @classmethod
+    async def resolve_reference(cls, info: Info[GatewayContext, None], id: strawberry.ID
+                                ) -> ProductGroup | None:
+        """Federation: entities resolve through the same loaders, so N references batch."""
+        group: ProductGroup | None = await _entity(info, id, records.GroupRecord)
+        return group
+
     @strawberry.field(description="The parent group (null for a root, or when its source fails).")
     async def parent(self, info: Info[GatewayContext, None]) -> ProductGroup | None:
         group: records.GroupRecord = self  # type: ignore[assignment]
         return await info.context.catalogue.parent(group)  # type: ignore[return-value]
 
     @strawberry.field(description="The group's products, paginated on their own "
-                                  "(null with an error when the source fails).")
+                                  "(null with an error when the source fails).",
+                      directives=[LIST_SIZE])
     async def products(self, info: Info[GatewayContext, None], first: int | None = None,
                        after: str | None = None, last: int | None = None,
                        before: str | None = None, search: str | None = None
@@ -145,7 +172,8 @@ class Attribute:
     is_type_of = _is(records.Attribute)
 
 
-@strawberry.type(description="A product of one source.")
+@strawberry.type(description="A product of one source.",
+                 directives=[Key(fields=FieldSet("id"), resolvable=True)])
 class Product(Node):
     source: Source
     upstream_id: str = strawberry.field(description="The product's id in its source.")
@@ -162,6 +190,12 @@ class Product(Node):
     updated_at: datetime | None
 
     is_type_of = _is(records.ProductRecord)
+
+    @classmethod
+    async def resolve_reference(cls, info: Info[GatewayContext, None], id: strawberry.ID
+                                ) -> Product | None:
+        product: Product | None = await _entity(info, id, records.ProductRecord)
+        return product
 
 
 @strawberry.type

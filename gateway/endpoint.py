@@ -1,0 +1,241 @@
+"""``/graphql``: GraphQL over HTTP, per the GraphQL-over-HTTP specification.
+
+* ``POST`` with ``Content-Type: application/json`` (anything else: 415); ``GET`` for queries only
+  (a mutation over GET: 405). Other methods: 405 with ``Allow``.
+* The body must be a JSON object (400 otherwise, and 413 past ``max_body_bytes``); ``query`` a
+  string, ``operationName`` a string or null, ``variables`` and ``extensions`` maps or null.
+* ``Accept`` chooses the media type: ``application/graphql-response+json`` — then a request error
+  (parse, validation, variable coercion: no execution happened) answers 400 with no ``data`` —
+  or ``application/json`` (the default, always 200 once the request is well-formed). An
+  ``Accept`` naming neither: 406.
+* Every error body is JSON, never plain text or a stack trace.
+* A browser's ``GET`` (``Accept: text/html``, no ``query``) gets the playground when enabled.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from functools import lru_cache
+from typing import Any
+
+import orjson
+from graphql import DocumentNode, GraphQLError, OperationDefinitionNode, OperationType, parse
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+from strawberry import Schema
+
+from gateway.errors import ErrorCode
+from gateway.graph.context import GatewayContext
+from gateway.runtime import Runtime
+from gateway.upstream.client import RequestScope
+
+__all__ = ["GRAPHQL_RESPONSE", "GraphQLEndpoint"]
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+JSON = "application/json"
+DEFAULT_MAX_BODY = 1_000_000
+
+
+class RequestError(Exception):
+    """A request the endpoint refuses before GraphQL sees it: a status and a message."""
+
+    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None
+                 ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+class GraphQLEndpoint:
+    """The ASGI app behind ``/graphql``."""
+
+    def __init__(self, schema: Schema, runtime: Runtime, *,
+                 playground: Callable[[Request], Response] | None = None,
+                 max_body_bytes: int = DEFAULT_MAX_BODY) -> None:
+        self.schema = schema
+        self.runtime = runtime
+        self.playground = playground
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        try:
+            response = await self._handle(request)
+        except RequestError as exc:
+            response = _json_error(exc.status, exc.message, exc.headers)
+        await response(scope, receive, send)
+
+    async def _handle(self, request: Request) -> Response:
+        if request.method not in ("GET", "POST"):
+            raise RequestError(405, f"{request.method} is not supported: use GET or POST",
+                               {"Allow": "GET, POST"})
+        accept = request.headers.get("accept", "")
+        if (request.method == "GET" and self.playground is not None
+                and "query" not in request.query_params and _wants_html(accept)):
+            return self.playground(request)
+        media_type = negotiate(accept)
+        params = await self._params(request)
+        document = _parse(params["query"])
+        if request.method == "GET" and _is_mutation(document, params.get("operationName")):
+            raise RequestError(405, "mutations are not allowed over GET: use POST",
+                               {"Allow": "POST"})
+        result = await self.schema.execute(
+            params["query"], variable_values=params.get("variables"),
+            context_value=self._context(request), operation_name=params.get("operationName"))
+        parse_failed = document is None
+        return _result_response(result.data, result.errors, result.extensions, media_type,
+                                ErrorCode.GRAPHQL_PARSE_FAILED if parse_failed
+                                else ErrorCode.GRAPHQL_VALIDATION_FAILED)
+
+    def _context(self, request: Request) -> GatewayContext:
+        config = self.runtime.config
+        scope = RequestScope(
+            language=request.headers.get("accept-language"),
+            request_id=request.headers.get("x-request-id") or uuid.uuid4().hex,
+            deadline=time.monotonic() + config.server.request_timeout_seconds,
+        )
+        return GatewayContext(config=config, adapters=self.runtime.adapters, scope=scope)
+
+    async def _params(self, request: Request) -> dict[str, Any]:
+        if request.method == "GET":
+            params: dict[str, Any] = dict(request.query_params)
+            for key in ("variables", "extensions"):
+                if key in params:
+                    params[key] = _json(params[key], f"`{key}` is not valid JSON")
+        else:
+            content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if content_type != JSON:
+                raise RequestError(415, "send the request body as application/json",
+                                   {"Accept-Post": JSON})
+            params = _json(await self._body(request), "the request body is not valid JSON")
+            if not isinstance(params, dict):
+                raise RequestError(400, "the request body must be a JSON object")
+        return _checked(params)
+
+    async def _body(self, request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
+            raise RequestError(413, f"the request body is larger than {self.max_body_bytes} bytes")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > self.max_body_bytes:
+                raise RequestError(413,
+                                   f"the request body is larger than {self.max_body_bytes} bytes")
+        return bytes(body)
+
+
+def negotiate(accept: str) -> str:
+    """The response media type for an ``Accept`` header (406 when it allows neither)."""
+    if not accept.strip():
+        return JSON
+    best: tuple[float, int, str] | None = None
+    for item in accept.split(","):
+        media, *options = (part.strip() for part in item.split(";"))
+        quality = 1.0
+        for option in options:
+            name, _, value = option.partition("=")
+            if name.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        media = media.lower()
+        # An explicit graphql-response+json wins over json; wildcards mean the legacy json.
+        candidates = {GRAPHQL_RESPONSE: (GRAPHQL_RESPONSE, 2), JSON: (JSON, 1),
+                      "application/*": (JSON, 0), "*/*": (JSON, 0)}
+        if media in candidates and quality > 0:
+            chosen, rank = candidates[media]
+            if best is None or (quality, rank) > best[:2]:
+                best = (quality, rank, chosen)
+    if best is None:
+        raise RequestError(406, f"cannot answer in any type `Accept` allows: use {GRAPHQL_RESPONSE}"
+                                f" or {JSON}")
+    return best[2]
+
+
+def _wants_html(accept: str) -> bool:
+    return "text/html" in accept.lower()
+
+
+def _json(raw: str | bytes, message: str) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise RequestError(400, message) from None
+
+
+def _checked(params: dict[str, Any]) -> dict[str, Any]:
+    query = params.get("query")
+    if not isinstance(query, str) or not query.strip():
+        raise RequestError(400, "`query` must be a non-empty string")
+    if params.get("operationName") is not None and not isinstance(params["operationName"], str):
+        raise RequestError(400, "`operationName` must be a string or null")
+    for key in ("variables", "extensions"):
+        if params.get(key) is not None and not isinstance(params[key], dict):
+            raise RequestError(400, f"`{key}` must be a map (a JSON object) or null")
+    return params
+
+
+@lru_cache(maxsize=512)
+def _parse(query: str) -> DocumentNode | None:
+    """The parsed document, or None when it does not parse (execution then reports why)."""
+    try:
+        return parse(query)
+    except GraphQLError:
+        return None
+
+
+def _is_mutation(document: DocumentNode | None, operation_name: str | None) -> bool:
+    if document is None:
+        return False
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if operation_name is not None:
+        operations = [o for o in operations if o.name and o.name.value == operation_name]
+    return len(operations) == 1 and operations[0].operation is not OperationType.QUERY
+
+
+def _result_response(data: Any, errors: list[GraphQLError] | None,
+                     extensions: dict[str, Any] | None, media_type: str,
+                     request_error_code: ErrorCode) -> Response:
+    body: dict[str, Any] = {}
+    request_error = data is None and bool(errors) and all(e.path is None for e in errors or ())
+    if not (request_error and media_type == GRAPHQL_RESPONSE):
+        body["data"] = data
+    if errors:
+        body["errors"] = [_formatted(e, request_error_code) for e in errors]
+    if extensions:
+        body["extensions"] = extensions
+    status = 400 if request_error and media_type == GRAPHQL_RESPONSE else 200
+    return Response(orjson.dumps(body), status_code=status,
+                    media_type=f"{media_type}; charset=utf-8")
+
+
+def _formatted(error: GraphQLError, request_error_code: ErrorCode) -> dict[str, Any]:
+    """The error as the spec formats it, with a stable ``extensions.code`` always."""
+    formatted: dict[str, Any] = dict(error.formatted)
+    extensions = formatted.get("extensions") or {}
+    if "code" not in extensions:
+        if error.path is not None:
+            code = ErrorCode.INTERNAL_SERVER_ERROR
+        elif error.message.startswith("Variable '$"):
+            code = ErrorCode.BAD_USER_INPUT  # variable coercion
+        else:
+            code = request_error_code
+        formatted["extensions"] = {**extensions, "code": code.value}
+    return formatted
+
+
+def _json_error(status: int, message: str, headers: Mapping[str, str]) -> Response:
+    body = {"errors": [{"message": message, "extensions": {"code": _code(status)}}]}
+    return Response(orjson.dumps(body), status_code=status, headers=dict(headers),
+                    media_type="application/json; charset=utf-8")
+
+
+def _code(status: int) -> str:
+    return {405: "METHOD_NOT_ALLOWED", 406: "NOT_ACCEPTABLE", 413: "PAYLOAD_TOO_LARGE",
+            415: "UNSUPPORTED_MEDIA_TYPE"}.get(status, ErrorCode.BAD_USER_INPUT.value)
