@@ -49,7 +49,8 @@ def _public(error: GraphQLError) -> GraphQLError:
     original = error.original_error
     if isinstance(original, GatewayError):
         return error
-    if original is None:
+    if original is None or isinstance(original, GraphQLError):
+        # graphql-core's own (argument and variable coercion, wrapped scalar errors).
         extensions = error.extensions or {}
         if "code" not in extensions:
             error.extensions = {**extensions, "code": ErrorCode.BAD_USER_INPUT.value}
