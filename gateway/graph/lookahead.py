@@ -9,6 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    InlineFragmentNode,
+    SelectionSetNode,
+)
 from strawberry.types import Info
 from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField, Selection
 
@@ -30,7 +37,31 @@ def selected(info: Info[Any, Any]) -> list[SelectedField]:
 
 
 def wants(info: Info[Any, Any], name: str) -> bool:
-    return any(f.name == name for f in selected(info))
+    """Whether the current field's value selects ``name`` (a cheap walk of the query's AST,
+    remembered per field for the request: every item of a list asks the same question)."""
+    raw = info._raw_info
+    memo: dict[Any, bool] = info.context.scope.memo
+    key = ("wants", name, *(id(node) for node in raw.field_nodes))
+    found = memo.get(key)
+    if found is None:
+        found = any(n == name for node in raw.field_nodes
+                    for n in _names(node.selection_set, raw.fragments))
+        memo[key] = found
+    return found
+
+
+def _names(selection_set: SelectionSetNode | None, fragments: dict[str, FragmentDefinitionNode]
+           ) -> Iterator[str]:
+    """Field names of a selection set, looking through fragments."""
+    for selection in selection_set.selections if selection_set else ():
+        if isinstance(selection, FieldNode):
+            yield selection.name.value
+        elif isinstance(selection, InlineFragmentNode):
+            yield from _names(selection.selection_set, fragments)
+        elif isinstance(selection, FragmentSpreadNode):
+            fragment = fragments.get(selection.name.value)
+            if fragment is not None:
+                yield from _names(fragment.selection_set, fragments)
 
 
 def item_fields(info: Info[Any, Any]) -> list[SelectedField]:

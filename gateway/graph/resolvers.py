@@ -13,7 +13,6 @@ import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TypeVar
 
-from strawberry.relay import PageInfo
 from strawberry.types import Info
 
 from gateway.errors import BadUserInput, GatewayError, Unsupported
@@ -31,10 +30,8 @@ from gateway.graph.listing import (
 from gateway.graph.lookahead import item_fields, wants
 from gateway.graph.types import (
     ProductConnection,
-    ProductEdge,
     ProductFilter,
     ProductGroupConnection,
-    ProductGroupEdge,
     ProductGroupFilter,
     ProductGroupOrder,
 )
@@ -81,17 +78,8 @@ def _raise(error: GatewayError) -> NoReturn:
 
 
 def _connection(cls: type[C], listing: Listing[Any]) -> C:
-    edge = ProductGroupEdge if cls is ProductGroupConnection else ProductEdge
-    edges: list[Any] = [edge(cursor=cursor.encode(), node=item) for item, cursor in listing.edges]
-    return cls(
-        edges=edges,
-        nodes=[item for item, _ in listing.edges],
-        page_info=PageInfo(
-            has_next_page=listing.has_next, has_previous_page=listing.has_previous,
-            start_cursor=edges[0].cursor if edges else None,
-            end_cursor=edges[-1].cursor if edges else None),
-        total_count=listing.total,
-    )
+    page: C = cls.of(listing)
+    return page
 
 
 # -- product groups -----------------------------------------------------------------------------

@@ -50,8 +50,8 @@ class Query:
         directives=[
             ListSize(
                 assumed_size=100,
-                slicing_arguments=None,
-                sized_fields=None,
+                slicing_arguments=[],
+                sized_fields=[],
                 require_one_slicing_argument=False,
             )
         ],

@@ -20,6 +20,7 @@ from strawberry.types import Info
 from gateway.config import SourceKind
 from gateway.graph.context import GatewayContext
 from gateway.graph.cursors import MAX_PAGE_SIZE
+from gateway.graph.listing import Listing
 from gateway.ids import decode_id
 from gateway.sources import query, records
 from gateway.sources.query import Direction, OrderField
@@ -210,22 +211,70 @@ class ProductEdge:
     node: Product
 
 
-@strawberry.type
-class ProductGroupConnection:
-    edges: list[ProductGroupEdge]
-    nodes: list[ProductGroup]
-    page_info: PageInfo
-    total_count: int | None = strawberry.field(
-        description="Items in the whole list; null when a source failed and it is unknown.")
+class _Page:
+    """A connection's page; edges and cursors are built only when a query selects them."""
+
+    listing: strawberry.Private[Listing[Any]]
+
+    @classmethod
+    def of(cls, listing: Listing[Any]) -> Any:
+        page = cls()
+        page.listing = listing
+        return page
+
+    def _items(self) -> list[Any]:
+        return [item for item, _ in self.listing.edges]
+
+    def _edges(self, edge: type[Any]) -> list[Any]:
+        return [edge(cursor=cursor.encode(), node=item) for item, cursor in self.listing.edges]
+
+    def _page_info(self) -> PageInfo:
+        edges = self.listing.edges
+        return PageInfo(
+            has_next_page=self.listing.has_next, has_previous_page=self.listing.has_previous,
+            start_cursor=edges[0][1].encode() if edges else None,
+            end_cursor=edges[-1][1].encode() if edges else None)
+
+
+TOTAL_COUNT = "Items in the whole list; null when a source failed and it is unknown."
 
 
 @strawberry.type
-class ProductConnection:
-    edges: list[ProductEdge]
-    nodes: list[Product]
-    page_info: PageInfo
-    total_count: int | None = strawberry.field(
-        description="Items in the whole list; null when a source failed and it is unknown.")
+class ProductGroupConnection(_Page):
+    @strawberry.field
+    def edges(self) -> list[ProductGroupEdge]:
+        return self._edges(ProductGroupEdge)
+
+    @strawberry.field
+    def nodes(self) -> list[ProductGroup]:
+        return self._items()
+
+    @strawberry.field
+    def page_info(self) -> PageInfo:
+        return self._page_info()
+
+    @strawberry.field(description=TOTAL_COUNT)
+    def total_count(self) -> int | None:
+        return self.listing.total
+
+
+@strawberry.type
+class ProductConnection(_Page):
+    @strawberry.field
+    def edges(self) -> list[ProductEdge]:
+        return self._edges(ProductEdge)
+
+    @strawberry.field
+    def nodes(self) -> list[Product]:
+        return self._items()
+
+    @strawberry.field
+    def page_info(self) -> PageInfo:
+        return self._page_info()
+
+    @strawberry.field(description=TOTAL_COUNT)
+    def total_count(self) -> int | None:
+        return self.listing.total
 
 
 @strawberry.input

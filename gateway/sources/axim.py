@@ -56,6 +56,8 @@ MAX_LIMIT = 50  # both levels, both endpoints (docs 002 and 003)
 GROUP_ID = re.compile(r"[0-9a-f]{24}")
 # /all always carries products; when they are not wanted, ask for the fewest allowed (one).
 NO_PRODUCTS: Params = {"productPage": 1, "productLimit": 1}
+# Up to this many ids are fetched one by one (one round trip); more read the group table.
+BY_ID_LIMIT = 3
 
 
 class _Shape(Exception):
@@ -123,6 +125,9 @@ class AximAdapter(SourceAdapter):
     async def groups_by_ids(self, ids: Sequence[str], scope: RequestScope
                             ) -> dict[str, GroupRecord]:
         wanted = [i for i in dict.fromkeys(ids) if GROUP_ID.fullmatch(i)]
+        if len(wanted) > BY_ID_LIMIT:
+            # Many ids: the group table (pages of 50, cached apart) costs fewer requests.
+            return await super().groups_by_ids(wanted, scope)
         found = await asyncio.gather(*(self._group_by_id(i, scope) for i in wanted))
         return {group.upstream_id: group for group in found if group is not None}
 
@@ -293,6 +298,8 @@ def _opt(container: Any, key: str, kind: type[Any]) -> Any:
     if not isinstance(container, dict):
         raise _Shape(f"expected an object holding '{key}'")
     value = container.get(key)
+    if value is None or type(value) is kind:  # the common case, without the checks below
+        return value
     # bool is an int in Python; an int field holding true/false is still the wrong shape.
     if value is not None and (not isinstance(value, kind)
                               or (kind is int and isinstance(value, bool))):

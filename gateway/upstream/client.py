@@ -14,13 +14,13 @@ Example::
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import orjson
 
 from gateway.config import SourceConfig
 from gateway.errors import (
@@ -131,8 +131,8 @@ class UpstreamClient:
             return None
         _raise_for_status(self.source, response)
         try:
-            return json.loads(response.content)
-        except ValueError:
+            return orjson.loads(response.content)
+        except orjson.JSONDecodeError:
             raise UpstreamBadResponse(
                 f"source '{self.source}' answered malformed JSON", source=self.source
             ) from None
