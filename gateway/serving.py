@@ -62,7 +62,8 @@ class _Server(uvicorn.Server):
 
 def _servers(bound: Mapping[str, BoundApp], log_level: str) -> list[tuple[_Server, BoundApp]]:
     return [
-        (_Server(uvicorn.Config(b.app, lifespan="auto", log_level=log_level, access_log=False)), b)
+        (_Server(uvicorn.Config(b.app, lifespan="auto", log_level=log_level, access_log=False,
+                                timeout_graceful_shutdown=2)), b)
         for b in bound.values()
     ]
 

@@ -244,8 +244,9 @@ class EmulatorMiddleware:
         if decision.latency:
             await asyncio.sleep(decision.latency)
         if decision.hang:
-            # Hang until the client disconnects; the server cancels us then.
-            await asyncio.sleep(3600)
+            # Answer nothing until the client gives up (then the request is logged).
+            while (await receive())["type"] != "http.disconnect":
+                pass
             return
         if decision.status:
             await self._fault_response(decision).__call__(scope, receive, send)

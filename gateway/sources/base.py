@@ -12,6 +12,7 @@ without a get-by-id endpoint.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -23,6 +24,8 @@ from gateway.upstream.client import RequestScope, UpstreamClient
 from gateway.upstream.paging import Window
 
 __all__ = ["GroupsWithProducts", "ProductKey", "SourceAdapter"]
+
+MAX_KEPT_TABLES = 8  # languages kept per source: bounded, whatever clients send
 
 # A product as its id names it: (upstream id, group id or None).
 ProductKey = tuple[str, str | None]
@@ -42,6 +45,8 @@ class SourceAdapter:
         self.client = client
         self.name = config.name
         self.info = SourceInfo(config.name, self.kind, self.capabilities)
+        # Parsed group tables by language: (time.monotonic() when read, table).
+        self._tables: dict[str, tuple[float, list[GroupRecord]]] = {}
 
     @classmethod
     def auth_headers(cls, token: str) -> dict[str, str]:
@@ -75,12 +80,28 @@ class SourceAdapter:
         return None
 
     async def group_table(self, scope: RequestScope) -> list[GroupRecord]:
-        """Every group of the source in upstream order (at most ``scan_limit``), once a request."""
+        """Every group of the source in upstream order (at most ``scan_limit``).
+
+        Read once per request; and, parsed, kept in the process for the group TTL per language
+        (group tables are small and slow-changing), so a warm scan costs no decoding either.
+        """
         memo_key = ("group_table", self.name)
         table: list[GroupRecord] | None = scope.memo.get(memo_key)
         if table is None:
-            table = await self._read_group_table(scope)
+            table = await self._cached_table(scope)
             scope.memo[memo_key] = table
+        return table
+
+    async def _cached_table(self, scope: RequestScope) -> list[GroupRecord]:
+        language = scope.language or self.config.language or ""
+        kept = self._tables.get(language)
+        if kept is not None and time.monotonic() - kept[0] < self.config.group_cache_ttl_seconds:
+            return kept[1]
+        table = await self._read_group_table(scope)
+        if self.name not in scope.stale:  # a stale answer is not worth keeping
+            if len(self._tables) >= MAX_KEPT_TABLES:
+                self._tables.pop(next(iter(self._tables)))
+            self._tables[language] = (time.monotonic(), table)
         return table
 
     async def _read_group_table(self, scope: RequestScope) -> list[GroupRecord]:
