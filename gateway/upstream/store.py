@@ -69,16 +69,20 @@ class ResponseStore:
             logger.warning("cache write failed: %s", type(exc).__name__)
 
     async def close(self) -> None:
-        await self._cache.close()
+        client = getattr(self._cache, "client", None)  # Redis: aiocache would call close()
+        if client is not None:
+            await client.aclose()
+        else:
+            await self._cache.close()
 
 
 def _backend(url: str, namespace: str) -> BaseCache:
     if not url.startswith(("redis://", "rediss://")):
-        return SimpleMemoryCache(serializer=NullSerializer(), namespace=namespace)
+        return SimpleMemoryCache(serializer=NullSerializer(encoding=None), namespace=namespace)
     parts = urlsplit(url)
     db = parts.path.strip("/") or "0"
     return RedisCache(
-        serializer=NullSerializer(), namespace=namespace,
+        serializer=NullSerializer(encoding=None), namespace=namespace,
         endpoint=parts.hostname or "127.0.0.1", port=parts.port or 6379, db=int(db),
         password=unquote(parts.password) if parts.password else None,
         ssl=parts.scheme == "rediss", create_connection_timeout=2,

@@ -1,0 +1,139 @@
+"""ResponseStore in memory and in a real Redis, and the CachedAnswer entry format."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from gateway.upstream.store import FORMAT, CachedAnswer, ResponseStore
+
+ANSWER = CachedAnswer(1_700_000_000.125, 200, "application/json; charset=utf-8",
+                      b'{"items": [1, 2]}\nsecond line \xff')
+
+
+async def open_store(request: pytest.FixtureRequest, kind: str) -> ResponseStore:
+    url = "memory://" if kind == "memory" else request.getfixturevalue("redis_url")
+    response_store = ResponseStore(url, namespace=f"t-{uuid.uuid4().hex}")
+    assert response_store.url_kind == kind
+    return response_store
+
+
+@pytest.fixture(params=["memory", pytest.param("redis")])
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[ResponseStore]:
+    response_store = await open_store(request, request.param)
+    yield response_store
+    await response_store.close()
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def any_store(request: pytest.FixtureRequest) -> AsyncIterator[ResponseStore]:
+    response_store = await open_store(request, request.param)
+    yield response_store
+    await response_store.close()
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port  # nothing listens there once the socket is closed
+
+
+async def test_round_trip(store: ResponseStore) -> None:
+    await store.set("key-1", ANSWER, 60)
+
+    assert await store.get("key-1") == ANSWER
+    assert await store.get("key-2") is None
+
+
+async def test_keys_are_separate(store: ResponseStore) -> None:
+    other = CachedAnswer(1_700_000_001.0, 203, "text/plain", b"other")
+    await store.set("a", ANSWER, 60)
+    await store.set("b", other, 60)
+
+    assert await store.get("a") == ANSWER
+    assert await store.get("b") == other
+
+
+async def test_namespaces_do_not_share_entries(redis_url: str) -> None:
+    first = ResponseStore(redis_url, namespace=f"t-{uuid.uuid4().hex}")
+    second = ResponseStore(redis_url, namespace=f"t-{uuid.uuid4().hex}")
+    try:
+        await first.set("key", ANSWER, 60)
+        assert await first.get("key") == ANSWER
+        assert await second.get("key") is None
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_redis_entry_expires_after_its_ttl(redis_url: str) -> None:
+    store = ResponseStore(redis_url, namespace=f"t-{uuid.uuid4().hex}")
+    try:
+        await store.set("key", ANSWER, 1)
+        assert await store.get("key") == ANSWER
+        await asyncio.sleep(1.2)
+        assert await store.get("key") is None
+    finally:
+        await store.close()
+
+
+async def test_unreachable_redis_is_a_miss_and_never_raises(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = ResponseStore(f"redis://127.0.0.1:{closed_port()}/0", namespace="t-down")
+    assert store.url_kind == "redis"
+    started = time.monotonic()
+    try:
+        await store.set("key", ANSWER, 60)  # must not raise
+        assert await store.get("key") is None
+    finally:
+        await store.close()
+    assert time.monotonic() - started < 5
+    messages = [r.getMessage() for r in caplog.records if r.name == "gateway.cache"]
+    assert any("cache write failed" in m for m in messages)
+    assert any("cache read failed" in m for m in messages)
+
+
+def test_encode_decode_round_trip() -> None:
+    raw = ANSWER.encode()
+
+    assert raw.startswith(FORMAT + b" ")
+    assert CachedAnswer.decode(raw) == ANSWER
+
+
+def test_decode_keeps_a_content_type_with_spaces_and_an_empty_body() -> None:
+    answer = CachedAnswer(12.5, 204, "text/html; charset=utf-8", b"")
+
+    assert CachedAnswer.decode(answer.encode()) == answer
+
+
+@pytest.mark.parametrize("raw", [
+    b"",
+    b"garbage",
+    b"\x00\xff\xfe binary \n junk",
+    b"cgw1 not-a-time 200 text/plain\nbody",
+    b"cgw1 12.5 OK text/plain\nbody",
+    b"cgw1 12.5 200\nbody",  # a field missing
+    b"cgw0 12.5 200 text/plain\nbody",  # an older format
+    b"cgw2 12.5 200 text/plain\nbody",  # a newer format
+    b"CGW1 12.5 200 text/plain\nbody",
+])
+def test_decode_rejects_garbage_and_other_formats(raw: bytes) -> None:
+    assert CachedAnswer.decode(raw) is None
+
+
+async def test_store_ignores_an_entry_of_another_format(any_store: ResponseStore) -> None:
+    await any_store._cache.set("key", b"cgw0 12.5 200 text/plain\nbody")
+
+    assert await any_store.get("key") is None
+
+
+def test_age_is_never_negative() -> None:
+    assert CachedAnswer(time.time() + 100, 200, "", b"").age() == 0.0
+    assert 9.5 <= CachedAnswer(time.time() - 10, 200, "", b"").age() <= 11
