@@ -218,8 +218,13 @@ def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -
 def _describe(exc: ValidationError, data: Mapping[str, Any], origin: str) -> str:
     # Only location and message: pydantic's input_value could be a token.
     lines = []
-    for error in exc.errors(include_input=False, include_url=False):
+    errors = exc.errors(include_input=False, include_url=False)
+    entries_failed = any(len(e["loc"]) > 1 and e["loc"][0] == "sources" for e in errors)
+    for error in errors:
         loc = tuple(error["loc"])
+        if loc == ("sources",) and error["type"] == "too_short" and entries_failed:
+            continue  # a consequence of the entries' own errors, already listed
+
         where = _where(loc, data)
         message = error["msg"].removeprefix("Value error, ")
         lines.append(f"{origin}: {where}: {message}")

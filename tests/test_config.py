@@ -123,3 +123,8 @@ def test_not_toml_and_missing_file(tmp_path: Path) -> None:
 
 def test_no_sources(tmp_path: Path) -> None:
     assert "sources: Field required" in error_for(tmp_path, "[server]\nport = 1\n")
+
+
+def test_a_bad_entry_is_reported_once(tmp_path: Path) -> None:
+    message = error_for(tmp_path, GOOD.replace('kind = "joptic"', 'kind = "jopticc"'))
+    assert message.count("\n") == 0, message  # no "sources: at least 1 item" echo
