@@ -126,5 +126,7 @@ def test_no_sources(tmp_path: Path) -> None:
 
 
 def test_a_bad_entry_is_reported_once(tmp_path: Path) -> None:
-    message = error_for(tmp_path, GOOD.replace('kind = "joptic"', 'kind = "jopticc"'))
+    only = '[[sources]]\nname = "cc"\nkind = "carecare"\nbase_url = "http://x"\ntoken = "t"\n'
+    message = error_for(tmp_path, only)
+    assert 'sources[0] (name "cc").kind' in message
     assert message.count("\n") == 0, message  # no "sources: at least 1 item" echo
