@@ -25,7 +25,6 @@ import asyncio
 import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from typing import Any, ClassVar, Concatenate, ParamSpec, TypeVar
 
 from gateway.config import SourceKind
@@ -42,6 +41,7 @@ from gateway.sources.records import (
     Variant,
     VariantOption,
 )
+from gateway.sources.shape import ShapeError, iso_time, number, optional, required, strings
 from gateway.upstream.client import Params, RequestScope
 from gateway.upstream.paging import Chunk, Slice, Window, fetch_window, plan_pages
 
@@ -58,10 +58,6 @@ GROUP_ID = re.compile(r"[0-9a-f]{24}")
 NO_PRODUCTS: Params = {"productPage": 1, "productLimit": 1}
 # Up to this many ids are fetched one by one (one round trip); more read the group table.
 BY_ID_LIMIT = 3
-
-
-class _Shape(Exception):
-    """The upstream's JSON is not the documented shape (becomes UpstreamBadResponse)."""
 
 
 class AximAdapter(SourceAdapter):
@@ -192,143 +188,96 @@ class AximAdapter(SourceAdapter):
         """Run a parser; a shape it does not expect becomes UpstreamBadResponse."""
         try:
             return parser(self, *args, **kwargs)
-        except _Shape as exc:
+        except ShapeError as exc:
             raise UpstreamBadResponse(f"source '{self.name}' answered an unexpected response "
                                       f"({exc})", source=self.name) from None
 
 
 def _list_body(adapter: AximAdapter, body: Any) -> tuple[list[Any], int | None]:
-    rows = _get(body, "data", list)
-    return rows, _get(_get(body, "pagination", dict), "total", int)
+    rows = required(body, "data", list)
+    return rows, required(required(body, "pagination", dict), "total", int)
 
 
 def _group(adapter: AximAdapter, row: Any) -> GroupRecord:
     if not isinstance(row, dict):
-        raise _Shape("a product group is not an object")
+        raise ShapeError("a product group is not an object")
     return GroupRecord(
         source=adapter.info,
-        upstream_id=_get(row, "id", str),
-        name=_opt(row, "name", str),
-        status=GroupStatus.INACTIVE if _opt(row, "status", bool) is False else GroupStatus.ACTIVE,
-        restrict_access=_opt(row, "restrictAccess", bool),
-        created_at=_time(row, "createdAt"),
-        updated_at=_time(row, "updatedAt"),
-        product_count=_opt(row, "productCount", int),
+        upstream_id=required(row, "id", str),
+        name=optional(row, "name", str),
+        status=(GroupStatus.INACTIVE if optional(row, "status", bool) is False
+                else GroupStatus.ACTIVE),
+        restrict_access=optional(row, "restrictAccess", bool),
+        created_at=iso_time(row, "createdAt"),
+        updated_at=iso_time(row, "updatedAt"),
+        product_count=optional(row, "productCount", int),
     )
 
 
 def _group_with_products(adapter: AximAdapter, row: Any, keep: slice
                          ) -> tuple[GroupRecord, Page[ProductRecord]]:
     group = _group(adapter, row)
-    rows = _get(row, "products", list)
-    total = _get(_get(row, "productPagination", dict), "total", int)
+    rows = required(row, "products", list)
+    total = required(required(row, "productPagination", dict), "total", int)
     products = [_product(adapter, p, group.upstream_id) for p in rows[keep]]
     return group, Page(products, total)
 
 
 def _group_of_one(adapter: AximAdapter, body: Any) -> GroupRecord:
-    data = _get(body, "data", dict)
-    group = _group(adapter, _get(data, "productGroup", dict))
-    group.product_count = _get(_get(data, "pagination", dict), "total", int)
+    data = required(body, "data", dict)
+    group = _group(adapter, required(data, "productGroup", dict))
+    group.product_count = required(required(data, "pagination", dict), "total", int)
     return group
 
 
 def _products_of_one(adapter: AximAdapter, body: Any, group_id: str) -> Chunk[ProductRecord]:
-    data = _get(body, "data", dict)
-    rows = _get(data, "products", list)
-    total = _get(_get(data, "pagination", dict), "total", int)
+    data = required(body, "data", dict)
+    rows = required(data, "products", list)
+    total = required(required(data, "pagination", dict), "total", int)
     return Chunk([_product(adapter, row, group_id) for row in rows], total)
 
 
 def _product(adapter: AximAdapter, row: Any, group_id: str) -> ProductRecord:
     if not isinstance(row, dict):
-        raise _Shape("a product is not an object")
+        raise ShapeError("a product is not an object")
     return ProductRecord(
         source=adapter.info,
-        upstream_id=_get(row, "id", str),
+        upstream_id=required(row, "id", str),
         group_id=group_id,
-        name=_opt(row, "name", str),
-        sku=_opt(row, "sku", str),
-        price=_number(row, "price"),
-        status=_opt(row, "status", str),
-        description=_opt(row, "description", str),
-        categories=_strings(row, "categories"),
-        variants=[_variant(v) for v in _opt(row, "variants", list) or []],
-        created_at=_time(row, "createdAt"),
-        updated_at=_time(row, "updatedAt"),
+        name=optional(row, "name", str),
+        sku=optional(row, "sku", str),
+        price=number(row, "price"),
+        status=optional(row, "status", str),
+        description=optional(row, "description", str),
+        categories=strings(row, "categories"),
+        variants=[_variant(v) for v in optional(row, "variants", list) or []],
+        created_at=iso_time(row, "createdAt"),
+        updated_at=iso_time(row, "updatedAt"),
     )
 
 
 def _variant(row: Any) -> Variant:
     if not isinstance(row, dict):
-        raise _Shape("a variant is not an object")
-    inventory = _opt(row, "inventory", dict)
+        raise ShapeError("a variant is not an object")
+    inventory = optional(row, "inventory", dict)
     return Variant(
-        upstream_id=_get(row, "id", str),
-        sku=_opt(row, "sku", str),
-        name=_opt(row, "name", str),
-        price=_number(row, "price"),
-        cost=_number(row, "cost"),
-        sale_price=_number(row, "sale"),
-        is_active=_opt(row, "isActive", bool),
-        options=[_option(o) for o in _opt(row, "options", list) or []],
+        upstream_id=required(row, "id", str),
+        sku=optional(row, "sku", str),
+        name=optional(row, "name", str),
+        price=number(row, "price"),
+        cost=number(row, "cost"),
+        sale_price=number(row, "sale"),
+        is_active=optional(row, "isActive", bool),
+        options=[_option(o) for o in optional(row, "options", list) or []],
         inventory=None if inventory is None else Inventory(
-            stock=_opt(inventory, "stock", int), min_stock=_opt(inventory, "minStock", int)),
+            stock=optional(inventory, "stock", int),
+            min_stock=optional(inventory, "minStock", int)),
     )
 
 
 def _option(row: Any) -> VariantOption:
     if not isinstance(row, dict):
-        raise _Shape("a variant option is not an object")
-    return VariantOption(name=_opt(row, "optionName", str),
-                         label=_opt(row, "optionValueLabel", str),
-                         value=_opt(row, "optionValue", str))
-
-
-def _get(container: Any, key: str, kind: type[Any]) -> Any:
-    """``container[key]``, which must be present and of ``kind``."""
-    value = _opt(container, key, kind)
-    if value is None:
-        raise _Shape(f"'{key}' is missing")
-    return value
-
-
-def _opt(container: Any, key: str, kind: type[Any]) -> Any:
-    """``container[key]`` of ``kind``, or None when absent or null."""
-    if not isinstance(container, dict):
-        raise _Shape(f"expected an object holding '{key}'")
-    value = container.get(key)
-    if value is None or type(value) is kind:  # the common case, without the checks below
-        return value
-    # bool is an int in Python; an int field holding true/false is still the wrong shape.
-    if value is not None and (not isinstance(value, kind)
-                              or (kind is int and isinstance(value, bool))):
-        raise _Shape(f"'{key}' is not a {kind.__name__}")
-    return value
-
-
-def _number(container: Any, key: str) -> float | None:
-    value = container.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _Shape(f"'{key}' is not a number")
-    return float(value)
-
-
-def _strings(container: Any, key: str) -> list[str]:
-    values = _opt(container, key, list) or []
-    if not all(isinstance(v, str) for v in values):
-        raise _Shape(f"'{key}' is not a list of strings")
-    return list(values)
-
-
-def _time(container: Any, key: str) -> datetime | None:
-    raw = _opt(container, key, str)
-    if raw is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(raw)
-    except ValueError:
-        raise _Shape(f"'{key}' is not an ISO 8601 time") from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+        raise ShapeError("a variant option is not an object")
+    return VariantOption(name=optional(row, "optionName", str),
+                         label=optional(row, "optionValueLabel", str),
+                         value=optional(row, "optionValue", str))

@@ -24,6 +24,7 @@ from gateway.errors import UpstreamBadResponse
 from gateway.sources.base import SourceAdapter
 from gateway.sources.query import GroupFilter
 from gateway.sources.records import Capability, GroupRecord, GroupStatus, Page
+from gateway.sources.shape import ShapeError, required, text
 from gateway.upstream.client import RequestScope, UpstreamClient
 from gateway.upstream.paging import Chunk, Slice, Window, fetch_window
 
@@ -36,10 +37,6 @@ PUSHDOWN = {"search": "name", "store_id": "store_id", "code": "code",
             "external_id": "external_id"}
 STATES = {0: GroupStatus.DELETED, 1: GroupStatus.ACTIVE}
 LAST_CHANGE_FORMAT = "%Y-%m-%d %H:%M:%S"
-
-
-class _Shape(Exception):
-    """The upstream's JSON is not the documented shape (becomes UpstreamBadResponse)."""
 
 
 class CareCloudAdapter(SourceAdapter):
@@ -69,32 +66,32 @@ class CareCloudAdapter(SourceAdapter):
 
     def _chunk(self, body: Any) -> Chunk[GroupRecord]:
         try:
-            data = _field(body, "data", dict)
-            rows = _field(data, "product_groups", list)
-            total = _field(data, "total_items", int)
+            data = required(body, "data", dict)
+            rows = required(data, "product_groups", list)
+            total = required(data, "total_items", int)
             return Chunk([self._record(row) for row in rows], total)
-        except _Shape as exc:
+        except ShapeError as exc:
             raise UpstreamBadResponse(
                 f"source '{self.name}' answered an unexpected product group list ({exc})",
                 source=self.name) from None
 
     def _record(self, row: Any) -> GroupRecord:
         if not isinstance(row, dict):
-            raise _Shape("a product group is not an object")
-        state = _field(row, "state", int)
+            raise ShapeError("a product group is not an object")
+        state = required(row, "state", int)
         if state not in STATES:
-            raise _Shape(f"unknown state {state}")
+            raise ShapeError(f"unknown state {state}")
         return GroupRecord(
             source=self.info,
             upstream_id=_required_id(row, "product_group_id"),
-            name=_text(row, "name"),
-            code=_text(row, "code"),
-            external_id=_text(row, "external_id"),
+            name=text(row, "name"),
+            code=text(row, "code"),
+            external_id=text(row, "external_id"),
             status=STATES[state],
             store_id=_id(row, "store_id"),
-            updated_at=self._time(_text(row, "last_change")),
+            updated_at=self._time(text(row, "last_change")),
             parent_id=_id(row, "parent_product_group_id"),
-            parent_external_id=_text(row, "parent_external_id"),
+            parent_external_id=text(row, "parent_external_id"),
         )
 
     def _time(self, value: str | None) -> datetime | None:
@@ -103,7 +100,7 @@ class CareCloudAdapter(SourceAdapter):
         try:
             return datetime.strptime(value, LAST_CHANGE_FORMAT).replace(tzinfo=self._zone)
         except ValueError:
-            raise _Shape("last_change is not YYYY-MM-DD HH:MM:SS") from None
+            raise ShapeError("last_change is not YYYY-MM-DD HH:MM:SS") from None
 
 
 def _filter_params(group_filter: GroupFilter) -> dict[str, str | int]:
@@ -115,27 +112,10 @@ def _filter_params(group_filter: GroupFilter) -> dict[str, str | int]:
     return params
 
 
-def _field(obj: Any, key: str, kind: type[object]) -> Any:
-    """``obj[key]``, which must exist and be of type ``kind`` (bool is not an int here)."""
-    if not isinstance(obj, dict) or key not in obj:
-        raise _Shape(f"'{key}' is missing")
-    value = obj[key]
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise _Shape(f"'{key}' is not {kind.__name__}")
-    return value
-
-
-def _text(row: dict[str, Any], key: str) -> str | None:
-    value = row.get(key)
-    if value is not None and not isinstance(value, str):
-        raise _Shape(f"'{key}' is not a string")
-    return value
-
-
 def _required_id(row: dict[str, Any], key: str) -> str:
     value = _id(row, key)
     if value is None:
-        raise _Shape(f"'{key}' is missing")
+        raise ShapeError(f"'{key}' is missing")
     return value
 
 
@@ -148,4 +128,4 @@ def _id(row: dict[str, Any], key: str) -> str | None:
         return value
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
-    raise _Shape(f"'{key}' is not an id")
+    raise ShapeError(f"'{key}' is not an id")

@@ -36,6 +36,7 @@ from gateway.errors import UpstreamBadResponse
 from gateway.sources.base import ProductKey, SourceAdapter
 from gateway.sources.query import ProductFields, ProductFilter
 from gateway.sources.records import Attribute, Capability, Page, ProductClass, ProductRecord
+from gateway.sources.shape import ShapeError, iso_time, optional, required
 from gateway.upstream.client import Params, RequestScope
 from gateway.upstream.paging import Chunk, Slice, Window, fetch_window
 
@@ -44,10 +45,6 @@ __all__ = ["ComestriAdapter"]
 PATH = "/products"
 MAX_PER_PAGE = 250  # the document gives none; see the module docstring
 DESCRIPTION_CODE = "description"
-
-
-class _Shape(Exception):
-    """The upstream's JSON is not the documented shape (becomes UpstreamBadResponse)."""
 
 
 class ComestriAdapter(SourceAdapter):
@@ -85,33 +82,33 @@ class ComestriAdapter(SourceAdapter):
 
     def _chunk(self, body: Any) -> Chunk[ProductRecord]:
         try:
-            rows = _get(body, "entries", list)
-            total = _get(body, "total_entries", int)
+            rows = required(body, "entries", list)
+            total = required(body, "total_entries", int)
             size = body.get("per_page")  # what the upstream applied
             return Chunk([self._record(row) for row in rows], total,
                          size if isinstance(size, int) else None)
-        except _Shape as exc:
+        except ShapeError as exc:
             raise UpstreamBadResponse(
                 f"source '{self.name}' answered an unexpected product list ({exc})",
                 source=self.name) from None
 
     def _record(self, row: Any) -> ProductRecord:
         if not isinstance(row, dict):
-            raise _Shape("a product is not an object")
-        attributes = [_attribute(a) for a in _opt(row, "attribute_values", list) or []]
+            raise ShapeError("a product is not an object")
+        attributes = [_attribute(a) for a in optional(row, "attribute_values", list) or []]
         return ProductRecord(
             source=self.info,
-            upstream_id=str(_get(row, "id", int)),
-            sku=_opt(row, "code", str),
-            name=_opt(row, "name", str),
-            status=_opt(row, "status", str),
+            upstream_id=str(required(row, "id", int)),
+            sku=optional(row, "code", str),
+            name=optional(row, "name", str),
+            status=optional(row, "status", str),
             description=next((a.value for a in attributes if a.code == DESCRIPTION_CODE), None),
-            categories=[_get(_object(c), "name", str)
-                        for c in _opt(row, "product_categories", list) or []],
-            product_class=_product_class(_opt(row, "product_class", dict)),
+            categories=[required(c, "name", str)
+                        for c in optional(row, "product_categories", list) or []],
+            product_class=_product_class(optional(row, "product_class", dict)),
             attributes=attributes,
-            created_at=_time(row, "created_at"),
-            updated_at=_time(row, "updated_at"),
+            created_at=iso_time(row, "created_at"),
+            updated_at=iso_time(row, "updated_at"),
         )
 
 
@@ -155,11 +152,12 @@ def _instant(moment: datetime | None, *, up: bool) -> str | None:
 
 
 def _attribute(row: Any) -> Attribute:
-    row = _object(row)
+    if not isinstance(row, dict):
+        raise ShapeError("an attribute value is not an object")
     data = row.get("data")
-    definition = _opt(row, "attribute_definition_id", int)
+    definition = optional(row, "attribute_definition_id", int)
     return Attribute(
-        code=_get(row, "attribute_definition_code", str),
+        code=required(row, "attribute_definition_code", str),
         value=data if data is None or isinstance(data, str) else json.dumps(data),
         definition_id=None if definition is None else str(definition),
     )
@@ -168,39 +166,4 @@ def _attribute(row: Any) -> Attribute:
 def _product_class(row: dict[str, Any] | None) -> ProductClass | None:
     if row is None:
         return None
-    return ProductClass(str(_get(row, "id", int)), _opt(row, "name", str))
-
-
-def _object(value: Any) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise _Shape("expected an object")
-    return value
-
-
-def _get(container: Any, key: str, kind: type[Any]) -> Any:
-    """``container[key]``, which must be present and of ``kind``."""
-    value = _opt(container, key, kind)
-    if value is None:
-        raise _Shape(f"'{key}' is missing")
-    return value
-
-
-def _opt(container: Any, key: str, kind: type[Any]) -> Any:
-    """``container[key]`` of ``kind``, or None when absent or null."""
-    value = _object(container).get(key)
-    # bool is an int in Python; an int field holding true/false is still the wrong shape.
-    if value is not None and (not isinstance(value, kind)
-                              or (kind is int and isinstance(value, bool))):
-        raise _Shape(f"'{key}' is not a {kind.__name__}")
-    return value
-
-
-def _time(container: Any, key: str) -> datetime | None:
-    raw = _opt(container, key, str)
-    if raw is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(raw)
-    except ValueError:
-        raise _Shape(f"'{key}' is not an ISO 8601 time") from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return ProductClass(str(required(row, "id", int)), optional(row, "name", str))

@@ -13,7 +13,6 @@ deleted groups — so it answers an empty page without a request. Not pushed dow
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from gateway.config import SourceKind
@@ -21,6 +20,7 @@ from gateway.errors import UpstreamBadResponse
 from gateway.sources.base import SourceAdapter
 from gateway.sources.query import GroupFilter
 from gateway.sources.records import Capability, GroupRecord, GroupStatus, Page
+from gateway.sources.shape import ShapeError, iso_time, required, text
 from gateway.upstream.client import Params, RequestScope
 from gateway.upstream.paging import Chunk, Slice, Window, fetch_window
 
@@ -33,10 +33,6 @@ IS_ACTIVE = {GroupStatus.ACTIVE: "true", GroupStatus.INACTIVE: "false"}
 STATUSES = {1: GroupStatus.ACTIVE, 0: GroupStatus.INACTIVE}
 # GroupFilter attributes Joptic cannot filter on, with the client's spelling.
 UNPUSHABLE = {"store_id": "storeId", "code": "code", "external_id": "externalId"}
-
-
-class _Shape(Exception):
-    """The upstream's JSON is not the documented shape (becomes UpstreamBadResponse)."""
 
 
 class JopticAdapter(SourceAdapter):
@@ -65,32 +61,32 @@ class JopticAdapter(SourceAdapter):
 
     def _chunk(self, body: Any) -> Chunk[GroupRecord]:
         try:
-            rows = _field(body, "data", list)
-            pagination = _field(body, "pagination", dict)
-            total = _field(pagination, "total", int)
+            rows = required(body, "data", list)
+            pagination = required(body, "pagination", dict)
+            total = required(pagination, "total", int)
             size = pagination.get("limit")  # the clamped limit the upstream applied
             return Chunk([self._record(row) for row in rows], total,
                          size if isinstance(size, int) else None)
-        except _Shape as exc:
+        except ShapeError as exc:
             raise UpstreamBadResponse(
                 f"source '{self.name}' answered an unexpected product group list ({exc})",
                 source=self.name) from None
 
     def _record(self, row: Any) -> GroupRecord:
         if not isinstance(row, dict):
-            raise _Shape("a product group is not an object")
-        status = _field(row, "status", int)
+            raise ShapeError("a product group is not an object")
+        status = required(row, "status", int)
         if status not in STATUSES:
-            raise _Shape(f"unknown status {status}")
+            raise ShapeError(f"unknown status {status}")
         return GroupRecord(
             source=self.info,
-            upstream_id=_required_text(row, "id"),
-            name=_text(row, "name"),
+            upstream_id=_requiredtext(row, "id"),
+            name=text(row, "name"),
             status=STATUSES[status],
-            store_id=_text(row, "store"),
-            created_at=_time(row, "createdAt"),
-            updated_at=_time(row, "updatedAt"),
-            parent_id=_text(row, "parent"),
+            store_id=text(row, "store"),
+            created_at=iso_time(row, "createdAt"),
+            updated_at=iso_time(row, "updatedAt"),
+            parent_id=text(row, "parent"),
         )
 
 
@@ -103,37 +99,8 @@ def _filter_params(group_filter: GroupFilter) -> Params:
     return params
 
 
-def _field(obj: Any, key: str, kind: type[object]) -> Any:
-    """``obj[key]``, which must exist and be of type ``kind`` (bool is not an int here)."""
-    if not isinstance(obj, dict) or key not in obj:
-        raise _Shape(f"'{key}' is missing")
-    value = obj[key]
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise _Shape(f"'{key}' is not {kind.__name__}")
-    return value
-
-
-def _text(row: dict[str, Any], key: str) -> str | None:
-    value = row.get(key)
-    if value is not None and not isinstance(value, str):
-        raise _Shape(f"'{key}' is not a string")
-    return value
-
-
-def _required_text(row: dict[str, Any], key: str) -> str:
-    value = _text(row, key)
+def _requiredtext(row: dict[str, Any], key: str) -> str:
+    value = text(row, key)
     if not value:
-        raise _Shape(f"'{key}' is missing")
+        raise ShapeError(f"'{key}' is missing")
     return value
-
-
-def _time(row: dict[str, Any], key: str) -> datetime | None:
-    """An ISO 8601 timestamp with ``Z`` or an offset; one without a zone is read as UTC."""
-    value = _text(row, key)
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise _Shape(f"'{key}' is not ISO 8601") from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -217,8 +217,14 @@ async def test_group_table_is_one_request_and_memoized(make: Factory, cc: Runnin
     assert list(by_id) == [row["product_group_id"]]
     assert by_ext[row["external_id"]] is by_id[row["product_group_id"]]
     assert len(cc.log) == 1  # all answered from the memoized table
-    await adapter.group_table(RequestScope())
-    assert len(cc.log) == 2  # a new request reads it again
+    assert await adapter.group_table(RequestScope()) is table  # kept for the group TTL
+    assert len(cc.log) == 1
+    en = await adapter.group_table(RequestScope(language="en"))  # kept per language
+    assert en is not table and len(cc.log) == 2
+    uncached = make(group_cache_ttl_seconds=0)
+    await uncached.group_table(RequestScope())
+    await uncached.group_table(RequestScope())
+    assert len(cc.log) == 4  # without a group TTL each request reads it again
 
 
 async def test_unauthorized(make: Factory, cc: RunningEmulator) -> None:

@@ -177,8 +177,10 @@ async def test_group_table_reads_in_fewest_pages_and_is_memoized(
     found = await adapter.groups_by_ids([raw[150]["id"], raw[3]["id"], "clx-unknown"], scope)
     assert set(found) == {raw[150]["id"], raw[3]["id"]}
     assert len(jo.log) == math.ceil(len(raw) / 100)  # answered from the memoized table
-    await adapter.group_table(RequestScope())
-    assert len(jo.log) == 2 * math.ceil(len(raw) / 100)
+    assert await adapter.group_table(RequestScope()) is table  # kept for the group TTL
+    assert len(jo.log) == math.ceil(len(raw) / 100)
+    await make(group_cache_ttl_seconds=0).group_table(RequestScope())
+    assert len(jo.log) == 2 * math.ceil(len(raw) / 100)  # without a TTL: read again
 
 
 async def test_no_language_header(make: Factory, jo: RunningEmulator) -> None:
