@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn
 
 from strawberry.types import Info
 
@@ -20,7 +20,6 @@ from gateway.graph.context import GatewayContext
 from gateway.graph.cursors import PageArgs, fingerprint
 from gateway.graph.listing import (
     ErrorSink,
-    Listing,
     ListStream,
     Stream,
     WindowStream,
@@ -29,6 +28,7 @@ from gateway.graph.listing import (
 )
 from gateway.graph.lookahead import item_fields, wants
 from gateway.graph.types import (
+    Connection,
     ProductConnection,
     ProductFilter,
     ProductGroupConnection,
@@ -50,7 +50,6 @@ from gateway.upstream.paging import Window
 __all__ = ["group_products", "node", "nodes", "product_groups", "products"]
 
 GraphInfo = Info[GatewayContext, None]
-C = TypeVar("C", ProductGroupConnection, ProductConnection)
 
 
 def _sources(context: GatewayContext, requested: list[Any] | None, capability: Capability,
@@ -77,11 +76,6 @@ def _raise(error: GatewayError) -> NoReturn:
     raise error
 
 
-def _connection(cls: type[C], listing: Listing[Any]) -> C:
-    page: C = cls.of(listing)
-    return page
-
-
 # -- product groups -----------------------------------------------------------------------------
 
 
@@ -105,7 +99,7 @@ async def product_groups(info: GraphInfo, first: int | None, after: str | None,
         streams = [_group_stream(context, a, group_filter, nested) for a in adapters]
         listing = await concatenated(streams, args, fp, report,
                                      need_total=wants(info, "totalCount"))
-    return _connection(ProductGroupConnection, listing)
+    return Connection(listing=listing)
 
 
 def _table_loader(context: GatewayContext, adapter: SourceAdapter, group_filter: GroupFilter
@@ -194,7 +188,7 @@ async def group_products(info: GraphInfo, group: GroupRecord, first: int | None,
 
     stream = WindowStream(source, fetch)
     listing = await concatenated([stream], args, fp, _raise, need_total=wants(info, "totalCount"))
-    return _connection(ProductConnection, listing)
+    return Connection(listing=listing)
 
 
 async def products(info: GraphInfo, first: int | None, after: str | None, last: int | None,
@@ -215,7 +209,7 @@ async def products(info: GraphInfo, first: int | None, after: str | None, last: 
 
     listing = await concatenated([stream(a) for a in adapters], args, fp, _reporter(info),
                                  need_total=wants(info, "totalCount"))
-    return _connection(ProductConnection, listing)
+    return Connection(listing=listing)
 
 
 # -- nodes --------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ resolvers. No per-item GraphQL object is built.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import strawberry
 from strawberry.federation.schema_directives import Key, ListSize
@@ -27,14 +27,14 @@ from gateway.sources.query import Direction, OrderField
 from gateway.sources.records import Capability, GroupStatus
 
 __all__ = [
+    "Connection",
+    "Edge",
     "Node",
     "Product",
     "ProductConnection",
-    "ProductEdge",
     "ProductFilter",
     "ProductGroup",
     "ProductGroupConnection",
-    "ProductGroupEdge",
     "ProductGroupFilter",
     "ProductGroupOrder",
     "Source",
@@ -60,6 +60,9 @@ async def _entity(info: Info[GatewayContext, None], id: str, record_class: type)
 # at most MAX_PAGE_SIZE; neither argument is required (the default page is 20).
 LIST_SIZE = ListSize(assumed_size=MAX_PAGE_SIZE, slicing_arguments=["first", "last"],
                      sized_fields=["edges", "nodes"], require_one_slicing_argument=False)
+
+
+T = TypeVar("T")
 
 
 def _is(record_class: type) -> Any:
@@ -200,81 +203,40 @@ class Product(Node):
 
 
 @strawberry.type
-class ProductGroupEdge:
+class Edge(Generic[T]):
     cursor: str
-    node: ProductGroup
+    node: T
 
 
-@strawberry.type
-class ProductEdge:
-    cursor: str
-    node: Product
-
-
-class _Page:
-    """A connection's page; edges and cursors are built only when a query selects them."""
-
+@strawberry.type(description="A page of a list; edges and cursors are built only when selected.")
+class Connection(Generic[T]):
     listing: strawberry.Private[Listing[Any]]
 
-    @classmethod
-    def of(cls, listing: Listing[Any]) -> Any:
-        page = cls()
-        page.listing = listing
-        return page
+    @strawberry.field
+    def edges(self) -> list[Edge[T]]:
+        return [Edge(cursor=cursor.encode(), node=item) for item, cursor in self.listing.edges]
 
-    def _items(self) -> list[Any]:
+    @strawberry.field
+    def nodes(self) -> list[T]:
         return [item for item, _ in self.listing.edges]
 
-    def _edges(self, edge: type[Any]) -> list[Any]:
-        return [edge(cursor=cursor.encode(), node=item) for item, cursor in self.listing.edges]
-
-    def _page_info(self) -> PageInfo:
+    @strawberry.field
+    def page_info(self) -> PageInfo:
         edges = self.listing.edges
         return PageInfo(
             has_next_page=self.listing.has_next, has_previous_page=self.listing.has_previous,
             start_cursor=edges[0][1].encode() if edges else None,
             end_cursor=edges[-1][1].encode() if edges else None)
 
-
-TOTAL_COUNT = "Items in the whole list; null when a source failed and it is unknown."
-
-
-@strawberry.type
-class ProductGroupConnection(_Page):
-    @strawberry.field
-    def edges(self) -> list[ProductGroupEdge]:
-        return self._edges(ProductGroupEdge)
-
-    @strawberry.field
-    def nodes(self) -> list[ProductGroup]:
-        return self._items()
-
-    @strawberry.field
-    def page_info(self) -> PageInfo:
-        return self._page_info()
-
-    @strawberry.field(description=TOTAL_COUNT)
+    @strawberry.field(
+        description="Items in the whole list; null when a source failed and it is unknown.")
     def total_count(self) -> int | None:
         return self.listing.total
 
 
-@strawberry.type
-class ProductConnection(_Page):
-    @strawberry.field
-    def edges(self) -> list[ProductEdge]:
-        return self._edges(ProductEdge)
-
-    @strawberry.field
-    def nodes(self) -> list[Product]:
-        return self._items()
-
-    @strawberry.field
-    def page_info(self) -> PageInfo:
-        return self._page_info()
-
-    @strawberry.field(description=TOTAL_COUNT)
-    def total_count(self) -> int | None:
-        return self.listing.total
+# The names the schema contract uses: ProductGroupConnection, ProductConnection (and …Edge).
+ProductGroupConnection = Connection[ProductGroup]
+ProductConnection = Connection[Product]
 
 
 @strawberry.input
