@@ -80,6 +80,10 @@ class GraphQLEndpoint:
         media_type = negotiate(accept)
         params = await self._params(request)
         document = _parse(params["query"])
+        operation_error = _operation_error(document, params.get("operationName"))
+        if operation_error is not None:
+            return _result_response(None, [GraphQLError(operation_error)], None, media_type,
+                                    ErrorCode.GRAPHQL_VALIDATION_FAILED)
         if request.method == "GET" and _is_mutation(document, params.get("operationName")):
             raise RequestError(405, "mutations are not allowed over GET: use POST",
                                {"Allow": "POST"})
@@ -188,6 +192,21 @@ def _parse(query: str) -> DocumentNode | None:
         return parse(query)
     except GraphQLError:
         return None
+
+
+def _operation_error(document: DocumentNode | None, operation_name: str | None) -> str | None:
+    """Why no single operation can run (GraphQL spec, GetOperation), or None."""
+    if document is None:
+        return None  # execution reports the syntax error
+    names = [d.name.value if d.name else None for d in document.definitions
+             if isinstance(d, OperationDefinitionNode)]
+    if operation_name is None:
+        if len(names) > 1:
+            return "the document has several operations: say which in `operationName`"
+        return None
+    if operation_name not in names:
+        return f"the document has no operation named {operation_name!r}"
+    return None
 
 
 def _is_mutation(document: DocumentNode | None, operation_name: str | None) -> bool:

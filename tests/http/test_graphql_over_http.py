@@ -391,3 +391,17 @@ def test_browser_get_is_a_json_error_when_the_playground_is_off(
     assert media_type(response) != "text/html"
     assert "<html" not in response.text.lower()
     error_body(response)
+
+
+@pytest.mark.parametrize("media", [JSON, GRAPHQL_RESPONSE])
+def test_operation_name_must_pick_one_operation(client: httpx.Client, url: str,
+                                                media: str) -> None:
+    two = "query A { sources { id } } query B { sources { kind } }"
+    for payload in ({"query": "{ sources { id } }", "operationName": "Nope"},
+                    {"query": two}):
+        response = post(client, url, payload, media)
+        assert response.status_code == (400 if media == GRAPHQL_RESPONSE else 200)
+        body = error_body(response)
+        assert body["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    picked = post(client, url, {"query": two, "operationName": "B"}, media)
+    assert picked.json()["data"]["sources"][0] == {"kind": "CARECLOUD"}
