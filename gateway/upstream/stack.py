@@ -1,10 +1,12 @@
 """The order of the upstream policies, in one place: order is behaviour.
 
-    cache → in-flight dedup → retry → circuit breaker → concurrency limit → network
+    in-flight dedup → cache → retry → circuit breaker → concurrency limit → network
 
-* The cache is outermost: a fresh entry costs nothing, and a stale one can answer for a failure
+* De-duplication is outermost: concurrent identical requests share one cache lookup, one
+  upstream call and one cache write, so a request arriving while the answer is being stored
+  cannot miss both the cache and the shared call.
+* The cache comes next: a fresh entry costs nothing, and a stale one can answer for a failure
   anywhere below, an open breaker included.
-* De-duplication sits below the cache, so concurrent misses share one upstream call.
 * Retries wrap the breaker: every try counts towards it, and an open breaker stops the retries.
 * The limit is innermost: only requests really sent hold a slot.
 """
@@ -42,8 +44,8 @@ def build_transport(source: SourceConfig, *, store: ResponseStore, health: Sourc
         max_retries=source.max_retries, backoff=source.retry_backoff_seconds,
         max_backoff=source.retry_max_backoff_seconds,
         retry_after_cap=source.retry_after_cap_seconds))
-    transport = DedupTransport(transport, source=source.name, credential=credential)
-    return CacheTransport(transport, store=store, source=source.name, credential=credential,
-                          policy=CachePolicy(product_ttl=source.cache_ttl_seconds,
-                                             group_ttl=source.group_cache_ttl_seconds,
-                                             stale_grace=source.stale_grace_seconds))
+    transport = CacheTransport(transport, store=store, source=source.name, credential=credential,
+                               policy=CachePolicy(product_ttl=source.cache_ttl_seconds,
+                                                  group_ttl=source.group_cache_ttl_seconds,
+                                                  stale_grace=source.stale_grace_seconds))
+    return DedupTransport(transport, source=source.name, credential=credential)
