@@ -42,7 +42,7 @@ from gateway.sources.records import (
     VariantOption,
 )
 from gateway.sources.shape import ShapeError, iso_time, number, optional, required, strings
-from gateway.upstream.client import Params, RequestScope
+from gateway.upstream.client import Params, Parse, RequestScope
 from gateway.upstream.paging import Chunk, Slice, Window, fetch_window, plan_pages
 
 __all__ = ["AximAdapter"]
@@ -78,8 +78,9 @@ class AximAdapter(SourceAdapter):
     async def list_groups(self, group_filter: GroupFilter, window: Window,
                           scope: RequestScope) -> Page[GroupRecord]:
         async def fetch(piece: Slice) -> Chunk[GroupRecord]:
-            rows, total = await self._all_page(group_filter, piece, NO_PRODUCTS, scope)
-            return Chunk([self._parse(_group, row) for row in rows], total)
+            chunk: Chunk[GroupRecord] = await self._all_page(
+                group_filter, piece, NO_PRODUCTS, scope, Parse(self._groups_page))
+            return chunk
 
         chunk = await fetch_window(window, fetch, max_size=MAX_LIMIT, page_aligned=True)
         return Page(chunk.items, chunk.total)
@@ -99,8 +100,10 @@ class AximAdapter(SourceAdapter):
         keep = slice(product_window.offset - piece.start, product_window.end - piece.start)
 
         async def fetch(group_piece: Slice) -> Chunk[tuple[GroupRecord, Page[ProductRecord]]]:
-            rows, total = await self._all_page(group_filter, group_piece, product_params, scope)
-            return Chunk([self._parse(_group_with_products, row, keep) for row in rows], total)
+            chunk: Chunk[tuple[GroupRecord, Page[ProductRecord]]] = await self._all_page(
+                group_filter, group_piece, product_params, scope,
+                Parse(self._groups_with_products_page, (keep.start, keep.stop)))
+            return chunk
 
         chunk = await fetch_window(window, fetch, max_size=MAX_LIMIT, page_aligned=True)
         groups = [group for group, _ in chunk.items]
@@ -108,15 +111,30 @@ class AximAdapter(SourceAdapter):
         return Page(groups, chunk.total), products
 
     async def _all_page(self, group_filter: GroupFilter, piece: Slice,
-                        extra: Params, scope: RequestScope
-                        ) -> tuple[list[Any], int | None]:
+                        extra: Params, scope: RequestScope, parse: Parse) -> Any:
         params: dict[str, str | int] = {"page": piece.page, "limit": piece.size, **extra}
         if group_filter.search is not None:
             params["search"] = group_filter.search
         # Without products (productLimit 1 is the upstream's minimum) it is a group list.
         freshness = "groups" if extra is NO_PRODUCTS else "products"
-        body = await self.client.get_json(ALL_PATH, params, scope=scope, freshness=freshness)
-        return self._parse(_list_body, body)
+        return await self.client.get_json(ALL_PATH, params, scope=scope, freshness=freshness,
+                                          parse=parse)
+
+    def _one_group(self, body: Any) -> GroupRecord:
+        return self._parse(_group_of_one, body)
+
+    def _products_page(self, body: Any, group_id: str) -> Chunk[ProductRecord]:
+        return self._parse(_products_of_one, body, group_id)
+
+    def _groups_page(self, body: Any) -> Chunk[GroupRecord]:
+        rows, total = self._parse(_list_body, body)
+        return Chunk([self._parse(_group, row) for row in rows], total)
+
+    def _groups_with_products_page(self, body: Any, start: int, stop: int
+                                   ) -> Chunk[tuple[GroupRecord, Page[ProductRecord]]]:
+        rows, total = self._parse(_list_body, body)
+        keep = slice(start, stop)
+        return Chunk([self._parse(_group_with_products, row, keep) for row in rows], total)
 
     async def groups_by_ids(self, ids: Sequence[str], scope: RequestScope
                             ) -> dict[str, GroupRecord]:
@@ -128,9 +146,10 @@ class AximAdapter(SourceAdapter):
         return {group.upstream_id: group for group in found if group is not None}
 
     async def _group_by_id(self, group_id: str, scope: RequestScope) -> GroupRecord | None:
-        body = await self.client.get_json(f"/productGroup/{group_id}", {"page": 1, "limit": 1},
-                                          scope=scope, allow_404=True)
-        return None if body is None else self._parse(_group_of_one, body)
+        group: GroupRecord | None = await self.client.get_json(
+            f"/productGroup/{group_id}", {"page": 1, "limit": 1}, scope=scope, allow_404=True,
+            parse=Parse(self._one_group))
+        return group
 
     # -- products -------------------------------------------------------------------------------
 
@@ -141,10 +160,10 @@ class AximAdapter(SourceAdapter):
         params: dict[str, str | int] = {} if search is None else {"search": search}
 
         async def fetch(piece: Slice) -> Chunk[ProductRecord]:
-            body = await self.client.get_json(
+            chunk: Chunk[ProductRecord] | None = await self.client.get_json(
                 f"/productGroup/{group_id}", {**params, "page": piece.page, "limit": piece.size},
-                scope=scope, allow_404=True)
-            return Chunk([], 0) if body is None else self._parse(_products_of_one, body, group_id)
+                scope=scope, allow_404=True, parse=Parse(self._products_page, (group_id,)))
+            return Chunk([], 0) if chunk is None else chunk
 
         chunk = await fetch_window(window, fetch, max_size=MAX_LIMIT, page_aligned=True)
         return Page(chunk.items, chunk.total)

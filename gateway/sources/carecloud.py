@@ -25,7 +25,7 @@ from gateway.sources.base import SourceAdapter
 from gateway.sources.query import GroupFilter
 from gateway.sources.records import Capability, GroupRecord, GroupStatus, Page
 from gateway.sources.shape import ShapeError, required, text
-from gateway.upstream.client import RequestScope, UpstreamClient
+from gateway.upstream.client import Parse, RequestScope, UpstreamClient
 from gateway.upstream.paging import Chunk, Slice, Window, fetch_window
 
 __all__ = ["CareCloudAdapter"]
@@ -56,10 +56,10 @@ class CareCloudAdapter(SourceAdapter):
         params = _filter_params(group_filter)
 
         async def fetch(piece: Slice) -> Chunk[GroupRecord]:
-            body = await self.client.get_json(
+            chunk: Chunk[GroupRecord] = await self.client.get_json(
                 PATH, {**params, "offset": piece.start, "count": piece.size}, scope=scope,
-                language_header="Accept-Language", freshness="groups")
-            return self._chunk(body)
+                language_header="Accept-Language", freshness="groups", parse=Parse(self._chunk))
+            return chunk
 
         chunk = await fetch_window(window, fetch, max_size=None, page_aligned=False)
         return Page(chunk.items, chunk.total)

@@ -37,7 +37,7 @@ from gateway.sources.base import ProductKey, SourceAdapter
 from gateway.sources.query import ProductFields, ProductFilter
 from gateway.sources.records import Attribute, Capability, Page, ProductClass, ProductRecord
 from gateway.sources.shape import ShapeError, iso_time, optional, required
-from gateway.upstream.client import Params, RequestScope
+from gateway.upstream.client import Params, Parse, RequestScope
 from gateway.upstream.paging import Chunk, Slice, Window, fetch_window
 
 __all__ = ["ComestriAdapter"]
@@ -58,9 +58,10 @@ class ComestriAdapter(SourceAdapter):
                   "root_products_only": "true"}
 
         async def fetch(piece: Slice) -> Chunk[ProductRecord]:
-            body = await self.client.get_json(
-                PATH, {**params, "page": piece.page, "per_page": piece.size}, scope=scope)
-            return self._chunk(body)
+            chunk: Chunk[ProductRecord] = await self.client.get_json(
+                PATH, {**params, "page": piece.page, "per_page": piece.size}, scope=scope,
+                parse=Parse(self._chunk))
+            return chunk
 
         chunk = await fetch_window(window, fetch, max_size=MAX_PER_PAGE, page_aligned=True)
         return Page(chunk.items, chunk.total)
@@ -76,9 +77,10 @@ class ComestriAdapter(SourceAdapter):
     async def _by_id(self, product_id: str, fields: ProductFields, scope: RequestScope
                      ) -> ProductRecord | None:
         params: Params = {**field_params(fields), "id": product_id, "per_page": 1}
-        body = await self.client.get_json(PATH, params, scope=scope)
+        chunk: Chunk[ProductRecord] = await self.client.get_json(PATH, params, scope=scope,
+                                                                 parse=Parse(self._chunk))
         # Trust only an entry with the asked id (an upstream ignoring ``id`` would answer others).
-        return next((p for p in self._chunk(body).items if p.upstream_id == product_id), None)
+        return next((p for p in chunk.items if p.upstream_id == product_id), None)
 
     def _chunk(self, body: Any) -> Chunk[ProductRecord]:
         try:

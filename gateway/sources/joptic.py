@@ -21,7 +21,7 @@ from gateway.sources.base import SourceAdapter
 from gateway.sources.query import GroupFilter
 from gateway.sources.records import Capability, GroupRecord, GroupStatus, Page
 from gateway.sources.shape import ShapeError, iso_time, required, text
-from gateway.upstream.client import Params, RequestScope
+from gateway.upstream.client import Params, Parse, RequestScope
 from gateway.upstream.paging import Chunk, Slice, Window, fetch_window
 
 __all__ = ["JopticAdapter"]
@@ -51,10 +51,10 @@ class JopticAdapter(SourceAdapter):
         params = _filter_params(group_filter)
 
         async def fetch(piece: Slice) -> Chunk[GroupRecord]:
-            body = await self.client.get_json(
+            chunk: Chunk[GroupRecord] = await self.client.get_json(
                 PATH, {**params, "page": piece.page, "limit": piece.size}, scope=scope,
-                freshness="groups")
-            return self._chunk(body)
+                freshness="groups", parse=Parse(self._chunk))
+            return chunk
 
         chunk = await fetch_window(window, fetch, max_size=MAX_LIMIT, page_aligned=True)
         return Page(chunk.items, chunk.total)

@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, urlencode
 import httpx
 
 from gateway.errors import GatewayError
-from gateway.upstream.extensions import FRESHNESS, LANGUAGE, STALE_AGE
+from gateway.upstream.extensions import CACHE_ENTRY, FRESHNESS, LANGUAGE, STALE_AGE
 from gateway.upstream.layer import Layer
 from gateway.upstream.store import FORMAT, CachedAnswer, ResponseStore
 
@@ -69,35 +69,38 @@ class CacheTransport(Layer):
         ttl = self.policy.ttl(request.extensions.get(FRESHNESS))
         cached = await self.store.get(key) if ttl > 0 else None
         if cached is not None and cached.age() <= ttl:
-            return _response(cached, request)
+            return _response(cached, request, key)
         try:
             response = await self.inner.handle_async_request(request)
             body = await response.aread()
         except (httpx.HTTPError, GatewayError):
-            stale = self._stale(cached, ttl, request)
+            stale = self._stale(cached, ttl, request, key)
             if stale is None:
                 raise
             return stale
         if _failed(response):
-            return self._stale(cached, ttl, request) or _rebuilt(response, body, request)
+            return self._stale(cached, ttl, request, key) or _rebuilt(response, body, request)
         if 200 <= response.status_code < 300 and ttl > 0:
             answer = CachedAnswer(time.time(), response.status_code,
                                   response.headers.get("content-type", ""), body)
             await self.store.set(key, answer, ttl + self.policy.stale_grace)
+            return _response(answer, request, key)
         return _rebuilt(response, body, request)
 
-    def _stale(self, cached: CachedAnswer | None, ttl: float, request: httpx.Request
+    def _stale(self, cached: CachedAnswer | None, ttl: float, request: httpx.Request, key: str
                ) -> httpx.Response | None:
         if cached is None or cached.age() > ttl + self.policy.stale_grace:
             return None
-        response = _response(cached, request)
+        response = _response(cached, request, key)
         response.extensions[STALE_AGE] = round(cached.age() - ttl, 1)
         return response
 
 
-def _response(cached: CachedAnswer, request: httpx.Request) -> httpx.Response:
+def _response(cached: CachedAnswer, request: httpx.Request, key: str) -> httpx.Response:
+    # The entry's identity lets the client reuse what it decoded from the same bytes before.
     return httpx.Response(cached.status, headers={"content-type": cached.content_type},
-                          content=cached.body, request=request, extensions={})
+                          content=cached.body, request=request,
+                          extensions={CACHE_ENTRY: (key, cached.stored_at)})
 
 
 def _rebuilt(response: httpx.Response, body: bytes, request: httpx.Request) -> httpx.Response:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,12 +31,22 @@ from gateway.errors import (
     UpstreamUnauthorized,
     UpstreamUnavailable,
 )
-from gateway.upstream.extensions import DEADLINE, FRESHNESS, LANGUAGE, STALE_AGE
+from gateway.upstream.extensions import CACHE_ENTRY, DEADLINE, FRESHNESS, LANGUAGE, STALE_AGE
 
-__all__ = ["Params", "RequestScope", "UpstreamClient"]
+__all__ = ["Params", "Parse", "RequestScope", "UpstreamClient"]
 
 Params = Mapping[str, str | int]
 CallKey = tuple[str, str, tuple[tuple[str, str], ...], str | None]
+CacheEntry = tuple[str, float]  # (cache key, stored at)
+
+
+@dataclass(frozen=True, slots=True)
+class Parse:
+    """How an adapter reads an answer: ``fn(json, *args)``. Equal by value, so the same reading
+    of one cached answer is made once per process (``fn`` a function or bound method)."""
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...] = ()
 
 
 @dataclass
@@ -63,6 +73,8 @@ class UpstreamClient:
     ) -> None:
         self.source = source.name
         self.default_language = source.language
+        self._decoded: dict[CacheEntry, Any] = {}  # cache entry → its decoded JSON
+        self._parses: dict[tuple[CacheEntry, Parse], Any] = {}  # … → what an adapter read
         self._http = httpx.AsyncClient(
             base_url=source.url,
             headers=dict(auth_headers),
@@ -73,6 +85,22 @@ class UpstreamClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
+    def _decode(self, content: bytes, entry: CacheEntry | None) -> Any:
+        """The JSON of an answer, decoded once per cache entry: a warm hit costs no decoding.
+
+        Decoded values and parsed records are shared by every request that reads the entry:
+        adapters and resolvers only read them.
+        """
+        if entry is None:
+            return orjson.loads(content)
+        decoded = self._decoded.get(entry)
+        if decoded is None:
+            decoded = orjson.loads(content)
+            if len(self._decoded) >= MAX_DECODED:
+                self._decoded.pop(next(iter(self._decoded)))
+            self._decoded[entry] = decoded
+        return decoded
+
     async def get_json(
         self,
         path: str,
@@ -82,13 +110,15 @@ class UpstreamClient:
         language_header: str | None = None,
         allow_404: bool = False,
         freshness: str = "products",
+        parse: Parse | None = None,
     ) -> Any:
         """GET ``path`` and decode JSON; identical calls in one scope are made once.
 
         ``language_header`` names the header that carries the request's language (CareCloud's
         ``Accept-Language``); the language is part of every call's identity either way.
         With ``allow_404`` a 404 answers None (an unknown id) instead of raising. ``freshness``
-        ("groups" or "products") picks the cache TTL.
+        ("groups" or "products") picks the cache TTL. With ``parse`` the answer is
+        ``parse.fn(json, *parse.args)``, made once per cache entry in this process.
         """
         language = scope.language or self.default_language
         key: CallKey = (
@@ -104,7 +134,22 @@ class UpstreamClient:
             task = asyncio.ensure_future(
                 self._get(path, dict(key[2]), headers, extensions, allow_404, scope))
             scope.calls[key] = task
-        return await asyncio.shield(task)
+        decoded, entry = await asyncio.shield(task)
+        if parse is None or decoded is None:
+            return decoded
+        return self._parsed(decoded, entry, parse)
+
+    def _parsed(self, decoded: Any, entry: CacheEntry | None, parse: Parse) -> Any:
+        if entry is None:
+            return parse.fn(decoded, *parse.args)
+        memo_key = (entry, parse)
+        parsed = self._parses.get(memo_key)
+        if parsed is None:
+            parsed = parse.fn(decoded, *parse.args)
+            if len(self._parses) >= MAX_DECODED:
+                self._parses.pop(next(iter(self._parses)))
+            self._parses[memo_key] = parsed
+        return parsed
 
     async def _get(
         self, path: str, params: dict[str, str], headers: dict[str, str],
@@ -128,14 +173,18 @@ class UpstreamClient:
         if isinstance(stale, float | int):
             scope.stale[self.source] = max(float(stale), scope.stale.get(self.source, 0.0))
         if allow_404 and response.status_code == 404:
-            return None
+            return None, None
         _raise_for_status(self.source, response)
+        entry = response.extensions.get(CACHE_ENTRY)
         try:
-            return orjson.loads(response.content)
+            return self._decode(response.content, entry), entry
         except orjson.JSONDecodeError:
             raise UpstreamBadResponse(
                 f"source '{self.source}' answered malformed JSON", source=self.source
             ) from None
+
+
+MAX_DECODED = 64  # decoded cache entries kept per source (pages of a few hundred KB at most)
 
 
 def _raise_for_status(source: str, response: httpx.Response) -> None:
