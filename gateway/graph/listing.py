@@ -137,9 +137,10 @@ async def _concat_forward(streams: Sequence[Stream[T]], size: int, fp: str,
     start = start or (0,) * count
     # Each stream still in play is asked for a whole page at once: one request per source,
     # all concurrent, however the page ends up split between them.
-    pages = await asyncio.gather(*(
-        _guard(s.window(Window(start[i], size)), report) if start[i] != END else _none()
-        for i, s in enumerate(streams)))
+    calls = [_guard(s.window(Window(start[i], size)), report) if start[i] != END else _none()
+             for i, s in enumerate(streams)]
+    # One stream (a group's products, twenty times a page): no tasks for a gather of one.
+    pages = [await calls[0]] if len(calls) == 1 else await asyncio.gather(*calls)
     edges: list[tuple[T, Cursor]] = []
     failed = {i for i, page in enumerate(pages) if page is None and start[i] != END}
     has_next = bool(failed)  # a failed stream resumes on the next page
