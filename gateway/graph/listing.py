@@ -193,7 +193,8 @@ async def _concat_backward(streams: Sequence[Stream[T]], size: int, fp: str,
 
 
 async def _total(streams: Sequence[Stream[Any]], report: ErrorSink) -> int | None:
-    totals = await asyncio.gather(*(_guard(s.total(), report) for s in streams))
+    calls = [_guard(s.total(), report) for s in streams]
+    totals = [await calls[0]] if len(calls) == 1 else await asyncio.gather(*calls)
     return None if any(t is None for t in totals) else sum(t or 0 for t in totals)
 
 

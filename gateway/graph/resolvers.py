@@ -99,7 +99,7 @@ async def product_groups(info: GraphInfo, first: int | None, after: str | None,
         streams = [_group_stream(context, a, group_filter, nested) for a in adapters]
         listing = await concatenated(streams, args, fp, report,
                                      need_total=wants(info, "totalCount"))
-    return Connection(listing=listing)
+    return Connection.of(listing)  # type: ignore[no-any-return]
 
 
 def _table_loader(context: GatewayContext, adapter: SourceAdapter, group_filter: GroupFilter
@@ -188,7 +188,7 @@ async def group_products(info: GraphInfo, group: GroupRecord, first: int | None,
 
     stream = WindowStream(source, fetch)
     listing = await concatenated([stream], args, fp, _raise, need_total=wants(info, "totalCount"))
-    return Connection(listing=listing)
+    return Connection.of(listing)  # type: ignore[no-any-return]
 
 
 async def products(info: GraphInfo, first: int | None, after: str | None, last: int | None,
@@ -209,7 +209,7 @@ async def products(info: GraphInfo, first: int | None, after: str | None, last: 
 
     listing = await concatenated([stream(a) for a in adapters], args, fp, _reporter(info),
                                  need_total=wants(info, "totalCount"))
-    return Connection(listing=listing)
+    return Connection.of(listing)  # type: ignore[no-any-return]
 
 
 # -- nodes --------------------------------------------------------------------------------------

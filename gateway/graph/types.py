@@ -211,14 +211,19 @@ class Edge(Generic[T]):
 @strawberry.type(description="A page of a list; edges and cursors are built only when selected.")
 class Connection(Generic[T]):
     listing: strawberry.Private[Listing[Any]]
+    # Plain attributes where cheap (no resolver call per field), resolvers where work is saved.
+    nodes: list[T]
+    total_count: int | None = strawberry.field(
+        description="Items in the whole list; null when a source failed and it is unknown.")
+
+    @classmethod
+    def of(cls, listing: Listing[Any]) -> Any:
+        return cls(listing=listing, nodes=[item for item, _ in listing.edges],
+                   total_count=listing.total)
 
     @strawberry.field
     def edges(self) -> list[Edge[T]]:
         return [Edge(cursor=cursor.encode(), node=item) for item, cursor in self.listing.edges]
-
-    @strawberry.field
-    def nodes(self) -> list[T]:
-        return [item for item, _ in self.listing.edges]
 
     @strawberry.field
     def page_info(self) -> PageInfo:
@@ -227,11 +232,6 @@ class Connection(Generic[T]):
             has_next_page=self.listing.has_next, has_previous_page=self.listing.has_previous,
             start_cursor=edges[0][1].encode() if edges else None,
             end_cursor=edges[-1][1].encode() if edges else None)
-
-    @strawberry.field(
-        description="Items in the whole list; null when a source failed and it is unknown.")
-    def total_count(self) -> int | None:
-        return self.listing.total
 
 
 # The names the schema contract uses: ProductGroupConnection, ProductConnection (and …Edge).
