@@ -28,7 +28,6 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Concatenate, ParamSpec, TypeVar
 
 from gateway.config import SourceKind
-from gateway.errors import UpstreamBadResponse
 from gateway.sources.base import GroupsWithProducts, ProductKey, SourceAdapter
 from gateway.sources.query import GroupFilter, ProductFields
 from gateway.sources.records import (
@@ -205,11 +204,8 @@ class AximAdapter(SourceAdapter):
     def _parse(self, parser: Callable[Concatenate[AximAdapter, P], T], *args: P.args,
                **kwargs: P.kwargs) -> T:
         """Run a parser; a shape it does not expect becomes UpstreamBadResponse."""
-        try:
+        with self.reading("response"):
             return parser(self, *args, **kwargs)
-        except ShapeError as exc:
-            raise UpstreamBadResponse(f"source '{self.name}' answered an unexpected response "
-                                      f"({exc})", source=self.name) from None
 
 
 def _list_body(adapter: AximAdapter, body: Any) -> tuple[list[Any], int | None]:

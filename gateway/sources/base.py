@@ -12,14 +12,16 @@ without a get-by-id endpoint.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import ClassVar
 
 from gateway.config import SourceConfig, SourceKind
-from gateway.errors import Unsupported
+from gateway.errors import Unsupported, UpstreamBadResponse
 from gateway.sources.query import GroupFilter, ProductFields, ProductFilter
 from gateway.sources.records import Capability, GroupRecord, Page, ProductRecord, SourceInfo
+from gateway.sources.shape import ShapeError
 from gateway.upstream.client import RequestScope, UpstreamClient
 from gateway.upstream.paging import Window
 
@@ -47,6 +49,16 @@ class SourceAdapter:
         self.info = SourceInfo(config.name, self.kind, self.capabilities)
         # Parsed group tables by language: (time.monotonic() when read, table).
         self._tables: dict[str, tuple[float, list[GroupRecord]]] = {}
+
+    @contextlib.contextmanager
+    def reading(self, what: str) -> Iterator[None]:
+        """Read ``what`` from an answer: a shape not expected is UPSTREAM_BAD_RESPONSE, naming
+        the source (and the field), never the URL or the body."""
+        try:
+            yield
+        except ShapeError as exc:
+            raise UpstreamBadResponse(f"source '{self.name}' answered an unexpected {what} "
+                                      f"({exc})", source=self.name) from None
 
     @classmethod
     def auth_headers(cls, token: str) -> dict[str, str]:

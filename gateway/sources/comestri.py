@@ -32,7 +32,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from gateway.config import SourceKind
-from gateway.errors import UpstreamBadResponse
 from gateway.sources.base import ProductKey, SourceAdapter
 from gateway.sources.query import ProductFields, ProductFilter
 from gateway.sources.records import Attribute, Capability, Page, ProductClass, ProductRecord
@@ -83,16 +82,12 @@ class ComestriAdapter(SourceAdapter):
         return next((p for p in chunk.items if p.upstream_id == product_id), None)
 
     def _chunk(self, body: Any) -> Chunk[ProductRecord]:
-        try:
+        with self.reading("product list"):
             rows = required(body, "entries", list)
             total = required(body, "total_entries", int)
             size = body.get("per_page")  # what the upstream applied
             return Chunk([self._record(row) for row in rows], total,
                          size if isinstance(size, int) else None)
-        except ShapeError as exc:
-            raise UpstreamBadResponse(
-                f"source '{self.name}' answered an unexpected product list ({exc})",
-                source=self.name) from None
 
     def _record(self, row: Any) -> ProductRecord:
         if not isinstance(row, dict):

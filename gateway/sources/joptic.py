@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from gateway.config import SourceKind
-from gateway.errors import UpstreamBadResponse
 from gateway.sources.base import SourceAdapter
 from gateway.sources.query import GroupFilter
 from gateway.sources.records import Capability, GroupRecord, GroupStatus, Page
@@ -60,17 +59,13 @@ class JopticAdapter(SourceAdapter):
         return Page(chunk.items, chunk.total)
 
     def _chunk(self, body: Any) -> Chunk[GroupRecord]:
-        try:
+        with self.reading("product group list"):
             rows = required(body, "data", list)
             pagination = required(body, "pagination", dict)
             total = required(pagination, "total", int)
             size = pagination.get("limit")  # the clamped limit the upstream applied
             return Chunk([self._record(row) for row in rows], total,
                          size if isinstance(size, int) else None)
-        except ShapeError as exc:
-            raise UpstreamBadResponse(
-                f"source '{self.name}' answered an unexpected product group list ({exc})",
-                source=self.name) from None
 
     def _record(self, row: Any) -> GroupRecord:
         if not isinstance(row, dict):
@@ -80,7 +75,7 @@ class JopticAdapter(SourceAdapter):
             raise ShapeError(f"unknown status {status}")
         return GroupRecord(
             source=self.info,
-            upstream_id=_requiredtext(row, "id"),
+            upstream_id=_required_text(row, "id"),
             name=text(row, "name"),
             status=STATUSES[status],
             store_id=text(row, "store"),
@@ -99,7 +94,7 @@ def _filter_params(group_filter: GroupFilter) -> Params:
     return params
 
 
-def _requiredtext(row: dict[str, Any], key: str) -> str:
+def _required_text(row: dict[str, Any], key: str) -> str:
     value = text(row, key)
     if not value:
         raise ShapeError(f"'{key}' is missing")
