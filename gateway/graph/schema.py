@@ -100,11 +100,19 @@ class Query:
         return record if isinstance(record, ProductRecord) else None  # type: ignore[return-value]
 
 
-class GatewaySchema(strawberry.Schema):
+class _QuietErrors:
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
         """Client errors are not the server's to log; GatewayErrors logs the unexpected ones."""
+
+
+class GatewaySchema(_QuietErrors, strawberry.Schema):
+    pass
+
+
+class FederatedSchema(_QuietErrors, strawberry.federation.Schema):
+    pass
 
 
 FEDERATION_DIRECTIVES = frozenset({"key", "listSize", "cost", "link"})
@@ -113,13 +121,6 @@ EXTENSIONS: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
     partial(ParserCache, maxsize=256),
     partial(ValidationCache, maxsize=256),
 ]
-
-
-class FederatedSchema(strawberry.federation.Schema):
-    def process_errors(
-        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
-    ) -> None:
-        """As :class:`GatewaySchema`: GatewayErrors logs what deserves it."""
 
 
 def build_schema(*, federation: bool = False) -> strawberry.Schema:
