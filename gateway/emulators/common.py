@@ -27,7 +27,6 @@ import json
 import random
 import threading
 import time
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 from urllib.parse import parse_qs
@@ -193,12 +192,6 @@ def parse_list(value: str | None) -> list[str]:
     if not value:
         return []
     return [part.strip() for part in value.split(",") if part.strip()]
-
-
-def first_value(values: Iterable[str] | None) -> str | None:
-    for value in values or ():
-        return value
-    return None
 
 
 class EmulatorMiddleware:

@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, urlencode
 import httpx
 
 from gateway.errors import GatewayError
-from gateway.upstream.extensions import CACHE_ENTRY, FRESHNESS, LANGUAGE, STALE_AGE
+from gateway.upstream.extensions import CACHE_ENTRY, CACHE_KEY, FRESHNESS, LANGUAGE, STALE_AGE
 from gateway.upstream.layer import Layer
 from gateway.upstream.store import FORMAT, CachedAnswer, ResponseStore
 
@@ -42,11 +42,17 @@ def credential_fingerprint(secret: str) -> str:
 
 
 def cache_key(source: str, credential: str, request: httpx.Request) -> str:
+    """The request's cache key, computed once per request (the dedup and cache layers share it)."""
+    known = request.extensions.get(CACHE_KEY)
+    if isinstance(known, tuple) and known[:2] == (source, credential):
+        return str(known[2])
     query = urlencode(sorted(parse_qsl(request.url.query.decode(), keep_blank_values=True)))
     language = request.extensions.get(LANGUAGE) or ""
     raw = f"{request.method} {request.url.path}?{query} lang={language}"
     digest = hashlib.sha256(raw.encode()).hexdigest()[:32]
-    return f"{FORMAT.decode()}:{source}:{credential}:{digest}"
+    key = f"{FORMAT.decode()}:{source}:{credential}:{digest}"
+    request.extensions[CACHE_KEY] = (source, credential, key)
+    return key
 
 
 def _failed(response: httpx.Response) -> bool:
