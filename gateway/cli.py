@@ -34,9 +34,11 @@ def _serve(args: argparse.Namespace) -> int:
             port=port,
             workers=args.workers,
             log_level=args.log_level,
+            timeout_keep_alive=int(config.server.keep_alive_seconds),
         )
     else:
-        uvicorn.run(create_app(config), host=host, port=port, log_level=args.log_level)
+        uvicorn.run(create_app(config), host=host, port=port, log_level=args.log_level,
+                    timeout_keep_alive=int(config.server.keep_alive_seconds))
     return 0
 
 

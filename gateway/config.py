@@ -77,6 +77,10 @@ class ServerSettings(_Strict):
     playground_assets: str | None = None  # GraphiQL's files (default: build/playground/...)
     federation: bool = False  # serve the Apollo Federation 2 subgraph schema
     max_body_bytes: int = Field(default=1_000_000, ge=1024)  # largest POST body accepted
+    # Idle keep-alive connections are kept longer than clients and load balancers keep theirs
+    # (httpx 5 s, most balancers 60 s): then the client, never the server, closes an idle
+    # connection, and no request is sent on a connection the server is just closing.
+    keep_alive_seconds: float = Field(default=75.0, gt=0, le=3600)
     # Overall deadline of one GraphQL request: retries and slow sources stop within it.
     request_timeout_seconds: float = Field(default=15.0, gt=0, le=600)
 

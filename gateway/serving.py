@@ -53,6 +53,10 @@ class BoundApp:
         return f"http://{host}:{port}"
 
 
+# Longer than clients keep idle connections (see ServerSettings.keep_alive_seconds).
+KEEP_ALIVE = 75
+
+
 class _Server(uvicorn.Server):
     # Several servers share one loop: signals are handled once, by serve_forever.
     @contextlib.contextmanager
@@ -63,7 +67,7 @@ class _Server(uvicorn.Server):
 def _servers(bound: Mapping[str, BoundApp], log_level: str) -> list[tuple[_Server, BoundApp]]:
     return [
         (_Server(uvicorn.Config(b.app, lifespan="auto", log_level=log_level, access_log=False,
-                                timeout_graceful_shutdown=2)), b)
+                                timeout_graceful_shutdown=2, timeout_keep_alive=KEEP_ALIVE)), b)
         for b in bound.values()
     ]
 
