@@ -23,6 +23,7 @@ from starlette.routing import Route
 from gateway.config import Config, load_config
 from gateway.endpoint import GraphQLEndpoint
 from gateway.graph import build_schema
+from gateway.graph.documents import DocumentCache
 from gateway.playground import DEFAULT_ASSETS, Playground
 from gateway.runtime import Runtime
 
@@ -71,7 +72,9 @@ def create_app(config: Config) -> Starlette:
     if server.graphiql:
         assets = Path(server.playground_assets) if server.playground_assets else DEFAULT_ASSETS
         playground = Playground(assets)
-    endpoint = GraphQLEndpoint(build_schema(federation=server.federation), runtime,
+    documents = DocumentCache()
+    endpoint = GraphQLEndpoint(build_schema(federation=server.federation, documents=documents),
+                               runtime, documents=documents,
                                playground=playground.page if playground else None,
                                max_body_bytes=server.max_body_bytes)
     routes = [

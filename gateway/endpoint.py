@@ -5,9 +5,11 @@
 * The body must be a JSON object (400 otherwise, and 413 past ``max_body_bytes``); ``query`` a
   string, ``operationName`` a string or null, ``variables`` and ``extensions`` maps or null.
 * ``Accept`` chooses the media type: ``application/graphql-response+json`` — then a request error
-  (parse, validation, variable coercion: no execution happened) answers 400 with no ``data`` —
-  or ``application/json`` (the default, always 200 once the request is well-formed). An
-  ``Accept`` naming neither: 406.
+  (parse, validation, variable coercion: no execution happened) answers 400 — or
+  ``application/json`` (the default, always 200 once the request is well-formed). Either way a
+  request error's body has no ``data`` key. An ``Accept`` naming neither: 406.
+* The query is parsed once, at the :class:`~gateway.graph.documents.DocumentCache` execution
+  shares.
 * Every error body is JSON, never plain text or a stack trace.
 * A browser's ``GET`` (``Accept: text/html``, no ``query``) gets the playground when enabled.
 """
@@ -17,11 +19,10 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from functools import lru_cache
 from typing import Any
 
 import orjson
-from graphql import DocumentNode, GraphQLError, OperationDefinitionNode, OperationType, parse
+from graphql import DocumentNode, GraphQLError, OperationDefinitionNode, OperationType
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -29,8 +30,9 @@ from strawberry import Schema
 
 from gateway.errors import ErrorCode
 from gateway.graph.context import GatewayContext
+from gateway.graph.documents import DocumentCache
 from gateway.runtime import Runtime
-from gateway.upstream.client import RequestScope
+from gateway.scope import RequestScope
 
 __all__ = ["GRAPHQL_RESPONSE", "GraphQLEndpoint"]
 
@@ -40,24 +42,26 @@ DEFAULT_MAX_BODY = 1_000_000
 
 
 class RequestError(Exception):
-    """A request the endpoint refuses before GraphQL sees it: a status and a message."""
+    """A request the endpoint refuses before GraphQL sees it: a status, a code and a message."""
 
-    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None
-                 ) -> None:
+    def __init__(self, status: int, message: str, *, code: ErrorCode = ErrorCode.BAD_USER_INPUT,
+                 headers: Mapping[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.code = code
         self.headers = dict(headers or {})
 
 
 class GraphQLEndpoint:
     """The ASGI app behind ``/graphql``."""
 
-    def __init__(self, schema: Schema, runtime: Runtime, *,
+    def __init__(self, schema: Schema, runtime: Runtime, *, documents: DocumentCache,
                  playground: Callable[[Request], Response] | None = None,
                  max_body_bytes: int = DEFAULT_MAX_BODY) -> None:
         self.schema = schema
         self.runtime = runtime
+        self.documents = documents
         self.playground = playground
         self.max_body_bytes = max_body_bytes
 
@@ -66,43 +70,44 @@ class GraphQLEndpoint:
         try:
             response = await self._handle(request)
         except RequestError as exc:
-            response = _json_error(exc.status, exc.message, exc.headers)
+            response = _json_error(exc)
         await response(scope, receive, send)
 
     async def _handle(self, request: Request) -> Response:
         if request.method not in ("GET", "POST"):
             raise RequestError(405, f"{request.method} is not supported: use GET or POST",
-                               {"Allow": "GET, POST"})
+                               code=ErrorCode.METHOD_NOT_ALLOWED, headers={"Allow": "GET, POST"})
         accept = request.headers.get("accept", "")
         if (request.method == "GET" and self.playground is not None
                 and "query" not in request.query_params and _wants_html(accept)):
             return self.playground(request)
         media_type = negotiate(accept)
         params = await self._params(request)
-        document = _parse(params["query"])
+        try:
+            document = self.documents.parse(params["query"])
+        except GraphQLError as error:
+            return _result_response(None, [error], None, media_type,
+                                    ErrorCode.GRAPHQL_PARSE_FAILED)
         operation_error = _operation_error(document, params.get("operationName"))
         if operation_error is not None:
             return _result_response(None, [GraphQLError(operation_error)], None, media_type,
                                     ErrorCode.GRAPHQL_VALIDATION_FAILED)
         if request.method == "GET" and _is_mutation(document, params.get("operationName")):
             raise RequestError(405, "mutations are not allowed over GET: use POST",
-                               {"Allow": "POST"})
+                               code=ErrorCode.METHOD_NOT_ALLOWED, headers={"Allow": "POST"})
         result = await self.schema.execute(
             params["query"], variable_values=params.get("variables"),
             context_value=self._context(request), operation_name=params.get("operationName"))
-        parse_failed = document is None
         return _result_response(result.data, result.errors, result.extensions, media_type,
-                                ErrorCode.GRAPHQL_PARSE_FAILED if parse_failed
-                                else ErrorCode.GRAPHQL_VALIDATION_FAILED)
+                                ErrorCode.GRAPHQL_VALIDATION_FAILED)
 
     def _context(self, request: Request) -> GatewayContext:
-        config = self.runtime.config
         scope = RequestScope(
             language=request.headers.get("accept-language"),
             request_id=request.headers.get("x-request-id") or uuid.uuid4().hex,
-            deadline=time.monotonic() + config.server.request_timeout_seconds,
+            deadline=time.monotonic() + self.runtime.config.server.request_timeout_seconds,
         )
-        return GatewayContext(config=config, adapters=self.runtime.adapters, scope=scope)
+        return GatewayContext(adapters=self.runtime.adapters, scope=scope)
 
     async def _params(self, request: Request) -> dict[str, Any]:
         if request.method == "GET":
@@ -114,7 +119,8 @@ class GraphQLEndpoint:
             content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
             if content_type != JSON:
                 raise RequestError(415, "send the request body as application/json",
-                                   {"Accept-Post": JSON})
+                                   code=ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+                                   headers={"Accept-Post": JSON})
             params = _json(await self._body(request), "the request body is not valid JSON")
             if not isinstance(params, dict):
                 raise RequestError(400, "the request body must be a JSON object")
@@ -123,13 +129,15 @@ class GraphQLEndpoint:
     async def _body(self, request: Request) -> bytes:
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
-            raise RequestError(413, f"the request body is larger than {self.max_body_bytes} bytes")
+            raise RequestError(413, f"the request body is larger than {self.max_body_bytes} bytes",
+                               code=ErrorCode.PAYLOAD_TOO_LARGE)
         body = bytearray()
         async for chunk in request.stream():
             body += chunk
             if len(body) > self.max_body_bytes:
-                raise RequestError(413,
-                                   f"the request body is larger than {self.max_body_bytes} bytes")
+                raise RequestError(
+                    413, f"the request body is larger than {self.max_body_bytes} bytes",
+                    code=ErrorCode.PAYLOAD_TOO_LARGE)
         return bytes(body)
 
 
@@ -158,7 +166,7 @@ def negotiate(accept: str) -> str:
                 best = (quality, rank, chosen)
     if best is None:
         raise RequestError(406, f"cannot answer in any type `Accept` allows: use {GRAPHQL_RESPONSE}"
-                                f" or {JSON}")
+                                f" or {JSON}", code=ErrorCode.NOT_ACCEPTABLE)
     return best[2]
 
 
@@ -185,19 +193,8 @@ def _checked(params: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
-@lru_cache(maxsize=512)
-def _parse(query: str) -> DocumentNode | None:
-    """The parsed document, or None when it does not parse (execution then reports why)."""
-    try:
-        return parse(query)
-    except GraphQLError:
-        return None
-
-
-def _operation_error(document: DocumentNode | None, operation_name: str | None) -> str | None:
+def _operation_error(document: DocumentNode, operation_name: str | None) -> str | None:
     """Why no single operation can run (GraphQL spec, GetOperation), or None."""
-    if document is None:
-        return None  # execution reports the syntax error
     names = [d.name.value if d.name else None for d in document.definitions
              if isinstance(d, OperationDefinitionNode)]
     if operation_name is None:
@@ -209,9 +206,7 @@ def _operation_error(document: DocumentNode | None, operation_name: str | None) 
     return None
 
 
-def _is_mutation(document: DocumentNode | None, operation_name: str | None) -> bool:
-    if document is None:
-        return False
+def _is_mutation(document: DocumentNode, operation_name: str | None) -> bool:
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     if operation_name is not None:
         operations = [o for o in operations if o.name and o.name.value == operation_name]
@@ -222,8 +217,9 @@ def _result_response(data: Any, errors: list[GraphQLError] | None,
                      extensions: dict[str, Any] | None, media_type: str,
                      request_error_code: ErrorCode) -> Response:
     body: dict[str, Any] = {}
+    # No execution happened (parse, validation, variable coercion): the spec sends no `data`.
     request_error = data is None and bool(errors) and all(e.path is None for e in errors or ())
-    if not (request_error and media_type == GRAPHQL_RESPONSE):
+    if not request_error:
         body["data"] = data
     if errors:
         body["errors"] = [_formatted(e, request_error_code) for e in errors]
@@ -249,12 +245,7 @@ def _formatted(error: GraphQLError, request_error_code: ErrorCode) -> dict[str, 
     return formatted
 
 
-def _json_error(status: int, message: str, headers: Mapping[str, str]) -> Response:
-    body = {"errors": [{"message": message, "extensions": {"code": _code(status)}}]}
-    return Response(orjson.dumps(body), status_code=status, headers=dict(headers),
+def _json_error(error: RequestError) -> Response:
+    body = {"errors": [{"message": error.message, "extensions": {"code": error.code.value}}]}
+    return Response(orjson.dumps(body), status_code=error.status, headers=error.headers,
                     media_type="application/json; charset=utf-8")
-
-
-def _code(status: int) -> str:
-    return {405: "METHOD_NOT_ALLOWED", 406: "NOT_ACCEPTABLE", 413: "PAYLOAD_TOO_LARGE",
-            415: "UNSUPPORTED_MEDIA_TYPE"}.get(status, ErrorCode.BAD_USER_INPUT.value)

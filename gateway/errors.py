@@ -35,8 +35,17 @@ __all__ = [
 
 
 class ErrorCode(StrEnum):
+    """Every ``extensions.code`` the gateway sends (the README's table lists them all)."""
+
+    # The HTTP request itself (gateway/endpoint.py), before any GraphQL work.
+    METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
+    NOT_ACCEPTABLE = "NOT_ACCEPTABLE"
+    PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+    UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
+    # The document and the operation, before execution.
     GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
     GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
+    # Execution.
     BAD_USER_INPUT = "BAD_USER_INPUT"
     UPSTREAM_TIMEOUT = "UPSTREAM_TIMEOUT"
     UPSTREAM_UNAVAILABLE = "UPSTREAM_UNAVAILABLE"
@@ -80,7 +89,6 @@ class Unsupported(BadUserInput):
     def __init__(self, source: str, argument: str, why: str = "") -> None:
         detail = f": {why}" if why else ""
         super().__init__(f"source '{source}' does not support {argument}{detail}", source=source)
-        self.argument = argument
 
 
 class UpstreamError(GatewayError):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.config import Config
 from gateway.sources import SourceAdapter, build_adapter
 from gateway.upstream.breaker import BreakerState, SourceHealth
@@ -29,12 +30,13 @@ class Runtime:
     health: dict[str, SourceHealth]
 
     @classmethod
-    def build(cls, config: Config) -> Runtime:
-        store = ResponseStore(config.cache.url, namespace=config.cache.namespace)
-        health = {s.name: health_for(s) for s in config.sources}
+    def build(cls, config: Config, *, clock: Clock = SYSTEM_CLOCK) -> Runtime:
+        store = ResponseStore(config.cache.url, namespace=config.cache.namespace, clock=clock)
+        health = {s.name: health_for(s, clock=clock) for s in config.sources}
         adapters = {
             s.name: build_adapter(s, transport=build_transport(s, store=store,
-                                                               health=health[s.name]))
+                                                               health=health[s.name],
+                                                               clock=clock), clock=clock)
             for s in config.sources
         }
         return cls(config, store, adapters, health)

@@ -1,19 +1,16 @@
-"""The one request context that travels from the HTTP edge to the upstream client."""
+"""The GraphQL context: what every resolver of one request may use."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from graphql import GraphQLError
 
-from gateway.config import Config
 from gateway.errors import GatewayError
-from gateway.upstream.client import RequestScope
-
-if TYPE_CHECKING:
-    from gateway.graph.catalogue import Catalogue
-    from gateway.sources.base import SourceAdapter
+from gateway.graph.loaders import RequestLoaders
+from gateway.scope import RequestScope
+from gateway.sources.base import SourceAdapter
 
 __all__ = ["GatewayContext"]
 
@@ -22,21 +19,18 @@ __all__ = ["GatewayContext"]
 class GatewayContext:
     """Everything a resolver may use for one GraphQL request.
 
-    ``scope`` goes with every upstream call (language, request id, in-request de-duplication);
-    ``catalogue`` holds the per-request loaders; ``errors`` collects source failures that cost
+    ``scope`` goes with every upstream call (language, request id, deadline, per-request memos);
+    ``loaders`` batch and de-duplicate lookups; ``errors`` collects source failures that cost
     part of a list but not the field, to be reported beside the data.
     """
 
-    config: Config
-    adapters: dict[str, SourceAdapter]
+    adapters: Mapping[str, SourceAdapter]
     scope: RequestScope
-    catalogue: Catalogue = field(init=False)
+    loaders: RequestLoaders = field(init=False)
     errors: list[GraphQLError] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        from gateway.graph.catalogue import Catalogue
-
-        self.catalogue = Catalogue(self)
+        self.loaders = RequestLoaders(self.adapters, self.scope)
 
     def report(self, error: GatewayError, path: list[str | int] | None = None) -> None:
         """Record a source failure that leaves the rest of the answer intact."""

@@ -20,8 +20,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from gateway.errors import GatewayError
 from gateway.graph.cursors import END, Cursor, PageArgs
-from gateway.sources.records import Page
-from gateway.upstream.paging import Window
+from gateway.window import Page, Window
 
 __all__ = ["ErrorSink", "ListStream", "Listing", "Stream", "WindowStream", "concatenated",
            "merged"]

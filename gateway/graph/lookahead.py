@@ -1,77 +1,84 @@
-"""Reading ahead in the query: what a connection's items select, before resolving them.
+"""Reading ahead in the query: what a field's value selects, before resolving it.
 
 Used to ask upstreams only for what is needed (Comestri's response fields), to count only when
 ``totalCount`` is asked, and to fetch Axim groups with their first product page in one call.
+One walk over graphql-core's AST, looking through fragments; directives (``@skip``/``@include``)
+are not evaluated, so a look-ahead may ask for a little more than a query uses, never less.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, cast
 
 from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLResolveInfo,
     InlineFragmentNode,
     SelectionSetNode,
+    value_from_ast_untyped,
 )
 from strawberry.types import Info
-from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField, Selection
 
-__all__ = ["item_fields", "selected", "wants"]
+__all__ = ["arguments", "item_fields", "wants"]
 
-
-def _fields(selections: Iterable[Selection]) -> Iterator[SelectedField]:
-    """Fields of a selection set, looking through fragments."""
-    for selection in selections:
-        if isinstance(selection, SelectedField):
-            yield selection
-        elif isinstance(selection, FragmentSpread | InlineFragment):
-            yield from _fields(selection.selections)
+Fragments = dict[str, FragmentDefinitionNode]
 
 
-def selected(info: Info[Any, Any]) -> list[SelectedField]:
-    """The fields selected on the current field's value."""
-    return [f for field in info.selected_fields for f in _fields(field.selections)]
+def fields(selection_sets: Iterable[SelectionSetNode | None], fragments: Fragments
+           ) -> Iterator[FieldNode]:
+    """The fields of selection sets, looking through inline fragments and fragment spreads."""
+    for selection_set in selection_sets:
+        for selection in selection_set.selections if selection_set else ():
+            if isinstance(selection, FieldNode):
+                yield selection
+            elif isinstance(selection, InlineFragmentNode):
+                yield from fields([selection.selection_set], fragments)
+            elif isinstance(selection, FragmentSpreadNode):
+                fragment = fragments.get(selection.name.value)
+                if fragment is not None:
+                    yield from fields([fragment.selection_set], fragments)
+
+
+def _raw(info: Info[Any, Any]) -> GraphQLResolveInfo[Any]:
+    return info._raw_info
 
 
 def wants(info: Info[Any, Any], name: str) -> bool:
-    """Whether the current field's value selects ``name`` (a cheap walk of the query's AST,
-    remembered per field for the request: every item of a list asks the same question)."""
-    raw = info._raw_info
-    memo: dict[Any, bool] = info.context.scope.memo
-    key = ("wants", name, *(id(node) for node in raw.field_nodes))
-    found = memo.get(key)
-    if found is None:
-        found = any(n == name for node in raw.field_nodes
-                    for n in _names(node.selection_set, raw.fragments))
-        memo[key] = found
-    return found
+    """Whether the current field's value selects ``name``.
+
+    The names are read once per field of the query and request (``scope.selections``): every
+    item of a list asks the same question.
+    """
+    raw = _raw(info)
+    memo = info.context.scope.selections
+    key = tuple(id(node) for node in raw.field_nodes)
+    names = memo.get(key)
+    if names is None:
+        found = fields((node.selection_set for node in raw.field_nodes), raw.fragments)
+        names = memo[key] = frozenset(f.name.value for f in found)
+    return name in names
 
 
-def _names(selection_set: SelectionSetNode | None, fragments: dict[str, FragmentDefinitionNode]
-           ) -> Iterator[str]:
-    """Field names of a selection set, looking through fragments."""
-    for selection in selection_set.selections if selection_set else ():
-        if isinstance(selection, FieldNode):
-            yield selection.name.value
-        elif isinstance(selection, InlineFragmentNode):
-            yield from _names(selection.selection_set, fragments)
-        elif isinstance(selection, FragmentSpreadNode):
-            fragment = fragments.get(selection.name.value)
-            if fragment is not None:
-                yield from _names(fragment.selection_set, fragments)
-
-
-def item_fields(info: Info[Any, Any]) -> list[SelectedField]:
+def item_fields(info: Info[Any, Any]) -> list[FieldNode]:
     """Fields selected on a connection's items, through ``nodes`` and ``edges { node }``."""
-    found: list[SelectedField] = []
-    for field in selected(info):
-        if field.name == "nodes":
-            found += _fields(field.selections)
-        elif field.name == "edges":
-            for edge_field in _fields(field.selections):
-                if edge_field.name == "node":
-                    found += _fields(edge_field.selections)
+    raw = _raw(info)
+    found: list[FieldNode] = []
+    for field in fields((node.selection_set for node in raw.field_nodes), raw.fragments):
+        if field.name.value == "nodes":
+            found += fields([field.selection_set], raw.fragments)
+        elif field.name.value == "edges":
+            for edge_field in fields([field.selection_set], raw.fragments):
+                if edge_field.name.value == "node":
+                    found += fields([edge_field.selection_set], raw.fragments)
     return found
+
+
+def arguments(info: Info[Any, Any], field: FieldNode) -> dict[str, Any]:
+    """A field's arguments as written, with variables replaced by their (coerced) values."""
+    # The coerced values by name (a dict at run time, whatever graphql-core's stubs say).
+    variables = cast("dict[str, Any]", _raw(info).variable_values)
+    return {arg.name.value: value_from_ast_untyped(arg.value, variables)
+            for arg in field.arguments or ()}

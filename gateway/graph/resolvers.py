@@ -16,8 +16,10 @@ from typing import Any, NoReturn
 from strawberry.types import Info
 
 from gateway.errors import BadUserInput, GatewayError, Unsupported
+from gateway.graph.connection import Connection
 from gateway.graph.context import GatewayContext
 from gateway.graph.cursors import PageArgs, fingerprint
+from gateway.graph.inputs import ProductFilter, ProductGroupFilter, ProductGroupOrder
 from gateway.graph.listing import (
     ErrorSink,
     ListStream,
@@ -26,15 +28,7 @@ from gateway.graph.listing import (
     concatenated,
     merged,
 )
-from gateway.graph.lookahead import item_fields, wants
-from gateway.graph.types import (
-    Connection,
-    ProductConnection,
-    ProductFilter,
-    ProductGroupConnection,
-    ProductGroupFilter,
-    ProductGroupOrder,
-)
+from gateway.graph.lookahead import arguments, item_fields, wants
 from gateway.ids import decode_id
 from gateway.sources.base import SourceAdapter
 from gateway.sources.query import (
@@ -44,8 +38,8 @@ from gateway.sources.query import (
     GroupOrder,
     OrderField,
 )
-from gateway.sources.records import Capability, GroupRecord, Page, ProductRecord
-from gateway.upstream.paging import Window
+from gateway.sources.records import Capability, GroupRecord, ProductRecord
+from gateway.window import Page, Window
 
 __all__ = ["group_products", "node", "nodes", "product_groups", "products"]
 
@@ -81,7 +75,7 @@ def _raise(error: GatewayError) -> NoReturn:
 
 async def product_groups(info: GraphInfo, first: int | None, after: str | None,
                          last: int | None, before: str | None, filter: ProductGroupFilter | None,
-                         order_by: ProductGroupOrder | None) -> ProductGroupConnection:
+                         order_by: ProductGroupOrder | None) -> Connection[Any]:
     context = info.context
     args = PageArgs.parse(first, after, last, before)
     adapters = _sources(context, filter.sources if filter else None, Capability.PRODUCT_GROUPS,
@@ -125,7 +119,7 @@ def _group_stream(context: GatewayContext, adapter: SourceAdapter, group_filter:
                 groups, products = both
                 for group_id, page in products.items():
                     key = (adapter.name, group_id, search, 0, size)
-                    context.catalogue.group_products.prime(key, page)
+                    context.loaders.group_products.prime(key, page)
                 return groups
         return await adapter.list_groups(group_filter, window, context.scope)
 
@@ -134,19 +128,18 @@ def _group_stream(context: GatewayContext, adapter: SourceAdapter, group_filter:
 
 def _nested_products(info: GraphInfo) -> tuple[str | None, int] | None:
     """``(search, first)`` when every listed group asks its first products the same way."""
-    calls = [f.arguments for f in item_fields(info) if f.name == "products"]
+    calls = [arguments(info, f) for f in item_fields(info) if f.name.value == "products"]
     if not calls or any(c != calls[0] for c in calls):
         return None
-    arguments = calls[0]
-    if any(arguments.get(k) is not None for k in ("after", "last", "before")):
+    nested = calls[0]
+    if any(nested.get(k) is not None for k in ("after", "last", "before")):
         return None
-    # Literal arguments arrive as written in the query text; variables arrive coerced.
     try:
-        first = arguments.get("first")
+        first = nested.get("first")
         args = PageArgs.parse(None if first is None else int(first), None, None, None)
     except (BadUserInput, ValueError, TypeError):
         return None  # the nested field reports it
-    search = arguments.get("search")
+    search = nested.get("search")
     return (None if search is None else str(search)), args.size
 
 
@@ -176,14 +169,14 @@ def _sorter(order: GroupOrder, source_order: Sequence[str]
 
 async def group_products(info: GraphInfo, group: GroupRecord, first: int | None,
                          after: str | None, last: int | None, before: str | None,
-                         search: str | None) -> ProductConnection:
+                         search: str | None) -> Connection[Any]:
     context = info.context
     args = PageArgs.parse(first, after, last, before)
     source = group.source.id
     fp = fingerprint("group-products", source, group.upstream_id, search)
 
     async def fetch(window: Window) -> Page[ProductRecord]:
-        return await context.catalogue.group_products.load(
+        return await context.loaders.group_products.load(
             (source, group.upstream_id, search, window.offset, window.limit))
 
     stream = WindowStream(source, fetch)
@@ -192,13 +185,13 @@ async def group_products(info: GraphInfo, group: GroupRecord, first: int | None,
 
 
 async def products(info: GraphInfo, first: int | None, after: str | None, last: int | None,
-                   before: str | None, filter: ProductFilter | None) -> ProductConnection:
+                   before: str | None, filter: ProductFilter | None) -> Connection[Any]:
     context = info.context
     args = PageArgs.parse(first, after, last, before)
     adapters = _sources(context, filter.sources if filter else None, Capability.PRODUCTS,
                         "products")
     product_filter = filter.to_query() if filter else ProductFilter().to_query()
-    fields = frozenset(f.name for f in item_fields(info)) & ALL_PRODUCT_FIELDS
+    fields = frozenset(f.name.value for f in item_fields(info)) & ALL_PRODUCT_FIELDS
     fp = fingerprint("products", [a.name for a in adapters], product_filter)
 
     def stream(adapter: SourceAdapter) -> Stream[ProductRecord]:
@@ -219,7 +212,7 @@ async def node(info: GraphInfo, id: str) -> GroupRecord | ProductRecord | None:
     key = decode_id(id)
     if key is None:
         return None
-    return await info.context.catalogue.node(key)
+    return await info.context.loaders.node(key)
 
 
 async def nodes(info: GraphInfo, ids: list[str]) -> list[GroupRecord | ProductRecord | None]:

@@ -9,23 +9,22 @@ from functools import partial
 import strawberry
 import strawberry.federation
 from graphql import GraphQLError, GraphQLSchema, print_schema
-from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
+from strawberry.extensions import SchemaExtension, ValidationCache
 from strawberry.federation.schema_directives import ListSize
 from strawberry.types import ExecutionContext, Info
 
 from gateway.graph import resolvers
+from gateway.graph.connection import LIST_SIZE
 from gateway.graph.context import GatewayContext
+from gateway.graph.documents import DEFAULT_MAX_DOCUMENTS, DocumentCache, ParsedDocuments
 from gateway.graph.extensions import GatewayErrors
+from gateway.graph.inputs import ProductFilter, ProductGroupFilter, ProductGroupOrder
 from gateway.graph.types import (
-    LIST_SIZE,
     Node,
     Product,
     ProductConnection,
-    ProductFilter,
     ProductGroup,
     ProductGroupConnection,
-    ProductGroupFilter,
-    ProductGroupOrder,
     Source,
 )
 from gateway.sources.records import GroupRecord, ProductRecord
@@ -116,26 +115,33 @@ class FederatedSchema(_QuietErrors, strawberry.federation.Schema):
 
 
 FEDERATION_DIRECTIVES = frozenset({"key", "listSize", "cost", "link"})
-EXTENSIONS: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
-    GatewayErrors,
-    partial(ParserCache, maxsize=256),
-    partial(ValidationCache, maxsize=256),
-]
+def _extensions(documents: DocumentCache
+                ) -> list[type[SchemaExtension] | Callable[[], SchemaExtension]]:
+    return [
+        GatewayErrors,
+        partial(ParsedDocuments, documents=documents),
+        partial(ValidationCache, maxsize=DEFAULT_MAX_DOCUMENTS),
+    ]
 
 
-def build_schema(*, federation: bool = False) -> strawberry.Schema:
-    """The schema: plain, or an Apollo Federation 2 subgraph (entities ProductGroup, Product)."""
+def build_schema(*, federation: bool = False, documents: DocumentCache | None = None
+                 ) -> strawberry.Schema:
+    """The schema: plain, or an Apollo Federation 2 subgraph (entities ProductGroup, Product).
+
+    ``documents`` is the parse cache the endpoint shares with execution (one parse per document).
+    """
+    extensions = _extensions(documents or DocumentCache())
     if federation:
         return FederatedSchema(
             query=Query,
             types=[ProductGroup, Product],
-            extensions=EXTENSIONS,
+            extensions=extensions,
             federation_version="2.9",
         )
     with warnings.catch_warnings():
         # The types carry @key/@listSize for the subgraph; the plain schema goes without them.
         warnings.filterwarnings("ignore", message="Federation directive found in schema")
-        schema = GatewaySchema(query=Query, types=[ProductGroup, Product], extensions=EXTENSIONS)
+        schema = GatewaySchema(query=Query, types=[ProductGroup, Product], extensions=extensions)
     schema._schema = _without_federation(schema._schema)
     return schema
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 
+from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.config import SourceConfig, SourceKind
 from gateway.sources.axim import AximAdapter
 from gateway.sources.base import SourceAdapter
@@ -22,10 +23,10 @@ ADAPTERS: dict[SourceKind, type[SourceAdapter]] = {
 }
 
 
-def build_adapter(config: SourceConfig, *,
-                  transport: httpx.AsyncBaseTransport | None = None) -> SourceAdapter:
+def build_adapter(config: SourceConfig, *, transport: httpx.AsyncBaseTransport | None = None,
+                  clock: Clock = SYSTEM_CLOCK) -> SourceAdapter:
     """The adapter for one configured source, with its own upstream client."""
     adapter_class = ADAPTERS[config.kind]
     client = UpstreamClient(config, auth_headers=adapter_class.auth_headers(config.secret()),
                             transport=transport)
-    return adapter_class(config, client)
+    return adapter_class(config, client, clock=clock)

@@ -16,7 +16,7 @@ first one given.
 Look-ahead: a list of groups with their first products is one ``/all`` request per group page when
 the product window is one (``productPage``, ``productLimit``) pair. A product's id includes the
 group it was read from, because Axim reads products only through their group; lookups by id read
-that group's whole product list once per request (``scope.memo``).
+that group's whole product list once per request (``scope.group_product_lists``).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Concatenate, ParamSpec, TypeVar
 
 from gateway.config import SourceKind
+from gateway.scope import RequestScope
 from gateway.sources.base import GroupsWithProducts, ProductKey, SourceAdapter
 from gateway.sources.query import GroupFilter, ProductFields
 from gateway.sources.records import (
@@ -35,14 +36,14 @@ from gateway.sources.records import (
     GroupRecord,
     GroupStatus,
     Inventory,
-    Page,
     ProductRecord,
     Variant,
     VariantOption,
 )
 from gateway.sources.shape import ShapeError, iso_time, number, optional, required, strings
-from gateway.upstream.client import Params, Parse, RequestScope
-from gateway.upstream.paging import Chunk, Slice, Window, fetch_window, plan_pages
+from gateway.upstream.client import Params, Parse
+from gateway.upstream.paging import Slice, fetch_window, plan_pages, read_all
+from gateway.window import Page, Window
 
 __all__ = ["AximAdapter"]
 
@@ -76,8 +77,8 @@ class AximAdapter(SourceAdapter):
 
     async def list_groups(self, group_filter: GroupFilter, window: Window,
                           scope: RequestScope) -> Page[GroupRecord]:
-        async def fetch(piece: Slice) -> Chunk[GroupRecord]:
-            chunk: Chunk[GroupRecord] = await self._all_page(
+        async def fetch(piece: Slice) -> Page[GroupRecord]:
+            chunk: Page[GroupRecord] = await self._all_page(
                 group_filter, piece, NO_PRODUCTS, scope, Parse(self._groups_page))
             return chunk
 
@@ -98,8 +99,8 @@ class AximAdapter(SourceAdapter):
             product_params["productSearch"] = product_search
         keep = slice(product_window.offset - piece.start, product_window.end - piece.start)
 
-        async def fetch(group_piece: Slice) -> Chunk[tuple[GroupRecord, Page[ProductRecord]]]:
-            chunk: Chunk[tuple[GroupRecord, Page[ProductRecord]]] = await self._all_page(
+        async def fetch(group_piece: Slice) -> Page[tuple[GroupRecord, Page[ProductRecord]]]:
+            chunk: Page[tuple[GroupRecord, Page[ProductRecord]]] = await self._all_page(
                 group_filter, group_piece, product_params, scope,
                 Parse(self._groups_with_products_page, (keep.start, keep.stop)))
             return chunk
@@ -122,18 +123,18 @@ class AximAdapter(SourceAdapter):
     def _one_group(self, body: Any) -> GroupRecord:
         return self._parse(_group_of_one, body)
 
-    def _products_page(self, body: Any, group_id: str) -> Chunk[ProductRecord]:
+    def _products_page(self, body: Any, group_id: str) -> Page[ProductRecord]:
         return self._parse(_products_of_one, body, group_id)
 
-    def _groups_page(self, body: Any) -> Chunk[GroupRecord]:
+    def _groups_page(self, body: Any) -> Page[GroupRecord]:
         rows, total = self._parse(_list_body, body)
-        return Chunk([self._parse(_group, row) for row in rows], total)
+        return Page([self._parse(_group, row) for row in rows], total)
 
     def _groups_with_products_page(self, body: Any, start: int, stop: int
-                                   ) -> Chunk[tuple[GroupRecord, Page[ProductRecord]]]:
+                                   ) -> Page[tuple[GroupRecord, Page[ProductRecord]]]:
         rows, total = self._parse(_list_body, body)
         keep = slice(start, stop)
-        return Chunk([self._parse(_group_with_products, row, keep) for row in rows], total)
+        return Page([self._parse(_group_with_products, row, keep) for row in rows], total)
 
     async def groups_by_ids(self, ids: Sequence[str], scope: RequestScope
                             ) -> dict[str, GroupRecord]:
@@ -158,11 +159,11 @@ class AximAdapter(SourceAdapter):
             return Page([], 0)
         params: dict[str, str | int] = {} if search is None else {"search": search}
 
-        async def fetch(piece: Slice) -> Chunk[ProductRecord]:
-            chunk: Chunk[ProductRecord] | None = await self.client.get_json(
+        async def fetch(piece: Slice) -> Page[ProductRecord]:
+            chunk: Page[ProductRecord] | None = await self.client.get_json(
                 f"/productGroup/{group_id}", {**params, "page": piece.page, "limit": piece.size},
                 scope=scope, allow_404=True, parse=Parse(self._products_page, (group_id,)))
-            return Chunk([], 0) if chunk is None else chunk
+            return Page([], 0) if chunk is None else chunk
 
         chunk = await fetch_window(window, fetch, max_size=MAX_LIMIT, page_aligned=True)
         return Page(chunk.items, chunk.total)
@@ -181,23 +182,10 @@ class AximAdapter(SourceAdapter):
 
     async def _all_products(self, group_id: str, scope: RequestScope) -> list[ProductRecord]:
         """Every product of a group, read once per request (concurrent callers share the read)."""
-        memo_key = ("axim_group_products", self.name, group_id)
-        task: asyncio.Task[list[ProductRecord]] | None = scope.memo.get(memo_key)
-        if task is None:
-            task = asyncio.ensure_future(self._read_all_products(group_id, scope))
-            scope.memo[memo_key] = task
-        return await asyncio.shield(task)
-
-    async def _read_all_products(self, group_id: str, scope: RequestScope
-                                 ) -> list[ProductRecord]:
-        # One full page learns the total; the remaining pages are then fetched concurrently.
-        first = await self.group_products(group_id, None, Window(0, MAX_LIMIT), scope)
-        total = first.total or 0
-        if total <= len(first.items):
-            return first.items
-        rest = await self.group_products(
-            group_id, None, Window(len(first.items), total - len(first.items)), scope)
-        return first.items + rest.items
+        return await scope.group_product_lists.once(
+            (self.name, group_id),
+            lambda: read_all(lambda window: self.group_products(group_id, None, window, scope),
+                             MAX_LIMIT))
 
     # -- parsing --------------------------------------------------------------------------------
 
@@ -245,11 +233,11 @@ def _group_of_one(adapter: AximAdapter, body: Any) -> GroupRecord:
     return group
 
 
-def _products_of_one(adapter: AximAdapter, body: Any, group_id: str) -> Chunk[ProductRecord]:
+def _products_of_one(adapter: AximAdapter, body: Any, group_id: str) -> Page[ProductRecord]:
     data = required(body, "data", dict)
     rows = required(data, "products", list)
     total = required(required(data, "pagination", dict), "total", int)
-    return Chunk([_product(adapter, row, group_id) for row in rows], total)
+    return Page([_product(adapter, row, group_id) for row in rows], total)
 
 
 def _product(adapter: AximAdapter, row: Any, group_id: str) -> ProductRecord:

@@ -1,29 +1,34 @@
-"""The one small protocol every source adapter implements.
+"""The base class of the source adapters, and the defaults it gives every kind.
 
-An adapter only translates: GraphQL-level intent (a filter, an offset window, ids) into its
-upstream's requests, and the upstream's JSON into :mod:`gateway.sources.records`. It holds no HTTP
-policy (that is :class:`~gateway.upstream.UpstreamClient`) and knows nothing of GraphQL.
+An adapter translates: GraphQL-level intent (a filter, an offset window, ids) into its upstream's
+requests, and the upstream's JSON into :mod:`gateway.sources.records`. HTTP policy (retries,
+breaker, the response cache) is the upstream client's (:class:`~gateway.upstream.UpstreamClient`);
+adapters know nothing of GraphQL.
 
 What a kind cannot do, the base class answers: an empty product list for groups without products,
 :class:`~gateway.errors.Unsupported` for a list the kind does not have, and lookups by id through
-the source's whole group table (read once per request, bounded by ``scan_limit``) for upstreams
-without a get-by-id endpoint.
+the source's whole group table for upstreams without a get-by-id endpoint. The group table is read
+once per request (bounded by ``scan_limit``) and, parsed, kept in the process for the group TTL
+per language (group tables are small and slow-changing), so a warm scan costs no decoding.
 """
 
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Iterator, Sequence
 from typing import ClassVar
 
+from gateway.bounded import BoundedDict
+from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.config import SourceConfig, SourceKind
 from gateway.errors import Unsupported, UpstreamBadResponse
+from gateway.scope import RequestScope
 from gateway.sources.query import GroupFilter, ProductFields, ProductFilter
-from gateway.sources.records import Capability, GroupRecord, Page, ProductRecord, SourceInfo
+from gateway.sources.records import Capability, GroupRecord, ProductRecord, SourceInfo
 from gateway.sources.shape import ShapeError
-from gateway.upstream.client import RequestScope, UpstreamClient
-from gateway.upstream.paging import Window
+from gateway.upstream.client import UpstreamClient
+from gateway.upstream.paging import read_all
+from gateway.window import Page, Window
 
 __all__ = ["GroupsWithProducts", "ProductKey", "SourceAdapter"]
 
@@ -42,13 +47,16 @@ class SourceAdapter:
     # Items per request when reading the whole group table (None: all in one request).
     table_page_size: ClassVar[int | None] = None
 
-    def __init__(self, config: SourceConfig, client: UpstreamClient) -> None:
+    def __init__(self, config: SourceConfig, client: UpstreamClient, *,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         self.config = config
         self.client = client
         self.name = config.name
         self.info = SourceInfo(config.name, self.kind, self.capabilities)
-        # Parsed group tables by language: (time.monotonic() when read, table).
-        self._tables: dict[str, tuple[float, list[GroupRecord]]] = {}
+        self._clock = clock
+        # Parsed group tables by language: (clock.monotonic() when read, table).
+        self._tables: BoundedDict[str, tuple[float, list[GroupRecord]]] = BoundedDict(
+            MAX_KEPT_TABLES)
 
     @contextlib.contextmanager
     def reading(self, what: str) -> Iterator[None]:
@@ -92,50 +100,32 @@ class SourceAdapter:
         return None
 
     async def group_table(self, scope: RequestScope) -> list[GroupRecord]:
-        """Every group of the source in upstream order (at most ``scan_limit``).
+        """Every group of the source in upstream order (at most ``scan_limit``)."""
+        return await scope.group_tables.once(self.name, lambda: self._kept_table(scope))
 
-        Read once per request; and, parsed, kept in the process for the group TTL per language
-        (group tables are small and slow-changing), so a warm scan costs no decoding either.
-        """
-        memo_key = ("group_table", self.name)
-        table: list[GroupRecord] | None = scope.memo.get(memo_key)
-        if table is None:
-            table = await self._cached_table(scope)
-            scope.memo[memo_key] = table
-        return table
-
-    async def _cached_table(self, scope: RequestScope) -> list[GroupRecord]:
+    async def _kept_table(self, scope: RequestScope) -> list[GroupRecord]:
         language = scope.language or self.config.language or ""
         kept = self._tables.get(language)
-        if kept is not None and time.monotonic() - kept[0] < self.config.group_cache_ttl_seconds:
-            return kept[1]
+        if kept is not None:
+            read_at, kept_table = kept
+            if self._clock.monotonic() - read_at < self.config.group_cache_ttl_seconds:
+                return kept_table
         table = await self._read_group_table(scope)
         if self.name not in scope.stale:  # a stale answer is not worth keeping
-            if len(self._tables) >= MAX_KEPT_TABLES:
-                self._tables.pop(next(iter(self._tables)))
-            self._tables[language] = (time.monotonic(), table)
+            self._tables.put(language, (self._clock.monotonic(), table))
         return table
 
     async def _read_group_table(self, scope: RequestScope) -> list[GroupRecord]:
-        # One request learns the total; the rest of the table is then fetched concurrently.
         limit = self.config.scan_limit
-        first = await self.list_groups(
-            GroupFilter(), Window(0, self.table_page_size or limit), scope
-        )
-        total = len(first.items) if first.total is None else first.total
-        if total > limit:
-            raise Unsupported(
-                self.name,
-                "this query",
-                f"it needs the whole group table ({total} groups), larger "
-                f"than the configured scan_limit ({limit})",
-            )
-        if total <= len(first.items):
-            return first.items
-        rest = await self.list_groups(
-            GroupFilter(), Window(len(first.items), total - len(first.items)), scope
-        )
-        return first.items + rest.items
+
+        def within_scan_limit(total: int) -> None:
+            if total > limit:
+                raise Unsupported(self.name, "this query",
+                                  f"it needs the whole group table ({total} groups), larger "
+                                  f"than the configured scan_limit ({limit})")
+
+        return await read_all(lambda window: self.list_groups(GroupFilter(), window, scope),
+                              self.table_page_size or limit, check_total=within_scan_limit)
 
     async def groups_by_ids(
         self, ids: Sequence[str], scope: RequestScope

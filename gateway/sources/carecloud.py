@@ -19,13 +19,16 @@ from datetime import datetime
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
+from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.config import SourceConfig, SourceKind
+from gateway.scope import RequestScope
 from gateway.sources.base import SourceAdapter
 from gateway.sources.query import GroupFilter
-from gateway.sources.records import Capability, GroupRecord, GroupStatus, Page
+from gateway.sources.records import Capability, GroupRecord, GroupStatus
 from gateway.sources.shape import ShapeError, required, text
-from gateway.upstream.client import Parse, RequestScope, UpstreamClient
-from gateway.upstream.paging import Chunk, Slice, Window, fetch_window
+from gateway.upstream.client import Parse, UpstreamClient
+from gateway.upstream.paging import Slice, fetch_window
+from gateway.window import Page, Window
 
 __all__ = ["CareCloudAdapter"]
 
@@ -43,8 +46,9 @@ class CareCloudAdapter(SourceAdapter):
     capabilities: ClassVar[tuple[Capability, ...]] = (Capability.PRODUCT_GROUPS,)
     table_page_size: ClassVar[int | None] = None
 
-    def __init__(self, config: SourceConfig, client: UpstreamClient) -> None:
-        super().__init__(config, client)
+    def __init__(self, config: SourceConfig, client: UpstreamClient, *,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
+        super().__init__(config, client, clock=clock)
         self._zone = ZoneInfo(config.timezone)
 
     def unpushable(self, group_filter: GroupFilter) -> str | None:
@@ -54,8 +58,8 @@ class CareCloudAdapter(SourceAdapter):
                           scope: RequestScope) -> Page[GroupRecord]:
         params = _filter_params(group_filter)
 
-        async def fetch(piece: Slice) -> Chunk[GroupRecord]:
-            chunk: Chunk[GroupRecord] = await self.client.get_json(
+        async def fetch(piece: Slice) -> Page[GroupRecord]:
+            chunk: Page[GroupRecord] = await self.client.get_json(
                 PATH, {**params, "offset": piece.start, "count": piece.size}, scope=scope,
                 language_header="Accept-Language", freshness="groups", parse=Parse(self._chunk))
             return chunk
@@ -63,12 +67,12 @@ class CareCloudAdapter(SourceAdapter):
         chunk = await fetch_window(window, fetch, max_size=None, page_aligned=False)
         return Page(chunk.items, chunk.total)
 
-    def _chunk(self, body: Any) -> Chunk[GroupRecord]:
+    def _chunk(self, body: Any) -> Page[GroupRecord]:
         with self.reading("product group list"):
             data = required(body, "data", dict)
             rows = required(data, "product_groups", list)
             total = required(data, "total_items", int)
-            return Chunk([self._record(row) for row in rows], total)
+            return Page([self._record(row) for row in rows], total)
 
     def _record(self, row: Any) -> GroupRecord:
         if not isinstance(row, dict):

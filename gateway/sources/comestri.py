@@ -32,12 +32,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from gateway.config import SourceKind
+from gateway.scope import RequestScope
 from gateway.sources.base import ProductKey, SourceAdapter
 from gateway.sources.query import ProductFields, ProductFilter
-from gateway.sources.records import Attribute, Capability, Page, ProductClass, ProductRecord
+from gateway.sources.records import Attribute, Capability, ProductClass, ProductRecord
 from gateway.sources.shape import ShapeError, iso_time, optional, required
-from gateway.upstream.client import Params, Parse, RequestScope
-from gateway.upstream.paging import Chunk, Slice, Window, fetch_window
+from gateway.upstream.client import Params, Parse
+from gateway.upstream.paging import Slice, fetch_window
+from gateway.window import Page, Window
 
 __all__ = ["ComestriAdapter"]
 
@@ -56,8 +58,8 @@ class ComestriAdapter(SourceAdapter):
         params = {**filter_params(product_filter), **field_params(fields),
                   "root_products_only": "true"}
 
-        async def fetch(piece: Slice) -> Chunk[ProductRecord]:
-            chunk: Chunk[ProductRecord] = await self.client.get_json(
+        async def fetch(piece: Slice) -> Page[ProductRecord]:
+            chunk: Page[ProductRecord] = await self.client.get_json(
                 PATH, {**params, "page": piece.page, "per_page": piece.size}, scope=scope,
                 parse=Parse(self._chunk))
             return chunk
@@ -76,17 +78,17 @@ class ComestriAdapter(SourceAdapter):
     async def _by_id(self, product_id: str, fields: ProductFields, scope: RequestScope
                      ) -> ProductRecord | None:
         params: Params = {**field_params(fields), "id": product_id, "per_page": 1}
-        chunk: Chunk[ProductRecord] = await self.client.get_json(PATH, params, scope=scope,
+        chunk: Page[ProductRecord] = await self.client.get_json(PATH, params, scope=scope,
                                                                  parse=Parse(self._chunk))
         # Trust only an entry with the asked id (an upstream ignoring ``id`` would answer others).
         return next((p for p in chunk.items if p.upstream_id == product_id), None)
 
-    def _chunk(self, body: Any) -> Chunk[ProductRecord]:
+    def _chunk(self, body: Any) -> Page[ProductRecord]:
         with self.reading("product list"):
             rows = required(body, "entries", list)
             total = required(body, "total_entries", int)
             size = body.get("per_page")  # what the upstream applied
-            return Chunk([self._record(row) for row in rows], total,
+            return Page([self._record(row) for row in rows], total,
                          size if isinstance(size, int) else None)
 
     def _record(self, row: Any) -> ProductRecord:
@@ -152,11 +154,9 @@ def _attribute(row: Any) -> Attribute:
     if not isinstance(row, dict):
         raise ShapeError("an attribute value is not an object")
     data = row.get("data")
-    definition = optional(row, "attribute_definition_id", int)
     return Attribute(
         code=required(row, "attribute_definition_code", str),
         value=data if data is None or isinstance(data, str) else json.dumps(data),
-        definition_id=None if definition is None else str(definition),
     )
 
 

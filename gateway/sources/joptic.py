@@ -16,12 +16,14 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from gateway.config import SourceKind
+from gateway.scope import RequestScope
 from gateway.sources.base import SourceAdapter
 from gateway.sources.query import GroupFilter
-from gateway.sources.records import Capability, GroupRecord, GroupStatus, Page
+from gateway.sources.records import Capability, GroupRecord, GroupStatus
 from gateway.sources.shape import ShapeError, iso_time, required, text
-from gateway.upstream.client import Params, Parse, RequestScope
-from gateway.upstream.paging import Chunk, Slice, Window, fetch_window
+from gateway.upstream.client import Params, Parse
+from gateway.upstream.paging import Slice, fetch_window
+from gateway.window import Page, Window
 
 __all__ = ["JopticAdapter"]
 
@@ -49,8 +51,8 @@ class JopticAdapter(SourceAdapter):
             return Page([], 0)
         params = _filter_params(group_filter)
 
-        async def fetch(piece: Slice) -> Chunk[GroupRecord]:
-            chunk: Chunk[GroupRecord] = await self.client.get_json(
+        async def fetch(piece: Slice) -> Page[GroupRecord]:
+            chunk: Page[GroupRecord] = await self.client.get_json(
                 PATH, {**params, "page": piece.page, "limit": piece.size}, scope=scope,
                 freshness="groups", parse=Parse(self._chunk))
             return chunk
@@ -58,13 +60,13 @@ class JopticAdapter(SourceAdapter):
         chunk = await fetch_window(window, fetch, max_size=MAX_LIMIT, page_aligned=True)
         return Page(chunk.items, chunk.total)
 
-    def _chunk(self, body: Any) -> Chunk[GroupRecord]:
+    def _chunk(self, body: Any) -> Page[GroupRecord]:
         with self.reading("product group list"):
             rows = required(body, "data", list)
             pagination = required(body, "pagination", dict)
             total = required(pagination, "total", int)
             size = pagination.get("limit")  # the clamped limit the upstream applied
-            return Chunk([self._record(row) for row in rows], total,
+            return Page([self._record(row) for row in rows], total,
                          size if isinstance(size, int) else None)
 
     def _record(self, row: Any) -> GroupRecord:

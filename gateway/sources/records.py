@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Generic, TypeVar
 
 from gateway.config import SourceKind
 from gateway.ids import NodeKey, NodeType, encode_id
@@ -20,16 +19,12 @@ __all__ = [
     "GroupRecord",
     "GroupStatus",
     "Inventory",
-    "Page",
     "ProductClass",
     "ProductRecord",
     "SourceInfo",
     "Variant",
     "VariantOption",
 ]
-
-T = TypeVar("T")
-
 
 class GroupStatus(Enum):
     ACTIVE = "ACTIVE"
@@ -109,7 +104,6 @@ class ProductClass:
 class Attribute:
     code: str
     value: str | None
-    definition_id: str | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -132,11 +126,3 @@ class ProductRecord:
     @property
     def id(self) -> str:
         return encode_id(NodeKey(NodeType.PRODUCT, self.source.id, self.upstream_id, self.group_id))
-
-
-@dataclass(slots=True)
-class Page(Generic[T]):
-    """A window of a list, and the list's total length when the upstream says it."""
-
-    items: list[T]
-    total: int | None

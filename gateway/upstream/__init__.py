@@ -1,7 +1,7 @@
-"""The one place that talks HTTP to upstreams: clients, request scope, paging plans."""
+"""The one place that talks HTTP to upstreams: the client, its policy layers, paging plans."""
 
 from __future__ import annotations
 
-from gateway.upstream.client import RequestScope, UpstreamClient
+from gateway.upstream.client import UpstreamClient
 
-__all__ = ["RequestScope", "UpstreamClient"]
+__all__ = ["UpstreamClient"]

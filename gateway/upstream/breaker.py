@@ -15,6 +15,7 @@ from enum import StrEnum
 
 import httpx
 
+from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.errors import UpstreamUnavailable
 from gateway.upstream.layer import Layer
 
@@ -36,13 +37,15 @@ class BreakerPolicy:
 class SourceHealth:
     """The breaker of one source, and what happened last."""
 
-    def __init__(self, source: str, policy: BreakerPolicy) -> None:
+    def __init__(self, source: str, policy: BreakerPolicy, *, clock: Clock = SYSTEM_CLOCK
+                 ) -> None:
         self.source = source
         self.policy = policy
+        self.clock = clock
         self.failures = 0
         self.opened_at: float | None = None
         self.probing = False
-        self.last_success: float | None = None  # time.time()
+        self.last_success: float | None = None  # clock.wall()
         self.last_error: str | None = None
         self.last_error_at: float | None = None
 
@@ -50,7 +53,7 @@ class SourceHealth:
     def state(self) -> BreakerState:
         if self.opened_at is None:
             return BreakerState.CLOSED
-        if time.monotonic() - self.opened_at < self.policy.reset:
+        if self.clock.monotonic() - self.opened_at < self.policy.reset:
             return BreakerState.OPEN
         return BreakerState.HALF_OPEN
 
@@ -58,7 +61,7 @@ class SourceHealth:
         """Let a request through, or fail it at once while the breaker is open."""
         state = self.state
         if state is BreakerState.OPEN or (state is BreakerState.HALF_OPEN and self.probing):
-            left = self.policy.reset - (time.monotonic() - (self.opened_at or 0))
+            left = self.policy.reset - (self.clock.monotonic() - (self.opened_at or 0))
             raise UpstreamUnavailable(
                 f"source '{self.source}' is failing; the gateway stopped calling it for now",
                 source=self.source, retry_after=round(max(left, 0.0), 1))
@@ -67,13 +70,13 @@ class SourceHealth:
 
     def succeeded(self) -> None:
         self.failures, self.opened_at, self.probing = 0, None, False
-        self.last_success = time.time()
+        self.last_success = self.clock.wall()
 
     def failed(self, what: str) -> None:
         self.failures += 1
-        self.last_error, self.last_error_at = what, time.time()
+        self.last_error, self.last_error_at = what, self.clock.wall()
         if self.probing or self.failures >= self.policy.threshold:
-            self.opened_at = time.monotonic()
+            self.opened_at = self.clock.monotonic()
         self.probing = False
 
     def report(self) -> dict[str, object]:

@@ -12,14 +12,15 @@ fingerprint of the credential — two tokens never share an entry.
 from __future__ import annotations
 
 import hashlib
-import time
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode
 
 import httpx
 
+from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.errors import GatewayError
 from gateway.upstream.extensions import CACHE_ENTRY, CACHE_KEY, FRESHNESS, LANGUAGE, STALE_AGE
+from gateway.upstream.headers import decoded_body_headers
 from gateway.upstream.layer import Layer
 from gateway.upstream.store import FORMAT, CachedAnswer, ResponseStore
 
@@ -61,12 +62,13 @@ def _failed(response: httpx.Response) -> bool:
 
 class CacheTransport(Layer):
     def __init__(self, inner: httpx.AsyncBaseTransport, *, store: ResponseStore, source: str,
-                 credential: str, policy: CachePolicy) -> None:
+                 credential: str, policy: CachePolicy, clock: Clock = SYSTEM_CLOCK) -> None:
         super().__init__(inner)
         self.store = store
         self.source = source
         self.credential = credential
         self.policy = policy
+        self.clock = clock
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if request.method != "GET":
@@ -74,7 +76,7 @@ class CacheTransport(Layer):
         key = cache_key(self.source, self.credential, request)
         ttl = self.policy.ttl(request.extensions.get(FRESHNESS))
         cached = await self.store.get(key) if ttl > 0 else None
-        if cached is not None and cached.age() <= ttl:
+        if cached is not None and cached.age(self.clock.wall()) <= ttl:
             return _response(cached, request, key)
         try:
             response = await self.inner.handle_async_request(request)
@@ -87,7 +89,7 @@ class CacheTransport(Layer):
         if _failed(response):
             return self._stale(cached, ttl, request, key) or _rebuilt(response, body, request)
         if 200 <= response.status_code < 300 and ttl > 0:
-            answer = CachedAnswer(time.time(), response.status_code,
+            answer = CachedAnswer(self.clock.wall(), response.status_code,
                                   response.headers.get("content-type", ""), body)
             await self.store.set(key, answer, ttl + self.policy.stale_grace)
             return _response(answer, request, key)
@@ -95,10 +97,11 @@ class CacheTransport(Layer):
 
     def _stale(self, cached: CachedAnswer | None, ttl: float, request: httpx.Request, key: str
                ) -> httpx.Response | None:
-        if cached is None or cached.age() > ttl + self.policy.stale_grace:
+        age = None if cached is None else cached.age(self.clock.wall())
+        if cached is None or age is None or age > ttl + self.policy.stale_grace:
             return None
         response = _response(cached, request, key)
-        response.extensions[STALE_AGE] = round(cached.age() - ttl, 1)
+        response.extensions[STALE_AGE] = round(age - ttl, 1)
         return response
 
 
@@ -111,7 +114,6 @@ def _response(cached: CachedAnswer, request: httpx.Request, key: str) -> httpx.R
 
 def _rebuilt(response: httpx.Response, body: bytes, request: httpx.Request) -> httpx.Response:
     # The body is decoded already: drop the headers that described its encoding on the wire.
-    headers = [(k, v) for k, v in response.headers.multi_items()
-               if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")]
-    return httpx.Response(response.status_code, headers=headers, content=body,
+    return httpx.Response(response.status_code, headers=decoded_body_headers(response.headers),
+                          content=body,
                           request=request, extensions=dict(response.extensions))

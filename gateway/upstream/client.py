@@ -1,9 +1,10 @@
-"""An httpx client per source, and the per-request scope that de-duplicates its calls.
+"""An httpx client per source: the only way an adapter reaches its upstream.
 
-``UpstreamClient.get_json`` is the only way an adapter reaches its upstream. It maps every failure
-to an :class:`~gateway.errors.UpstreamError` that names the source and never the URL, its query
-string, a header or the body. Within one GraphQL request, identical calls (same source, path,
-parameters and language) are made once: the :class:`RequestScope` keeps their in-flight tasks.
+``UpstreamClient.get_json`` maps every failure to an :class:`~gateway.errors.UpstreamError` that
+names the source and never the URL, its query string, a header or the body. Within one GraphQL
+request, identical calls (same source, path, parameters and language) are made once (the
+request's :class:`~gateway.scope.RequestScope` keeps them). An answer read from a cache entry is
+decoded, and read by an adapter, once per entry in this process.
 
 Example::
 
@@ -13,15 +14,15 @@ Example::
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import orjson
 
+from gateway.bounded import BoundedDict
 from gateway.config import SourceConfig
 from gateway.errors import (
     UpstreamBadResponse,
@@ -31,13 +32,15 @@ from gateway.errors import (
     UpstreamUnauthorized,
     UpstreamUnavailable,
 )
+from gateway.scope import CallKey, RequestScope
 from gateway.upstream.extensions import CACHE_ENTRY, DEADLINE, FRESHNESS, LANGUAGE, STALE_AGE
+from gateway.upstream.headers import retry_after_seconds
 
-__all__ = ["Params", "Parse", "RequestScope", "UpstreamClient"]
+__all__ = ["Params", "Parse", "UpstreamClient"]
 
 Params = Mapping[str, str | int]
-CallKey = tuple[str, str, tuple[tuple[str, str], ...], str | None]
 CacheEntry = tuple[str, float]  # (cache key, stored at)
+MAX_DECODED = 64  # decoded cache entries kept per source (pages of a few hundred KB at most)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,18 +50,6 @@ class Parse:
 
     fn: Callable[..., Any]
     args: tuple[Any, ...] = ()
-
-
-@dataclass
-class RequestScope:
-    """What one GraphQL request carries to every upstream call it makes."""
-
-    language: str | None = None  # the client's Accept-Language
-    request_id: str = ""
-    deadline: float | None = None  # time.monotonic() by which the whole request must answer
-    stale: dict[str, float] = field(default_factory=dict)  # source → seconds past fresh
-    calls: dict[CallKey, asyncio.Task[Any]] = field(default_factory=dict)
-    memo: dict[Any, Any] = field(default_factory=dict)  # adapters' per-request results
 
 
 class UpstreamClient:
@@ -73,8 +64,8 @@ class UpstreamClient:
     ) -> None:
         self.source = source.name
         self.default_language = source.language
-        self._decoded: dict[CacheEntry, Any] = {}  # cache entry → its decoded JSON
-        self._parses: dict[tuple[CacheEntry, Parse], Any] = {}  # … → what an adapter read
+        self._decoded: BoundedDict[CacheEntry, Any] = BoundedDict(MAX_DECODED)
+        self._parses: BoundedDict[tuple[CacheEntry, Parse], Any] = BoundedDict(MAX_DECODED)
         self._http = httpx.AsyncClient(
             base_url=source.url,
             headers=dict(auth_headers),
@@ -96,9 +87,7 @@ class UpstreamClient:
         decoded = self._decoded.get(entry)
         if decoded is None:
             decoded = orjson.loads(content)
-            if len(self._decoded) >= MAX_DECODED:
-                self._decoded.pop(next(iter(self._decoded)))
-            self._decoded[entry] = decoded
+            self._decoded.put(entry, decoded)
         return decoded
 
     async def get_json(
@@ -127,14 +116,10 @@ class UpstreamClient:
             tuple(sorted((k, str(v)) for k, v in params.items())),
             language,
         )
-        task = scope.calls.get(key)
-        if task is None:
-            headers = {language_header: language} if language_header and language else {}
-            extensions = {LANGUAGE: language, FRESHNESS: freshness, DEADLINE: scope.deadline}
-            task = asyncio.ensure_future(
-                self._get(path, dict(key[2]), headers, extensions, allow_404, scope))
-            scope.calls[key] = task
-        decoded, entry = await asyncio.shield(task)
+        headers = {language_header: language} if language_header and language else {}
+        extensions = {LANGUAGE: language, FRESHNESS: freshness, DEADLINE: scope.deadline}
+        decoded, entry = await scope.calls.once(
+            key, lambda: self._get(path, dict(key[2]), headers, extensions, allow_404, scope))
         if parse is None or decoded is None:
             return decoded
         return self._parsed(decoded, entry, parse)
@@ -146,9 +131,7 @@ class UpstreamClient:
         parsed = self._parses.get(memo_key)
         if parsed is None:
             parsed = parse.fn(decoded, *parse.args)
-            if len(self._parses) >= MAX_DECODED:
-                self._parses.pop(next(iter(self._parses)))
-            self._parses[memo_key] = parsed
+            self._parses.put(memo_key, parsed)
         return parsed
 
     async def _get(
@@ -184,9 +167,6 @@ class UpstreamClient:
             ) from None
 
 
-MAX_DECODED = 64  # decoded cache entries kept per source (pages of a few hundred KB at most)
-
-
 def _raise_for_status(source: str, response: httpx.Response) -> None:
     status = response.status_code
     if status < 400:
@@ -203,12 +183,5 @@ def _raise_for_status(source: str, response: httpx.Response) -> None:
     raise error(
         f"source '{source}' {what}",
         source=source,
-        retry_after=_retry_after(response.headers.get("retry-after")),
+        retry_after=retry_after_seconds(response.headers.get("retry-after")),
     )
-
-
-def _retry_after(value: str | None) -> float | None:
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        return None

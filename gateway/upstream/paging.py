@@ -9,7 +9,7 @@ Upstreams page in two dialects: ``page``/``limit`` (Joptic, Axim, Comestri) and 
 :func:`fetch_window` runs a plan and stitches the answers. When an upstream returns fewer items than
 asked while its total says more exist (an undocumented clamp), it asks again from where the answer
 stopped with the smaller size it observed, so a page is never short when more items exist.
-Adapters pass the page size an upstream reports (``Chunk.page_size``): a page-aligned upstream that
+Adapters pass the page size an upstream reports (``Page.page_size``): a page-aligned upstream that
 clamps serves other items than the page number implies, which only its own word reveals when the
 short page is also the list's last.
 """
@@ -18,25 +18,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from dataclasses import dataclass
+from typing import TypeVar
 
-__all__ = ["Chunk", "Slice", "Window", "fetch_window", "plan_offsets", "plan_pages"]
+from gateway.window import Page, Window
+
+__all__ = ["Slice", "fetch_window", "plan_offsets", "plan_pages", "read_all"]
 
 T = TypeVar("T")
 MAX_ROUNDS = 8  # re-plans after short answers; bounds the work on a misbehaving upstream
-
-
-@dataclass(frozen=True, slots=True)
-class Window:
-    """Items ``[offset, offset + limit)`` of an ordered list."""
-
-    offset: int
-    limit: int
-
-    @property
-    def end(self) -> int:
-        return self.offset + self.limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,15 +40,6 @@ class Slice:
     def page(self) -> int:
         """The 1-based page number, for page-aligned slices (``start`` a multiple of ``size``)."""
         return self.start // self.size + 1
-
-
-@dataclass(slots=True)
-class Chunk(Generic[T]):
-    """An upstream answer: the items from some start, and the upstream's total if it gave one."""
-
-    items: list[T] = field(default_factory=list)
-    total: int | None = None
-    page_size: int | None = None  # the page size the upstream says it served, if it says
 
 
 def plan_pages(window: Window, max_size: int) -> list[Slice]:
@@ -90,11 +71,11 @@ def plan_offsets(window: Window, max_size: int | None) -> list[Slice]:
 
 async def fetch_window(
     window: Window,
-    fetch: Callable[[Slice], Awaitable[Chunk[T]]],
+    fetch: Callable[[Slice], Awaitable[Page[T]]],
     *,
     max_size: int | None,
     page_aligned: bool,
-) -> Chunk[T]:
+) -> Page[T]:
     """Fetch ``window`` with concurrent requests; never short while the total says more exist."""
     items: list[T] = []
     total: int | None = None
@@ -117,11 +98,11 @@ async def fetch_window(
         if len(got) == remaining.limit or observed is None:
             break
         max_size = observed  # the upstream clamps below what we asked: ask in its size
-    return Chunk(items, total)
+    return Page(items, total)
 
 
 def _stitch(
-    window: Window, slices: Sequence[Slice], chunks: Sequence[Chunk[T]], page_aligned: bool
+    window: Window, slices: Sequence[Slice], chunks: Sequence[Page[T]], page_aligned: bool
 ) -> tuple[list[T], int | None, int | None]:
     """The contiguous items of ``window`` the chunks cover, the total, and a clamp size seen.
 
@@ -148,3 +129,23 @@ def _stitch(
         if len(chunk.items) < piece.size:
             break  # the list ends here
     return items, total, None
+
+
+async def read_all(
+    fetch: Callable[[Window], Awaitable[Page[T]]],
+    first_size: int,
+    *,
+    check_total: Callable[[int], None] | None = None,
+) -> list[T]:
+    """A whole list: one window of ``first_size`` learns the total, the rest comes in one more.
+
+    ``check_total`` may refuse a total (by raising) before the rest is asked for.
+    """
+    first = await fetch(Window(0, first_size))
+    total = len(first.items) if first.total is None else first.total
+    if check_total is not None:
+        check_total(total)
+    if total <= len(first.items):
+        return first.items
+    rest = await fetch(Window(len(first.items), total - len(first.items)))
+    return first.items + rest.items

@@ -9,14 +9,14 @@ timeout is cut to the time left.
 
 from __future__ import annotations
 
-import asyncio
 import random
-import time
 from dataclasses import dataclass
 
 import httpx
 
+from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.upstream.extensions import DEADLINE
+from gateway.upstream.headers import retry_after_seconds
 from gateway.upstream.layer import Layer
 
 __all__ = ["RetryPolicy", "RetryTransport"]
@@ -34,30 +34,24 @@ class RetryPolicy:
     retry_after_cap: float = 10.0
 
     def wait(self, attempt: int, retry_after: str | None, rng: random.Random) -> float:
-        asked = _seconds(retry_after)
+        asked = retry_after_seconds(retry_after)
         if asked is not None:
             return min(asked, self.retry_after_cap)
         return rng.uniform(0, min(self.max_backoff, self.backoff * 2 ** attempt))
 
 
-def _seconds(value: str | None) -> float | None:
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        return None  # an HTTP date: rare from APIs; the backoff applies
-
-
 class RetryTransport(Layer):
     def __init__(self, inner: httpx.AsyncBaseTransport, *, policy: RetryPolicy,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, clock: Clock = SYSTEM_CLOCK) -> None:
         super().__init__(inner)
         self.policy = policy
         self.rng = rng or random.Random()
+        self.clock = clock
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         attempt = 0
         while True:
-            _cut_timeout(request)
+            self._cut_timeout(request)
             try:
                 response = await self.inner.handle_async_request(request)
             except RETRY_ERRORS:
@@ -78,18 +72,17 @@ class RetryTransport(Layer):
             return False
         wait = self.policy.wait(attempt, retry_after, self.rng)
         deadline = request.extensions.get(DEADLINE)
-        if isinstance(deadline, float) and time.monotonic() + wait >= deadline:
+        if isinstance(deadline, float) and self.clock.monotonic() + wait >= deadline:
             return False
-        await asyncio.sleep(wait)
+        await self.clock.sleep(wait)
         return True
 
-
-def _cut_timeout(request: httpx.Request) -> None:
-    """Each try gets at most the time left before the deadline."""
-    deadline = request.extensions.get(DEADLINE)
-    timeout = request.extensions.get("timeout")
-    if not isinstance(deadline, float) or not isinstance(timeout, dict):
-        return
-    left = max(0.001, deadline - time.monotonic())
-    request.extensions["timeout"] = {
-        name: left if value is None else min(value, left) for name, value in timeout.items()}
+    def _cut_timeout(self, request: httpx.Request) -> None:
+        """Each try gets at most the time left before the deadline."""
+        deadline = request.extensions.get(DEADLINE)
+        timeout = request.extensions.get("timeout")
+        if not isinstance(deadline, float) or not isinstance(timeout, dict):
+            return
+        left = max(0.001, deadline - self.clock.monotonic())
+        request.extensions["timeout"] = {
+            name: left if value is None else min(value, left) for name, value in timeout.items()}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import httpx
 
+from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.config import SourceConfig
 from gateway.upstream.breaker import BreakerPolicy, BreakerTransport, SourceHealth
 from gateway.upstream.cache import CachePolicy, CacheTransport, credential_fingerprint
@@ -26,13 +27,15 @@ from gateway.upstream.store import ResponseStore
 __all__ = ["build_transport", "health_for"]
 
 
-def health_for(source: SourceConfig) -> SourceHealth:
+def health_for(source: SourceConfig, *, clock: Clock = SYSTEM_CLOCK) -> SourceHealth:
     return SourceHealth(source.name, BreakerPolicy(threshold=source.breaker_threshold,
-                                                   reset=source.breaker_reset_seconds))
+                                                   reset=source.breaker_reset_seconds),
+                        clock=clock)
 
 
 def build_transport(source: SourceConfig, *, store: ResponseStore, health: SourceHealth,
-                    network: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncBaseTransport:
+                    network: httpx.AsyncBaseTransport | None = None,
+                    clock: Clock = SYSTEM_CLOCK) -> httpx.AsyncBaseTransport:
     """The transport stack of one source (``network`` replaces the real HTTP transport)."""
     credential = credential_fingerprint(source.secret())
     transport: httpx.AsyncBaseTransport = network or httpx.AsyncHTTPTransport(
@@ -43,9 +46,10 @@ def build_transport(source: SourceConfig, *, store: ResponseStore, health: Sourc
     transport = RetryTransport(transport, policy=RetryPolicy(
         max_retries=source.max_retries, backoff=source.retry_backoff_seconds,
         max_backoff=source.retry_max_backoff_seconds,
-        retry_after_cap=source.retry_after_cap_seconds))
+        retry_after_cap=source.retry_after_cap_seconds), clock=clock)
     transport = CacheTransport(transport, store=store, source=source.name, credential=credential,
                                policy=CachePolicy(product_ttl=source.cache_ttl_seconds,
                                                   group_ttl=source.group_cache_ttl_seconds,
-                                                  stale_grace=source.stale_grace_seconds))
-    return DedupTransport(transport, source=source.name, credential=credential)
+                                                  stale_grace=source.stale_grace_seconds),
+                               clock=clock)
+    return DedupTransport(transport, source=source.name, credential=credential, clock=clock)

@@ -1,13 +1,15 @@
 """Where cached upstream answers live: aiocache in memory, or Redis shared by every process.
 
-Entries are bytes (``NullSerializer``): a small header with the time stored, then the body. The
-store never fails a request: an unreachable Redis is a miss, logged once per failure.
+Entries are bytes (``NullSerializer``): a small header with the time stored and the time the entry
+expires (wall clock, from the store's :class:`~gateway.clock.Clock`: entries are shared between
+processes), then the body. The store checks the expiry itself, so a test moves its clock instead
+of waiting; the backend's own TTL only collects what expired. The store never fails a request: an
+unreachable Redis is a miss, logged once per failure.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
@@ -15,34 +17,37 @@ from aiocache import RedisCache, SimpleMemoryCache
 from aiocache.base import BaseCache
 from aiocache.serializers import NullSerializer
 
+from gateway.clock import SYSTEM_CLOCK, Clock
+
 __all__ = ["CachedAnswer", "ResponseStore"]
 
 logger = logging.getLogger("gateway.cache")
-FORMAT = b"cgw1"  # entry format; part of the key too
+FORMAT = b"cgw2"  # entry format; part of the key too
 
 
 @dataclass(frozen=True, slots=True)
 class CachedAnswer:
-    stored_at: float  # time.time() when fetched (wall clock: shared between processes)
+    stored_at: float  # clock.wall() when fetched (wall clock: shared between processes)
     status: int
     content_type: str
     body: bytes
 
-    def age(self) -> float:
-        return max(0.0, time.time() - self.stored_at)
+    def age(self, now: float) -> float:
+        return max(0.0, now - self.stored_at)
 
-    def encode(self) -> bytes:
-        head = f"{self.stored_at:.3f} {self.status} {self.content_type}".encode()
-        return FORMAT + b" " + head + b"\n" + self.body
+    def encode(self, expires_at: float) -> bytes:
+        head = f"{self.stored_at:.3f} {expires_at:.3f} {self.status} {self.content_type}"
+        return FORMAT + b" " + head.encode() + b"\n" + self.body
 
     @classmethod
-    def decode(cls, raw: bytes) -> CachedAnswer | None:
+    def decode(cls, raw: bytes) -> tuple[CachedAnswer, float] | None:
+        """The answer and when its entry expires; None for an entry of another format."""
         head, _, body = raw.partition(b"\n")
-        parts = head.decode("latin-1").split(" ", 3)
-        if len(parts) != 4 or parts[0] != FORMAT.decode():
+        parts = head.decode("latin-1").split(" ", 4)
+        if len(parts) != 5 or parts[0] != FORMAT.decode():
             return None
         try:
-            return cls(float(parts[1]), int(parts[2]), parts[3], body)
+            return cls(float(parts[1]), int(parts[3]), parts[4], body), float(parts[2])
         except ValueError:
             return None
 
@@ -50,7 +55,8 @@ class CachedAnswer:
 class ResponseStore:
     """Get and set :class:`CachedAnswer` by key, in memory or in Redis."""
 
-    def __init__(self, url: str, *, namespace: str) -> None:
+    def __init__(self, url: str, *, namespace: str, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.clock = clock
         self.url_kind = "redis" if url.startswith(("redis://", "rediss://")) else "memory"
         self._cache: BaseCache = _backend(url, f"{namespace}:")
 
@@ -60,11 +66,16 @@ class ResponseStore:
         except Exception as exc:  # a cache outage must not fail a request
             logger.warning("cache read failed: %s", type(exc).__name__)
             return None
-        return CachedAnswer.decode(raw) if isinstance(raw, bytes) else None
+        entry = CachedAnswer.decode(raw) if isinstance(raw, bytes) else None
+        if entry is None or self.clock.wall() >= entry[1]:
+            return None
+        return entry[0]
 
     async def set(self, key: str, answer: CachedAnswer, ttl: float) -> None:
+        encoded = answer.encode(expires_at=self.clock.wall() + ttl)
         try:
-            await self._cache.set(key, answer.encode(), ttl=max(1, int(ttl + 0.999)))
+            # The backend's TTL collects expired entries; a second more never serves them.
+            await self._cache.set(key, encoded, ttl=max(1, int(ttl + 1.999)))
         except Exception as exc:
             logger.warning("cache write failed: %s", type(exc).__name__)
 

@@ -21,8 +21,7 @@ from gateway.graph.listing import (
     concatenated,
     merged,
 )
-from gateway.sources.records import Page
-from gateway.upstream.paging import Window
+from gateway.window import Page, Window
 
 PROPERTY = settings(max_examples=150, deadline=None)
 FP = fingerprint("test-list")

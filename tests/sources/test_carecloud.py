@@ -23,8 +23,9 @@ from gateway.errors import (
 from gateway.sources.carecloud import CareCloudAdapter
 from gateway.sources.query import GroupFilter
 from gateway.sources.records import GroupStatus
-from gateway.upstream.client import RequestScope, UpstreamClient
-from gateway.upstream.paging import Window
+from gateway.scope import RequestScope
+from gateway.upstream.client import UpstreamClient
+from gateway.window import Window
 from tests.conftest import RunningEmulator
 
 EmulatorGetter = Callable[[str], RunningEmulator]

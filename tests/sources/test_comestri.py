@@ -24,8 +24,9 @@ from gateway.errors import (
 from gateway.sources.comestri import ComestriAdapter, filter_params
 from gateway.sources.query import ALL_PRODUCT_FIELDS, GroupFilter, ProductFilter
 from gateway.sources.records import Attribute, ProductClass
-from gateway.upstream.client import RequestScope, UpstreamClient
-from gateway.upstream.paging import Window
+from gateway.scope import RequestScope
+from gateway.upstream.client import UpstreamClient
+from gateway.window import Window
 from tests.conftest import RunningEmulator
 
 EmulatorGetter = Callable[[str], RunningEmulator]
@@ -109,8 +110,7 @@ async def test_list_one_request_and_parse(adapter: ComestriAdapter, cm: RunningE
         assert product.product_class == ProductClass(str(entry["product_class"]["id"]),
                                                      entry["product_class"]["name"])
         assert product.attributes == [
-            Attribute(a["attribute_definition_code"], a["data"],
-                      str(a["attribute_definition_id"])) for a in entry["attribute_values"]]
+            Attribute(a["attribute_definition_code"], a["data"]) for a in entry["attribute_values"]]
         assert product.categories == [c["name"] for c in entry["product_categories"]]
         assert product.created_at == stamp(entry["created_at"])
         assert product.created_at is not None and product.created_at.tzinfo is not None

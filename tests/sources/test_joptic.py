@@ -24,8 +24,10 @@ from gateway.errors import (
 from gateway.sources.joptic import JopticAdapter
 from gateway.sources.query import GroupFilter
 from gateway.sources.records import GroupStatus
-from gateway.upstream.client import RequestScope, UpstreamClient
-from gateway.upstream.paging import Window, plan_pages
+from gateway.scope import RequestScope
+from gateway.upstream.client import UpstreamClient
+from gateway.upstream.paging import plan_pages
+from gateway.window import Window
 from tests.conftest import RunningEmulator
 
 EmulatorGetter = Callable[[str], RunningEmulator]

@@ -29,7 +29,8 @@ from gateway.upstream.breaker import (
     SourceHealth,
 )
 from gateway.upstream.cache import CachePolicy, CacheTransport, cache_key, credential_fingerprint
-from gateway.upstream.client import RequestScope, UpstreamClient
+from gateway.scope import RequestScope
+from gateway.upstream.client import UpstreamClient
 from gateway.upstream.dedup import DedupTransport
 from gateway.upstream.extensions import DEADLINE, FRESHNESS, LANGUAGE, STALE_AGE
 from gateway.upstream.limit import ConcurrencyLimitTransport

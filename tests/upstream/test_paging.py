@@ -10,7 +10,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from gateway.upstream.paging import Chunk, Slice, Window, fetch_window, plan_offsets, plan_pages
+from gateway.upstream.paging import Slice, fetch_window, plan_offsets, plan_pages
+from gateway.window import Page, Window
 
 PROPERTY = settings(max_examples=250, deadline=None)
 
@@ -140,16 +141,16 @@ class ScriptedUpstream:
     reports_size: bool = False
     requests: list[Slice] = field(default_factory=list)
 
-    async def fetch(self, piece: Slice) -> Chunk[int]:
+    async def fetch(self, piece: Slice) -> Page[int]:
         self.requests.append(piece)
         await asyncio.sleep(0)
         size = piece.size if self.clamp is None else min(piece.size, self.clamp)
         start = (piece.page - 1) * size if self.page_aligned else piece.start
         reported = size if self.reports_size else None
-        return Chunk(self.items[start : start + size], len(self.items), reported)
+        return Page(self.items[start : start + size], len(self.items), reported)
 
 
-def run_fetch(upstream: ScriptedUpstream, window: Window, max_size: int | None) -> Chunk[int]:
+def run_fetch(upstream: ScriptedUpstream, window: Window, max_size: int | None) -> Page[int]:
     return asyncio.run(
         fetch_window(window, upstream.fetch, max_size=max_size, page_aligned=upstream.page_aligned)
     )
@@ -269,9 +270,9 @@ async def test_fetch_window_re_asks_in_the_clamped_size() -> None:
 async def test_fetch_window_of_an_empty_list_or_past_the_end() -> None:
     empty = ScriptedUpstream([], True)
     assert await fetch_window(Window(0, 20), empty.fetch, max_size=50, page_aligned=True) == (
-        Chunk([], 0)
+        Page([], 0)
     )
     short = ScriptedUpstream(list(range(10)), False)
     assert await fetch_window(Window(30, 5), short.fetch, max_size=None, page_aligned=False) == (
-        Chunk([], 10)
+        Page([], 10)
     )

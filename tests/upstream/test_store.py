@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import time
 import uuid
@@ -11,6 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from gateway.upstream.store import FORMAT, CachedAnswer, ResponseStore
+from tests.clock import ManualClock
 
 ANSWER = CachedAnswer(1_700_000_000.125, 200, "application/json; charset=utf-8",
                       b'{"items": [1, 2]}\nsecond line \xff')
@@ -72,12 +72,19 @@ async def test_namespaces_do_not_share_entries(redis_url: str) -> None:
         await second.close()
 
 
-async def test_redis_entry_expires_after_its_ttl(redis_url: str) -> None:
-    store = ResponseStore(redis_url, namespace=f"t-{uuid.uuid4().hex}")
+@pytest.mark.parametrize("url", ["memory://", "redis"])
+async def test_entry_expires_after_its_ttl_by_the_store_clock(
+    request: pytest.FixtureRequest, url: str
+) -> None:
+    manual = ManualClock()
+    if url == "redis":
+        url = request.getfixturevalue("redis_url")
+    store = ResponseStore(url, namespace=f"t-{uuid.uuid4().hex}", clock=manual.clock)
     try:
-        await store.set("key", ANSWER, 1)
+        await store.set("key", ANSWER, 30)
+        manual.advance(29.9)
         assert await store.get("key") == ANSWER
-        await asyncio.sleep(1.2)
+        manual.advance(0.2)
         assert await store.get("key") is None
     finally:
         await store.close()
@@ -101,28 +108,29 @@ async def test_unreachable_redis_is_a_miss_and_never_raises(
 
 
 def test_encode_decode_round_trip() -> None:
-    raw = ANSWER.encode()
+    raw = ANSWER.encode(expires_at=1_700_000_060.5)
 
     assert raw.startswith(FORMAT + b" ")
-    assert CachedAnswer.decode(raw) == ANSWER
+    assert CachedAnswer.decode(raw) == (ANSWER, 1_700_000_060.5)
 
 
 def test_decode_keeps_a_content_type_with_spaces_and_an_empty_body() -> None:
     answer = CachedAnswer(12.5, 204, "text/html; charset=utf-8", b"")
 
-    assert CachedAnswer.decode(answer.encode()) == answer
+    assert CachedAnswer.decode(answer.encode(expires_at=20.0)) == (answer, 20.0)
 
 
 @pytest.mark.parametrize("raw", [
     b"",
     b"garbage",
     b"\x00\xff\xfe binary \n junk",
-    b"cgw1 not-a-time 200 text/plain\nbody",
-    b"cgw1 12.5 OK text/plain\nbody",
-    b"cgw1 12.5 200\nbody",  # a field missing
-    b"cgw0 12.5 200 text/plain\nbody",  # an older format
-    b"cgw2 12.5 200 text/plain\nbody",  # a newer format
-    b"CGW1 12.5 200 text/plain\nbody",
+    b"cgw2 not-a-time 20.0 200 text/plain\nbody",
+    b"cgw2 12.5 never 200 text/plain\nbody",
+    b"cgw2 12.5 20.0 OK text/plain\nbody",
+    b"cgw2 12.5 20.0 200\nbody",  # a field missing
+    b"cgw1 12.5 200 text/plain\nbody",  # an older format
+    b"cgw3 12.5 20.0 200 text/plain\nbody",  # a newer format
+    b"CGW2 12.5 20.0 200 text/plain\nbody",
 ])
 def test_decode_rejects_garbage_and_other_formats(raw: bytes) -> None:
     assert CachedAnswer.decode(raw) is None
@@ -135,5 +143,5 @@ async def test_store_ignores_an_entry_of_another_format(any_store: ResponseStore
 
 
 def test_age_is_never_negative() -> None:
-    assert CachedAnswer(time.time() + 100, 200, "", b"").age() == 0.0
-    assert 9.5 <= CachedAnswer(time.time() - 10, 200, "", b"").age() <= 11
+    assert CachedAnswer(1_000.0, 200, "", b"").age(now=900.0) == 0.0
+    assert CachedAnswer(1_000.0, 200, "", b"").age(now=1_010.5) == 10.5

@@ -1,29 +1,27 @@
 """Per-request loaders over the source adapters: batched, de-duplicated, concurrent.
 
-One :class:`Catalogue` per GraphQL request (no cross-user cache). Each loader groups its keys by
-source and asks every source once, concurrently; a source's failure is the value of its keys only
-(errors as values), so one bad source fails alone.
+One :class:`RequestLoaders` per GraphQL request (no cross-user cache). Each loader groups its keys
+by source and asks every source once, concurrently; a source's failure is the value of its keys
+only (errors as values), so one bad source fails alone.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from strawberry.dataloader import DataLoader
 
 from gateway.ids import NodeKey, NodeType
+from gateway.scope import RequestScope
 from gateway.sources.base import ProductKey, SourceAdapter
 from gateway.sources.query import ALL_PRODUCT_FIELDS
-from gateway.sources.records import GroupRecord, Page, ProductRecord
-from gateway.upstream.paging import Window
+from gateway.sources.records import GroupRecord, ProductRecord
+from gateway.window import Page, Window
 
-if TYPE_CHECKING:
-    from gateway.graph.context import GatewayContext
-
-__all__ = ["Catalogue", "GroupKey", "GroupProductsKey", "ProductLookupKey"]
+__all__ = ["GroupKey", "GroupProductsKey", "ProductLookupKey", "RequestLoaders"]
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -35,10 +33,12 @@ GroupProductsKey = tuple[str, str, str | None, int, int]
 ProductLookupKey = tuple[str, str, str | None]
 
 
-class Catalogue:
-    def __init__(self, context: GatewayContext) -> None:
-        self.adapters = context.adapters
-        self.scope = context.scope
+class RequestLoaders:
+    """The loaders of one request, over the configured adapters and the request's scope."""
+
+    def __init__(self, adapters: Mapping[str, SourceAdapter], scope: RequestScope) -> None:
+        self.adapters = adapters
+        self.scope = scope
         self.groups: DataLoader[GroupKey, GroupRecord | None] = DataLoader(self._load_groups)
         self.products: DataLoader[ProductLookupKey, ProductRecord | None] = DataLoader(
             self._load_products)

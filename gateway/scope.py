@@ -1,0 +1,69 @@
+"""What one GraphQL request carries from the HTTP edge to every upstream call it makes.
+
+:class:`RequestScope` is built once per request by the endpoint. Besides the request's language,
+id and deadline it holds the per-request memos, one per purpose, each with typed keys:
+
+* ``calls``: upstream calls in flight or done (source, path, parameters, language), so identical
+  calls in one request are made once (:class:`~gateway.upstream.client.UpstreamClient`);
+* ``group_tables``: each source's whole group table, read once per request (adapters);
+* ``group_product_lists``: an Axim group's whole product list, read once per request (adapters);
+* ``selections``: what a field's value selects, per field of the query (the look-ahead).
+
+Nothing in a scope outlives its request: no cross-user cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from gateway.sources.records import GroupRecord, ProductRecord
+
+__all__ = ["CallKey", "RequestScope", "TaskMemo"]
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+# (source, path, sorted parameters, language)
+CallKey = tuple[str, str, tuple[tuple[str, str], ...], str | None]
+
+
+class TaskMemo(Generic[K, V]):
+    """Runs ``make()`` once per key; concurrent and later callers await the same task.
+
+    A caller that is cancelled does not cancel the shared task (it is shielded): another caller
+    of the same key may still be waiting for it.
+    """
+
+    def __init__(self) -> None:
+        self._tasks: dict[K, asyncio.Task[V]] = {}
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    async def once(self, key: K, make: Callable[[], Awaitable[V]]) -> V:
+        task = self._tasks.get(key)
+        if task is None:
+            task = asyncio.ensure_future(make())
+            self._tasks[key] = task
+        return await asyncio.shield(task)
+
+
+@dataclass
+class RequestScope:
+    """Everything one GraphQL request carries to every upstream call it makes."""
+
+    language: str | None = None  # the client's Accept-Language
+    request_id: str = ""
+    deadline: float | None = None  # time.monotonic() by which the whole request must answer
+    stale: dict[str, float] = field(default_factory=dict)  # source → seconds past fresh
+    calls: TaskMemo[CallKey, Any] = field(default_factory=TaskMemo)
+    group_tables: TaskMemo[str, list[GroupRecord]] = field(default_factory=TaskMemo)
+    # (source, group upstream id) → every product of the group
+    group_product_lists: TaskMemo[tuple[str, str], list[ProductRecord]] = field(
+        default_factory=TaskMemo)
+    # ids of a field's AST nodes → names of the fields selected on its value
+    selections: dict[tuple[int, ...], frozenset[str]] = field(default_factory=dict)
