@@ -21,10 +21,10 @@ from gateway.errors import (
     UpstreamUnauthorized,
     UpstreamUnavailable,
 )
+from gateway.scope import RequestScope
 from gateway.sources.axim import AximAdapter
 from gateway.sources.query import GroupFilter
 from gateway.sources.records import GroupStatus, Inventory, VariantOption
-from gateway.scope import RequestScope
 from gateway.upstream.client import UpstreamClient
 from gateway.upstream.paging import plan_pages
 from gateway.window import Window

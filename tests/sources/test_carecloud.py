@@ -20,10 +20,10 @@ from gateway.errors import (
     UpstreamUnauthorized,
     UpstreamUnavailable,
 )
+from gateway.scope import RequestScope
 from gateway.sources.carecloud import CareCloudAdapter
 from gateway.sources.query import GroupFilter
 from gateway.sources.records import GroupStatus
-from gateway.scope import RequestScope
 from gateway.upstream.client import UpstreamClient
 from gateway.window import Window
 from tests.conftest import RunningEmulator

@@ -21,10 +21,10 @@ from gateway.errors import (
     UpstreamUnauthorized,
     UpstreamUnavailable,
 )
+from gateway.scope import RequestScope
 from gateway.sources.comestri import ComestriAdapter, filter_params
 from gateway.sources.query import ALL_PRODUCT_FIELDS, GroupFilter, ProductFilter
 from gateway.sources.records import Attribute, ProductClass
-from gateway.scope import RequestScope
 from gateway.upstream.client import UpstreamClient
 from gateway.window import Window
 from tests.conftest import RunningEmulator

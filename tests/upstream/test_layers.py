@@ -22,6 +22,7 @@ import pytest
 
 from gateway.config import SourceConfig
 from gateway.errors import UpstreamUnavailable
+from gateway.scope import RequestScope
 from gateway.upstream.breaker import (
     BreakerPolicy,
     BreakerState,
@@ -29,7 +30,6 @@ from gateway.upstream.breaker import (
     SourceHealth,
 )
 from gateway.upstream.cache import CachePolicy, CacheTransport, cache_key, credential_fingerprint
-from gateway.scope import RequestScope
 from gateway.upstream.client import UpstreamClient
 from gateway.upstream.dedup import DedupTransport
 from gateway.upstream.extensions import DEADLINE, FRESHNESS, LANGUAGE, STALE_AGE
