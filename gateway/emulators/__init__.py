@@ -3,7 +3,7 @@
 Each kind is one module with ``DEMO_TOKEN`` and ``create_app(*, token=DEMO_TOKEN)``; every app is
 wrapped by :mod:`gateway.emulators.common` (request log, fault injection, control API).
 Where an upstream document is silent, the behaviour chosen is written down in
-``docs/emulators.md``.
+``docs/emulators/`` (one page per kind).
 """
 
 from __future__ import annotations
