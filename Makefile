@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PORT   ?= 8000
 HOST   ?= 127.0.0.1
 
-.PHONY: setup run test lint schema bench clean
+.PHONY: setup run test test-fast lint schema bench clean
 
 setup: $(STAMP)
 
@@ -32,6 +32,10 @@ PYTEST = $(BIN)/python -m pytest $(1) $(PYTEST_ARGS); rc=$$?; \
 # A narrowed run (PYTEST_ARGS=-k...) misses the floor: add --no-cov to it.
 test: $(STAMP)
 	$(call PYTEST,--cov=gateway --cov-report=term:skip-covered)
+
+# While developing: everything but the slow groups (soak, browser, federation), no coverage floor.
+test-fast: $(STAMP)
+	$(call PYTEST,-m "not slow")
 
 lint: $(STAMP)
 	$(BIN)/ruff check gateway tests
