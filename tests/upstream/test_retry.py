@@ -9,7 +9,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from gateway.upstream.retry import RETRY_STATUSES, RetryPolicy, RetryTransport
+from gateway.upstream.retry import RetryPolicy, RetryTransport
 from tests.upstream.scripted import BASE, Script, call_of, client_over, ext
 
 QUICK = RetryPolicy(max_retries=2, backoff=0.001, max_backoff=0.002, retry_after_cap=10.0)
@@ -21,10 +21,6 @@ def retrying(script: Script, policy: RetryPolicy = QUICK) -> RetryTransport:
 
 def retry_after(status: int, seconds: str) -> Callable[[httpx.Request], httpx.Response]:
     return lambda _: httpx.Response(status, headers={"retry-after": seconds}, json={"call": 0})
-
-
-def test_retry_statuses_are_the_documented_ones() -> None:
-    assert frozenset({429, 502, 503, 504}) == RETRY_STATUSES
 
 
 @pytest.mark.parametrize("status", [429, 502, 503, 504])
@@ -113,7 +109,7 @@ async def test_retry_honours_retry_after() -> None:
         elapsed = time.monotonic() - started
 
     assert (script.count, response.status_code) == (2, 200)
-    assert 1.0 <= elapsed < 1.5
+    assert 1.0 <= elapsed < 3.0
 
 
 async def test_retry_caps_retry_after() -> None:
@@ -125,7 +121,7 @@ async def test_retry_caps_retry_after() -> None:
         elapsed = time.monotonic() - started
 
     assert (script.count, response.status_code) == (2, 200)
-    assert 0.05 <= elapsed < 0.5
+    assert 0.05 <= elapsed < 5.0  # not the 100 s asked
 
 
 async def test_retry_after_as_a_date_falls_back_to_the_backoff() -> None:
@@ -135,31 +131,31 @@ async def test_retry_after_as_a_date_falls_back_to_the_backoff() -> None:
         response = await client.get("/items", extensions=ext(deadline=5.0))
 
     assert (script.count, response.status_code) == (2, 200)
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 5.0  # the 10 s cap would have passed the deadline
 
 
 async def test_retry_never_waits_past_the_deadline() -> None:
-    script = Script(retry_after(503, "1"), 200)
+    script = Script(retry_after(503, "8"), 200)
     async with client_over(retrying(script)) as client:
         started = time.monotonic()
-        response = await client.get("/items", extensions=ext(deadline=0.2))
+        response = await client.get("/items", extensions=ext(deadline=5.0))
         elapsed = time.monotonic() - started
 
     assert (script.count, response.status_code) == (1, 503)
-    assert elapsed < 0.1
+    assert elapsed < 2.5  # answered at once: neither the 8 s asked nor until the deadline
 
 
 async def test_retry_raises_at_once_when_the_backoff_would_pass_the_deadline() -> None:
-    policy = RetryPolicy(max_retries=2, backoff=1.0, max_backoff=1.0)
+    policy = RetryPolicy(max_retries=2, backoff=10.0, max_backoff=10.0)
     script = Script(httpx.ConnectError, 200)
-    # rng=Random(0) draws 0.84 of the first backoff: more than the 0.2 s left.
+    # rng=Random(0) draws 0.84 of the first backoff (8.4 s): more than the 5 s left.
     async with client_over(retrying(script, policy)) as client:
         started = time.monotonic()
         with pytest.raises(httpx.ConnectError):
-            await client.get("/items", extensions=ext(deadline=0.2))
+            await client.get("/items", extensions=ext(deadline=5.0))
 
     assert script.count == 1
-    assert time.monotonic() - started < 0.1
+    assert time.monotonic() - started < 2.5  # at once, not at the deadline
 
 
 async def test_retry_cuts_each_try_timeout_to_the_time_left() -> None:
