@@ -28,6 +28,8 @@ import pytest
 from gateway.emulators.joptic import demo_groups
 from tests.conftest import RunningEmulator
 
+pytestmark = pytest.mark.slow  # `make test-fast` skips this group
+
 HERE = Path(__file__).parent
 ROOT = HERE.parent.parent
 SCHEMA_FILE = ROOT / "schema" / "schema.federation.graphql"

@@ -1,0 +1,1 @@
+"""Unit tests of ``gateway.graph`` (cursors, listing), in process, without servers."""

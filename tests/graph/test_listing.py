@@ -1,331 +1,398 @@
-"""Lists through the gateway against the emulators: request counts, data, order and paging."""
+"""One list over many streams: paging forward and back, merging, and partial failure."""
 
 from __future__ import annotations
 
-import math
-from typing import Any
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
-import httpx
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
-from tests.conftest import RunningGateway
-from tests.graph.conftest import (
-    SOURCES,
-    Emulators,
-    carecloud_groups,
-    clear_logs,
-    joptic_pages,
-    requests_of,
-    run,
-    set_latency,
+from gateway.errors import ErrorCode, GatewayError, UpstreamUnavailable
+from gateway.graph.cursors import PageArgs, fingerprint
+from gateway.graph.listing import (
+    ErrorSink,
+    Listing,
+    ListStream,
+    Stream,
+    WindowStream,
+    concatenated,
+    merged,
 )
+from gateway.window import Page, Window
 
-LATENCIES = [pytest.param(0, id="no-latency"), pytest.param(100, id="latency-100ms")]
+PROPERTY = settings(max_examples=150, deadline=None)
+FP = fingerprint("test-list")
 
-
-# -- 1: Axim groups with their first products: one request ------------------------------------
-
-AXIM_NESTED = """{ productGroups(first: 20, filter: {sources: ["axim"]}) { nodes { name
-  products(first: 5) { totalCount nodes { name sku variants { sku } } } } } }"""
-
-
-@pytest.mark.parametrize("latency", LATENCIES)
-def test_axim_groups_with_products_are_one_request_and_match_upstream(
-        gateway_server: RunningGateway, emulators: Emulators, latency: int) -> None:
-    set_latency(emulators, latency)
-    clear_logs(emulators)
-    groups = run(gateway_server, AXIM_NESTED)["productGroups"]["nodes"]
-    calls = requests_of(emulators)
-    assert {kind: len(records) for kind, records in calls.items()} == {
-        "carecloud": 0, "joptic": 0, "axim": 1, "comestri": 0}
-
-    axim = emulators["axim"]
-    response = httpx.get(f"{axim.url}/productGroup/all",
-                         params={"page": 1, "limit": 20, "productLimit": 5},
-                         headers={"accessToken": "demo-axim-token"}, timeout=10)
-    expected = response.json()["data"]
-    assert len(groups) == len(expected) == 20
-    for got, want in zip(groups, expected, strict=True):
-        assert got["name"] == want["name"]
-        assert got["products"]["totalCount"] == want["productPagination"]["total"]
-        assert [(p["name"], p["sku"], [v["sku"] for v in p["variants"]])
-                for p in got["products"]["nodes"]] == [
-            (p["name"], p["sku"], [v["sku"] for v in p["variants"]]) for p in want["products"]]
-    assert any(g["products"]["totalCount"] == 0 for g in groups)  # a group without products
-    assert any(g["products"]["totalCount"] > 5 for g in groups)  # and one cut to five
+Item = tuple[int, int, str]  # (stream, index in its stream, sort name)
+Call = Callable[[PageArgs, ErrorSink], Awaitable[Listing[Item]]]
 
 
-# -- 2: parents resolve with few requests ------------------------------------------------------
+@dataclass
+class Source:
+    """An in-memory source that counts its upstream calls and can be taken down."""
 
-PARENTS = """query($s: [ID!]) { productGroups(first: 50, filter: {sources: $s}) {
-  nodes { upstreamId name parent { upstreamId name } } } }"""
+    name: str
+    items: list[Item]
+    kind: str = "window"  # "window": WindowStream, "list": ListStream
+    down: bool = False
+    fetches: int = 0
 
+    async def _call(self) -> None:
+        self.fetches += 1
+        await asyncio.sleep(0)
+        if self.down:
+            raise UpstreamUnavailable("x", source=self.name)
 
-def _carecloud_parent(group: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-    if group["parent_product_group_id"] is not None:
-        return next(r for r in rows if r["product_group_id"] == group["parent_product_group_id"])
-    if group["parent_external_id"] is not None:
-        return next(r for r in rows if r["external_id"] == group["parent_external_id"])
-    return None
+    async def _window(self, window: Window) -> Page[Item]:
+        await self._call()
+        return Page(self.items[window.offset : window.end], len(self.items))
 
+    async def _load(self) -> list[Item]:
+        await self._call()
+        return list(self.items)
 
-@pytest.mark.parametrize("latency", LATENCIES)
-def test_carecloud_parents_take_at_most_two_requests(
-        gateway_server: RunningGateway, emulators: Emulators,
-        upstream: dict[str, list[dict[str, Any]]], latency: int) -> None:
-    set_latency(emulators, latency)
-    clear_logs(emulators)
-    nodes = run(gateway_server, PARENTS, {"s": ["carecloud"]})["productGroups"]["nodes"]
-    calls = requests_of(emulators)
-    assert len(calls["carecloud"]) <= 2
-    assert sum(len(records) for records in calls.values()) <= 2
+    def stream(self) -> Stream[Item]:
+        if self.kind == "window":
+            return WindowStream(self.name, self._window)
+        return ListStream(self.name, self._load)
 
-    rows = upstream["carecloud"]
-    assert [n["upstreamId"] for n in nodes] == [r["product_group_id"] for r in rows[:50]]
-    with_parent = 0
-    for node, row in zip(nodes, rows, strict=False):
-        assert node["name"] == row["name"]
-        parent = _carecloud_parent(row, rows)
-        if parent is None:
-            assert node["parent"] is None
-        else:
-            with_parent += 1
-            assert node["parent"] == {"upstreamId": parent["product_group_id"],
-                                      "name": parent["name"]}
-    assert with_parent > 10
-    # Some children on this page name their parent only by external id.
-    assert any(r["parent_product_group_id"] is None and r["parent_external_id"] is not None
-               for r in rows[:50])
+    def list_stream(self) -> ListStream[Item]:
+        return ListStream(self.name, self._load)
 
 
-@pytest.mark.parametrize("latency", LATENCIES)
-def test_joptic_parents_take_one_request_plus_the_table(
-        gateway_server: RunningGateway, emulators: Emulators, latency: int) -> None:
-    rows, total = joptic_pages(emulators["joptic"])
-    set_latency(emulators, latency)
-    clear_logs(emulators)
-    nodes = run(gateway_server, PARENTS, {"s": ["joptic"]})["productGroups"]["nodes"]
-    calls = requests_of(emulators)
-    assert sum(len(records) for records in calls.values()) == len(calls["joptic"])
-    assert len(calls["joptic"]) <= 1 + math.ceil(total / 100)
-
-    by_id = {r["id"]: r for r in rows}
-    assert [n["upstreamId"] for n in nodes] == [r["id"] for r in rows[:50]]
-    for node, row in zip(nodes, rows, strict=False):
-        assert node["name"] == row["name"]
-        expected = None if row["parent"] is None else {
-            "upstreamId": row["parent"], "name": by_id[row["parent"]]["name"]}
-        assert node["parent"] == expected
-    assert sum(n["parent"] is not None for n in nodes) > 5
-
-
-# -- 5: paging through every group --------------------------------------------------------------
-
-PAGE = """query($first: Int, $after: String, $last: Int, $before: String,
-               $order: ProductGroupOrder) {
-  productGroups(first: $first, after: $after, last: $last, before: $before, orderBy: $order) {
-    totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
-    edges { cursor node { upstreamId name source { id } } } } }"""
-
-Key = tuple[str, str]
-
-
-def _key(edge: dict[str, Any]) -> Key:
-    return edge["node"]["source"]["id"], edge["node"]["upstreamId"]
-
-
-def _upstream_sequence(upstream: dict[str, list[dict[str, Any]]]) -> list[tuple[Key, str | None]]:
-    ids = {"carecloud": "product_group_id", "joptic": "id", "axim": "id"}
-    return [((source, row[ids[source]]), row["name"])
-            for source in ("carecloud", "joptic", "axim") for row in upstream[source]]
-
-
-def _by_name(items: list[tuple[Key, str | None]]) -> list[tuple[Key, str | None]]:
-    rank = {name: i for i, name in enumerate(SOURCES)}
-    return sorted(items, key=lambda item: (item[1] is None, (item[1] or "").casefold(),
-                                           rank[item[0][0]], item[0][1]))
-
-
-def _walk_forward(gateway: RunningGateway, order: dict[str, str] | None,
-                  headers: dict[str, str] | None = None
-                  ) -> tuple[list[dict[str, Any]], list[int]]:
-    edges: list[dict[str, Any]] = []
-    totals: list[int] = []
-    after: str | None = None
-    for number in range(50):
-        page = run(gateway, PAGE, {"first": 100, "after": after, "order": order},
-                   headers)["productGroups"]
-        totals.append(page["totalCount"])
-        assert page["pageInfo"]["hasPreviousPage"] is (number > 0)
-        edges += page["edges"]
-        if not page["pageInfo"]["hasNextPage"]:
-            return edges, totals
-        assert len(page["edges"]) == 100
-        after = page["pageInfo"]["endCursor"]
-        assert after == page["edges"][-1]["cursor"]
-    raise AssertionError("paging did not end")
-
-
-def _walk_backward(gateway: RunningGateway, order: dict[str, str] | None
-                   ) -> list[list[dict[str, Any]]]:
-    pages: list[list[dict[str, Any]]] = []
-    before: str | None = None
-    for _ in range(50):
-        page = run(gateway, PAGE, {"last": 100, "before": before, "order": order})["productGroups"]
-        pages.append(page["edges"])
-        if not page["pageInfo"]["hasPreviousPage"]:
-            return pages
-        assert len(page["edges"]) == 100
-        before = page["pageInfo"]["startCursor"]
-        assert before == page["edges"][0]["cursor"]
-    raise AssertionError("paging did not end")
-
-
-@pytest.mark.parametrize("order", [None, {"field": "NAME"}], ids=["unordered", "by-name"])
-def test_paging_visits_every_group_once_in_order(
-        gateway_server: RunningGateway, upstream: dict[str, list[dict[str, Any]]],
-        order: dict[str, str] | None) -> None:
-    expected = _upstream_sequence(upstream)
-    if order is not None:
-        expected = _by_name(expected)
-    edges, totals = _walk_forward(gateway_server, order)
-    keys = [_key(e) for e in edges]
-    assert len(set(keys)) == len(keys), "a group came twice"
-    assert keys == [key for key, _ in expected]
-    assert [e["node"]["name"] for e in edges] == [name for _, name in expected]
-    assert totals == [len(expected)] * len(totals)
-
-    backward = _walk_backward(gateway_server, order)
-    assert [len(p) for p in backward][:-1] == [100] * (len(backward) - 1)
-    assert [_key(e) for page in reversed(backward) for e in page] == keys
-
-
-def test_name_order_breaks_ties_between_sources_by_source_order(
-        gateway_server: RunningGateway, emulator_servers: Emulators,
-        upstream: dict[str, list[dict[str, Any]]]) -> None:
-    """In English, CareCloud and Joptic share names ("Sunglasses"...): CareCloud comes first."""
-    english = {**upstream, "carecloud": carecloud_groups(emulator_servers["carecloud"], "en")}
-    expected = _by_name(_upstream_sequence(english))
-    folded: dict[str, set[str]] = {}
-    for (source, _), name in expected:
-        if name is not None:
-            folded.setdefault(name.casefold(), set()).add(source)
-    assert sum(len(sources) > 1 for sources in folded.values()) >= 3, "no ties across sources"
-    edges, _ = _walk_forward(gateway_server, {"field": "NAME"}, {"Accept-Language": "en"})
-    assert [(_key(e), e["node"]["name"]) for e in edges] == expected
-
-
-def test_name_order_puts_nameless_groups_last_and_breaks_ties_by_source(
-        gateway_server: RunningGateway, upstream: dict[str, list[dict[str, Any]]]) -> None:
-    """The last page by name holds the nameless Joptic groups; duplicate names keep id order."""
-    page = run(gateway_server, PAGE, {"last": 100, "order": {"field": "NAME"}})["productGroups"]
-    nameless = [r["id"] for r in upstream["joptic"] if r["name"] is None]
-    assert nameless
-    tail = page["edges"][-len(nameless):]
-    assert [_key(e) for e in tail] == [("joptic", i) for i in sorted(nameless)]
-    assert all(e["node"]["name"] is None for e in tail)
-
-
-# -- 6: nested products of one Axim group -------------------------------------------------------
-
-GROUP_PRODUCTS = """query($id: ID!, $first: Int, $after: String, $last: Int, $before: String) {
-  node(id: $id) { ... on ProductGroup {
-    products(first: $first, after: $after, last: $last, before: $before) {
-      edges { cursor node { upstreamId } }
-      pageInfo { hasNextPage hasPreviousPage startCursor endCursor } totalCount } } } }"""
-
-
-def _group_id(gateway: RunningGateway, upstream_id: str) -> str:
-    """The global id the gateway lists for an Axim group among the first hundred."""
-    query = '{ productGroups(first: 100, filter: {sources: ["axim"]}) { nodes { id upstreamId } } }'
-    nodes = run(gateway, query)["productGroups"]["nodes"]
-    return str(next(n["id"] for n in nodes if n["upstreamId"] == upstream_id))
-
-
-def test_nested_products_page_like_the_upstream(
-        gateway_server: RunningGateway, emulators: Emulators,
-        upstream: dict[str, list[dict[str, Any]]]) -> None:
-    group = max(upstream["axim"][:100], key=lambda g: g["productCount"])
-    total = group["productCount"]
-    assert total > 50
-    with emulators["axim"].client() as client:
-        pages = [[p["id"] for p in client.get(f"/productGroup/{group['id']}", params={
-            "page": n, "limit": 7}).json()["data"]["products"]]
-            for n in range(1, math.ceil(total / 7) + 1)]
-    everything = [p for page in pages for p in page]
-    assert len(everything) == total
-    node_id = _group_id(gateway_server, group["id"])
-
-    after: str | None = None
-    for number, expected in enumerate(pages):
-        got = run(gateway_server, GROUP_PRODUCTS, {"id": node_id, "first": 7, "after": after}
-                  )["node"]["products"]
-        assert [e["node"]["upstreamId"] for e in got["edges"]] == expected
-        assert got["totalCount"] == total
-        assert got["pageInfo"]["hasNextPage"] is (number < len(pages) - 1)
-        assert got["pageInfo"]["hasPreviousPage"] is (number > 0)
-        after = got["pageInfo"]["endCursor"]
-
-    backward: list[list[str]] = []
-    before: str | None = None
-    while True:
-        got = run(gateway_server, GROUP_PRODUCTS, {"id": node_id, "last": 7, "before": before}
-                  )["node"]["products"]
-        backward.insert(0, [e["node"]["upstreamId"] for e in got["edges"]])
-        assert got["totalCount"] == total
-        if not got["pageInfo"]["hasPreviousPage"]:
-            break
-        assert len(backward) <= len(pages)
-        before = got["pageInfo"]["startCursor"]
-    assert [len(p) for p in backward][1:] == [7] * (len(backward) - 1)
-    assert [p for page in backward for p in page] == everything
-
-
-# -- 7: Comestri asks only for the fields selected ----------------------------------------------
-
-
-def test_comestri_asks_for_no_associated_fields_unless_selected(
-        gateway_server: RunningGateway, emulators: Emulators) -> None:
-    clear_logs(emulators)
-    nodes = run(gateway_server, "{ products(first: 5) { nodes { name status } } }"
-                )["products"]["nodes"]
-    assert len(nodes) == 5 and all(n["name"] and n["status"] for n in nodes)
-    records = emulators["comestri"].log.records
-    assert len(records) == 1
-    assert records[0].params.get("response_associated_fields") == [""]
-
-    clear_logs(emulators)
-    query = "{ products(first: 5) { nodes { name attributes { code value } } } }"
-    nodes = run(gateway_server, query)["products"]["nodes"]
-    assert any(n["attributes"] for n in nodes)
-    records = emulators["comestri"].log.records
-    assert len(records) == 1
-    assert records[0].param("response_associated_fields") == "attribute_values"
-
-
-# -- 10: capabilities, and groups without products ----------------------------------------------
-
-
-def test_sources_list_their_capabilities(gateway_server: RunningGateway) -> None:
-    sources = run(gateway_server, "{ sources { id kind capabilities } }")["sources"]
-    assert sources == [
-        {"id": "carecloud", "kind": "CARECLOUD", "capabilities": ["PRODUCT_GROUPS"]},
-        {"id": "joptic", "kind": "JOPTIC", "capabilities": ["PRODUCT_GROUPS"]},
-        {"id": "axim", "kind": "AXIM",
-         "capabilities": ["PRODUCT_GROUPS", "GROUP_PRODUCTS", "GROUP_BY_ID"]},
-        {"id": "comestri", "kind": "COMESTRI", "capabilities": ["PRODUCTS", "PRODUCT_BY_ID"]},
+def make_sources(names: list[list[str]], kinds: list[str] | None = None) -> list[Source]:
+    kinds = kinds or ["window"] * len(names)
+    return [
+        Source(f"s{s}", [(s, i, name) for i, name in enumerate(stream)], kind)
+        for s, (stream, kind) in enumerate(zip(names, kinds, strict=False))
     ]
 
 
-def test_groups_of_a_source_without_products_have_an_empty_connection(
-        gateway_server: RunningGateway, emulators: Emulators) -> None:
-    clear_logs(emulators)
-    nodes = run(gateway_server, """{ productGroups(first: 3, filter: {sources: ["carecloud"]}) {
-        nodes { products(first: 5) { totalCount nodes { id }
-                                     pageInfo { hasNextPage hasPreviousPage } } } } }"""
-                )["productGroups"]["nodes"]
-    assert len(nodes) == 3
-    for node in nodes:
-        assert node["products"] == {"totalCount": 0, "nodes": [], "pageInfo": {
-            "hasNextPage": False, "hasPreviousPage": False}}
-    assert len(emulators["carecloud"].log) == 1
+def by_name(items: list[Item]) -> list[Item]:
+    return sorted(items, key=lambda item: item[2])  # stable: ties keep stream, then index order
+
+
+def concat_call(sources: list[Source], *, need_total: bool) -> Call:
+    async def call(args: PageArgs, report: ErrorSink) -> Listing[Item]:
+        streams = [s.stream() for s in sources]  # fresh per request, as the resolvers do
+        return await concatenated(streams, args, FP, report, need_total=need_total)
+
+    return call
+
+
+def merged_call(sources: list[Source]) -> Call:
+    async def call(args: PageArgs, report: ErrorSink) -> Listing[Item]:
+        return await merged([s.list_stream() for s in sources], by_name, args, FP, report)
+
+    return call
+
+
+def items_of(listing: Listing[Item]) -> list[Item]:
+    return [item for item, _ in listing.edges]
+
+
+async def walk(call: Call, size: int, *, forward: bool, total: int) -> list[Listing[Item]]:
+    """Every page from one end to the other, each page checked on its own as it comes."""
+    pages: list[Listing[Item]] = []
+    cursor: str | None = None
+    for _ in range(total // max(size, 1) + 3):
+        errors: list[GatewayError] = []
+        listing = await call(PageArgs(size, forward, cursor), errors.append)
+        assert errors == []
+        assert len(listing.edges) <= size
+        pages.append(listing)
+        more = listing.has_next if forward else listing.has_previous
+        if not more:
+            return pages
+        assert len(listing.edges) == size  # a page is full while more items exist
+        cursor = listing.edges[-1 if forward else 0][1].encode()
+    raise AssertionError("paging did not reach the end")
+
+
+stream_names = st.lists(st.lists(st.sampled_from("abcde"), max_size=60), min_size=1, max_size=4)
+page_sizes = st.integers(min_value=1, max_value=25)
+
+
+@st.composite
+def layouts(draw: st.DrawFn) -> tuple[list[list[str]], list[str]]:
+    names = draw(stream_names)
+    kinds = draw(
+        st.lists(st.sampled_from(["window", "list"]), min_size=len(names), max_size=len(names))
+    )
+    return names, kinds
+
+
+# -- concatenated -------------------------------------------------------------------------------
+
+
+@PROPERTY
+@given(layout=layouts(), size=page_sizes, need_total=st.booleans())
+async def test_concatenated_forward_visits_every_item_once_in_order(
+    layout: tuple[list[list[str]], list[str]], size: int, need_total: bool
+) -> None:
+    sources = make_sources(*layout)
+    expected = [item for s in sources for item in s.items]
+    call = concat_call(sources, need_total=need_total)
+    counted = counting(call, sources, at_most=1)
+
+    pages = await walk(counted, size, forward=True, total=len(expected))
+
+    assert [item for page in pages for item in items_of(page)] == expected
+    assert len(pages) == max(1, -(-len(expected) // size))
+    assert all(page.edges for page in pages) or expected == []
+    assert [page.has_previous for page in pages] == [False] + [True] * (len(pages) - 1)
+    assert [page.has_next for page in pages] == [True] * (len(pages) - 1) + [False]
+    for page in pages:
+        assert page.total == (len(expected) if need_total else None)
+    # `last` before a page's first item is the page before it.
+    for k in range(1, len(pages)):
+        before = pages[k].edges[0][1].encode()
+        back = await call(PageArgs(size, False, before), fail_on_report)
+        assert items_of(back) == items_of(pages[k - 1])
+        assert back.has_previous == (k > 1)
+
+
+@PROPERTY
+@given(layout=layouts(), size=page_sizes)
+async def test_concatenated_backward_from_the_end_visits_the_same_items_reversed(
+    layout: tuple[list[list[str]], list[str]], size: int
+) -> None:
+    sources = make_sources(*layout)
+    expected = [item for s in sources for item in s.items]
+    call = counting(concat_call(sources, need_total=False), sources, at_most=2)
+
+    pages = await walk(call, size, forward=False, total=len(expected))
+
+    assert [item for page in reversed(pages) for item in items_of(page)] == expected
+    assert len(pages) == max(1, -(-len(expected) // size))
+    assert all(page.edges for page in pages) or expected == []
+    assert [page.has_next for page in pages] == [False] + [True] * (len(pages) - 1)
+    assert all(page.total == len(expected) for page in pages)
+
+
+def fail_on_report(error: GatewayError) -> None:
+    raise AssertionError(f"unexpected error {error!r}")
+
+
+def counting(call: Call, sources: list[Source], *, at_most: int) -> Call:
+    """The call, checking no source is asked more than ``at_most`` times per page."""
+
+    async def counted(args: PageArgs, report: ErrorSink) -> Listing[Item]:
+        for source in sources:
+            source.fetches = 0
+        listing = await call(args, report)
+        assert all(source.fetches <= at_most for source in sources), [s.fetches for s in sources]
+        return listing
+
+    return counted
+
+
+async def test_first_zero_is_an_empty_page() -> None:
+    sources = make_sources([["a"] * 3])
+    listing = await concat_call(sources, need_total=True)(PageArgs(0, True, None), fail_on_report)
+    assert listing.edges == [] and listing.total == 3 and listing.has_next
+
+
+async def test_concatenated_example_two_streams() -> None:
+    sources = make_sources([["a"] * 3, ["b"] * 4])
+    call = concat_call(sources, need_total=True)
+    first = await call(PageArgs(5, True, None), fail_on_report)
+    assert [(s, i) for s, i, _ in items_of(first)] == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1)]
+    assert (first.total, first.has_previous, first.has_next) == (7, False, True)
+    second = await call(PageArgs(5, True, first.edges[-1][1].encode()), fail_on_report)
+    assert [(s, i) for s, i, _ in items_of(second)] == [(1, 2), (1, 3)]
+    assert (second.total, second.has_previous, second.has_next) == (7, True, False)
+
+
+# -- merged -------------------------------------------------------------------------------------
+
+
+async def check_merged(names: list[list[str]], size: int) -> None:
+    sources = make_sources(names, ["list"] * len(names))
+    expected = by_name([item for s in sources for item in s.items])
+    call = merged_call(sources)
+
+    forward = await walk(call, size, forward=True, total=len(expected))
+    assert [item for page in forward for item in items_of(page)] == expected
+    assert all(page.total == len(expected) for page in forward)
+    assert [page.has_next for page in forward] == [True] * (len(forward) - 1) + [False]
+
+    backward = await walk(call, size, forward=False, total=len(expected))
+    assert [item for page in reversed(backward) for item in items_of(page)] == expected
+    assert [page.has_next for page in backward] == [False] + [True] * (len(backward) - 1)
+
+
+@PROPERTY
+@given(names=stream_names, size=page_sizes)
+async def test_merged_visits_every_item_once_in_sorted_order_when_streams_are_presorted(
+    names: list[list[str]], size: int
+) -> None:
+    await check_merged([sorted(stream) for stream in names], size)
+
+
+@PROPERTY
+@given(names=stream_names, size=page_sizes)
+@example(names=[["b", "a"]], size=1)  # regression: failed before e5e03f6 (b was never listed)
+async def test_merged_visits_every_item_once_in_sorted_order(
+    names: list[list[str]], size: int
+) -> None:
+    await check_merged(names, size)
+
+
+# -- partial failure ----------------------------------------------------------------------------
+
+
+@PROPERTY
+@given(layout=layouts(), size=page_sizes, failing=st.integers(min_value=0, max_value=3))
+async def test_a_failed_stream_contributes_nothing_and_is_reported_once(
+    layout: tuple[list[list[str]], list[str]], size: int, failing: int
+) -> None:
+    sources = make_sources(*layout)
+    failing %= len(sources)
+    sources[failing].down = True
+    errors: list[GatewayError] = []
+
+    listing = await concat_call(sources, need_total=False)(
+        PageArgs(size, True, None), errors.append
+    )
+
+    assert len(errors) == 1
+    assert isinstance(errors[0], UpstreamUnavailable)
+    assert errors[0].source == sources[failing].name
+    assert errors[0].code is ErrorCode.UPSTREAM_UNAVAILABLE
+    assert all(item[0] != failing for item in items_of(listing))
+    assert listing.total is None
+    assert listing.has_next  # the failed stream resumes on a later page
+
+
+@PROPERTY
+@given(
+    names=stream_names,
+    size=page_sizes,
+    failing=st.integers(min_value=0, max_value=3),
+    outage=st.integers(min_value=0, max_value=3),
+)
+@example(names=[["a"]], size=1, failing=0, outage=0)  # hypothesis' shrunk example
+@example(names=[["a"], ["b"]], size=5, failing=0, outage=0)
+async def test_merged_failed_stream_is_reported_once_and_resumed(
+    names: list[list[str]], size: int, failing: int, outage: int
+) -> None:
+    sources = make_sources(names, ["list"] * len(names))
+    expected = by_name([item for s in sources for item in s.items])
+    failing %= len(sources)
+    visited = await walk_through_outage(
+        merged_call(sources), sources, failing, outage, size, len(expected), need_total=True
+    )
+    assert sorted(visited) == sorted(expected)
+
+
+async def walk_through_outage(
+    call: Call,
+    sources: list[Source],
+    failing: int,
+    outage: int,
+    size: int,
+    total: int,
+    *,
+    need_total: bool,
+) -> list[Item]:
+    """Pages forward with ``failing`` down for page ``outage`` only; the items seen."""
+    visited: list[Item] = []
+    cursor: str | None = None
+    for number in range(total // size + 8):
+        sources[failing].down = number == outage
+        errors: list[GatewayError] = []
+        listing = await call(PageArgs(size, True, cursor), errors.append)
+        sources[failing].down = False
+        if number == outage:
+            # A stream already done (its cursor offset is END) is not asked, so cannot fail.
+            assert [e.source for e in errors] in ([sources[failing].name], [])
+            if need_total and errors:
+                assert listing.total is None
+            assert all(item[0] != failing for item in items_of(listing))
+        else:
+            assert errors == []
+        visited += items_of(listing)
+        if not listing.has_next:
+            return visited
+        if listing.edges:
+            cursor = listing.edges[-1][1].encode()
+    raise AssertionError("paging did not reach the end")
+
+
+@PROPERTY
+@given(
+    layout=layouts(),
+    size=page_sizes,
+    failing=st.integers(min_value=0, max_value=3),
+    outage=st.integers(min_value=0, max_value=3),
+)
+@example(layout=([["a"], ["a"]], ["window", "window"]), size=1, failing=0, outage=0)
+async def test_concatenated_resumes_a_failed_stream_from_the_last_cursor(
+    layout: tuple[list[list[str]], list[str]], size: int, failing: int, outage: int
+) -> None:
+    sources = make_sources(*layout)
+    expected = [item for s in sources for item in s.items]
+    failing %= len(sources)
+    visited = await walk_through_outage(
+        concat_call(sources, need_total=False),
+        sources,
+        failing,
+        outage,
+        size,
+        len(expected),
+        need_total=False,
+    )
+    assert sorted(visited) == sorted(expected)  # every item exactly once
+
+
+async def test_concatenated_resumes_a_failed_last_stream() -> None:
+    sources = make_sources([["a"] * 5, ["b"] * 5])
+    call = concat_call(sources, need_total=False)
+    first = await call(PageArgs(3, True, None), fail_on_report)
+    sources[1].down = True
+    errors: list[GatewayError] = []
+    second = await call(PageArgs(3, True, first.edges[-1][1].encode()), errors.append)
+    assert [e.source for e in errors] == ["s1"]
+    assert [(s, i) for s, i, _ in items_of(second)] == [(0, 3), (0, 4)]
+    assert second.has_next and second.total is None
+    sources[1].down = False
+    third = await call(PageArgs(3, True, second.edges[-1][1].encode()), fail_on_report)
+    assert [(s, i) for s, i, _ in items_of(third)] == [(1, 0), (1, 1), (1, 2)]
+
+
+async def test_concatenated_resumes_a_failed_first_stream() -> None:
+    sources = make_sources([["a"] * 2, ["b"] * 2])
+    call = concat_call(sources, need_total=False)
+    sources[0].down = True
+    errors: list[GatewayError] = []
+    first = await call(PageArgs(2, True, None), errors.append)
+    assert [e.source for e in errors] == ["s0"]
+    assert [(s, i) for s, i, _ in items_of(first)] == [(1, 0), (1, 1)]
+    sources[0].down = False
+    second = await call(PageArgs(2, True, first.edges[-1][1].encode()), fail_on_report)
+    assert [(s, i) for s, i, _ in items_of(second)] == [(0, 0), (0, 1)]
+
+
+@pytest.mark.parametrize("kind", ["window", "list"])
+async def test_concatenated_with_total_reports_a_failed_stream_once(kind: str) -> None:
+    sources = make_sources([["a"] * 3, ["b"] * 3], [kind, kind])
+    sources[1].down = True
+    errors: list[GatewayError] = []
+    listing = await concat_call(sources, need_total=True)(PageArgs(5, True, None), errors.append)
+    assert listing.total is None
+    assert [e.source for e in errors] == ["s1"]
+
+
+@pytest.mark.parametrize("kind", ["window", "list"])
+async def test_concatenated_with_total_is_unknown_when_a_stream_fails(kind: str) -> None:
+    sources = make_sources([["a"] * 3, ["b"] * 3], [kind, kind])
+    sources[0].down = True
+    errors: list[GatewayError] = []
+    listing = await concat_call(sources, need_total=True)(PageArgs(5, True, None), errors.append)
+    assert listing.total is None
+    assert errors and {e.source for e in errors} == {"s0"}
+    assert [(s, i) for s, i, _ in items_of(listing)] == [(1, 0), (1, 1), (1, 2)]

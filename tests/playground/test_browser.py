@@ -25,6 +25,8 @@ from gateway.playground import Playground
 from gateway.serving import ServerThread
 from tests.conftest import RunningEmulator
 
+pytestmark = pytest.mark.slow  # `make test-fast` skips this group
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

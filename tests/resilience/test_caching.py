@@ -382,18 +382,16 @@ def test_readyz_says_memory_for_the_default_cache(emulators: Emulators) -> None:
     assert all(s["lastSuccess"] is None for s in ready["sources"].values())  # nothing asked yet
 
 
-# --- figures --------------------------------------------------------------------------------------
+# --- upstream calls, cold and warm (throughput is the benchmark's: make bench) -------------------
 
 
-def _requests_per_second(base: str, n: int) -> float:
+def _ask_all_sources(base: str, n: int) -> None:
     with httpx.Client(timeout=30) as client:
-        started = time.perf_counter()
         for _ in range(n):
             _no_errors(_query(base, ALL_SOURCES, client=client))
-        return n / (time.perf_counter() - started)
 
 
-def test_figures_cold_vs_warm(emulators: Emulators) -> None:
+def test_upstream_calls_cold_vs_warm(emulators: Emulators) -> None:
     with _gateway(_config(emulators)) as cached, _gateway(
             _config(emulators, defaults=UNCACHED)) as uncached:
         _no_errors(_query(cached, ALL_SOURCES))
@@ -402,12 +400,9 @@ def test_figures_cold_vs_warm(emulators: Emulators) -> None:
         _no_errors(_query(cached, ALL_SOURCES))
         warm_calls = _total(_calls(emulators))
 
-        warm_rps = _requests_per_second(cached, 200)
+        _ask_all_sources(cached, 200)
         assert _total(_calls(emulators)) == 0
-        cold_rps = _requests_per_second(uncached, 50)
+        _ask_all_sources(uncached, 50)
         assert _total(_calls(emulators)) == 50 * cold_calls
     print(f"\nupstream calls per query: cold {cold_calls}, warm {warm_calls}")
-    print(f"sequential requests/s: warm {warm_rps:.0f} (200 requests), "
-          f"cold, TTL 0 {cold_rps:.0f} (50 requests)")
     assert warm_calls == 0 < cold_calls
-    assert warm_rps > cold_rps

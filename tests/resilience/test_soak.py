@@ -26,6 +26,8 @@ import pytest
 from gateway.emulators import DEMO_TOKENS, KINDS
 from tests.conftest import RunningEmulator
 
+pytestmark = pytest.mark.slow  # `make test-fast` skips this group
+
 Emulators = dict[str, RunningEmulator]
 EmulatorOf = Callable[[str], RunningEmulator]
 Json = dict[str, Any]

@@ -9,7 +9,7 @@ import pytest
 
 from gateway.ids import NodeKey, NodeType, encode_id
 from tests.conftest import RunningGateway
-from tests.graph.conftest import (
+from tests.graph_e2e.conftest import (
     TOKENS,
     Emulators,
     ask,

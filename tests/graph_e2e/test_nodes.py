@@ -10,7 +10,7 @@ import pytest
 
 from gateway.emulators.common import RecordedRequest
 from tests.conftest import RunningGateway
-from tests.graph.conftest import Emulators, clear_logs, requests_of, run, set_latency
+from tests.graph_e2e.conftest import Emulators, clear_logs, requests_of, run, set_latency
 
 NODES = "query($ids: [ID!]!) { nodes(ids: $ids) { __typename id } }"
 GROUP_IDS = """query($s: [ID!], $first: Int, $after: String) {

@@ -1,0 +1,1 @@
+"""End-to-end GraphQL tests: the gateway over real sockets in front of the running emulators."""

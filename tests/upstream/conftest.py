@@ -1,0 +1,21 @@
+"""Fixtures of the ``gateway.upstream`` tests (the scripted upstream is in ``scripted.py``)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from gateway.upstream.store import ResponseStore
+
+
+@pytest.fixture
+async def store() -> AsyncIterator[ResponseStore]:
+    """An in-memory response store of its own (a fresh namespace per test).
+
+    ``test_store.py`` overrides it with its own, over memory and a real Redis.
+    """
+    memory = ResponseStore("memory://", namespace=f"t-{uuid.uuid4().hex}")
+    yield memory
+    await memory.close()
