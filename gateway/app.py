@@ -73,7 +73,8 @@ def create_app(config: Config) -> Starlette:
         playground = Playground(assets)
     endpoint = GraphQLEndpoint(build_schema(federation=server.federation), runtime,
                                playground=playground.page if playground else None,
-                               max_body_bytes=server.max_body_bytes)
+                               max_body_bytes=server.max_body_bytes,
+                               access_log=server.access_log)
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
