@@ -1,27 +1,40 @@
 # Two commands do all the set-up on a fresh machine: `make run` and `make test`.
+# `make run` installs what running needs; `make test` and `make lint` add the dev tools.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
 PORT   ?= 8000
 HOST   ?= 127.0.0.1
+PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: setup run test test-fast lint schema bench clean
+.PHONY: setup setup-dev run test test-fast lint schema bench clean
 
-setup: $(STAMP)
+setup: $(RUN_STAMP)
+setup-dev: $(DEV_STAMP)
 
-$(STAMP): pyproject.toml playground/package.json
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	@# GraphiQL's files, served by the gateway itself (npm registry; never committed).
-	if command -v npm >/dev/null; then \
+# pip and npm print their own progress; a "==>" line announces each step.
+$(RUN_STAMP): pyproject.toml playground/package.json
+	@echo "==> [1/3] virtual environment $(VENV)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(PIP) install --quiet --upgrade pip
+	@echo "==> [2/3] the gateway and its runtime packages (pip)"
+	$(PIP) install -e .
+	@echo "==> [3/3] GraphiQL's files into build/playground (npm registry; never committed)"
+	@if command -v npm >/dev/null; then \
 	  mkdir -p build/playground && cp playground/package.json build/playground/ && \
-	  npm install --prefix build/playground --no-audit --no-fund --silent; \
+	  npm install --prefix build/playground --no-audit --no-fund; \
 	else echo "npm not found: the playground will ask you to install Node.js and run make setup"; fi
-	touch $(STAMP)
+	@touch $@
+	@echo "==> ready"
 
-run: $(STAMP)
+$(DEV_STAMP): $(RUN_STAMP)
+	@echo "==> the development tools: pytest, hypothesis, ruff, mypy, playwright… (pip)"
+	$(PIP) install -e '.[dev]'
+	@touch $@
+
+run: $(RUN_STAMP)
 	$(BIN)/python -m gateway demo --host $(HOST) --port $(PORT)
 
 # pytest exits 5 when it collects no test: that must never pass as green.
@@ -30,23 +43,23 @@ PYTEST = $(BIN)/python -m pytest $(1) $(PYTEST_ARGS); rc=$$?; \
 
 # The whole suite, failing under the coverage floor ([tool.coverage.report] fail_under).
 # A narrowed run (PYTEST_ARGS=-k...) misses the floor: add --no-cov to it.
-test: $(STAMP)
+test: $(DEV_STAMP)
 	$(call PYTEST,--cov=gateway --cov-report=term:skip-covered)
 
 # While developing: everything but the slow groups (soak, browser, federation), no coverage floor.
-test-fast: $(STAMP)
+test-fast: $(DEV_STAMP)
 	$(call PYTEST,-m "not slow")
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check gateway tests
 	$(BIN)/mypy
 
-schema: $(STAMP)
+schema: $(RUN_STAMP)
 	$(BIN)/python -m gateway schema > schema/schema.graphql
 	$(BIN)/python -m gateway schema --federation > schema/schema.federation.graphql
 
 # Upstream calls, CPU ms per query, latency and requests/s, warm and uncached (bench/run.py).
-bench: $(STAMP)
+bench: $(RUN_STAMP)
 	$(BIN)/python bench/run.py
 
 clean:

@@ -76,7 +76,8 @@ def create_app(config: Config) -> Starlette:
     endpoint = GraphQLEndpoint(build_schema(federation=server.federation, documents=documents),
                                runtime, documents=documents,
                                playground=playground.page if playground else None,
-                               max_body_bytes=server.max_body_bytes)
+                               max_body_bytes=server.max_body_bytes,
+                               access_log=server.access_log)
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),

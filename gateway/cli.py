@@ -1,19 +1,25 @@
-"""Command line: ``python -m gateway {serve,demo,check-config,schema}``."""
+"""Command line: ``catalogue-gateway {serve,demo,check-config,schema}``, or ``python -m gateway``.
+
+Every option says what it does and what its default is (``--help`` of each subcommand).
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+from collections.abc import Mapping
 
 import uvicorn
 import uvloop
 
 from gateway.app import CONFIG_ENV, create_app
 from gateway.config import ConfigError, load_config
-from gateway.serving import BoundApp, bind, serve_forever
+from gateway.serving import LOG_LEVELS, BoundApp, bind, log_config, serve_forever
 
 __all__ = ["main"]
+
+PROG = "catalogue-gateway"
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -24,40 +30,54 @@ def _serve(args: argparse.Namespace) -> int:
     config = load_config(path)
     host = args.host or config.server.host
     port = config.server.port if args.port is None else args.port
+    options = {"host": host, "port": port, "log_level": args.log_level,
+               "log_config": log_config(args.log_level),
+               "timeout_keep_alive": int(config.server.keep_alive_seconds)}
     if args.workers > 1:
         # Workers import the app themselves: hand them the config path.
         os.environ[CONFIG_ENV] = os.path.abspath(path)
-        uvicorn.run(
-            "gateway.app:app_from_env",
-            factory=True,
-            host=host,
-            port=port,
-            workers=args.workers,
-            log_level=args.log_level,
-            timeout_keep_alive=int(config.server.keep_alive_seconds),
-        )
+        uvicorn.run("gateway.app:app_from_env", factory=True, workers=args.workers, **options)
     else:
-        uvicorn.run(create_app(config), host=host, port=port, log_level=args.log_level,
-                    timeout_keep_alive=int(config.server.keep_alive_seconds))
+        uvicorn.run(create_app(config), **options)
     return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
     from gateway.demo import demo_servers  # the emulators load only for the demo
+    from gateway.emulators import DEMO_TOKENS
 
     config, emulators = demo_servers(host=args.host, port=args.port, latency_ms=args.latency_ms)
     gateway = BoundApp(create_app(config), bind(args.host, args.port))
-    for name, bound in emulators.items():
-        print(f"emulator {name:<10} {bound.url}", flush=True)
-    print(f"gateway             {gateway.url}/graphql  (GraphiQL in a browser)", flush=True)
-    uvloop.run(serve_forever({"gateway": gateway, **emulators}, log_level=args.log_level))
+
+    def ready() -> None:
+        print(_banner(gateway.url, {kind: b.url for kind, b in emulators.items()}, DEMO_TOKENS,
+                      args.latency_ms), flush=True)
+
+    uvloop.run(serve_forever({"gateway": gateway, **emulators}, log_level=args.log_level,
+                             on_ready=ready))
     return 0
+
+
+def _banner(gateway: str, emulators: Mapping[str, str], tokens: Mapping[str, str],
+            latency_ms: int) -> str:
+    """The demo's one start-up message: where everything is, and how to stop."""
+    latency = f", {latency_ms} ms added to each answer" if latency_ms else ""
+    lines = [
+        f"Catalogue gateway demo: the gateway over four emulated catalogues{latency}.",
+        f"  GraphQL    {gateway}/graphql",
+        f"  GraphiQL   {gateway}/graphql  (open it in a browser)",
+        "  emulators  (each accepts its demo token)",
+        *(f"    {kind:<10} {url:<24} {tokens[kind]}" for kind, url in emulators.items()),
+        "Press Ctrl+C to stop. One line per GraphQL request follows.",
+    ]
+    return "\n".join(lines)
 
 
 def _check_config(args: argparse.Namespace) -> int:
     config = load_config(args.file)
+    count = len(config.sources)
     names = ", ".join(f"{s.name} ({s.kind.value})" for s in config.sources)
-    print(f"{args.file}: ok: {len(config.sources)} sources: {names}")
+    print(f"{args.file}: ok: {count} source{'' if count == 1 else 's'}: {names}")
     return 0
 
 
@@ -68,40 +88,72 @@ def _schema(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m gateway", description="One GraphQL API over many product catalogues."
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends "(default: …)" to an option's help unless the help already says its default."""
 
-    serve = commands.add_parser("serve", help="serve the gateway for a configuration file")
-    serve.add_argument("--config", help=f"TOML file (default: ${CONFIG_ENV})")
-    serve.add_argument("--host", help="default: [server] host")
-    serve.add_argument("--port", type=int, help="default: [server] port")
-    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    serve.add_argument("--log-level", default="info")
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
+def _log_level(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--log-level", default="info", choices=LOG_LEVELS, metavar="LEVEL",
+                        help=f"{what}; one of {', '.join(LOG_LEVELS)}")
+
+
+def parser(prog: str = PROG) -> argparse.ArgumentParser:
+    """The command line's parser, its usage under ``prog``."""
+    root = argparse.ArgumentParser(
+        prog=prog, formatter_class=_HelpFormatter,
+        description="One GraphQL API over many product catalogues (CareCloud, Joptic, "
+                    "Axim Commerce, Comestri).")
+    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, summary: str) -> argparse.ArgumentParser:
+        description = summary[0].upper() + summary[1:] + "."
+        return commands.add_parser(name, help=summary, description=description,
+                                   formatter_class=_HelpFormatter)
+
+    serve = command("serve", "serve the gateway for a configuration file")
+    serve.add_argument("--config", metavar="FILE",
+                       help=f"the TOML configuration (default: ${CONFIG_ENV})")
+    serve.add_argument("--host", help="interface to listen on (default: [server] host of the "
+                                      "configuration, itself 127.0.0.1 by default)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: [server] port of "
+                                                "the configuration, itself 8000 by default)")
+    serve.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="worker processes (share a Redis cache between them)")
+    _log_level(serve, "log level of the server and the gateway")
     serve.set_defaults(run=_serve)
 
-    demo = commands.add_parser("demo", help="serve the gateway on the embedded emulators")
-    demo.add_argument("--host", default="127.0.0.1")
-    demo.add_argument("--port", type=int, default=8000)
-    demo.add_argument("--latency-ms", type=int, default=0, help="latency added by each emulator")
-    demo.add_argument("--log-level", default="info")
+    demo = command("demo", "serve the gateway over the four embedded emulators "
+                           "(make run runs it)")
+    demo.add_argument("--host", default="127.0.0.1", help="interface of the gateway")
+    demo.add_argument("--port", type=int, default=8000,
+                      help="port of the gateway (0: any free port); the emulators get free ports")
+    demo.add_argument("--latency-ms", type=int, default=0, metavar="MS",
+                      help="latency each emulator adds to every answer, to feel a real upstream")
+    _log_level(demo, "log level; info shows one line per GraphQL request, debug adds the "
+                     "servers' own messages")
     demo.set_defaults(run=_demo)
 
-    check = commands.add_parser("check-config", help="validate a configuration file")
-    check.add_argument("file")
+    check = command("check-config", "validate a configuration file: every problem in one pass, "
+                                    "exit status 2 if there is any")
+    check.add_argument("file", help="the TOML configuration file")
     check.set_defaults(run=_check_config)
 
-    schema = commands.add_parser("schema", help="print the GraphQL SDL")
+    schema = command("schema", "print the GraphQL schema (SDL)")
     schema.add_argument("--federation", action="store_true",
-                        help="the Apollo Federation 2 subgraph SDL")
+                        help="print the Apollo Federation 2 subgraph schema instead of the "
+                             "plain one (default: off)")
     schema.set_defaults(run=_schema)
-    return parser
+    return root
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def main(argv: list[str] | None = None, *, prog: str = PROG) -> int:
+    args = parser(prog).parse_args(argv)
     try:
         code: int = args.run(args)
     except ConfigError as exc:

@@ -1,6 +1,6 @@
 """The gateway's configuration: a TOML file validated at start-up.
 
-Example (the full format is in the README)::
+Example (the full format: the README and examples/gateway.toml)::
 
     [server]
     port = 8000
@@ -16,11 +16,13 @@ Example (the full format is in the README)::
     token_env = "CARECLOUD_TOKEN"
 
 Validation fails fast with one :class:`ConfigError` naming the file, the entry and the field of
-every problem found. Tokens are :class:`pydantic.SecretStr`: never in a repr, a message or a log.
+every problem found, all in one pass (unknown keys, bad values, tokens, duplicate names).
+Tokens are :class:`pydantic.SecretStr`: never in a repr, a message or a log.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from collections.abc import Mapping
@@ -37,7 +39,6 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
-    model_validator,
 )
 
 __all__ = [
@@ -63,6 +64,9 @@ class SourceKind(StrEnum):
     COMESTRI = "comestri"
 
 
+NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"
+
+
 class _Strict(BaseModel):
     # Unknown keys are typos: reject them at start, not in production.
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -83,6 +87,8 @@ class ServerSettings(_Strict):
     keep_alive_seconds: float = Field(default=75.0, gt=0, le=3600)
     # Overall deadline of one GraphQL request: retries and slow sources stop within it.
     request_timeout_seconds: float = Field(default=15.0, gt=0, le=600)
+    # One log line per GraphQL request (operation, status, duration); the demo turns it on.
+    access_log: bool = False
 
 
 class CacheSettings(_Strict):
@@ -130,19 +136,17 @@ class SourceTuning(_Strict):
 
 
 class SourceConfig(SourceTuning):
-    """One upstream: an instance of a kind. ``name`` is its identity everywhere."""
+    """One upstream: an instance of a kind. ``name`` is its identity everywhere.
 
-    name: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")
+    Exactly one of ``token`` and ``token_env`` is set, and neither is blank: :func:`parse_config`
+    checks it together with every other problem of the file.
+    """
+
+    name: str = Field(pattern=NAME_PATTERN)
     kind: SourceKind
     base_url: AnyHttpUrl
     token: SecretStr | None = None
     token_env: str | None = None
-
-    @model_validator(mode="after")
-    def _one_token(self) -> SourceConfig:
-        if (self.token is None) == (self.token_env is None):
-            raise ValueError("give exactly one of token or token_env")
-        return self
 
     @property
     def url(self) -> str:
@@ -163,37 +167,77 @@ class Config(_Strict):
     defaults: SourceTuning = SourceTuning()
     sources: tuple[SourceConfig, ...] = Field(min_length=1)
 
-    @model_validator(mode="after")
-    def _unique_names(self) -> Config:
-        seen: set[str] = set()
-        for source in self.sources:
-            if source.name in seen:
-                raise ValueError(f"duplicate source name {source.name!r}")
-            seen.add(source.name)
-        return self
 
-    def source(self, name: str) -> SourceConfig:
-        return next(s for s in self.sources if s.name == name)
+# A problem found in a file: where it sorts (sections first, then entries in file order) and text.
+_Problem = tuple[int, str]
 
 
 def parse_config(
     data: Mapping[str, Any], *, origin: str = "<config>", environ: Mapping[str, str] | None = None
 ) -> Config:
-    """Validate a decoded TOML document; ``origin`` names it in error messages."""
+    """Validate a decoded TOML document; ``origin`` names it in error messages.
+
+    Every problem is reported at once: field errors, token problems and duplicate names.
+    """
+    environ = os.environ if environ is None else environ
+    config: Config | None = None
+    problems: list[_Problem] = []
     try:
         config = Config.model_validate(_with_defaults(data))
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, data, origin)) from None
-    environ = os.environ if environ is None else environ
-    missing = [
-        f"{origin}: {_entry(('sources', i), data)}.token_env: "
-        f"environment variable {s.token_env} is not set"
-        for i, s in enumerate(config.sources)
-        if s.token_env is not None and not environ.get(s.token_env)
-    ]
-    if missing:
-        raise ConfigError("\n".join(missing))
+        problems += _describe(exc, data)
+    problems += _token_problems(data, environ)
+    problems += _duplicate_names(data)
+    if problems or config is None:
+        problems.sort(key=lambda problem: problem[0])
+        raise ConfigError("\n".join(f"{origin}: {text}" for _, text in problems))
     return config
+
+
+def _source_entries(data: Mapping[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    sources = data.get("sources")
+    if not isinstance(sources, list):
+        return []
+    return [(i, entry) for i, entry in enumerate(sources) if isinstance(entry, dict)]
+
+
+def _token_problems(data: Mapping[str, Any], environ: Mapping[str, str]) -> list[_Problem]:
+    """Exactly one of ``token`` and ``token_env``; no blank token, no unset or blank variable."""
+    problems: list[_Problem] = []
+    for i, entry in _source_entries(data):
+        where = _entry(("sources", i), data)
+        token, variable = entry.get("token"), entry.get("token_env")
+        if "token" in entry and "token_env" in entry:
+            problems.append((i + 1, f"{where}: give exactly one of token or token_env, not both"))
+        elif "token" not in entry and "token_env" not in entry:
+            problems.append((i + 1, f"{where}: no token: give token, or token_env naming an "
+                                    "environment variable that holds it"))
+        elif isinstance(token, str) and not token.strip():
+            problems.append((i + 1, f"{where}.token: the token is empty"))
+        elif isinstance(variable, str) and not variable.strip():
+            problems.append((i + 1, f"{where}.token_env: name an environment variable"))
+        elif isinstance(variable, str) and variable not in environ:
+            problems.append((i + 1, f"{where}.token_env: environment variable {variable} "
+                                    "is not set"))
+        elif isinstance(variable, str) and not environ[variable].strip():
+            problems.append((i + 1, f"{where}.token_env: environment variable {variable} "
+                                    "is empty"))
+    return problems
+
+
+def _duplicate_names(data: Mapping[str, Any]) -> list[_Problem]:
+    problems: list[_Problem] = []
+    first: dict[str, int] = {}
+    for i, entry in _source_entries(data):
+        name = entry.get("name")
+        if not isinstance(name, str):
+            continue
+        if name in first:
+            problems.append((i + 1, f"{_entry(('sources', i), data)}.name: duplicate source "
+                                    f"name {name!r} (also sources[{first[name]}])"))
+        else:
+            first[name] = i
+    return problems
 
 
 def _with_defaults(data: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -219,20 +263,48 @@ def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -
     return parse_config(data, origin=str(path), environ=environ)
 
 
-def _describe(exc: ValidationError, data: Mapping[str, Any], origin: str) -> str:
+def _describe(exc: ValidationError, data: Mapping[str, Any]) -> list[_Problem]:
     # Only location and message: pydantic's input_value could be a token.
-    lines = []
+    problems: list[_Problem] = []
     errors = exc.errors(include_input=False, include_url=False)
     entries_failed = any(len(e["loc"]) > 1 and e["loc"][0] == "sources" for e in errors)
     for error in errors:
         loc = tuple(error["loc"])
         if loc == ("sources",) and error["type"] == "too_short" and entries_failed:
             continue  # a consequence of the entries' own errors, already listed
+        index = loc[1] if len(loc) > 1 and loc[0] == "sources" else None
+        problems.append((index + 1 if isinstance(index, int) else 0,
+                         _message(loc, error["type"], error["msg"], data)))
+    return problems
 
-        where = _where(loc, data)
-        message = error["msg"].removeprefix("Value error, ")
-        lines.append(f"{origin}: {where}: {message}")
-    return "\n".join(lines)
+
+def _message(loc: tuple[Any, ...], kind: str, text: str, data: Mapping[str, Any]) -> str:
+    """One field error in the project's words, with its location."""
+    if kind == "extra_forbidden":
+        *container, key = loc
+        message = f"unknown key {key!r}"
+        close = difflib.get_close_matches(str(key), _known_keys(tuple(container)), n=1)
+        if close:
+            message += f" (did you mean {close[0]!r}?)"
+        return f"{_where(tuple(container), data)}: {message}" if container else message
+    if loc[-1:] == ("base_url",) and kind != "missing":
+        return f"{_where(loc[:-1], data)}: base_url must be an absolute http(s) URL"
+    if loc[-1:] == ("name",) and kind == "string_pattern_mismatch":
+        text = ("must be a lowercase letter, then up to 62 lowercase letters, digits, "
+                "'-' or '_'")
+    return f"{_where(loc, data)}: {text.removeprefix('Value error, ')}"
+
+
+def _known_keys(container: tuple[Any, ...]) -> list[str]:
+    """The keys the table at ``container`` accepts."""
+    models: dict[tuple[Any, ...], type[BaseModel]] = {
+        (): Config, ("server",): ServerSettings, ("cache",): CacheSettings,
+        ("defaults",): SourceTuning,
+    }
+    model = models.get(container)
+    if len(container) == 2 and container[0] == "sources":
+        model = SourceConfig
+    return list(model.model_fields) if model is not None else []
 
 
 def _where(loc: tuple[Any, ...], data: Mapping[str, Any]) -> str:

@@ -30,7 +30,7 @@ def demo_config(urls: Mapping[str, str], *, host: str = "127.0.0.1", port: int =
     return parse_config(
         {
             "server": {"host": host, "port": port, "cors_origin_regex": DEMO_CORS_REGEX,
-                       "request_timeout_seconds": request_timeout},
+                       "request_timeout_seconds": request_timeout, "access_log": True},
             "cache": {"url": cache_url},
             "defaults": dict(defaults or {}),
             "sources": [

@@ -12,13 +12,17 @@
   shares.
 * Every error body is JSON, never plain text or a stack trace.
 * A browser's ``GET`` (``Accept: text/html``, no ``query``) gets the playground when enabled.
+* With ``access_log``, one line per GraphQL request on the ``gateway.access`` logger (info):
+  method, path, operation name, status and duration.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -40,6 +44,8 @@ GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
 DEFAULT_MAX_BODY = 1_000_000
 
+access_logger = logging.getLogger("gateway.access")
+
 
 class RequestError(Exception):
     """A request the endpoint refuses before GraphQL sees it: a status, a code and a message."""
@@ -53,33 +59,49 @@ class RequestError(Exception):
         self.headers = dict(headers or {})
 
 
+@dataclass
+class _Access:
+    """What the access log says of one request, filled in as the request is understood."""
+
+    graphql: bool = True  # False for the playground's page
+    operation: str = "-"
+
+
 class GraphQLEndpoint:
     """The ASGI app behind ``/graphql``."""
 
     def __init__(self, schema: Schema, runtime: Runtime, *, documents: DocumentCache,
                  playground: Callable[[Request], Response] | None = None,
-                 max_body_bytes: int = DEFAULT_MAX_BODY) -> None:
+                 max_body_bytes: int = DEFAULT_MAX_BODY, access_log: bool = False) -> None:
         self.schema = schema
         self.runtime = runtime
         self.documents = documents
         self.playground = playground
         self.max_body_bytes = max_body_bytes
+        self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
         request = Request(scope, receive)
+        access = _Access()
         try:
-            response = await self._handle(request)
+            response = await self._handle(request, access)
         except RequestError as exc:
             response = _json_error(exc)
         await response(scope, receive, send)
+        if self.access_log and access.graphql:
+            access_logger.info("%s %s %s %d %.1f ms", request.method, request.url.path,
+                               access.operation, response.status_code,
+                               (time.perf_counter() - started) * 1000)
 
-    async def _handle(self, request: Request) -> Response:
+    async def _handle(self, request: Request, access: _Access) -> Response:
         if request.method not in ("GET", "POST"):
             raise RequestError(405, f"{request.method} is not supported: use GET or POST",
                                code=ErrorCode.METHOD_NOT_ALLOWED, headers={"Allow": "GET, POST"})
         accept = request.headers.get("accept", "")
         if (request.method == "GET" and self.playground is not None
                 and "query" not in request.query_params and _wants_html(accept)):
+            access.graphql = False
             return self.playground(request)
         media_type = negotiate(accept)
         params = await self._params(request)
@@ -88,6 +110,7 @@ class GraphQLEndpoint:
         except GraphQLError as error:
             return _result_response(None, [error], None, media_type,
                                     ErrorCode.GRAPHQL_PARSE_FAILED)
+        access.operation = _operation_label(document, params.get("operationName"))
         operation_error = _operation_error(document, params.get("operationName"))
         if operation_error is not None:
             return _result_response(None, [GraphQLError(operation_error)], None, media_type,
@@ -204,6 +227,17 @@ def _operation_error(document: DocumentNode, operation_name: str | None) -> str 
     if operation_name not in names:
         return f"the document has no operation named {operation_name!r}"
     return None
+
+
+def _operation_label(document: DocumentNode, operation_name: str | None) -> str:
+    """The operation's name for the access log: as asked, the document's only one, or "-"."""
+    if operation_name:
+        return operation_name
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if len(operations) != 1:
+        return "-"
+    name = operations[0].name
+    return name.value if name is not None else "(anonymous)"
 
 
 def _is_mutation(document: DocumentNode, operation_name: str | None) -> bool:

@@ -30,19 +30,22 @@ PREFIX = "/playground/"
 
 DEFAULT_QUERY = """\
 # One GraphQL API over four product catalogues (CareCloud, Joptic, Axim, Comestri).
-# Run this, then try `after: "<endCursor>"`, `orderBy: {field: NAME}` or `node(id: ...)`.
-query GroupsWithProducts {
-  sources { id kind capabilities }
-  productGroups(first: 5, filter: {sources: ["axim"]}) {
+# Groups of every source whose name mentions "office", merged by name, each with its first
+# products (a nested connection; Joptic groups have none). Run it with the ▶ button, then try
+# `after: "<endCursor>"`, another `search`, or `node(id: "<an id>")`.
+query Tour {
+  sources { id kind }
+  productGroups(first: 6, orderBy: {field: NAME}, filter: {search: "office"}) {
     totalCount
     pageInfo { hasNextPage endCursor }
     nodes {
       id
       name
-      status
-      products(first: 3) {
+      source { id }
+      products(first: 2) {
         totalCount
-        nodes { name sku price variants { sku } }
+        pageInfo { hasNextPage endCursor }
+        nodes { name sku price }
       }
     }
   }

@@ -14,18 +14,44 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import signal
 import socket
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
 import uvicorn
 import uvloop
 from starlette.types import ASGIApp
+from uvicorn.config import LOGGING_CONFIG
 
-__all__ = ["BoundApp", "ServerThread", "bind", "serve_forever"]
+__all__ = ["LOG_LEVELS", "BoundApp", "ServerThread", "bind", "log_config", "serve_forever"]
+
+# uvicorn's levels ("trace" is its own, below debug), most severe first.
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
+
+def log_config(level: str) -> dict[str, Any]:
+    """uvicorn's logging configuration, plus the gateway's own loggers at ``level``.
+
+    ``gateway.access`` (one line per GraphQL request, when ``[server] access_log`` is on),
+    ``gateway.errors`` and ``gateway.cache`` write to stderr. uvicorn applies this in every
+    process it starts, worker processes included.
+    """
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["gateway"] = {
+        "format": "%(asctime)s %(levelname)s %(name)s: %(message)s",
+    }
+    config["handlers"]["gateway"] = {
+        "formatter": "gateway", "class": "logging.StreamHandler", "stream": "ext://sys.stderr",
+    }
+    config["loggers"]["gateway"] = {
+        "handlers": ["gateway"], "level": level.upper(), "propagate": False,
+    }
+    return config
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -65,15 +91,21 @@ class _Server(uvicorn.Server):
 
 
 def _servers(bound: Mapping[str, BoundApp], log_level: str) -> list[tuple[_Server, BoundApp]]:
+    # Several servers in one process: uvicorn's own start-up and shut-down lines (info), once
+    # per server, would bury what matters; they show at debug. The gateway's loggers (its
+    # access log among them) follow ``log_level``.
+    own = "warning" if log_level == "info" else log_level
     return [
-        (_Server(uvicorn.Config(b.app, lifespan="auto", log_level=log_level, access_log=False,
-                                timeout_graceful_shutdown=2, timeout_keep_alive=KEEP_ALIVE)), b)
+        (_Server(uvicorn.Config(b.app, lifespan="auto", log_level=own, access_log=False,
+                                log_config=log_config(log_level), timeout_graceful_shutdown=2,
+                                timeout_keep_alive=KEEP_ALIVE)), b)
         for b in bound.values()
     ]
 
 
-async def serve_forever(bound: Mapping[str, BoundApp], *, log_level: str = "warning") -> None:
-    """Serve every app until SIGINT or SIGTERM."""
+async def serve_forever(bound: Mapping[str, BoundApp], *, log_level: str = "warning",
+                        on_ready: Callable[[], None] | None = None) -> None:
+    """Serve every app until SIGINT or SIGTERM; ``on_ready()`` once all of them serve."""
     servers = _servers(bound, log_level)
     loop = asyncio.get_running_loop()
 
@@ -83,7 +115,12 @@ async def serve_forever(bound: Mapping[str, BoundApp], *, log_level: str = "warn
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop)
-    await asyncio.gather(*(server.serve(sockets=[b.sock]) for server, b in servers))
+    serving = asyncio.gather(*(server.serve(sockets=[b.sock]) for server, b in servers))
+    while not serving.done() and not all(server.started for server, _ in servers):
+        await asyncio.sleep(0.01)
+    if on_ready is not None and not serving.done():
+        on_ready()
+    await serving
 
 
 class ServerThread:

@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+import argparse
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
+import pytest
+
+from gateway.cli import parser
+from gateway.emulators import DEMO_TOKENS, KINDS
 from gateway.graph import print_sdl
+from gateway.serving import LOG_LEVELS
+from tests.processes import Process
 
 ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "gateway.toml"
+TOKEN_VARIABLES = ("CARECLOUD_TOKEN", "JOPTIC_TOKEN", "AXIM_TOKEN", "COMESTRI_TOKEN")
+# What uvicorn prints per server at start and stop: the demo shows its own banner instead.
+UVICORN_LINES = ("Started server process", "Waiting for application startup",
+                 "Application startup complete", "Uvicorn running on", "Shutting down",
+                 "Finished server process")
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -30,7 +46,7 @@ def test_check_config_ok(tmp_path: Path) -> None:
     )
     result = run("check-config", str(path))
     assert result.returncode == 0, result.stderr
-    assert "ok: 1 sources: cc (carecloud)" in result.stdout
+    assert result.stdout == f"{path}: ok: 1 source: cc (carecloud)\n"
     assert "tok-abc-123" not in result.stdout + result.stderr
 
 
@@ -54,3 +70,166 @@ def test_schema_command_prints_the_published_sdl() -> None:
     assert result.stdout == (ROOT / "schema" / "schema.graphql").read_text(), (
         "schema/schema.graphql drifted from the code: run `make schema`"
     )
+
+
+def test_check_config_lists_every_problem_at_once_and_exits_2(tmp_path: Path) -> None:
+    """An unknown key, a blank token, a missing token and a duplicate name: one run, four lines."""
+    path = tmp_path / "four.toml"
+    path.write_text(
+        '[[sources]]\nname = "cc"\nkind = "carecloud"\nbase_url = "http://127.0.0.1:1"\n'
+        'token = "tok-abc-123"\ntimeout_secs = 3\n\n'
+        '[[sources]]\nname = "jo"\nkind = "joptic"\nbase_url = "http://127.0.0.1:2"\n'
+        'token = "  "\n\n'
+        '[[sources]]\nname = "ax"\nkind = "axim"\nbase_url = "http://127.0.0.1:3"\n\n'
+        '[[sources]]\nname = "cc"\nkind = "comestri"\nbase_url = "http://127.0.0.1:4"\n'
+        'token_env = "CGW_TEST_COMESTRI_TOKEN"\n'
+    )
+    env = {k: v for k, v in os.environ.items() if k != "CGW_TEST_COMESTRI_TOKEN"}
+    result = run("check-config", str(path), env=env)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "configuration error:",
+        f'{path}: sources[0] (name "cc"): unknown key \'timeout_secs\' '
+        "(did you mean 'timeout_seconds'?)",
+        f'{path}: sources[1] (name "jo").token: the token is empty',
+        f'{path}: sources[2] (name "ax"): no token: give token, or token_env naming an '
+        "environment variable that holds it",
+        f'{path}: sources[3] (name "cc").token_env: environment variable '
+        "CGW_TEST_COMESTRI_TOKEN is not set",
+        f'{path}: sources[3] (name "cc").name: duplicate source name \'cc\' (also sources[0])',
+    ]
+    assert "tok-abc-123" not in result.stderr
+
+
+def test_the_example_configuration_checks() -> None:
+    env = {**os.environ, **{name: f"token-of-{name}" for name in TOKEN_VARIABLES}}
+    result = run("check-config", "examples/gateway.toml", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ("examples/gateway.toml: ok: 4 sources: carecloud (carecloud), "
+                             "joptic (joptic), axim (axim), comestri (comestri)\n")
+    assert "token-of-" not in result.stdout
+
+
+def test_the_example_configuration_without_its_variables_names_all_four() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in TOKEN_VARIABLES}
+    result = run("check-config", "examples/gateway.toml", env=env)
+    assert result.returncode == 2
+    for name in TOKEN_VARIABLES:
+        assert f"environment variable {name} is not set" in result.stderr
+
+
+def _subcommands() -> dict[str, argparse.ArgumentParser]:
+    actions = [a for a in parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    assert len(actions) == 1
+    choices: dict[str, argparse.ArgumentParser] = actions[0].choices
+    return choices
+
+
+def _entries(help_text: str) -> dict[str, str]:
+    """``--help`` output's argument entries: first option string (or name) -> its whole text."""
+    entries: dict[str, str] = {}
+    current = None
+    for line in help_text.splitlines():
+        start = re.match(r"^  (-{0,2}[\w-]+)", line)
+        if start:
+            current = start.group(1)
+            entries[current] = line
+        elif current is not None and line.startswith("    "):
+            entries[current] += " " + line.strip()
+        else:
+            current = None
+    return {name: re.sub(r"\s+", " ", text) for name, text in entries.items()}
+
+
+def test_subcommands_are_the_documented_ones() -> None:
+    assert list(_subcommands()) == ["serve", "demo", "check-config", "schema"]
+
+
+@pytest.mark.parametrize("command", ["serve", "demo", "check-config", "schema"])
+def test_every_option_has_help_and_shows_its_default(command: str) -> None:
+    result = run(command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"usage: python -m gateway {command} ")
+    assert "``" not in result.stdout and ":class:" not in result.stdout  # plain text
+    entries = _entries(result.stdout)
+    actions = [a for a in _subcommands()[command]._actions
+               if not isinstance(a, argparse._HelpAction)]
+    assert actions
+    for action in actions:
+        name = action.option_strings[0] if action.option_strings else action.dest
+        assert action.help, f"{command} {name} has no help"
+        text = entries[name]
+        assert action.help.split()[0] in text, (name, text)
+        if action.option_strings:
+            assert re.search(r"\bdefault\b", text), f"{command} {name} hides its default: {text}"
+        if name == "--log-level":
+            assert all(level in text for level in LOG_LEVELS), text
+            assert "(default: info)" in text
+
+
+def test_log_level_refuses_an_unknown_level() -> None:
+    result = run("demo", "--log-level", "verbose")
+    assert result.returncode == 2
+    assert "invalid choice: 'verbose'" in result.stderr
+
+
+def test_console_script_and_module_print_the_same_usage_under_their_names() -> None:
+    script = Path(sys.executable).parent / "catalogue-gateway"
+    for args in ([], ["serve"], ["demo"], ["check-config"], ["schema"]):
+        module = run(*args, "--help")
+        console = subprocess.run([str(script), *args, "--help"], capture_output=True, text=True,
+                                 cwd=ROOT, timeout=60)
+        assert module.returncode == console.returncode == 0, console.stderr
+        assert console.stdout.startswith("usage: catalogue-gateway ")
+        # The usage lines wrap at the program name's width: compare the words.
+        assert (module.stdout.replace("python -m gateway", "PROG").split()
+                == console.stdout.replace("catalogue-gateway", "PROG").split())
+
+
+def test_demo_prints_one_banner_then_a_line_per_graphql_request() -> None:
+    with Process([sys.executable, "-m", "gateway", "demo", "--port", "0"]) as demo:
+        url = demo.wait_for(r"^  GraphQL +(http://127\.0\.0\.1:\d+/graphql)$").group(1)
+        demo.wait_for(r"^Press Ctrl\+C to stop\.")
+        startup = demo.output
+        body = httpx.post(url, json={"query": "query Sources { sources { id } }"},
+                          timeout=30).json()
+        assert body == {"data": {"sources": [{"id": kind} for kind in KINDS]}}
+        access = demo.wait_for(r"gateway\.access: POST /graphql (\S+) (\d+) ([\d.]+) ms$")
+        assert access.groups()[:2] == ("Sources", "200")
+        code = demo.stop()
+    lines = startup.splitlines()
+    assert lines[0].startswith("Catalogue gateway demo")
+    assert lines[1:3] == [f"  GraphQL    {url}", f"  GraphiQL   {url}  (open it in a browser)"]
+    for kind in KINDS:
+        assert re.search(rf"^    {kind} +http://127\.0\.0\.1:\d+ +{DEMO_TOKENS[kind]}$",
+                         startup, re.MULTILINE), startup
+    assert len(lines) == 9, startup  # nothing else: one block, not one per server
+    assert code == 0, demo.output
+    for noise in (*UVICORN_LINES, "Traceback", "ERROR"):
+        assert noise not in demo.output
+
+
+def _serve(tmp_path: Path, extra: str) -> Process:
+    path = tmp_path / "gateway.toml"
+    path.write_text(f'[server]\nport = 0\n{extra}\n[[sources]]\nname = "cc"\n'
+                    'kind = "carecloud"\nbase_url = "http://127.0.0.1:1"\ntoken = "t"\n')
+    return Process([sys.executable, "-m", "gateway", "serve", "--config", str(path)])
+
+
+@pytest.mark.parametrize("access_log", [False, True])
+def test_serve_logs_requests_only_when_configured(tmp_path: Path, access_log: bool) -> None:
+    extra = "access_log = true\n" if access_log else ""
+    with _serve(tmp_path, extra) as serve:
+        url = serve.wait_for(r"Uvicorn running on (http://\S+)").group(1)
+        body = httpx.post(f"{url}/graphql", json={"query": "query Q { sources { id } }"},
+                          timeout=30).json()
+        assert body == {"data": {"sources": [{"id": "cc"}]}}
+        # /healthz afterwards: once it answered, a line for the GraphQL request would be out.
+        assert httpx.get(f"{url}/healthz", timeout=30).status_code == 200
+        if access_log:
+            serve.wait_for(r"gateway\.access: POST /graphql Q 200 [\d.]+ ms$")
+        else:
+            with pytest.raises(AssertionError):
+                serve.wait_for(r"gateway\.access", timeout=1)
+        assert serve.stop() == 0

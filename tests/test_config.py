@@ -54,10 +54,11 @@ def test_good_file_loads_with_defaults(tmp_path: Path) -> None:
     assert [s.name for s in config.sources] == ["carecloud", "joptic"]
     assert config.server.port == 8080
     assert config.server.host == "127.0.0.1"
-    assert config.source("joptic").timeout_seconds == 5
-    assert config.source("carecloud").timeout_seconds == 10
-    assert config.source("joptic").secret({"JOPTIC_TOKEN": "env-token-value"}) == "env-token-value"
-    assert config.source("carecloud").secret() == "s3cret-inline-token"
+    sources = {s.name: s for s in config.sources}
+    assert sources["joptic"].timeout_seconds == 5
+    assert sources["carecloud"].timeout_seconds == 10
+    assert sources["joptic"].secret({"JOPTIC_TOKEN": "env-token-value"}) == "env-token-value"
+    assert sources["carecloud"].secret() == "s3cret-inline-token"
     # A token never shows in a repr.
     assert "s3cret-inline-token" not in repr(config)
 
@@ -75,7 +76,9 @@ def test_missing_base_url(tmp_path: Path) -> None:
 
 def test_duplicate_name(tmp_path: Path) -> None:
     message = error_for(tmp_path, GOOD.replace('name = "joptic"', 'name = "carecloud"'))
-    assert "duplicate source name 'carecloud'" in message
+    assert message.endswith(
+        ': sources[1] (name "carecloud").name: duplicate source name \'carecloud\' '
+        "(also sources[0])"), message
 
 
 def test_unset_token_variable_names_the_variable_not_a_value(tmp_path: Path) -> None:
@@ -84,6 +87,24 @@ def test_unset_token_variable_names_the_variable_not_a_value(tmp_path: Path) -> 
         'sources[1] (name "joptic").token_env: environment variable JOPTIC_TOKEN is not set'
         in message
     )
+
+
+@pytest.mark.parametrize("value", ["", "   "])
+def test_empty_or_blank_token_variable(tmp_path: Path, value: str) -> None:
+    message = error_for(tmp_path, GOOD, environ={"JOPTIC_TOKEN": value})
+    assert message.endswith(
+        'sources[1] (name "joptic").token_env: environment variable JOPTIC_TOKEN is empty')
+
+
+@pytest.mark.parametrize("value", ["", "  "])
+def test_empty_or_blank_inline_token_like_an_empty_variable(tmp_path: Path, value: str) -> None:
+    message = error_for(tmp_path, GOOD.replace('"s3cret-inline-token"', f'"{value}"'))
+    assert message.endswith('sources[0] (name "carecloud").token: the token is empty'), message
+
+
+def test_no_token_at_all(tmp_path: Path) -> None:
+    message = error_for(tmp_path, GOOD.replace('token_env = "JOPTIC_TOKEN"\n', ""))
+    assert 'sources[1] (name "joptic"): no token: give token, or token_env' in message
 
 
 def test_token_and_token_env_together(tmp_path: Path) -> None:
@@ -95,9 +116,49 @@ def test_token_and_token_env_together(tmp_path: Path) -> None:
     assert "x-tok-123" not in message and "s3cret-inline-token" not in message
 
 
-def test_unknown_key_is_a_typo(tmp_path: Path) -> None:
+def test_unknown_key_is_a_typo_with_a_suggestion(tmp_path: Path) -> None:
     message = error_for(tmp_path, GOOD.replace("timeout_seconds = 5", "timeout_secs = 5"))
-    assert 'sources[1] (name "joptic").timeout_secs: Extra inputs are not permitted' in message
+    assert message.endswith(
+        ': sources[1] (name "joptic"): unknown key \'timeout_secs\' '
+        "(did you mean 'timeout_seconds'?)"), message
+
+
+def test_unknown_keys_in_sections_and_at_the_top(tmp_path: Path) -> None:
+    text = "sourcez = 1\n" + GOOD.replace("port = 8080", "prot = 8080").replace(
+        "[cache]", "[defaults]\nbreaker_treshold = 3\nwhatever = 1\n\n[cache]")
+    lines = error_for(tmp_path, text).splitlines()
+    path = str(tmp_path / "gateway.toml")
+    assert f"{path}: server: unknown key 'prot' (did you mean 'port'?)" in lines
+    assert f"{path}: defaults: unknown key 'breaker_treshold' (did you mean " \
+           "'breaker_threshold'?)" in lines
+    assert f"{path}: defaults: unknown key 'whatever'" in lines
+    assert f"{path}: unknown key 'sourcez' (did you mean 'sources'?)" in lines
+    assert len(lines) == 4, lines  # a [defaults] typo is not repeated under every source
+
+
+@pytest.mark.parametrize("url", ["joptic.example.com", "ftp://joptic.example.com", "/v1"])
+def test_base_url_must_be_absolute_http(tmp_path: Path, url: str) -> None:
+    message = error_for(tmp_path, GOOD.replace("https://joptic.example.com", url))
+    assert message.endswith(
+        ': sources[1] (name "joptic"): base_url must be an absolute http(s) URL'), message
+
+
+def test_every_problem_in_one_pass(tmp_path: Path) -> None:
+    """Field errors, token problems and duplicate names come together, in file order."""
+    text = (GOOD.replace("timeout_seconds = 5", "timeout_secs = 5")
+            .replace('"s3cret-inline-token"', '" "')
+            + '\n[[sources]]\nname = "joptic"\nkind = "joptic"\nbase_url = "http://x"\n')
+    lines = error_for(tmp_path, text).splitlines()
+    path = str(tmp_path / "gateway.toml")
+    assert lines == [
+        f'{path}: sources[0] (name "carecloud").token: the token is empty',
+        f'{path}: sources[1] (name "joptic"): unknown key \'timeout_secs\' '
+        "(did you mean 'timeout_seconds'?)",
+        f'{path}: sources[2] (name "joptic"): no token: give token, or token_env naming an '
+        "environment variable that holds it",
+        f'{path}: sources[2] (name "joptic").name: duplicate source name \'joptic\' '
+        "(also sources[1])",
+    ]
 
 
 def test_bad_values_never_echo_a_token(tmp_path: Path) -> None:
@@ -123,6 +184,13 @@ def test_not_toml_and_missing_file(tmp_path: Path) -> None:
 
 def test_no_sources(tmp_path: Path) -> None:
     assert "sources: Field required" in error_for(tmp_path, "[server]\nport = 1\n")
+
+
+def test_source_name_rule_in_words(tmp_path: Path) -> None:
+    message = error_for(tmp_path, GOOD.replace('name = "joptic"', 'name = "Joptic"'))
+    assert message.endswith(
+        'sources[1] (name "Joptic").name: must be a lowercase letter, then up to 62 lowercase '
+        "letters, digits, '-' or '_'"), message
 
 
 def test_a_bad_entry_is_reported_once(tmp_path: Path) -> None:

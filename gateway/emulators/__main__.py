@@ -11,8 +11,10 @@ from gateway.serving import BoundApp, bind, serve_forever
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m gateway.emulators", description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
+    parser = argparse.ArgumentParser(
+        prog="python -m gateway.emulators", description="Serve the four emulators on four ports.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on")
     parser.add_argument(
         "--port-base",
         type=int,

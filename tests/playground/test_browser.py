@@ -99,7 +99,7 @@ def test_graphiql_runs_a_query_with_no_internet(gateway: str, browser: Browser) 
         assert response.headers["content-type"].startswith("text/html")
 
         editor = page.locator(".graphiql-query-editor .CodeMirror")
-        expect(editor).to_contain_text("query GroupsWithProducts")  # DEFAULT_QUERY
+        expect(editor).to_contain_text("query Tour")  # DEFAULT_QUERY
         editor.evaluate("(node, query) => node.CodeMirror.setValue(query)", QUERY)
         # GraphiQL reads the operation name from an edit 100 ms later (debounced), then stores
         # the query: run once it has, as a person would, or it sends the default's name.
@@ -132,7 +132,7 @@ def test_graphiql_stale_operation_name_gets_a_graphql_error(
             const response = await fetch("/graphql", {method: "POST",
                 headers: {"content-type": "application/json", accept: "application/json"},
                 body: JSON.stringify({query: "{ sources { id } }",
-                                      operationName: "GroupsWithProducts"})});
+                                      operationName: "Tour"})});
             return [response.status, response.headers.get("content-type"),
                     await response.text()];
         }""")
@@ -141,7 +141,7 @@ def test_graphiql_stale_operation_name_gets_a_graphql_error(
     assert outside == []
     assert status in (200, 400), text
     assert content_type.startswith("application/json"), (content_type, text)
-    assert "GroupsWithProducts" in text
+    assert "Tour" in text
 
 
 def test_no_graphiql_when_disabled(demo: Config, browser: Browser) -> None:

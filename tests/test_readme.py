@@ -1,0 +1,116 @@
+"""The README's examples answer exactly as shown, from the gateway ``make run`` serves.
+
+Each ```graphql block is sent, with the variables its paragraph gives in a `{...}` span, to a real
+``python -m gateway demo`` process; the ```json block after it must equal the answer. The ids and
+cursors an example starts from must come from an answer shown before it, as a reader copies them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.processes import ROOT, Process
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.DOTALL | re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Example:
+    name: str
+    query: str
+    variables: dict[str, Any] | None
+    answer: Any
+    before: str  # the README up to the query: where its variables must have been shown
+
+
+def _examples() -> list[Example]:
+    blocks = list(FENCE.finditer(README))
+    examples = []
+    for i, block in enumerate(blocks):
+        if block.group(1) != "graphql":
+            continue
+        assert i + 1 < len(blocks) and blocks[i + 1].group(1) == "json", block.group(2)
+        prose = README[blocks[i - 1].end() if i else 0:block.start()]
+        spans = []
+        for span in re.findall(r"`(\{.*?\})`", prose, re.DOTALL):
+            try:
+                spans.append(json.loads(span))
+            except ValueError:
+                continue
+        assert len(spans) <= 1, prose
+        name = re.search(r"^(?:query|mutation) (\w+)", block.group(2), re.MULTILINE)
+        assert name is not None, block.group(2)
+        examples.append(Example(name.group(1), block.group(2), spans[0] if spans else None,
+                                json.loads(blocks[i + 1].group(2)), README[:block.start()]))
+    return examples
+
+
+EXAMPLES = _examples()
+
+
+@pytest.fixture(scope="module")
+def graphql_url() -> Iterator[str]:
+    """``/graphql`` of a real ``python -m gateway demo`` (what ``make run`` runs)."""
+    with Process([sys.executable, "-m", "gateway", "demo", "--port", "0"]) as demo:
+        yield demo.wait_for(r"^  GraphQL +(http://\S+/graphql)$").group(1)
+
+
+def test_the_readme_has_its_examples() -> None:
+    assert [e.name for e in EXAMPLES] == [
+        "CrossSourceGroups", "GroupsWithProducts", "LoadMoreProducts", "Refetch"]
+
+
+def test_the_curl_example_answers_as_shown(graphql_url: str) -> None:
+    match = re.search(r"-d '(\{.*?\})'`.*?```json\n(.*?)^```", README, re.DOTALL | re.MULTILINE)
+    assert match is not None
+    answer = httpx.post(graphql_url, json=json.loads(match.group(1)), timeout=60).json()
+    assert answer == json.loads(match.group(2))
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[e.name for e in EXAMPLES])
+def test_each_example_answers_exactly_as_shown(graphql_url: str, example: Example) -> None:
+    answer = httpx.post(graphql_url, json={"query": example.query,
+                                           "variables": example.variables}, timeout=60).json()
+    assert answer == example.answer
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[e.name for e in EXAMPLES])
+def test_each_example_is_a_published_operation(example: Example) -> None:
+    published = [p.read_text(encoding="utf-8")
+                 for p in sorted((ROOT / "schema" / "operations").glob("*.graphql"))]
+    assert example.query in published
+
+
+@pytest.mark.parametrize("example", [e for e in EXAMPLES if e.variables],
+                         ids=[e.name for e in EXAMPLES if e.variables])
+def test_variables_come_from_an_earlier_answer(example: Example) -> None:
+    shown = "".join(m.group(2) for m in FENCE.finditer(example.before) if m.group(1) == "json")
+    assert example.variables
+    for value in example.variables.values():
+        assert f'"{value}"' in shown, f"{example.name}: {value} was never shown before"
+
+
+def test_the_merged_order_mixes_sources_on_its_first_page() -> None:
+    merged = next(e for e in EXAMPLES if e.name == "CrossSourceGroups")
+    assert merged.variables is None  # the first page
+    nodes = merged.answer["data"]["productGroups"]["nodes"]
+    sources = [node["source"]["id"] for node in nodes]
+    assert len(set(sources)) >= 2, sources
+    assert sources != sorted(sources, key=sources.index), "the sources interleave"
+    names = [node["name"].casefold() for node in nodes]
+    assert names == sorted(names)
+
+
+def test_command_lines_run_inside_the_venv() -> None:
+    for line in README.splitlines():
+        for match in re.finditer(r"([^\s`(]*)python -m gateway", line):
+            assert match.group(1) == ".venv/bin/", line
