@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 # (importing module, imported module): the only imports allowed inside a function.
 LAZY_IMPORTS = frozenset({
     ("gateway.cli", "gateway.demo"),  # `demo` alone loads the emulators
+    ("gateway.cli", "gateway.emulators"),  # … and names their demo tokens
     ("gateway.cli", "gateway.graph"),  # `schema` alone builds the schema
 })
 
