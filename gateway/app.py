@@ -23,6 +23,7 @@ from starlette.routing import Route
 from gateway.config import Config, load_config
 from gateway.endpoint import GraphQLEndpoint
 from gateway.graph import build_schema
+from gateway.graph.compiled import PlanCache
 from gateway.graph.documents import DocumentCache
 from gateway.playground import DEFAULT_ASSETS, Playground
 from gateway.runtime import Runtime
@@ -73,7 +74,9 @@ def create_app(config: Config) -> Starlette:
         assets = Path(server.playground_assets) if server.playground_assets else DEFAULT_ASSETS
         playground = Playground(assets)
     documents = DocumentCache()
-    endpoint = GraphQLEndpoint(build_schema(federation=server.federation, documents=documents),
+    plans = PlanCache() if server.compiled_execution else None
+    endpoint = GraphQLEndpoint(build_schema(federation=server.federation, documents=documents,
+                                            plans=plans),
                                runtime, documents=documents,
                                playground=playground.page if playground else None,
                                max_body_bytes=server.max_body_bytes,
@@ -88,6 +91,7 @@ def create_app(config: Config) -> Starlette:
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.config = config
     app.state.runtime = runtime
+    app.state.plans = plans
     return app
 
 

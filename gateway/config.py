@@ -89,6 +89,9 @@ class ServerSettings(_Strict):
     request_timeout_seconds: float = Field(default=15.0, gt=0, le=600)
     # One log line per GraphQL request (operation, status, duration); the demo turns it on.
     access_log: bool = False
+    # Known query operations run as compiled plans (gateway/graph/plan.py); false: graphql-core
+    # executes every operation.
+    compiled_execution: bool = True
 
 
 class CacheSettings(_Strict):

@@ -14,6 +14,7 @@ from strawberry.federation.schema_directives import ListSize
 from strawberry.types import ExecutionContext, Info
 
 from gateway.graph import resolvers
+from gateway.graph.compiled import CompiledExecution, PlanCache
 from gateway.graph.connection import LIST_SIZE
 from gateway.graph.context import GatewayContext
 from gateway.graph.documents import DEFAULT_MAX_DOCUMENTS, DocumentCache, ParsedDocuments
@@ -115,22 +116,26 @@ class FederatedSchema(_QuietErrors, strawberry.federation.Schema):
 
 
 FEDERATION_DIRECTIVES = frozenset({"key", "listSize", "cost", "link"})
-def _extensions(documents: DocumentCache
+def _extensions(documents: DocumentCache, plans: PlanCache | None
                 ) -> list[type[SchemaExtension] | Callable[[], SchemaExtension]]:
-    return [
+    extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         GatewayErrors,
         partial(ParsedDocuments, documents=documents),
         partial(ValidationCache, maxsize=DEFAULT_MAX_DOCUMENTS),
     ]
+    if plans is not None:
+        extensions.append(partial(CompiledExecution, plans=plans))
+    return extensions
 
 
-def build_schema(*, federation: bool = False, documents: DocumentCache | None = None
-                 ) -> strawberry.Schema:
+def build_schema(*, federation: bool = False, documents: DocumentCache | None = None,
+                 plans: PlanCache | None = None) -> strawberry.Schema:
     """The schema: plain, or an Apollo Federation 2 subgraph (entities ProductGroup, Product).
 
-    ``documents`` is the parse cache the endpoint shares with execution (one parse per document).
+    ``documents`` is the parse cache the endpoint shares with execution (one parse per document);
+    with ``plans``, known query operations run as compiled plans (:mod:`gateway.graph.plan`).
     """
-    extensions = _extensions(documents or DocumentCache())
+    extensions = _extensions(documents or DocumentCache(), plans)
     if federation:
         return FederatedSchema(
             query=Query,

@@ -1,0 +1,118 @@
+"""Compiled execution wired into the schema: plans kept per document, and the extension that
+runs them in place of graphql-core's executor.
+
+:class:`PlanCache` keeps, per parsed document (the :class:`~gateway.graph.documents.DocumentCache`
+hands out one object per query text) and operation name, the operation's plans: one per values
+of the variables its ``@skip``/``@include`` read. An operation the compiler does not support is
+remembered as such and always runs on the standard executor.
+
+:class:`CompiledExecution` (a schema extension) runs the plan before strawberry would execute;
+strawberry then skips its own execution and every other extension (error handling, the stale
+report) sees the result as usual.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    ExecutionResult,
+    FragmentDefinitionNode,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    get_operation_ast,
+)
+from strawberry.extensions import SchemaExtension
+
+from gateway.bounded import BoundedDict
+from gateway.graph.executor import coerce_variables, execute_plan
+from gateway.graph.plan import OperationPlan, Unsupported, build_plan, directive_variables
+
+__all__ = ["CompiledExecution", "PlanCache"]
+
+DEFAULT_MAX_PLANS = 256
+MAX_VARIANTS = 16  # plans per operation (one per values of its directives' variables)
+
+
+@dataclass
+class _Operation:
+    document: DocumentNode  # kept so the id() key stays this document's
+    operation: OperationDefinitionNode | None  # None: not compiled (unsupported)
+    fragments: dict[str, FragmentDefinitionNode]
+    directive_variables: tuple[str, ...]
+    variants: dict[tuple[Any, ...], OperationPlan | None] = field(default_factory=dict)
+
+
+class PlanCache:
+    """Plans by document, operation name and directive variables' values; bounded."""
+
+    def __init__(self, max_entries: int = DEFAULT_MAX_PLANS) -> None:
+        self._operations: BoundedDict[tuple[int, str | None], _Operation] = BoundedDict(
+            max_entries)
+        # Operations run by plan, refused for their variables, and left to the standard executor.
+        self.runs = Counter[str]()
+
+    async def execute(self, schema: GraphQLSchema, document: DocumentNode,
+                      operation_name: str | None, variables: Mapping[str, Any] | None, *,
+                      root_value: Any, context: Any) -> ExecutionResult | None:
+        """The operation's result by its plan; None when it is not compiled."""
+        entry = self._entry(document, operation_name)
+        if entry.operation is None:
+            self.runs["standard"] += 1
+            return None
+        coerced = coerce_variables(schema, entry.operation, variables)
+        if isinstance(coerced, list):
+            self.runs["bad variables"] += 1
+            return ExecutionResult(None, coerced)
+        key = tuple(coerced.coerced.get(name) for name in entry.directive_variables)
+        if key not in entry.variants and len(entry.variants) < MAX_VARIANTS:
+            entry.variants[key] = self._build(schema, entry, coerced.coerced)
+        plan = entry.variants.get(key)
+        if plan is None:
+            self.runs["standard"] += 1
+            return None
+        self.runs["compiled"] += 1
+        return await execute_plan(schema, plan, coerced, root_value=root_value, context=context)
+
+    def _entry(self, document: DocumentNode, operation_name: str | None) -> _Operation:
+        key = (id(document), operation_name)
+        entry = self._operations.get(key)
+        if entry is None or entry.document is not document:
+            operation = get_operation_ast(document, operation_name)
+            fragments = {d.name.value: d for d in document.definitions
+                         if isinstance(d, FragmentDefinitionNode)}
+            names = directive_variables(operation, fragments) if operation else ()
+            entry = _Operation(document, operation, fragments, names)
+            self._operations.put(key, entry)
+        return entry
+
+    @staticmethod
+    def _build(schema: GraphQLSchema, entry: _Operation, variables: Mapping[str, Any]
+               ) -> OperationPlan | None:
+        assert entry.operation is not None
+        try:
+            return build_plan(schema, entry.operation, entry.fragments, variables)
+        except Unsupported:
+            return None
+
+
+class CompiledExecution(SchemaExtension):
+    """Runs a compiled plan where one can be built; otherwise graphql-core executes."""
+
+    def __init__(self, *, plans: PlanCache) -> None:
+        self.plans = plans
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        context = self.execution_context
+        document = context.graphql_document
+        if context.result is None and document is not None:
+            result = await self.plans.execute(
+                context.schema._schema, document, context.operation_name, context.variables,
+                root_value=context.root_value, context=context.context)
+            if result is not None:
+                context.result = result
+        yield

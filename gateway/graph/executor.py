@@ -1,0 +1,370 @@
+"""Compiled execution: an :class:`~gateway.graph.plan.OperationPlan` run level by level.
+
+Plain fields are attribute reads written straight into the response; the fields that do work
+call the schema's own resolvers (the same functions graphql-core would call, through the same
+strawberry wrappers), and every such call of one level is awaited together, so loaders batch as
+they do on the standard executor. Semantics follow graphql-core's:
+
+* a field error is located (message, path, nodes) and the field is null; when the field is
+  non-null, the null moves to the nearest nullable position above it;
+* errors raised under a position already nulled are not reported (graphql-core cancels that
+  work; here it finishes and is ignored);
+* scalars and enums go through their type's serialiser (values that already are what the type
+  sends pass straight through); objects are checked with ``is_type_of``; abstract types resolve
+  their runtime type with the type's ``resolve_type``.
+
+The order of ``errors`` may differ from graphql-core's where it depends on timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Iterable, Mapping
+from typing import Any, TypeGuard
+
+from graphql import (
+    ExecutionResult,
+    GraphQLError,
+    GraphQLObjectType,
+    GraphQLResolveInfo,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    located_error,
+)
+from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
+from graphql.pyutils import Path, Undefined
+from graphql.pyutils import inspect as graphql_inspect
+from graphql.type.definition import GraphQLResolveInfoHelpers
+
+from gateway.graph.plan import (
+    ATTRIBUTE,
+    TYPENAME,
+    AbstractShape,
+    FieldPlan,
+    LeafShape,
+    ListShape,
+    NonNullShape,
+    ObjectShape,
+    OperationPlan,
+    SelectionPlan,
+    Shape,
+)
+
+__all__ = ["coerce_variables", "execute_plan"]
+
+
+def coerce_variables(schema: GraphQLSchema, operation: OperationDefinitionNode,
+                     raw: Mapping[str, Any] | None) -> VariableValues | list[GraphQLError]:
+    """The operation's variables coerced as graphql-core does, or the request errors."""
+    return get_variable_values(schema, operation.variable_definitions or (), dict(raw or {}))
+
+
+async def execute_plan(schema: GraphQLSchema, plan: OperationPlan, variables: VariableValues,
+                       *, root_value: Any, context: Any) -> ExecutionResult:
+    """Run ``plan``: the same data and errors graphql-core's ``execute`` would answer."""
+    run = _Run(schema, plan, variables, root_value, context)
+    return await run.execute()
+
+
+class _Position:
+    """Where a completed object or list sits, so that a null can move up from inside it."""
+
+    __slots__ = ("container", "dead", "key", "nullable", "parent")
+
+    def __init__(self, container: Any, key: str | int, nullable: bool,
+                 parent: _Position | None) -> None:
+        self.container = container
+        self.key = key
+        self.nullable = nullable
+        self.parent = parent
+        self.dead = False
+
+    def path(self) -> list[str | int]:
+        keys: list[str | int] = []
+        position: _Position | None = self
+        while position is not None and position.parent is not None:
+            keys.append(position.key)
+            position = position.parent
+        keys.reverse()
+        return keys
+
+    def is_dead(self) -> bool:
+        position: _Position | None = self
+        while position is not None:
+            if position.dead:
+                return True
+            position = position.parent
+        return False
+
+
+Pending = tuple[Any, FieldPlan, dict[str, Any], _Position]
+
+
+class _Run:
+    def __init__(self, schema: GraphQLSchema, plan: OperationPlan, variables: VariableValues,
+                 root_value: Any, context: Any) -> None:
+        self.schema = schema
+        self.plan = plan
+        self.variables = variables
+        # Resolvers read the coerced values as a plain dict, as they do on strawberry's path.
+        self.resolver_variables = variables.coerced
+        self.root_value = root_value
+        self.context = context
+        self.errors: list[GraphQLError] = []
+        self.error_positions: set[tuple[str | int, ...]] = set()
+        self.pending: list[Pending] = []
+        self.tracked: list[Any] = []
+        self.helpers = GraphQLResolveInfoHelpers(_gather, self.tracked.extend)
+
+    async def execute(self) -> ExecutionResult:
+        holder: dict[str, Any] = {"data": None}
+        root = _Position(holder, "data", True, None)
+        data: dict[str, Any] = {}
+        holder["data"] = data
+        self.fill(self.plan.root, self.root_value, data, root)
+        while self.pending:
+            level, self.pending = self.pending, []
+            results = await asyncio.gather(*(awaitable for awaitable, *_ in level),
+                                           return_exceptions=True)
+            for (_, field_plan, out, position), result in zip(level, results, strict=True):
+                if position.is_dead():
+                    continue
+                if isinstance(result, asyncio.CancelledError):
+                    raise result
+                if isinstance(result, Exception):
+                    self.fail(result, out, field_plan.key, field_plan.nullable, position,
+                              field_plan)
+                elif isinstance(result, BaseException):
+                    raise result
+                else:
+                    self.complete(field_plan.shape, result, out, field_plan.key, position,
+                                  field_plan)
+        if self.tracked:  # work a resolver asked to be settled before the answer
+            await asyncio.gather(*(t for t in self.tracked if inspect.isawaitable(t)),
+                                 return_exceptions=True)
+        return ExecutionResult(holder["data"], self.errors or None)
+
+    # -- objects ---------------------------------------------------------------------------
+
+    def fill(self, selection: SelectionPlan, source: Any, out: dict[str, Any],
+             position: _Position) -> None:
+        for field_plan in selection.fields:
+            kind = field_plan.kind
+            if kind == ATTRIBUTE:
+                try:
+                    value = getattr(source, field_plan.attribute)
+                except Exception as error:
+                    self.fail(error, out, field_plan.key, field_plan.nullable, position,
+                              field_plan)
+                    continue
+                shape = field_plan.shape
+                if type(shape) is LeafShape and shape.passthrough is type(value):
+                    out[field_plan.key] = value  # the common case, without a call
+                else:
+                    self.complete(shape, value, out, field_plan.key, position, field_plan)
+            elif kind == TYPENAME:
+                out[field_plan.key] = selection.type.name
+            else:
+                self.call(field_plan, source, out, position)
+
+    def call(self, field_plan: FieldPlan, source: Any, out: dict[str, Any],
+             position: _Position) -> None:
+        out[field_plan.key] = None
+        definition = field_plan.definition
+        assert definition is not None and definition.resolve is not None
+        try:
+            arguments = field_plan.arguments
+            if arguments is None:
+                if field_plan.argument_error is not None:
+                    raise field_plan.argument_error
+                arguments = get_argument_values(definition, field_plan.nodes[0], self.variables)
+            info = self.info(field_plan, position)
+            result = definition.resolve(source, info, **arguments)
+        except Exception as error:
+            self.fail(error, out, field_plan.key, field_plan.nullable, position, field_plan)
+            return
+        if inspect.isawaitable(result):
+            self.pending.append((result, field_plan, out, position))
+        else:
+            self.complete(field_plan.shape, result, out, field_plan.key, position, field_plan)
+
+    def info(self, field_plan: FieldPlan, position: _Position) -> GraphQLResolveInfo[Any]:
+        path: Path | None = None
+        for key in position.path():
+            path = Path(path, key, None)
+        definition = field_plan.definition
+        assert definition is not None
+        return GraphQLResolveInfo(
+            field_plan.name, field_plan.nodes, definition.type, field_plan.parent_type,
+            Path(path, field_plan.key, field_plan.parent_type.name), self.schema,
+            self.plan.fragments, self.root_value, self.plan.operation,
+            self.resolver_variables,  # type: ignore[arg-type]
+            self.context, _is_awaitable, None, self.helpers)
+
+    # -- values ----------------------------------------------------------------------------
+
+    def complete(self, shape: Shape | None, value: Any, container: Any, key: str | int,
+                 parent: _Position, field_plan: FieldPlan) -> None:
+        """Write the completed ``value`` at ``container[key]`` (or null it, with an error)."""
+        nullable = True
+        if type(shape) is NonNullShape:
+            nullable, shape = False, shape.inner
+        if value is None:
+            if nullable:
+                container[key] = None
+            else:
+                self.fail(GraphQLError(
+                    "Cannot return null for non-nullable field"
+                    f" {field_plan.parent_type.name}.{field_plan.name}."),
+                    container, key, nullable, parent, field_plan)
+            return
+        if isinstance(value, Exception):
+            self.fail(value, container, key, nullable, parent, field_plan)
+            return
+        kind = type(shape)
+        if kind is LeafShape:
+            self.complete_leaf(shape, value, container, key, nullable, parent,  # type: ignore[arg-type]
+                               field_plan)
+        elif kind is ObjectShape:
+            self.complete_object(shape, value, container, key, nullable, parent,  # type: ignore[arg-type]
+                                 field_plan)
+        elif kind is ListShape:
+            self.complete_list(shape, value, container, key, nullable, parent,  # type: ignore[arg-type]
+                               field_plan)
+        elif kind is AbstractShape:
+            self.complete_abstract(shape, value, container, key, nullable, parent,  # type: ignore[arg-type]
+                                   field_plan)
+        else:  # pragma: no cover - plans only hold the shapes above
+            raise TypeError(f"no completion for {shape!r}")
+
+    def complete_leaf(self, shape: LeafShape, value: Any, container: Any, key: str | int,
+                      nullable: bool, parent: _Position, field_plan: FieldPlan) -> None:
+        if shape.passthrough is type(value):
+            container[key] = value
+            return
+        try:
+            serialized = shape.serialize(value)
+            if serialized is None or serialized is Undefined:
+                raise TypeError(
+                    f"Expected `{graphql_inspect(shape.type)}.serialize({graphql_inspect(value)})`"
+                    f" to return non-nullish value, got: {graphql_inspect(serialized)}")
+        except Exception as error:
+            self.fail(error, container, key, nullable, parent, field_plan)
+            return
+        container[key] = serialized
+
+    def complete_object(self, shape: ObjectShape, value: Any, container: Any, key: str | int,
+                        nullable: bool, parent: _Position, field_plan: FieldPlan) -> None:
+        object_type = shape.type
+        # The types' is_type_of reads only the value (gateway/graph/types.py): no info is built.
+        if object_type.is_type_of is not None and not object_type.is_type_of(value, NO_INFO):
+            self.fail(GraphQLError(f"Expected value of type '{object_type.name}' but got:"
+                                   f" {graphql_inspect(value)}."),
+                      container, key, nullable, parent, field_plan)
+            return
+        out: dict[str, Any] = {}
+        container[key] = out
+        self.fill(shape.selection, value, out, _Position(container, key, nullable, parent))
+
+    def complete_list(self, shape: ListShape, value: Any, container: Any, key: str | int,
+                      nullable: bool, parent: _Position, field_plan: FieldPlan) -> None:
+        if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+            self.fail(GraphQLError("Expected Iterable, but did not find one for field"
+                                   f" '{field_plan.parent_type.name}.{field_plan.name}'."),
+                      container, key, nullable, parent, field_plan)
+            return
+        items: list[Any] = []
+        container[key] = items
+        position = _Position(container, key, nullable, parent)
+        item_shape = shape.item
+        leaf = item_shape.inner if type(item_shape) is NonNullShape else item_shape
+        passthrough = leaf.passthrough if type(leaf) is LeafShape else None
+        for index, item in enumerate(value):
+            if passthrough is not None and type(item) is passthrough:
+                items.append(item)
+                continue
+            items.append(None)
+            self.complete(item_shape, item, items, index, position, field_plan)
+
+    def complete_abstract(self, shape: AbstractShape, value: Any, container: Any,
+                          key: str | int, nullable: bool, parent: _Position,
+                          field_plan: FieldPlan) -> None:
+        try:
+            object_type = self.runtime_type(shape, value, field_plan, parent)
+        except Exception as error:
+            self.fail(error, container, key, nullable, parent, field_plan)
+            return
+        self.complete_object(shape.for_type(object_type), value, container, key, nullable,
+                             parent, field_plan)
+
+    def runtime_type(self, shape: AbstractShape, value: Any, field_plan: FieldPlan,
+                     parent: _Position) -> GraphQLObjectType:
+        abstract = shape.type
+        resolve_type = abstract.resolve_type
+        if resolve_type is None:
+            for possible in self.schema.get_possible_types(abstract):
+                if possible.is_type_of is not None and possible.is_type_of(value, NO_INFO):
+                    return possible
+            name = None
+        else:
+            name = resolve_type(value, self.info(field_plan, parent), abstract)
+            if inspect.isawaitable(name):
+                raise GraphQLError(f"Abstract type '{abstract.name}' resolved its type"
+                                   " asynchronously, which compiled execution does not do.")
+        runtime = self.schema.get_type(name) if isinstance(name, str) else None
+        if not isinstance(runtime, GraphQLObjectType) or not self.schema.is_sub_type(
+                abstract, runtime):
+            raise GraphQLError(
+                f"Abstract type '{abstract.name}' must resolve to an Object type at runtime"
+                f" for field '{field_plan.parent_type.name}.{field_plan.name}'."
+                f" Either the '{abstract.name}' type should provide a 'resolve_type'"
+                " function or each possible type should provide an 'is_type_of' function.")
+        return runtime
+
+    # -- errors ----------------------------------------------------------------------------
+
+    def fail(self, raw: Exception, container: Any, key: str | int, nullable: bool,
+             parent: _Position, field_plan: FieldPlan) -> None:
+        """A field (or list item) failed: null it, or the nearest nullable position above."""
+        if parent.is_dead():
+            return
+        path = [*parent.path(), key]
+        error = located_error(raw, field_plan.nodes, path)
+        container[key] = None
+        if nullable:
+            self.record(error, tuple(path))
+            return
+        nulled = parent
+        while True:
+            nulled.dead = True
+            if nulled.nullable:
+                nulled.container[nulled.key] = None
+                break
+            assert nulled.parent is not None  # the root position is nullable
+            nulled = nulled.parent
+        self.record(error, tuple(nulled.path()) if nulled.parent is not None else None)
+
+    def record(self, error: GraphQLError, position: tuple[str | int, ...] | None) -> None:
+        """Keep ``error`` unless its position or one above it was nulled by an earlier one."""
+        positions = self.error_positions
+        if () in positions:
+            return
+        if position is not None:
+            if any(position[:end] in positions for end in range(1, len(position) + 1)):
+                return
+            positions.add(position)
+        else:
+            positions.add(())
+        self.errors.append(error)
+
+
+async def _gather(awaitables: Iterable[Any]) -> list[Any]:
+    return list(await asyncio.gather(*awaitables))
+
+
+def _is_awaitable(value: Any) -> TypeGuard[Awaitable[Any]]:
+    return inspect.isawaitable(value)
+
+
+NO_INFO: Any = None

@@ -1,0 +1,301 @@
+"""Plans for known operations: what compiled execution does per selection, worked out once.
+
+A plan is built from a parsed, validated query operation and the values of the variables its
+``@skip``/``@include`` directives read (so each plan has a fixed shape). Per selection it holds
+the response key (aliases merged as the spec's CollectFields does), how the value is read (the
+record attribute of a plain field, or the schema's own resolver for a field that does work),
+the arguments where they are literal, and how the value is completed: non-null and list
+wrappers, the scalar or enum serialiser, or the sub-selection of an object or abstract type.
+
+What the compiler does not support raises :class:`Unsupported`; that operation then runs on the
+standard executor: introspection, mutations and subscriptions, and directives other than
+``@skip``/``@include`` (``@defer``, ``@stream``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from graphql import (
+    DirectiveNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLAbstractType,
+    GraphQLBoolean,
+    GraphQLEnumType,
+    GraphQLField,
+    GraphQLID,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLScalarType,
+    GraphQLSchema,
+    GraphQLString,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+    VariableNode,
+    is_abstract_type,
+    type_from_ast,
+    value_from_ast,
+)
+from graphql.execution.values import get_argument_values
+from graphql.language import Visitor, visit
+
+__all__ = [
+    "AbstractShape",
+    "FieldPlan",
+    "LeafShape",
+    "ListShape",
+    "NonNullShape",
+    "ObjectShape",
+    "OperationPlan",
+    "Shape",
+    "Unsupported",
+    "build_plan",
+    "directive_variables",
+]
+
+
+class Unsupported(Exception):
+    """The operation uses something compiled execution does not do; the standard executor will."""
+
+
+# -- shapes: how a field's value is completed ------------------------------------------------
+
+
+@dataclass(slots=True)
+class LeafShape:
+    serialize: Callable[[Any], Any]
+    # Values of exactly this Python type serialise to themselves (String, ID, Boolean).
+    passthrough: type | None
+    type: GraphQLScalarType | GraphQLEnumType
+
+
+@dataclass(slots=True)
+class ObjectShape:
+    type: GraphQLObjectType
+    selection: SelectionPlan
+
+
+@dataclass(slots=True)
+class AbstractShape:
+    type: GraphQLAbstractType
+    # The plan per possible object type, built on first use (keyed by type name).
+    nodes: list[FieldNode]
+    compiler: _Compiler
+    by_type: dict[str, ObjectShape] = field(default_factory=dict)
+
+    def for_type(self, object_type: GraphQLObjectType) -> ObjectShape:
+        shape = self.by_type.get(object_type.name)
+        if shape is None:
+            selection = self.compiler.selection(object_type, self.nodes)
+            shape = self.by_type[object_type.name] = ObjectShape(object_type, selection)
+        return shape
+
+
+@dataclass(slots=True)
+class ListShape:
+    item: Shape
+
+
+@dataclass(slots=True)
+class NonNullShape:
+    inner: Shape
+
+
+Shape = LeafShape | ObjectShape | AbstractShape | ListShape | NonNullShape
+
+TYPENAME, ATTRIBUTE, RESOLVER = 0, 1, 2
+
+
+@dataclass(slots=True)
+class FieldPlan:
+    key: str  # the response key (alias or name)
+    name: str
+    nodes: list[FieldNode]
+    parent_type: GraphQLObjectType
+    definition: GraphQLField | None  # None for __typename
+    kind: int  # TYPENAME, ATTRIBUTE or RESOLVER
+    attribute: str  # the record attribute of an ATTRIBUTE field
+    shape: Shape | None
+    nullable: bool
+    # Literal arguments coerced once; None when they read variables (coerced per request).
+    arguments: dict[str, Any] | None
+    argument_error: Exception | None  # what coercing literal arguments raised, raised per call
+
+
+@dataclass(slots=True)
+class SelectionPlan:
+    type: GraphQLObjectType
+    fields: list[FieldPlan]
+
+
+@dataclass(slots=True)
+class OperationPlan:
+    operation: OperationDefinitionNode
+    fragments: dict[str, FragmentDefinitionNode]
+    root: SelectionPlan
+
+
+# -- building ------------------------------------------------------------------------------------
+
+FAST_TYPES: dict[str, type] = {GraphQLString.name: str, GraphQLID.name: str,
+                               GraphQLBoolean.name: bool}
+SUPPORTED_DIRECTIVES = frozenset({"skip", "include"})
+
+
+def directive_variables(operation: OperationDefinitionNode,
+                        fragments: Mapping[str, FragmentDefinitionNode]) -> tuple[str, ...]:
+    """Names of the variables ``@skip``/``@include`` read: a plan is built per their values."""
+    names: set[str] = set()
+
+    class Reader(Visitor):
+        def enter_directive(self, node: DirectiveNode, *_: Any) -> None:
+            for argument in node.arguments or ():
+                if isinstance(argument.value, VariableNode):
+                    names.add(argument.value.name.value)
+
+    for node in (operation, *fragments.values()):
+        visit(node, Reader())
+    return tuple(sorted(names))
+
+
+def build_plan(schema: GraphQLSchema, operation: OperationDefinitionNode,
+               fragments: dict[str, FragmentDefinitionNode],
+               variables: Mapping[str, Any]) -> OperationPlan:
+    """The plan of a query operation; ``variables`` gives the directives' variables' values."""
+    if operation.operation is not OperationType.QUERY:
+        raise Unsupported(f"{operation.operation.value} operations")
+    root = schema.query_type
+    if root is None:
+        raise Unsupported("a schema without a query type")
+    compiler = _Compiler(schema, fragments, variables)
+    return OperationPlan(operation, fragments, compiler.selection(root, [operation]))
+
+
+@dataclass
+class _Compiler:
+    schema: GraphQLSchema
+    fragments: dict[str, FragmentDefinitionNode]
+    variables: Mapping[str, Any]
+
+    def selection(self, object_type: GraphQLObjectType,
+                  parents: Iterable[FieldNode | OperationDefinitionNode]) -> SelectionPlan:
+        grouped: dict[str, list[FieldNode]] = {}
+        for parent in parents:
+            self._collect(object_type, parent.selection_set, grouped, set())
+        return SelectionPlan(object_type, [self._field(object_type, key, nodes)
+                                           for key, nodes in grouped.items()])
+
+    def _collect(self, object_type: GraphQLObjectType, selection_set: SelectionSetNode | None,
+                 grouped: dict[str, list[FieldNode]], visited: set[str]) -> None:
+        for selection in selection_set.selections if selection_set else ():
+            if not self._included(selection.directives):
+                continue
+            if isinstance(selection, FieldNode):
+                key = selection.alias.value if selection.alias else selection.name.value
+                grouped.setdefault(key, []).append(selection)
+            elif isinstance(selection, InlineFragmentNode):
+                if self._matches(selection.type_condition, object_type):
+                    self._collect(object_type, selection.selection_set, grouped, visited)
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                fragment = self.fragments.get(name)
+                if name in visited or fragment is None:
+                    continue
+                visited.add(name)
+                if self._matches(fragment.type_condition, object_type):
+                    self._collect(object_type, fragment.selection_set, grouped, visited)
+
+    def _included(self, directives: Iterable[DirectiveNode] | None) -> bool:
+        for directive in directives or ():
+            name = directive.name.value
+            if name not in SUPPORTED_DIRECTIVES:
+                raise Unsupported(f"the @{name} directive")
+            condition = self._condition(directive)
+            if (name == "skip") is condition:
+                return False
+        return True
+
+    def _condition(self, directive: DirectiveNode) -> bool:
+        for argument in directive.arguments or ():
+            if argument.name.value == "if":
+                value = value_from_ast(argument.value, GraphQLNonNull(GraphQLBoolean),
+                                       dict(self.variables))
+                return bool(value)
+        raise Unsupported(f"@{directive.name.value} without `if`")
+
+    def _matches(self, condition: Any, object_type: GraphQLObjectType) -> bool:
+        if condition is None:
+            return True
+        condition_type = type_from_ast(self.schema, condition)
+        if condition_type is object_type:
+            return True
+        return is_abstract_type(condition_type) and self.schema.is_sub_type(
+            condition_type, object_type)
+
+    def _field(self, parent_type: GraphQLObjectType, key: str, nodes: list[FieldNode]
+               ) -> FieldPlan:
+        name = nodes[0].name.value
+        if name == "__typename":
+            return FieldPlan(key, name, nodes, parent_type, None, TYPENAME, "", None, False,
+                             {}, None)
+        if name.startswith("__"):
+            raise Unsupported("introspection")
+        definition = parent_type.fields.get(name)
+        if definition is None:
+            raise Unsupported(f"unknown field {parent_type.name}.{name}")  # not validated
+        strawberry_field = definition.extensions.get("strawberry-definition")
+        plain = bool(getattr(definition.resolve, "_is_default", False))
+        kind = ATTRIBUTE if plain and strawberry_field is not None else RESOLVER
+        attribute = strawberry_field.python_name if kind == ATTRIBUTE else ""
+        arguments, error = self._literal_arguments(definition, nodes[0])
+        return FieldPlan(key, name, nodes, parent_type, definition, kind, attribute,
+                         self._shape(definition.type, nodes),
+                         not isinstance(definition.type, GraphQLNonNull), arguments, error)
+
+    def _literal_arguments(self, definition: GraphQLField, node: FieldNode
+                           ) -> tuple[dict[str, Any] | None, Exception | None]:
+        if not definition.args and not node.arguments:
+            return {}, None
+        if _reads_variables(node):
+            return None, None
+        try:
+            return get_argument_values(definition, node), None
+        except Exception as error:  # raised again, located, when the field runs
+            return None, error
+
+    def _shape(self, output_type: GraphQLOutputType, nodes: list[FieldNode]) -> Shape:
+        if isinstance(output_type, GraphQLNonNull):
+            return NonNullShape(self._shape(output_type.of_type, nodes))
+        if isinstance(output_type, GraphQLList):
+            return ListShape(self._shape(output_type.of_type, nodes))
+        if isinstance(output_type, GraphQLScalarType | GraphQLEnumType):
+            fast = FAST_TYPES.get(output_type.name) if isinstance(
+                output_type, GraphQLScalarType) else None
+            return LeafShape(output_type.serialize, fast, output_type)
+        if isinstance(output_type, GraphQLObjectType):
+            return ObjectShape(output_type, self.selection(output_type, nodes))
+        if is_abstract_type(output_type):
+            return AbstractShape(output_type, nodes, self)
+        raise Unsupported(f"output type {output_type}")
+
+
+def _reads_variables(node: FieldNode) -> bool:
+    found = False
+
+    class Finder(Visitor):
+        def enter_variable(self, *_: Any) -> None:
+            nonlocal found
+            found = True
+
+    for argument in node.arguments or ():
+        visit(argument, Finder())
+    return found
+

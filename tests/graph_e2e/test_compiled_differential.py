@@ -1,0 +1,284 @@
+"""Compiled execution answers exactly what graphql-core's executor answers.
+
+Two gateways over the same emulators, one compiling known operations and one executing every
+operation with graphql-core, get the same requests: every published operation, the README's
+examples, every GraphQL document written in the test suite, and generated operations
+(hypothesis-graphql over our schema, with some literal arguments moved into variables) — with
+healthy sources and with failing ones. Data (key order included), errors (message, path,
+locations, extensions; compared in path order, as the order of errors from concurrent fields
+is timing) and extensions must be equal.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from graphql import (
+    ArgumentNode,
+    DocumentNode,
+    GraphQLError,
+    NamedTypeNode,
+    NameNode,
+    OperationDefinitionNode,
+    TypeInfo,
+    TypeInfoVisitor,
+    VariableDefinitionNode,
+    VariableNode,
+    Visitor,
+    parse,
+    print_ast,
+    validate,
+    value_from_ast_untyped,
+    visit,
+)
+from graphql.utilities import ast_from_value
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis_graphql import queries
+
+from gateway.app import create_app
+from gateway.demo import demo_config
+from gateway.emulators.common import Fault
+from gateway.graph import build_schema
+from gateway.graph.compiled import PlanCache
+from gateway.serving import ServerThread
+from tests.conftest import UNCACHED, RunningEmulator
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = build_schema()._schema
+Emulators = dict[str, RunningEmulator]
+
+
+class Pair:
+    """The two gateways, and the compiled one's plan statistics."""
+
+    def __init__(self, compiled_url: str, standard_url: str, plans: PlanCache) -> None:
+        self.client = httpx.Client(timeout=60)
+        self.compiled_url, self.standard_url, self.plans = compiled_url, standard_url, plans
+
+    def answers(self, query: str, variables: dict[str, Any] | None = None
+                ) -> tuple[Any, Any]:
+        payload = {"query": query, "variables": variables}
+        compiled = self.client.post(f"{self.compiled_url}/graphql", json=payload)
+        standard = self.client.post(f"{self.standard_url}/graphql", json=payload)
+        assert compiled.status_code == standard.status_code
+        return normalised(compiled.json()), normalised(standard.json())
+
+    def assert_same(self, query: str, variables: dict[str, Any] | None = None) -> None:
+        compiled, standard = self.answers(query, variables)
+        assert compiled == standard, f"differs for:\n{query}\nvariables: {variables}"
+
+
+def normalised(body: dict[str, Any]) -> dict[str, Any]:
+    """The answer with its errors in path order; data keeps its own key order (compared as
+    JSON text, so a different key order is a difference)."""
+    out = dict(body)
+    if "data" in out:
+        out["data"] = json.dumps(out["data"])
+    if "errors" in out:
+        out["errors"] = sorted(out["errors"], key=lambda e: (json.dumps(e.get("path")),
+                                                              e.get("message", "")))
+    return out
+
+
+@pytest.fixture(scope="module")
+def pair(emulator_servers: Emulators) -> Iterator[Pair]:
+    config = demo_config({kind: e.url for kind, e in emulator_servers.items()},
+                         defaults=UNCACHED)
+    standard = config.model_copy(update={"server": config.server.model_copy(
+        update={"compiled_execution": False, "access_log": False})})
+    compiled = config.model_copy(update={"server": config.server.model_copy(
+        update={"access_log": False})})
+    compiled_app = create_app(compiled)
+    with ServerThread({"compiled": compiled_app, "standard": create_app(standard)}) as servers:
+        pair = Pair(servers.urls["compiled"], servers.urls["standard"], compiled_app.state.plans)
+        yield pair
+        pair.client.close()
+
+
+@pytest.fixture
+def faults(emulator_servers: Emulators) -> Iterator[Emulators]:
+    yield emulator_servers
+    for running in emulator_servers.values():
+        running.faults.clear()
+
+
+# -- the corpus: published operations, README examples, the suite's documents ----------------
+
+
+def published_operations() -> list[str]:
+    return [p.read_text() for p in sorted((ROOT / "schema" / "operations").glob("*.graphql"))]
+
+
+def readme_queries() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    return [block.split("```", 1)[0] for block in text.split("```graphql\n")[1:]]
+
+
+def suite_documents() -> list[str]:
+    """Every string constant in tests/ that is an executable document valid for our schema."""
+    found: dict[str, None] = {}
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
+                continue
+            text = node.value.strip()
+            if not text.startswith(("{", "query", "fragment")):
+                continue
+            try:
+                document = parse(text)
+            except GraphQLError:
+                continue
+            if not validate(SCHEMA, document):
+                found[text] = None
+    return list(found)
+
+
+CORPUS = published_operations() + readme_queries() + suite_documents()
+
+
+def test_the_corpus_is_large() -> None:
+    assert len(published_operations()) >= 5
+    assert len(CORPUS) >= 60, len(CORPUS)
+
+
+def test_every_corpus_document_answers_the_same(pair: Pair) -> None:
+    before = pair.plans.runs.copy()
+    for query in CORPUS:
+        pair.assert_same(query)
+    # The compiled path really ran: only introspection is left to graphql-core.
+    runs = pair.plans.runs - before
+    introspection = sum("__schema" in q or "__type(" in q for q in CORPUS)
+    several = sum(len([d for d in parse(q).definitions
+                       if isinstance(d, OperationDefinitionNode)]) > 1 for q in CORPUS)
+    assert runs["standard"] == introspection
+    # Documents with several operations and no operationName are refused before executing.
+    assert runs["compiled"] + runs["bad variables"] + introspection + several == len(CORPUS)
+    assert runs["compiled"] >= 40
+
+
+@pytest.mark.parametrize("fault", [
+    {"joptic": Fault(status=503), "axim": Fault(status=503)},
+    {"carecloud": Fault(malformed=True), "comestri": Fault(status=500)},
+    {"axim": Fault(status=401), "joptic": Fault(malformed=True), "carecloud": Fault(status=429)},
+], ids=["unavailable", "malformed", "refused"])
+def test_every_corpus_document_answers_the_same_with_failing_sources(
+    pair: Pair, faults: Emulators, fault: dict[str, Fault]
+) -> None:
+    for kind, plan in fault.items():
+        faults[kind].faults.set(plan)
+    for query in CORPUS:
+        pair.assert_same(query)
+
+
+def test_variables_directives_and_type_conditions(pair: Pair) -> None:
+    query = """
+    query Q($n: Int!, $withProducts: Boolean!, $skipName: Boolean = false, $ids: [ID!]!) {
+      productGroups(first: $n, filter: {sources: ["axim"]}) {
+        totalCount
+        nodes {
+          __typename
+          name @skip(if: $skipName)
+          ...P @include(if: $withProducts)
+        }
+      }
+      nodes(ids: $ids) { __typename id ... on ProductGroup { name } ... on Product { sku } }
+    }
+    fragment P on ProductGroup { products(first: 2) { nodes { sku variants { sku } } } }
+    """
+    ids = run_ids(pair)
+    for with_products in (True, False):
+        for skip_name in (True, False):
+            pair.assert_same(query, {"n": 3, "withProducts": with_products,
+                                     "skipName": skip_name, "ids": ids})
+    # Variable errors are request errors on both paths.
+    pair.assert_same(query, {"n": "three", "withProducts": True, "ids": ids})
+    pair.assert_same(query, {"withProducts": True, "ids": ids})
+
+
+def run_ids(pair: Pair) -> list[str]:
+    body = pair.client.post(f"{pair.compiled_url}/graphql", json={"query": """{
+      productGroups(first: 4, filter: {sources: ["axim", "carecloud"]}) {
+        nodes { id products(first: 1) { nodes { id } } } } }"""}).json()
+    ids = []
+    for group in body["data"]["productGroups"]["nodes"]:
+        ids.append(group["id"])
+        ids += [p["id"] for p in (group["products"] or {"nodes": []})["nodes"]]
+    return [*ids, "not-an-id", "UHJvZHVjdEdyb3VwOm5vbmU="]
+
+
+def test_an_unsupported_construct_falls_back_to_the_standard_executor(pair: Pair) -> None:
+    before = dict(pair.plans.runs)
+    query = "{ __schema { queryType { name } } sources { id } }"
+    pair.assert_same(query)
+    assert pair.plans.runs["standard"] == before.get("standard", 0) + 1
+    assert pair.plans.runs["compiled"] == before.get("compiled", 0)
+
+
+# -- generated operations ------------------------------------------------------------------
+
+
+def with_variables(document: DocumentNode, share: int) -> tuple[str, dict[str, Any]]:
+    """Moves every ``share``-th literal argument into a variable of the argument's type."""
+    type_info = TypeInfo(SCHEMA)
+    variables: dict[str, Any] = {}
+    definitions: list[VariableDefinitionNode] = []
+    seen = 0
+
+    class Mover(Visitor):
+        def enter_argument(self, node: ArgumentNode, *_: Any) -> Any:
+            nonlocal seen
+            argument = type_info.get_argument()
+            seen += 1
+            if argument is None or seen % share or isinstance(node.value, VariableNode):
+                return None
+            name = f"v{len(definitions)}"
+            type_node = ast_from_value_type(argument.type)
+            if type_node is None:
+                return None
+            variables[name] = value_from_ast_untyped(node.value)
+            definitions.append(VariableDefinitionNode(
+                variable=VariableNode(name=NameNode(value=name)), type=type_node))
+            return ArgumentNode(name=node.name, value=VariableNode(name=NameNode(value=name)))
+
+    moved = visit(document, TypeInfoVisitor(type_info, Mover()))
+    operation = moved.definitions[0]
+    assert isinstance(operation, OperationDefinitionNode)
+    operation = replace(operation, variable_definitions=(
+        *(operation.variable_definitions or ()), *definitions))
+    return print_ast(replace(moved, definitions=(operation, *moved.definitions[1:]))), variables
+
+
+def ast_from_value_type(input_type: Any) -> Any:
+    from graphql import GraphQLList, GraphQLNonNull, ListTypeNode, NonNullTypeNode
+
+    if isinstance(input_type, GraphQLNonNull):
+        inner = ast_from_value_type(input_type.of_type)
+        return NonNullTypeNode(type=inner) if inner is not None else None
+    if isinstance(input_type, GraphQLList):
+        inner = ast_from_value_type(input_type.of_type)
+        return ListTypeNode(type=inner) if inner is not None else None
+    return NamedTypeNode(name=NameNode(value=input_type.name))
+
+
+assert ast_from_value is not None  # graphql-core's own printing of values is what we mirror
+
+DATES = st.datetimes(timezones=st.just(__import__("datetime").UTC)).map(
+    lambda d: __import__("graphql").StringValueNode(value=d.isoformat()))
+
+
+@settings(max_examples=500, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                 HealthCheck.data_too_large])
+@given(query=queries(SCHEMA, custom_scalars={"DateTime": DATES}, allow_x00=False),
+       share=st.sampled_from([1, 2, 3, 1000]))
+def test_generated_operations_answer_the_same(pair: Pair, query: str, share: int) -> None:
+    text, variables = with_variables(parse(query), share)
+    pair.assert_same(text, variables or None)
