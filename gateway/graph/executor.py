@@ -41,6 +41,7 @@ from gateway.graph.plan import (
     ATTRIBUTE,
     TYPENAME,
     AbstractShape,
+    DirectCall,
     FieldPlan,
     LeafShape,
     ListShape,
@@ -158,11 +159,16 @@ class _Run:
                     self.fail(error, out, field_plan.key, field_plan.nullable, position,
                               field_plan)
                     continue
-                shape = field_plan.shape
-                if type(shape) is LeafShape and shape.passthrough is type(value):
-                    out[field_plan.key] = value  # the common case, without a call
+                leaf = field_plan.leaf
+                if leaf is not None and value is not None:  # the common case, inline
+                    if leaf.passthrough is type(value):
+                        out[field_plan.key] = value
+                    else:
+                        self.complete_leaf(leaf, value, out, field_plan.key, field_plan.nullable,
+                                           position, field_plan)
                 else:
-                    self.complete(shape, value, out, field_plan.key, position, field_plan)
+                    self.complete(field_plan.shape, value, out, field_plan.key, position,
+                                  field_plan)
             elif kind == TYPENAME:
                 out[field_plan.key] = selection.type.name
             else:
@@ -180,7 +186,11 @@ class _Run:
                     raise field_plan.argument_error
                 arguments = get_argument_values(definition, field_plan.nodes[0], self.variables)
             info = self.info(field_plan, position)
-            result = definition.resolve(source, info, **arguments)
+            direct = field_plan.direct
+            if direct is None:
+                result = definition.resolve(source, info, **arguments)
+            else:
+                result = self.call_direct(direct, field_plan, source, info, arguments)
         except Exception as error:
             self.fail(error, out, field_plan.key, field_plan.nullable, position, field_plan)
             return
@@ -188,6 +198,21 @@ class _Run:
             self.pending.append((result, field_plan, out, position))
         else:
             self.complete(field_plan.shape, result, out, field_plan.key, position, field_plan)
+
+    def call_direct(self, direct: DirectCall, field_plan: FieldPlan, source: Any,
+                    info: GraphQLResolveInfo[Any], arguments: dict[str, Any]) -> Any:
+        """The resolver called as strawberry's wrapper calls it (arguments converted to
+        Python values, the info, self or root injected where the resolver asks for them)."""
+        static = field_plan.python_arguments
+        kwargs = dict(static) if static is not None and field_plan.arguments is arguments \
+            else direct.convert(arguments)
+        if direct.info_name is not None:
+            kwargs[direct.info_name] = direct.info_class(_raw_info=info, _field=direct.field)
+        for name in direct.source_names:
+            kwargs[name] = source
+        if direct.pass_self:
+            return direct.resolver(source, **kwargs)
+        return direct.resolver(**kwargs)
 
     def info(self, field_plan: FieldPlan, position: _Position) -> GraphQLResolveInfo[Any]:
         path: Path | None = None
@@ -257,19 +282,23 @@ class _Run:
     def complete_object(self, shape: ObjectShape, value: Any, container: Any, key: str | int,
                         nullable: bool, parent: _Position, field_plan: FieldPlan) -> None:
         object_type = shape.type
-        # The types' is_type_of reads only the value (gateway/graph/types.py): no info is built.
-        if object_type.is_type_of is not None and not object_type.is_type_of(value, NO_INFO):
-            self.fail(GraphQLError(f"Expected value of type '{object_type.name}' but got:"
-                                   f" {graphql_inspect(value)}."),
-                      container, key, nullable, parent, field_plan)
-            return
+        if object_type.is_type_of is not None and type(value) not in shape.accepted:
+            # The types' is_type_of reads only the value (gateway/graph/types.py).
+            if not object_type.is_type_of(value, NO_INFO):
+                self.fail(GraphQLError(f"Expected value of type '{object_type.name}' but got:"
+                                       f" {graphql_inspect(value)}."),
+                          container, key, nullable, parent, field_plan)
+                return
+            shape.accepted.add(type(value))
         out: dict[str, Any] = {}
         container[key] = out
         self.fill(shape.selection, value, out, _Position(container, key, nullable, parent))
 
     def complete_list(self, shape: ListShape, value: Any, container: Any, key: str | int,
                       nullable: bool, parent: _Position, field_plan: FieldPlan) -> None:
-        if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+        kind = type(value)
+        if kind is not list and kind is not tuple and (
+                isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable)):
             self.fail(GraphQLError("Expected Iterable, but did not find one for field"
                                    f" '{field_plan.parent_type.name}.{field_plan.name}'."),
                       container, key, nullable, parent, field_plan)

@@ -14,8 +14,10 @@ standard executor: introspection, mutations and subscriptions, and directives ot
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from graphql import (
@@ -46,6 +48,9 @@ from graphql import (
 )
 from graphql.execution.values import get_argument_values
 from graphql.language import Visitor, visit
+from strawberry.types import Info
+from strawberry.types.arguments import convert_arguments
+from strawberry.types.field import StrawberryField
 
 __all__ = [
     "AbstractShape",
@@ -81,6 +86,9 @@ class LeafShape:
 class ObjectShape:
     type: GraphQLObjectType
     selection: SelectionPlan
+    # Python classes ``is_type_of`` accepted: the types' checks are isinstance checks
+    # (gateway/graph/types.py), so one answer per class holds for every value of it.
+    accepted: set[builtins.type] = field(default_factory=set)
 
 
 @dataclass(slots=True)
@@ -115,6 +123,20 @@ TYPENAME, ATTRIBUTE, RESOLVER = 0, 1, 2
 
 
 @dataclass(slots=True)
+class DirectCall:
+    """A strawberry resolver called as strawberry's own wrapper calls it, minus the per-call
+    conversion of literal arguments (converted once, at planning)."""
+
+    field: StrawberryField
+    resolver: Callable[..., Any]
+    info_class: type[Info[Any, Any]]
+    pass_self: bool
+    info_name: str | None
+    source_names: tuple[str, ...]  # parameters asking for the parent value (root, parent)
+    convert: Callable[[dict[str, Any]], dict[str, Any]]  # GraphQL arguments → Python ones
+
+
+@dataclass(slots=True)
 class FieldPlan:
     key: str  # the response key (alias or name)
     name: str
@@ -128,6 +150,10 @@ class FieldPlan:
     # Literal arguments coerced once; None when they read variables (coerced per request).
     arguments: dict[str, Any] | None
     argument_error: Exception | None  # what coercing literal arguments raised, raised per call
+    direct: DirectCall | None = None  # how to call the resolver without strawberry's wrapper
+    python_arguments: dict[str, Any] | None = None  # ``arguments`` converted for ``direct``
+    # A leaf field's serialiser, unwrapped from its non-null wrapper: the common case inline.
+    leaf: LeafShape | None = None
 
 
 @dataclass(slots=True)
@@ -256,9 +282,36 @@ class _Compiler:
         kind = ATTRIBUTE if plain and strawberry_field is not None else RESOLVER
         attribute = strawberry_field.python_name if kind == ATTRIBUTE else ""
         arguments, error = self._literal_arguments(definition, nodes[0])
-        return FieldPlan(key, name, nodes, parent_type, definition, kind, attribute,
-                         self._shape(definition.type, nodes),
+        shape = self._shape(definition.type, nodes)
+        plan = FieldPlan(key, name, nodes, parent_type, definition, kind, attribute, shape,
                          not isinstance(definition.type, GraphQLNonNull), arguments, error)
+        inner = shape.inner if isinstance(shape, NonNullShape) else shape
+        plan.leaf = inner if isinstance(inner, LeafShape) else None
+        if kind == RESOLVER and strawberry_field is not None:
+            plan.direct = self._direct(strawberry_field)
+            if plan.direct is not None and arguments is not None:
+                try:
+                    plan.python_arguments = plan.direct.convert(arguments)
+                except Exception:
+                    plan.direct = None  # strawberry's wrapper reports it, per call
+        return plan
+
+    def _direct(self, strawberry_field: StrawberryField) -> DirectCall | None:
+        schema = getattr(self.schema, "_strawberry_schema", None)
+        resolver = strawberry_field.base_resolver
+        if schema is None or resolver is None or strawberry_field.extensions:
+            return None
+        converter = schema.schema_converter
+        if converter._get_field_exception_handlers(strawberry_field):
+            return None
+        info = resolver.info_parameter
+        source_names = tuple(p.name for p in (resolver.root_parameter,
+                                              resolver.parent_parameter) if p is not None)
+        return DirectCall(
+            strawberry_field, resolver, schema.config.info_class,
+            resolver.self_parameter is not None, info.name if info else None, source_names,
+            partial(convert_arguments, arguments=strawberry_field.arguments,
+                    scalar_registry=converter.scalar_registry, config=schema.config))
 
     def _literal_arguments(self, definition: GraphQLField, node: FieldNode
                            ) -> tuple[dict[str, Any] | None, Exception | None]:

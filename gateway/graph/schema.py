@@ -148,6 +148,7 @@ def build_schema(*, federation: bool = False, documents: DocumentCache | None = 
         warnings.filterwarnings("ignore", message="Federation directive found in schema")
         schema = GatewaySchema(query=Query, types=[ProductGroup, Product], extensions=extensions)
     schema._schema = _without_federation(schema._schema)
+    schema._schema._strawberry_schema = schema  # type: ignore[attr-defined]  # as strawberry does
     return schema
 
 
