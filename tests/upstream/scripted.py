@@ -38,11 +38,10 @@ class Script:
     ``gate``, when set, holds every call until the test releases it (``gate.set()``).
     """
 
-    def __init__(self, *answers: Answer, delay: float = 0.0) -> None:
+    def __init__(self, *answers: Answer) -> None:
         self.answers: list[Answer] = list(answers) or [200]
         self.calls: list[httpx.Request] = []
         self.timeouts: list[dict[str, Any]] = []
-        self.delay = delay
         self.gate: asyncio.Event | None = None
         self.in_flight = 0
         self.most_in_flight = 0
@@ -61,8 +60,6 @@ class Script:
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
         try:
-            if self.delay:
-                await asyncio.sleep(self.delay)
             if self.gate is not None:
                 await self.gate.wait()
         finally:
