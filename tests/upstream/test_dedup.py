@@ -23,9 +23,13 @@ def deduped(script: Script, manual: ManualClock, credential: str = "cred-a") -> 
 
 def started(client: httpx.AsyncClient, manual: ManualClock, path: str = "/items",
             language: str = "cs") -> asyncio.Future[httpx.Response]:
-    """A GET on its way, its deadline 2 s from now by the layer's clock."""
+    """A GET on its way, its deadline a minute from now by the layer's clock.
+
+    The layer waits for a shared call at most until the deadline, on a real timer: a minute is
+    far beyond the few event-loop turns before the test releases the call.
+    """
     return asyncio.ensure_future(
-        client.get(path, extensions=ext(language=language, clock=manual.clock)))
+        client.get(path, extensions=ext(deadline=60.0, language=language, clock=manual.clock)))
 
 
 def held(*answers: int | type[Exception]) -> Script:

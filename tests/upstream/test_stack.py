@@ -44,8 +44,8 @@ class Stack:
                                       network=httpx.MockTransport(script), clock=manual.clock))
 
     def scope(self) -> RequestScope:
-        """A request's scope, its deadline 5 s from now by the layers' clock."""
-        return RequestScope(deadline=self.manual.now + 5.0)
+        """A request's scope, its deadline a minute from now by the layers' clock."""
+        return RequestScope(deadline=self.manual.now + 60.0)
 
     async def get(self, scope: RequestScope | None = None, path: str = "/items") -> Any:
         return await self.client.get_json(path, {"page": 1}, scope=scope or self.scope())
