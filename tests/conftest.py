@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 from gateway.emulators import DEMO_TOKENS, KINDS, create_emulator
 from gateway.emulators.common import FaultPlan, RequestLog
 from gateway.serving import ServerThread
+from tests.clock import ManualClock
 
 
 @dataclass
@@ -117,3 +118,9 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     with running_redis(tmp_path_factory.mktemp("redis")) as url:
         yield url
+
+
+@pytest.fixture
+def manual() -> ManualClock:
+    """A clock the test moves by hand: pass ``manual.clock`` to the code under test."""
+    return ManualClock()

@@ -294,19 +294,20 @@ def test_stale_entry_answers_for_a_failing_source_within_the_grace_only(
 ) -> None:
     joptic = emulators["joptic"]
     long_grace = _config(emulators, defaults=SHORT_TTLS)
-    # Fresh 0.5 s + grace 0.6 s = 1.1 s; the store keeps the entry 2 s (whole seconds, rounded
-    # up), so between 1.1 s and 2 s only the gateway's own grace check can refuse it.
+    # Fresh 0.5 s, then stale for 0.6 s: past 1.1 s the entry may not answer (the cache layer's
+    # grace check and the store's own expiry say so; tests/upstream moves a ManualClock across
+    # both bounds). After 1.3 s of sleep the short-grace entry is past its grace however slow the
+    # machine (slowness only makes it older), and the long-grace one has some 58 s of its 60 s
+    # grace left: no bound here is tighter than seconds.
     short_grace = _config(emulators, defaults={**SHORT_TTLS, "stale_grace_seconds": 0.6})
     with _gateway(long_grace) as gw, _gateway(short_grace) as gw_short:
         fresh = _no_errors(_query(gw, JOPTIC_ONLY))
         assert _no_errors(_query(gw_short, JOPTIC_ONLY)) == fresh
-        warmed = time.monotonic()
         time.sleep(1.3)
         joptic.faults.set(status=503)
         joptic.log.clear()
 
         expired = _query(gw_short, JOPTIC_ONLY)
-        assert time.monotonic() - warmed < 1.9, "too slow to tell the grace from the store TTL"
         errors = expired.get("errors") or []
         assert errors, expired
         assert errors[0]["extensions"]["code"] == "UPSTREAM_UNAVAILABLE"

@@ -26,6 +26,7 @@ from gateway.sources.query import GroupFilter
 from gateway.sources.records import GroupStatus
 from gateway.upstream.client import UpstreamClient
 from gateway.window import Window
+from tests.clock import ManualClock
 from tests.conftest import RunningEmulator
 
 EmulatorGetter = Callable[[str], RunningEmulator]
@@ -49,8 +50,8 @@ def cc(emulator: EmulatorGetter) -> RunningEmulator:
 
 
 @pytest.fixture
-async def make(cc: RunningEmulator) -> AsyncIterator[Factory]:
-    """``make(timezone=..., token=...)``: an adapter on the emulator; clients closed after."""
+async def make(cc: RunningEmulator, manual: ManualClock) -> AsyncIterator[Factory]:
+    """``make(timezone=..., token=...)``: an adapter on the emulator and the test's clock."""
     clients: list[UpstreamClient] = []
 
     def factory(**overrides: Any) -> CareCloudAdapter:
@@ -59,7 +60,7 @@ async def make(cc: RunningEmulator) -> AsyncIterator[Factory]:
         config = SourceConfig(**settings)
         client = UpstreamClient(config, auth_headers=CareCloudAdapter.auth_headers(config.secret()))
         clients.append(client)
-        return CareCloudAdapter(config, client)
+        return CareCloudAdapter(config, client, clock=manual.clock)
 
     yield factory
     for client in clients:
@@ -204,9 +205,10 @@ async def test_language_search_uses_the_response_language(make: Factory, cc: Run
 
 
 async def test_group_table_is_one_request_and_memoized(make: Factory, cc: RunningEmulator,
+                                                       manual: ManualClock,
                                                        raw: dict[str, list[dict[str, Any]]]
                                                        ) -> None:
-    adapter, scope = make(), RequestScope()
+    adapter, scope = make(group_cache_ttl_seconds=300), RequestScope()
     table = await adapter.group_table(scope)
     assert len(table) == len(raw["cs"])
     [request] = cc.log.records
@@ -218,14 +220,19 @@ async def test_group_table_is_one_request_and_memoized(make: Factory, cc: Runnin
     assert list(by_id) == [row["product_group_id"]]
     assert by_ext[row["external_id"]] is by_id[row["product_group_id"]]
     assert len(cc.log) == 1  # all answered from the memoized table
-    assert await adapter.group_table(RequestScope()) is table  # kept for the group TTL
+    manual.advance(299.0)
+    assert await adapter.group_table(RequestScope()) is table  # kept for the 300 s group TTL
     assert len(cc.log) == 1
     en = await adapter.group_table(RequestScope(language="en"))  # kept per language
     assert en is not table and len(cc.log) == 2
+    manual.advance(2.0)
+    again = await adapter.group_table(RequestScope())  # past the TTL: read again
+    assert again is not table and len(cc.log) == 3
+    assert [g.upstream_id for g in again] == [g.upstream_id for g in table]
     uncached = make(group_cache_ttl_seconds=0)
     await uncached.group_table(RequestScope())
     await uncached.group_table(RequestScope())
-    assert len(cc.log) == 4  # without a group TTL each request reads it again
+    assert len(cc.log) == 5  # without a group TTL each request reads it again
 
 
 async def test_unauthorized(make: Factory, cc: RunningEmulator) -> None:

@@ -28,6 +28,7 @@ from gateway.sources.records import GroupStatus
 from gateway.upstream.client import UpstreamClient
 from gateway.upstream.paging import plan_pages
 from gateway.window import Window
+from tests.clock import ManualClock
 from tests.conftest import RunningEmulator
 
 EmulatorGetter = Callable[[str], RunningEmulator]
@@ -55,8 +56,9 @@ def jo(emulator: EmulatorGetter) -> RunningEmulator:
 
 
 @pytest.fixture
-async def make(jo: RunningEmulator) -> AsyncIterator[Factory]:
-    """``make(token=...)``: an adapter on the emulator; clients closed after the test."""
+async def make(jo: RunningEmulator, manual: ManualClock) -> AsyncIterator[Factory]:
+    """``make(token=...)``: an adapter on the emulator and the test's clock; clients closed
+    after the test."""
     clients: list[UpstreamClient] = []
 
     def factory(**overrides: Any) -> JopticAdapter:
@@ -65,7 +67,7 @@ async def make(jo: RunningEmulator) -> AsyncIterator[Factory]:
         config = SourceConfig(**settings)
         client = UpstreamClient(config, auth_headers=JopticAdapter.auth_headers(config.secret()))
         clients.append(client)
-        return JopticAdapter(config, client)
+        return JopticAdapter(config, client, clock=manual.clock)
 
     yield factory
     for client in clients:
@@ -168,8 +170,8 @@ async def test_unpushable(make: Factory, group_filter: GroupFilter, argument: st
 
 
 async def test_group_table_reads_in_fewest_pages_and_is_memoized(
-        make: Factory, jo: RunningEmulator, raw: Rows) -> None:
-    adapter, scope = make(), RequestScope()
+        make: Factory, jo: RunningEmulator, manual: ManualClock, raw: Rows) -> None:
+    adapter, scope = make(group_cache_ttl_seconds=300), RequestScope()
     table = await adapter.group_table(scope)
     assert [g.upstream_id for g in table] == [r["id"] for r in raw]
     assert len({g.upstream_id for g in table}) == len(raw)
@@ -178,11 +180,17 @@ async def test_group_table_reads_in_fewest_pages_and_is_memoized(
     assert await adapter.group_table(scope) is table
     found = await adapter.groups_by_ids([raw[150]["id"], raw[3]["id"], "clx-unknown"], scope)
     assert set(found) == {raw[150]["id"], raw[3]["id"]}
-    assert len(jo.log) == math.ceil(len(raw) / 100)  # answered from the memoized table
-    assert await adapter.group_table(RequestScope()) is table  # kept for the group TTL
-    assert len(jo.log) == math.ceil(len(raw) / 100)
+    pages = math.ceil(len(raw) / 100)
+    assert len(jo.log) == pages  # answered from the memoized table
+    manual.advance(299.0)
+    assert await adapter.group_table(RequestScope()) is table  # kept for the 300 s group TTL
+    assert len(jo.log) == pages
+    manual.advance(2.0)
+    again = await adapter.group_table(RequestScope())  # past the TTL: read again
+    assert again is not table and len(jo.log) == 2 * pages
+    assert [g.upstream_id for g in again] == [g.upstream_id for g in table]
     await make(group_cache_ttl_seconds=0).group_table(RequestScope())
-    assert len(jo.log) == 2 * math.ceil(len(raw) / 100)  # without a TTL: read again
+    assert len(jo.log) == 3 * pages  # without a TTL: read again
 
 
 async def test_no_language_header(make: Factory, jo: RunningEmulator) -> None:

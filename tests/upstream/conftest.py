@@ -8,14 +8,15 @@ from collections.abc import AsyncIterator
 import pytest
 
 from gateway.upstream.store import ResponseStore
+from tests.clock import ManualClock
 
 
 @pytest.fixture
-async def store() -> AsyncIterator[ResponseStore]:
-    """An in-memory response store of its own (a fresh namespace per test).
+async def store(manual: ManualClock) -> AsyncIterator[ResponseStore]:
+    """An in-memory response store of its own (a fresh namespace per test), on the test's clock.
 
     ``test_store.py`` overrides it with its own, over memory and a real Redis.
     """
-    memory = ResponseStore("memory://", namespace=f"t-{uuid.uuid4().hex}")
+    memory = ResponseStore("memory://", namespace=f"t-{uuid.uuid4().hex}", clock=manual.clock)
     yield memory
     await memory.close()

@@ -2,23 +2,27 @@
 
 Every layer is driven through a real ``httpx.AsyncClient`` whose transport is the layer, and
 whose inner transport is an ``httpx.MockTransport`` over a :class:`Script` that counts calls.
-Times are seconds; the scripted ones are short (milliseconds) so that the tests stay quick.
+Nothing here waits on real time: layers read a :class:`~tests.clock.ManualClock` the test moves,
+a call is held by the script's ``gate`` until the test releases it, and "at once" means within a
+bounded number of event-loop turns (:func:`until`), however busy the machine.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
-from typing import Any, cast
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, cast
 
 import httpx
 
+from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.upstream.breaker import BreakerState, SourceHealth
 from gateway.upstream.extensions import DEADLINE, FRESHNESS, LANGUAGE
 
-__all__ = ["BASE", "SOURCE", "Answer", "Script", "call_of", "client_over", "ext", "state",
-           "until"]
+__all__ = ["BASE", "SOURCE", "Answer", "Script", "at_once", "call_of", "client_over", "ext",
+           "settle", "state", "until"]
+
+T = TypeVar("T")
 
 BASE = "http://upstream.test"
 SOURCE = "src"
@@ -31,14 +35,13 @@ Answer = int | type[Exception] | Exception | Callable[[httpx.Request], httpx.Res
 class Script:
     """A scripted upstream: answers in order (the last one repeats) and records every call.
 
-    ``gate``, when set, holds every call until it is released.
+    ``gate``, when set, holds every call until the test releases it (``gate.set()``).
     """
 
-    def __init__(self, *answers: Answer, delay: float = 0.0) -> None:
+    def __init__(self, *answers: Answer) -> None:
         self.answers: list[Answer] = list(answers) or [200]
         self.calls: list[httpx.Request] = []
         self.timeouts: list[dict[str, Any]] = []
-        self.delay = delay
         self.gate: asyncio.Event | None = None
         self.in_flight = 0
         self.most_in_flight = 0
@@ -57,8 +60,6 @@ class Script:
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
         try:
-            if self.delay:
-                await asyncio.sleep(self.delay)
             if self.gate is not None:
                 await self.gate.wait()
         finally:
@@ -84,12 +85,13 @@ def client_over(layer: httpx.AsyncBaseTransport) -> httpx.AsyncClient:
 
 
 def ext(
-    *, deadline: float | None = 2.0, freshness: str | None = "products", language: str | None = "cs"
+    *, deadline: float | None = 2.0, freshness: str | None = "products",
+    language: str | None = "cs", clock: Clock = SYSTEM_CLOCK,
 ) -> dict[str, Any]:
-    """Request extensions; ``deadline`` is seconds from now."""
+    """Request extensions; ``deadline`` is seconds from now by ``clock`` (the layer's clock)."""
     extensions: dict[str, Any] = {}
     if deadline is not None:
-        extensions[DEADLINE] = time.monotonic() + deadline
+        extensions[DEADLINE] = clock.monotonic() + deadline
     if freshness is not None:
         extensions[FRESHNESS] = freshness
     if language is not None:
@@ -103,11 +105,33 @@ def call_of(response: httpx.Response) -> int:
     return number
 
 
-async def until(condition: Callable[[], bool], timeout: float = 2.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached"
-        await asyncio.sleep(0.002)
+TURNS = 200  # event-loop turns; what the scripted layers do takes a handful, never a wait
+
+
+async def settle(turns: int = TURNS) -> None:
+    """Let every other task run as far as it can without waiting on anything."""
+    for _ in range(turns):
+        await asyncio.sleep(0)
+
+
+async def until(condition: Callable[[], bool], turns: int = TURNS) -> None:
+    """Let other tasks run until ``condition`` holds; fail if it takes more than ``turns``."""
+    for _ in range(turns):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    assert condition(), f"condition not reached within {turns} event-loop turns"
+
+
+async def at_once(awaitable: Awaitable[T]) -> T:
+    """The result of what must finish without waiting (on a held call, a timer or the clock)."""
+    task = asyncio.ensure_future(awaitable)
+    try:
+        await until(task.done)
+    finally:
+        if not task.done():
+            task.cancel()
+    return task.result()
 
 
 def state(health: SourceHealth) -> BreakerState:

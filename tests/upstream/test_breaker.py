@@ -1,11 +1,13 @@
-"""BreakerTransport and SourceHealth over a scripted upstream: open, half-open, report."""
+"""BreakerTransport and SourceHealth over a scripted upstream: open, half-open, report.
+
+The breaker reads a :class:`~tests.clock.ManualClock`: the 30 s reset passes by ``advance(31)``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import re
-import time
 from datetime import datetime
 
 import httpx
@@ -13,7 +15,17 @@ import pytest
 
 from gateway.errors import UpstreamUnavailable
 from gateway.upstream.breaker import BreakerPolicy, BreakerState, BreakerTransport, SourceHealth
-from tests.upstream.scripted import SOURCE, Answer, Script, client_over, ext, state, until
+from tests.clock import ManualClock
+from tests.upstream.scripted import (
+    SOURCE,
+    Answer,
+    Script,
+    at_once,
+    client_over,
+    ext,
+    state,
+    until,
+)
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
@@ -23,9 +35,13 @@ def utc_seconds(iso: str) -> float:
     return datetime.fromisoformat(iso).timestamp()
 
 
-def guarded(script: Script, threshold: int = 3, reset: float = 0.1
+RESET = 30.0
+
+
+def guarded(script: Script, manual: ManualClock, threshold: int = 3, reset: float = RESET
             ) -> tuple[BreakerTransport, SourceHealth]:
-    health = SourceHealth(SOURCE, BreakerPolicy(threshold=threshold, reset=reset))
+    health = SourceHealth(SOURCE, BreakerPolicy(threshold=threshold, reset=reset),
+                          clock=manual.clock)
     return BreakerTransport(httpx.MockTransport(script), health=health), health
 
 
@@ -38,9 +54,11 @@ async def fail_times(client: httpx.AsyncClient, times: int) -> None:
 
 @pytest.mark.parametrize(
     "failure", [500, 502, 503, httpx.ConnectError, httpx.ReadTimeout, httpx.ConnectTimeout])
-async def test_breaker_opens_after_threshold_consecutive_failures(failure: Answer) -> None:
+async def test_breaker_opens_after_threshold_consecutive_failures(
+    failure: Answer, manual: ManualClock
+) -> None:
     script = Script(failure)
-    transport, health = guarded(script, reset=30.0)
+    transport, health = guarded(script, manual)
     async with client_over(transport) as client:
         await fail_times(client, 2)
         assert state(health) is BreakerState.CLOSED
@@ -48,19 +66,23 @@ async def test_breaker_opens_after_threshold_consecutive_failures(failure: Answe
         assert state(health) is BreakerState.OPEN
         with pytest.raises(UpstreamUnavailable) as caught:
             await client.get("/items", extensions=ext())
+        manual.advance(12.0)
+        with pytest.raises(UpstreamUnavailable) as later:
+            await client.get("/items", extensions=ext())
+        assert state(health) is BreakerState.OPEN
 
     assert script.count == 3
     error = caught.value
     assert error.source == SOURCE
-    assert error.retry_after is not None
-    assert 25.0 <= error.retry_after <= 30.0  # seconds until it half-opens
+    assert error.retry_after == 30.0  # seconds until it half-opens
+    assert later.value.retry_after == 18.0
     assert error.extensions["code"] == "UPSTREAM_UNAVAILABLE"
     assert health.report()["breaker"] == "open"
 
 
-async def test_breaker_below_threshold_stays_closed() -> None:
+async def test_breaker_below_threshold_stays_closed(manual: ManualClock) -> None:
     script = Script(503, 503, 200)
-    transport, health = guarded(script)
+    transport, health = guarded(script, manual)
     async with client_over(transport) as client:
         await fail_times(client, 2)
         response = await client.get("/items", extensions=ext())
@@ -69,9 +91,9 @@ async def test_breaker_below_threshold_stays_closed() -> None:
     assert state(health) is BreakerState.CLOSED
 
 
-async def test_breaker_success_resets_the_failure_count() -> None:
+async def test_breaker_success_resets_the_failure_count(manual: ManualClock) -> None:
     script = Script(503, 503, 200, 503, 503, 200)
-    transport, health = guarded(script)
+    transport, health = guarded(script, manual)
     async with client_over(transport) as client:
         await fail_times(client, 2)
         await client.get("/items", extensions=ext())
@@ -84,9 +106,9 @@ async def test_breaker_success_resets_the_failure_count() -> None:
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 429])
-async def test_breaker_does_not_count_4xx_or_429(status: int) -> None:
+async def test_breaker_does_not_count_4xx_or_429(status: int, manual: ManualClock) -> None:
     script = Script(status)
-    transport, health = guarded(script)
+    transport, health = guarded(script, manual)
     async with client_over(transport) as client:
         for _ in range(5):
             assert (await client.get("/items", extensions=ext())).status_code == status
@@ -96,19 +118,23 @@ async def test_breaker_does_not_count_4xx_or_429(status: int) -> None:
     assert health.failures == 0
 
 
-async def test_breaker_half_open_lets_one_probe_through_and_its_success_closes() -> None:
+async def test_breaker_half_open_lets_one_probe_through_and_its_success_closes(
+    manual: ManualClock,
+) -> None:
     script = Script(503, 503, 503, 200)
-    transport, health = guarded(script)
+    transport, health = guarded(script, manual)
     async with client_over(transport) as client:
         await fail_times(client, 3)
-        await asyncio.sleep(0.12)
+        manual.advance(RESET - 1)
+        assert state(health) is BreakerState.OPEN
+        manual.advance(2)
         assert state(health) is BreakerState.HALF_OPEN
         script.gate = asyncio.Event()
         probe = asyncio.ensure_future(client.get("/items", extensions=ext()))
         await until(lambda: script.count == 4)
-        # Refused at once: a call waiting for the held probe would time out here instead.
+        # Refused at once: a call waiting for the held probe would not finish here.
         with pytest.raises(UpstreamUnavailable) as caught:
-            await asyncio.wait_for(client.get("/items", extensions=ext()), 5.0)
+            await at_once(client.get("/items", extensions=ext()))
         assert caught.value.source == SOURCE
         assert script.count == 4
         script.gate.set()
@@ -120,27 +146,28 @@ async def test_breaker_half_open_lets_one_probe_through_and_its_success_closes()
     assert script.count == 5
 
 
-async def test_breaker_probe_failure_opens_again() -> None:
+async def test_breaker_probe_failure_opens_again(manual: ManualClock) -> None:
     script = Script(503)
-    transport, health = guarded(script)
+    transport, health = guarded(script, manual)
     async with client_over(transport) as client:
         await fail_times(client, 3)
-        await asyncio.sleep(0.12)
+        manual.advance(RESET + 1)
         probe = await client.get("/items", extensions=ext())
         assert probe.status_code == 503
         assert state(health) is BreakerState.OPEN
-        with pytest.raises(UpstreamUnavailable):
+        with pytest.raises(UpstreamUnavailable) as caught:
             await client.get("/items", extensions=ext())
 
     assert script.count == 4
+    assert caught.value.retry_after == RESET  # a whole reset again, from the probe's failure
 
 
-async def test_breaker_cancelled_probe_lets_another_probe_through() -> None:
+async def test_breaker_cancelled_probe_lets_another_probe_through(manual: ManualClock) -> None:
     script = Script(503, 503, 503, 200)
-    transport, health = guarded(script)
+    transport, health = guarded(script, manual)
     async with client_over(transport) as client:
         await fail_times(client, 3)
-        await asyncio.sleep(0.12)
+        manual.advance(RESET + 1)
         script.gate = asyncio.Event()
         probe = asyncio.ensure_future(client.get("/items", extensions=ext()))
         await until(lambda: script.count == 4)
@@ -154,30 +181,32 @@ async def test_breaker_cancelled_probe_lets_another_probe_through() -> None:
     assert state(health) is BreakerState.CLOSED
 
 
-async def test_breaker_report_says_what_happened() -> None:
+async def test_breaker_report_says_what_happened(manual: ManualClock) -> None:
     script = Script(200, 503, httpx.ConnectError, httpx.ReadTimeout)
-    transport, health = guarded(script)
+    transport, health = guarded(script, manual)
     assert health.report() == {"breaker": "closed", "consecutiveFailures": 0,
                                "lastSuccess": None, "lastError": None, "lastErrorAt": None}
     async with client_over(transport) as client:
+        succeeded_at = manual.now
         await client.get("/items", extensions=ext())
         report = health.report()
         assert isinstance(report["lastSuccess"], str) and ISO.match(report["lastSuccess"])
-        assert abs(utc_seconds(report["lastSuccess"]) - time.time()) < 5
+        assert utc_seconds(report["lastSuccess"]) == succeeded_at  # the clock's wall time
         assert report["lastError"] is None
 
         errors = []
         for _ in range(3):
+            manual.advance(7.0)
             await fail_times(client, 1)
             errors.append(health.report()["lastError"])
         report = health.report()
-        await asyncio.sleep(0.12)
+        manual.advance(RESET + 1)
         later = health.report()
 
     assert errors == ["HTTP 503", "ConnectError", "timeout"]
     assert report["breaker"] == "open"
     assert report["consecutiveFailures"] == 3
     assert isinstance(report["lastErrorAt"], str) and ISO.match(report["lastErrorAt"])
-    assert abs(utc_seconds(report["lastErrorAt"]) - time.time()) < 5
-    assert report["lastSuccess"] is not None
+    assert utc_seconds(report["lastErrorAt"]) == succeeded_at + 21.0  # the last failure's
+    assert report["lastSuccess"] == later["lastSuccess"]  # failures leave it alone
     assert later["breaker"] == "half-open"

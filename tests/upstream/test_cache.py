@@ -1,8 +1,11 @@
-"""CacheTransport over a scripted upstream: fresh hits, TTLs, stale answers in the grace, keys."""
+"""CacheTransport over a scripted upstream: fresh hits, TTLs, stale answers in the grace, keys.
+
+The layer and its store read the test's :class:`~tests.clock.ManualClock` (the ``manual``
+fixture; the ``store`` fixture is on it too): entries age by ``manual.advance``, not by sleeping.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 
 import httpx
@@ -12,16 +15,19 @@ from gateway.errors import UpstreamUnavailable
 from gateway.upstream.cache import CachePolicy, CacheTransport, cache_key, credential_fingerprint
 from gateway.upstream.extensions import LANGUAGE, STALE_AGE
 from gateway.upstream.store import FORMAT, ResponseStore
+from tests.clock import ManualClock
 from tests.upstream.scripted import BASE, SOURCE, Answer, Script, call_of, client_over, ext
 
 
 def cached(
-    script: Script, store: ResponseStore, *, product_ttl: float = 10.0, group_ttl: float = 10.0,
-    stale_grace: float = 10.0, credential: str = "cred-a",
+    script: Script, store: ResponseStore, *, product_ttl: float = 60.0, group_ttl: float = 60.0,
+    stale_grace: float = 600.0, credential: str = "cred-a",
 ) -> CacheTransport:
+    """The cache layer on the store's clock (the test's ManualClock)."""
     return CacheTransport(
         httpx.MockTransport(script), store=store, source=SOURCE, credential=credential,
-        policy=CachePolicy(product_ttl=product_ttl, group_ttl=group_ttl, stale_grace=stale_grace))
+        policy=CachePolicy(product_ttl=product_ttl, group_ttl=group_ttl, stale_grace=stale_grace),
+        clock=store.clock)
 
 
 async def test_cache_serves_a_fresh_200_without_calling_upstream(store: ResponseStore) -> None:
@@ -71,42 +77,49 @@ async def test_cache_passes_other_methods_through(store: ResponseStore) -> None:
 
 @pytest.mark.parametrize(
     ("group_ttl", "product_ttl", "expired"),
-    [(0.05, 10.0, "groups"), (10.0, 0.05, "products")],
+    [(60.0, 600.0, "groups"), (600.0, 60.0, "products")],
 )
 async def test_cache_ttl_follows_the_freshness_extension(
-    store: ResponseStore, group_ttl: float, product_ttl: float, expired: str
+    store: ResponseStore, manual: ManualClock, group_ttl: float, product_ttl: float, expired: str
 ) -> None:
     script = Script(200)
     transport = cached(script, store, group_ttl=group_ttl, product_ttl=product_ttl)
     async with client_over(transport) as client:
         for kind in ("groups", "products"):
             await client.get(f"/{kind}", extensions=ext(freshness=kind))
-        await asyncio.sleep(0.08)
+        manual.advance(61.0)
         again = {kind: await client.get(f"/{kind}", extensions=ext(freshness=kind))
                  for kind in ("groups", "products")}
 
     assert script.count == 3
     kept = "products" if expired == "groups" else "groups"
     assert call_of(again[expired]) == 3
-    assert call_of(again[kept]) in (1, 2)
+    assert call_of(again[kept]) == {"groups": 1, "products": 2}[kept]  # its first answer
     assert [r.url.path for r in script.calls] == ["/groups", "/products", f"/{expired}"]
 
 
-async def test_cache_without_freshness_uses_the_product_ttl(store: ResponseStore) -> None:
+async def test_cache_without_freshness_uses_the_product_ttl(
+    store: ResponseStore, manual: ManualClock
+) -> None:
     script = Script(200)
-    async with client_over(cached(script, store, product_ttl=0.05, group_ttl=10)) as client:
+    async with client_over(cached(script, store, product_ttl=60, group_ttl=600)) as client:
         await client.get("/items", extensions=ext(freshness=None))
-        await asyncio.sleep(0.08)
+        manual.advance(59.0)
+        await client.get("/items", extensions=ext(freshness=None))
+        assert script.count == 1
+        manual.advance(2.0)
         await client.get("/items", extensions=ext(freshness=None))
 
     assert script.count == 2
 
 
-async def test_cache_refetches_after_expiry(store: ResponseStore) -> None:
+async def test_cache_refetches_after_expiry(store: ResponseStore, manual: ManualClock) -> None:
     script = Script(200)
-    async with client_over(cached(script, store, product_ttl=0.05)) as client:
+    async with client_over(cached(script, store, product_ttl=60)) as client:
         await client.get("/items", extensions=ext())
-        await asyncio.sleep(0.08)
+        manual.advance(59.0)
+        assert call_of(await client.get("/items", extensions=ext())) == 1  # fresh for 60 s
+        manual.advance(2.0)
         refetched = await client.get("/items", extensions=ext())
         again = await client.get("/items", extensions=ext())
 
@@ -132,31 +145,29 @@ async def test_a_zero_ttl_never_caches(store: ResponseStore) -> None:
     ids=["ConnectError", "ReadTimeout", "503", "500", "429", "UpstreamUnavailable"],
 )
 async def test_cache_answers_stale_within_grace_when_upstream_fails(
-    store: ResponseStore, failure: Answer
+    store: ResponseStore, manual: ManualClock, failure: Answer
 ) -> None:
     script = Script(200, failure)
-    async with client_over(cached(script, store, product_ttl=0.05, stale_grace=10)) as client:
+    async with client_over(cached(script, store, product_ttl=60, stale_grace=600)) as client:
         await client.get("/items", extensions=ext())
-        await asyncio.sleep(0.08)
+        manual.advance(90.0)
         stale = await client.get("/items", extensions=ext())
 
     assert script.count == 2
     assert stale.status_code == 200
     assert stale.json() == {"call": 1}
     assert stale.headers["content-type"] == "application/json"
-    age = stale.extensions[STALE_AGE]
-    assert isinstance(age, float)
-    assert age <= 10.0  # seconds past freshness, within the 10 s grace
+    assert stale.extensions[STALE_AGE] == 30.0  # seconds past freshness (90 s old, 60 s TTL)
 
 
 @pytest.mark.parametrize("status", [503, 429])
 async def test_cache_passes_a_failure_through_beyond_grace(
-    store: ResponseStore, status: int
+    store: ResponseStore, manual: ManualClock, status: int
 ) -> None:
     script = Script(200, status)
-    async with client_over(cached(script, store, product_ttl=0.03, stale_grace=0.03)) as client:
+    async with client_over(cached(script, store, product_ttl=60, stale_grace=60)) as client:
         await client.get("/items", extensions=ext())
-        await asyncio.sleep(0.1)
+        manual.advance(121.0)
         failed = await client.get("/items", extensions=ext())
 
     assert script.count == 2
@@ -164,11 +175,13 @@ async def test_cache_passes_a_failure_through_beyond_grace(
     assert STALE_AGE not in failed.extensions
 
 
-async def test_cache_raises_a_connect_error_beyond_grace(store: ResponseStore) -> None:
+async def test_cache_raises_a_connect_error_beyond_grace(
+    store: ResponseStore, manual: ManualClock
+) -> None:
     script = Script(200, httpx.ConnectError)
-    async with client_over(cached(script, store, product_ttl=0.03, stale_grace=0.03)) as client:
+    async with client_over(cached(script, store, product_ttl=60, stale_grace=60)) as client:
         await client.get("/items", extensions=ext())
-        await asyncio.sleep(0.1)
+        manual.advance(121.0)
         with pytest.raises(httpx.ConnectError):
             await client.get("/items", extensions=ext())
 

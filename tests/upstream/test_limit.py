@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from gateway.upstream.limit import ConcurrencyLimitTransport
-from tests.upstream.scripted import Script, client_over, ext, until
+from tests.upstream.scripted import Script, at_once, client_over, ext, settle, until
 
 
 async def test_limit_keeps_at_most_limit_calls_in_flight() -> None:
@@ -19,7 +19,7 @@ async def test_limit_keeps_at_most_limit_calls_in_flight() -> None:
         tasks = [asyncio.ensure_future(client.get(f"/items?n={n}", extensions=ext()))
                  for n in range(5)]
         await until(lambda: script.count == 2)
-        await asyncio.sleep(0.02)  # give a third call the chance to start, if it could
+        await settle()  # give a third call the chance to start, if it could
         assert (script.count, script.in_flight) == (2, 2)
         script.gate.set()
         responses = await asyncio.gather(*tasks)
@@ -36,6 +36,7 @@ async def test_limit_frees_the_slot_of_a_failed_call() -> None:
         for _ in range(2):
             with pytest.raises(httpx.ConnectError):
                 await client.get("/items", extensions=ext())
-        response = await asyncio.wait_for(client.get("/items", extensions=ext()), 1.0)
+        # At once: a slot still held by a failed call would keep this one waiting.
+        response = await at_once(client.get("/items", extensions=ext()))
 
     assert response.status_code == 200

@@ -1,9 +1,11 @@
-"""The whole upstream stack (build_transport) under an UpstreamClient, over a scripted upstream."""
+"""The whole upstream stack (build_transport) under an UpstreamClient, over a scripted upstream.
+
+Every layer reads the test's :class:`~tests.clock.ManualClock` (the store fixture's too).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -17,38 +19,45 @@ from gateway.upstream.breaker import BreakerState
 from gateway.upstream.client import UpstreamClient
 from gateway.upstream.stack import build_transport, health_for
 from gateway.upstream.store import ResponseStore
-from tests.upstream.scripted import BASE, SOURCE, Script, state
+from tests.clock import ManualClock
+from tests.upstream.scripted import BASE, SOURCE, Script, settle, state, until
 
 
 def source_config(**tuning: Any) -> SourceConfig:
     settings: dict[str, Any] = {
-        "max_retries": 1, "retry_backoff_seconds": 0.001, "retry_max_backoff_seconds": 0.002,
-        "breaker_threshold": 100, "breaker_reset_seconds": 30.0, "cache_ttl_seconds": 10.0,
-        "group_cache_ttl_seconds": 10.0, "stale_grace_seconds": 60.0, **tuning}
+        "max_retries": 1, "retry_backoff_seconds": 0.2, "retry_max_backoff_seconds": 5.0,
+        "breaker_threshold": 100, "breaker_reset_seconds": 30.0, "cache_ttl_seconds": 60.0,
+        "group_cache_ttl_seconds": 60.0, "stale_grace_seconds": 600.0, **tuning}
     return SourceConfig.model_validate({
         "name": SOURCE, "kind": "axim", "base_url": BASE, "token": "tok", **settings})
 
 
 class Stack:
-    def __init__(self, config: SourceConfig, store: ResponseStore, script: Script) -> None:
-        self.health = health_for(config)
+    def __init__(self, config: SourceConfig, store: ResponseStore, script: Script,
+                 manual: ManualClock) -> None:
+        self.manual = manual
+        self.health = health_for(config, clock=manual.clock)
         self.script = script
         self.client = UpstreamClient(
             config, auth_headers={"accessToken": "tok"},
             transport=build_transport(config, store=store, health=self.health,
-                                      network=httpx.MockTransport(script)))
+                                      network=httpx.MockTransport(script), clock=manual.clock))
+
+    def scope(self) -> RequestScope:
+        """A request's scope, its deadline a minute from now by the layers' clock."""
+        return RequestScope(deadline=self.manual.now + 60.0)
 
     async def get(self, scope: RequestScope | None = None, path: str = "/items") -> Any:
-        scope = scope or RequestScope(deadline=time.monotonic() + 5.0)
-        return await self.client.get_json(path, {"page": 1}, scope=scope)
+        return await self.client.get_json(path, {"page": 1}, scope=scope or self.scope())
 
 
 @pytest.fixture
-async def stacks(store: ResponseStore) -> AsyncIterator[Callable[..., Stack]]:
+async def stacks(store: ResponseStore, manual: ManualClock
+                 ) -> AsyncIterator[Callable[..., Stack]]:
     made: list[Stack] = []
 
     def make(script: Script, **tuning: Any) -> Stack:
-        made.append(Stack(source_config(**tuning), store, script))
+        made.append(Stack(source_config(**tuning), store, script, manual))
         return made[-1]
 
     yield make
@@ -61,7 +70,8 @@ async def test_stack_retries_then_caches(stacks: Callable[..., Stack]) -> None:
 
     assert await stack.get() == {"call": 2}
     assert stack.script.count == 2
-    scope = RequestScope(deadline=time.monotonic() + 5.0)
+    assert len(stack.manual.slept) == 1  # one backoff before the retry
+    scope = stack.scope()
     assert await stack.get(scope) == {"call": 2}
     assert stack.script.count == 2
     assert scope.stale == {}
@@ -70,32 +80,35 @@ async def test_stack_retries_then_caches(stacks: Callable[..., Stack]) -> None:
     assert request.url.params["page"] == "1"
 
 
-async def test_stack_answers_stale_and_marks_the_scope(stacks: Callable[..., Stack]) -> None:
+async def test_stack_answers_stale_and_marks_the_scope(
+    stacks: Callable[..., Stack], manual: ManualClock
+) -> None:
     script = Script(200)
-    stack = stacks(script, cache_ttl_seconds=0.05, stale_grace_seconds=60.0)
+    stack = stacks(script, cache_ttl_seconds=60.0, stale_grace_seconds=600.0)
     assert await stack.get() == {"call": 1}
     script.then(503)
-    await asyncio.sleep(0.08)
+    manual.advance(90.0)
 
-    scope = RequestScope(deadline=time.monotonic() + 5.0)
+    scope = stack.scope()
     assert await stack.get(scope) == {"call": 1}
     assert script.count == 3  # one refetch and its retry, both failing
-    assert SOURCE in scope.stale
-    assert isinstance(scope.stale[SOURCE], float)
-    assert scope.stale[SOURCE] <= 60.0  # seconds past freshness, within the 60 s grace
+    # Seconds past freshness: 90 s old with a 60 s TTL, plus the retry's backoff (< 0.2 s).
+    assert scope.stale == {SOURCE: pytest.approx(30.0, abs=0.25)}
 
 
-async def test_stack_open_breaker_still_answers_stale(stacks: Callable[..., Stack]) -> None:
+async def test_stack_open_breaker_still_answers_stale(
+    stacks: Callable[..., Stack], manual: ManualClock
+) -> None:
     script = Script(200)
-    stack = stacks(script, cache_ttl_seconds=0.05, breaker_threshold=1, max_retries=0)
+    stack = stacks(script, cache_ttl_seconds=60.0, breaker_threshold=1, max_retries=0)
     assert await stack.get() == {"call": 1}
     script.then(503)
-    await asyncio.sleep(0.08)
+    manual.advance(61.0)
     assert await stack.get() == {"call": 1}  # the failure opens the breaker
     assert state(stack.health) is BreakerState.OPEN
     calls = script.count
 
-    scope = RequestScope(deadline=time.monotonic() + 5.0)
+    scope = stack.scope()
     assert await stack.get(scope) == {"call": 1}
     assert script.count == calls
     assert SOURCE in scope.stale
@@ -117,9 +130,15 @@ async def test_stack_open_breaker_without_an_entry_fails_fast(
 
 
 async def test_stack_deduplicates_concurrent_misses(stacks: Callable[..., Stack]) -> None:
-    script = Script(200, delay=0.03)
+    script = Script(200)
+    script.gate = asyncio.Event()  # the upstream answers when the test releases it
     stack = stacks(script)
-    results = await asyncio.gather(*(stack.get() for _ in range(10)))
+    gets = [asyncio.ensure_future(stack.get()) for _ in range(10)]
+    await until(lambda: script.count == 1)
+    await settle()  # the other nine have joined the held call by now
+    assert script.count == 1
+    script.gate.set()
+    results = await asyncio.gather(*gets)
 
     assert script.count == 1
     assert all(r == {"call": 1} for r in results)
