@@ -128,7 +128,8 @@ class GraphQLEndpoint:
         scope = RequestScope(
             language=request.headers.get("accept-language"),
             request_id=request.headers.get("x-request-id") or uuid.uuid4().hex,
-            deadline=time.monotonic() + self.runtime.config.server.request_timeout_seconds,
+            deadline=(self.runtime.clock.monotonic()
+                      + self.runtime.config.server.request_timeout_seconds),
         )
         return GatewayContext(adapters=self.runtime.adapters, scope=scope)
 

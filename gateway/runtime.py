@@ -28,6 +28,7 @@ class Runtime:
     store: ResponseStore
     adapters: dict[str, SourceAdapter]
     health: dict[str, SourceHealth]
+    clock: Clock = SYSTEM_CLOCK
 
     @classmethod
     def build(cls, config: Config, *, clock: Clock = SYSTEM_CLOCK) -> Runtime:
@@ -39,7 +40,7 @@ class Runtime:
                                                                clock=clock), clock=clock)
             for s in config.sources
         }
-        return cls(config, store, adapters, health)
+        return cls(config, store, adapters, health, clock)
 
     def readiness(self) -> dict[str, object]:
         """Each source's breaker state, last error and last success (``/readyz``)."""

@@ -58,7 +58,7 @@ class RequestScope:
 
     language: str | None = None  # the client's Accept-Language
     request_id: str = ""
-    deadline: float | None = None  # time.monotonic() by which the whole request must answer
+    deadline: float | None = None  # clock.monotonic() by which the whole request must answer
     stale: dict[str, float] = field(default_factory=dict)  # source → seconds past fresh
     calls: TaskMemo[CallKey, Any] = field(default_factory=TaskMemo)
     group_tables: TaskMemo[str, list[GroupRecord]] = field(default_factory=TaskMemo)

@@ -28,5 +28,5 @@ def build_adapter(config: SourceConfig, *, transport: httpx.AsyncBaseTransport |
     """The adapter for one configured source, with its own upstream client."""
     adapter_class = ADAPTERS[config.kind]
     client = UpstreamClient(config, auth_headers=adapter_class.auth_headers(config.secret()),
-                            transport=transport)
+                            transport=transport, clock=clock)
     return adapter_class(config, client, clock=clock)

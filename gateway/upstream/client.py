@@ -14,7 +14,6 @@ Example::
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +22,7 @@ import httpx
 import orjson
 
 from gateway.bounded import BoundedDict
+from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.config import SourceConfig
 from gateway.errors import (
     UpstreamBadResponse,
@@ -61,8 +61,10 @@ class UpstreamClient:
         *,
         auth_headers: Mapping[str, str],
         transport: httpx.AsyncBaseTransport | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.source = source.name
+        self.clock = clock
         self.default_language = source.language
         self._decoded: BoundedDict[CacheEntry, Any] = BoundedDict(MAX_DECODED)
         self._parses: BoundedDict[tuple[CacheEntry, Parse], Any] = BoundedDict(MAX_DECODED)
@@ -138,7 +140,7 @@ class UpstreamClient:
         self, path: str, params: dict[str, str], headers: dict[str, str],
         extensions: dict[str, Any], allow_404: bool, scope: RequestScope,
     ) -> Any:
-        if scope.deadline is not None and time.monotonic() >= scope.deadline:
+        if scope.deadline is not None and self.clock.monotonic() >= scope.deadline:
             raise UpstreamTimeout(f"source '{self.source}' was not asked: the request's "
                                   "deadline has passed", source=self.source)
         try:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 __all__ = ["CACHE_ENTRY", "CACHE_KEY", "DEADLINE", "FRESHNESS", "LANGUAGE", "STALE_AGE"]
 
-DEADLINE = "gateway.deadline"  # time.monotonic() by which the GraphQL request must answer
+DEADLINE = "gateway.deadline"  # clock.monotonic() by which the GraphQL request must answer
 LANGUAGE = "gateway.language"  # the request's language: part of the call's identity
 FRESHNESS = "gateway.freshness"  # "groups" or "products": which TTL applies
 STALE_AGE = "gateway.stale_age"  # on a response: served stale, this many seconds past fresh
