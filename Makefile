@@ -13,7 +13,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml playground/package.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	@# GraphiQL's files, served by the gateway itself (npm registry; never committed).
 	if command -v npm >/dev/null; then \
 	  mkdir -p build/playground && cp playground/package.json build/playground/ && \
@@ -30,16 +30,17 @@ test: $(STAMP)
 	if [ $$rc -eq 5 ]; then echo "error: no tests were collected" >&2; exit 1; fi; exit $$rc
 
 lint: $(STAMP)
-	$(BIN)/ruff check gateway tests
+	$(BIN)/ruff check gateway tests bench
 	$(BIN)/mypy
 
 schema: $(STAMP)
 	$(BIN)/python -m gateway schema > schema/schema.graphql
 	$(BIN)/python -m gateway schema --federation > schema/schema.federation.graphql
 
-# Upstream calls, CPU ms per query, latency and requests/s, warm and uncached (bench/run.py).
+# The gateway against its references under wrk, written to bench/README.md (~7 minutes).
 bench: $(STAMP)
-	$(BIN)/python bench/run.py
+	@command -v wrk >/dev/null || { echo "error: make bench needs wrk (apt-get install wrk)" >&2; exit 2; }
+	$(BIN)/python -m bench.run
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
