@@ -91,12 +91,14 @@ class Row:
     distinct: bool = False
     upstream: bool = True
     calls: str = "cold"
+    lean: bool = False  # wrk without per-request Lua (see bench/wrk.lua): only for the ceiling
 
 
 CEILING = Server("ceiling", "ceiling")
 STOCK = Server("stock", "stock")
 ROWS: tuple[Row, ...] = (
-    Row("ceiling", "bare Starlette, same bytes (ceiling)", CEILING, upstream=False, calls="none"),
+    Row("ceiling", "bare Starlette, same bytes (ceiling)", CEILING, upstream=False, calls="none",
+        lean=True),
     Row("stock", "stock Strawberry, data in memory", STOCK, upstream=False, calls="none"),
     Row("uncached", "gateway, upstream caches off", Server("gw-uncached", "gateway"),
         distinct=True),
@@ -352,12 +354,14 @@ def count_calls(bench: Bench, row: Row, scenario: Scenario, tag: str) -> float:
 # -- one measurement ----------------------------------------------------------------------------
 
 
-def wrk(bench: Bench, url: str, body: Path, distinct: bool, tag: str, seconds: float
+def wrk(bench: Bench, url: str, body: Path, row: Row, tag: str, seconds: float
         ) -> dict[str, Any]:
+    mode = "distinct" if row.distinct else "lean" if row.lean else "same"
     command = pinned(bench.load_cpu, [
         "wrk", "-t1", f"-c{bench.args.connections}", f"-d{seconds:g}s", "--timeout", "30s",
-        "-s", str(WRK_SCRIPT), url, "--", str(body), "distinct" if distinct else "same", tag])
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+        "-s", str(WRK_SCRIPT), url, "--", str(body), mode, tag])
+    done = subprocess.run(command, capture_output=True, text=True, check=False,
+                          env={**os.environ, "BENCH_WRK_MODE": mode})
     lines = [line for line in done.stdout.splitlines() if line.startswith("BENCH ")]
     if done.returncode != 0 or not lines:
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stdout}\n{done.stderr}")
@@ -371,11 +375,11 @@ def measure(bench: Bench, row: Row, scenario: Scenario, body: Path, tag: str, wa
     url = running.url + row.server.path(scenario)
     pid = running.process.pid
     if warm_up:
-        wrk(bench, url, body, row.distinct, f"{tag}w", bench.args.warmup)
+        wrk(bench, url, body, row, f"{tag}w", bench.args.warmup)
     wait_idle(pid)
     clear_logs(bench)
     before = cpu_ticks(pid)
-    result = wrk(bench, url, body, row.distinct, tag, bench.args.duration)
+    result = wrk(bench, url, body, row, tag, bench.args.duration)
     wait_idle(pid)
     cpu = (cpu_ticks(pid) - before) / TICKS
     calls = upstream_calls(bench)
@@ -408,8 +412,8 @@ def profile_paths(bench: Bench, scenario: Scenario, body: Path) -> str:
         if isinstance(sampler, str):
             return f"not recorded: {sampler}"
         time.sleep(0.5)
-        result = wrk(bench, running.url + row.server.path(scenario), body, row.distinct,
-                     f"p{key}", seconds + 1)
+        result = wrk(bench, running.url + row.server.path(scenario), body, row, f"p{key}",
+                     seconds + 1)
         _, error = sampler.communicate(timeout=seconds + 30)
         if sampler.returncode != 0 or not out.exists():
             return f"not recorded: py-spy failed ({error.decode(errors='replace')[-500:]})"
@@ -461,7 +465,7 @@ def table(bench: Bench, scenarios: list[Scenario],
                                             f"expected {expected} (or a little under)")
                 for s in runs:
                     if s.wrk_cpu >= WRK_CPU_LIMIT:
-                        problems.append(f"{scenario.name} {latency} {row.key}: wrk used "
+                        problems.append(f"{scenario.name} {latency} ms {row.key}: wrk used "
                                         f"{s.wrk_cpu:.0%} of a core (limit {WRK_CPU_LIMIT:.0%})")
                 lines.append(
                     f"| {scenario.name} | {'-' if latency is None else f'{latency} ms'} | "

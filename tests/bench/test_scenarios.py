@@ -10,6 +10,7 @@ runs (when wrk is installed).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
@@ -109,7 +110,7 @@ def test_the_wrk_script_sends_distinct_requests_and_reports(
     done = subprocess.run(
         ["wrk", "-t1", "-c2", "-d1s", "-s", str(WRK_SCRIPT), f"{gateway_server.url}/graphql",
          "--", str(body), "distinct", "t"], capture_output=True, text=True, timeout=60,
-        check=True)
+        check=True, env={**os.environ, "BENCH_WRK_MODE": "distinct"})
     line = next(x for x in done.stdout.splitlines() if x.startswith("BENCH "))
     result = json.loads(line[len("BENCH "):])
     assert result["requests"] > 0
