@@ -5,6 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
+BENCH_STAMP := $(VENV)/.installed-bench
 PORT   ?= 8000
 HOST   ?= 127.0.0.1
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
@@ -34,6 +35,11 @@ $(DEV_STAMP): $(RUN_STAMP)
 	$(PIP) install -e '.[dev]'
 	@touch $@
 
+$(BENCH_STAMP): $(RUN_STAMP)
+	@echo "==> the benchmark's profiler (pip)"
+	$(PIP) install -e '.[bench]'
+	@touch $@
+
 run: $(RUN_STAMP)
 	$(BIN)/python -m gateway demo --host $(HOST) --port $(PORT)
 
@@ -51,16 +57,17 @@ test-fast: $(DEV_STAMP)
 	$(call PYTEST,-m "not slow")
 
 lint: $(DEV_STAMP)
-	$(BIN)/ruff check gateway tests
+	$(BIN)/ruff check gateway tests bench
 	$(BIN)/mypy
 
 schema: $(RUN_STAMP)
 	$(BIN)/python -m gateway schema > schema/schema.graphql
 	$(BIN)/python -m gateway schema --federation > schema/schema.federation.graphql
 
-# Upstream calls, CPU ms per query, latency and requests/s, warm and uncached (bench/run.py).
-bench: $(RUN_STAMP)
-	$(BIN)/python bench/run.py
+# The gateway against its references under wrk, written to bench/README.md (~7 minutes).
+bench: $(BENCH_STAMP)
+	@command -v wrk >/dev/null || { echo "error: make bench needs wrk (apt-get install wrk)" >&2; exit 2; }
+	$(BIN)/python -m bench.run
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""``make bench``: the gateway against its references under wrk (see bench/README.md)."""

@@ -1,0 +1,143 @@
+"""Where a gateway process's CPU goes, by layer: py-spy samples summarised.
+
+:func:`record` samples a running process with ``py-spy record --format raw`` (collapsed stacks,
+idle excluded); :func:`by_layer` charges each sample to one layer: the layer of the innermost
+frame that belongs to one, skipping generic frames (asyncio, functools, typing…) so that, say,
+task creation in the de-duplication layer counts as that layer. Work done in C (orjson, hashlib,
+httptools) is charged to the Python frame that called it, and a few known callers are named
+explicitly (decoding upstream JSON, encoding the answer).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["LAYERS", "by_layer", "layer_of", "markdown", "record"]
+
+HTTP = "HTTP server (uvicorn, Starlette)"
+ENDPOINT = "endpoint (gateway/endpoint.py, app)"
+PARSE = "parse/validate (graphql-core)"
+EXECUTION = "execution (graphql-core, Strawberry)"
+RESOLVERS = "resolvers (gateway/graph)"
+CLIENT = "upstream client (httpx, httpcore)"
+POLICY = "policy layers (dedup, cache, retry, breaker, limit)"
+DECODE = "JSON decode (upstream answers)"
+RECORDS = "record building (gateway/sources)"
+ENCODING = "encoding (the answer's JSON)"
+OTHER = "event loop and other"
+LAYERS = (HTTP, ENDPOINT, PARSE, EXECUTION, RESOLVERS, CLIENT, POLICY, DECODE, RECORDS, ENCODING,
+          OTHER)
+
+# (path prefix, function or None for any, layer): the first match wins.
+RULES: tuple[tuple[str, str | None, str], ...] = (
+    ("gateway/endpoint.py", "_result_response", ENCODING),
+    ("gateway/upstream/client.py", "_decode", DECODE),
+    ("json/encoder.py", None, ENCODING),
+    ("json/decoder.py", None, DECODE),
+    ("gateway/upstream/client.py", None, CLIENT),
+    ("gateway/upstream/paging.py", None, CLIENT),
+    ("gateway/upstream/", None, POLICY),
+    ("aiocache/", None, POLICY),
+    ("gateway/sources/", None, RECORDS),
+    ("gateway/graph/", None, RESOLVERS),
+    ("gateway/ids.py", None, RESOLVERS),
+    ("gateway/errors.py", None, RESOLVERS),
+    ("gateway/endpoint.py", None, ENDPOINT),
+    ("gateway/app.py", None, ENDPOINT),
+    ("gateway/runtime.py", None, ENDPOINT),
+    ("graphql/language/", None, PARSE),
+    ("graphql/validation/", None, PARSE),
+    ("graphql/utilities/", None, PARSE),
+    ("graphql/", None, EXECUTION),
+    ("strawberry/", None, EXECUTION),
+    ("httpx/", None, CLIENT),
+    ("httpcore/", None, CLIENT),
+    ("h11/", None, CLIENT),
+    ("anyio/", None, CLIENT),
+    ("sniffio/", None, CLIENT),
+    ("uvicorn/", None, HTTP),
+    ("starlette/", None, HTTP),
+    ("uvloop/", None, OTHER),
+)
+# Generic frames: charged to their caller.
+NEUTRAL = ("asyncio/", "<frozen", "typing.py", "enum.py", "functools.py", "contextlib.py",
+           "abc.py", "dataclasses.py", "re/", "inspect.py", "copy.py", "collections/",
+           "threading.py", "weakref.py", "_weakrefset.py", "contextvars", "urllib/", "email/",
+           "http/", "ssl.py", "socket.py", "selectors.py", "logging/", "warnings.py",
+           "datetime.py", "uuid.py", "random.py", "hashlib.py", "base64.py", "json/__init__.py")
+
+
+def _split(frame: str) -> tuple[str, str]:
+    """``"function (path:line)"`` → (function, path)."""
+    function, _, rest = frame.rpartition(" (")
+    return function, rest.rsplit(":", 1)[0]
+
+
+def layer_of(stack: Sequence[str]) -> tuple[str, str]:
+    """The layer of a sample (frames root first) and the frame it was charged to."""
+    for frame in reversed(stack):
+        function, path = _split(frame)
+        for prefix, name, layer in RULES:
+            if path.startswith(prefix) and (name is None or function.split(".")[-1] == name):
+                return layer, f"{function} ({path})"
+        if not path.startswith(NEUTRAL):
+            return OTHER, f"{function} ({path})"
+    return OTHER, stack[-1] if stack else "?"
+
+
+def by_layer(raw: str) -> tuple[Counter[str], Counter[str], int]:
+    """Samples per layer and per charged frame, and the total, of py-spy's raw output."""
+    layers: Counter[str] = Counter()
+    frames: Counter[str] = Counter()
+    total = 0
+    for line in raw.splitlines():
+        stack_text, _, count_text = line.rpartition(" ")
+        if not stack_text or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        layer, frame = layer_of(stack_text.split(";"))
+        layers[layer] += count
+        frames[frame] += count
+        total += count
+    return layers, frames, total
+
+
+def record(pid: int, seconds: float, out: Path, pin: Sequence[str] = ()
+           ) -> subprocess.Popen[bytes] | str:
+    """Start sampling ``pid`` for ``seconds`` (wait on the process), or say why it cannot."""
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(py_spy).exists():
+        return "py-spy is not installed (pip install -e '.[bench]')"
+    return subprocess.Popen([*pin, py_spy, "record", "--pid", str(pid), "--duration",
+                             f"{max(1, round(seconds))}", "--rate", "200", "--format", "raw",
+                             "--output", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def markdown(title: str, raw: str, queries: int) -> str:
+    """One path's summary: the three largest layers, then every layer and the top frames."""
+    layers, frames, total = by_layer(raw)
+    if not total:
+        return f"### {title}\n\nno samples\n"
+    top = layers.most_common()
+    largest = "; ".join(f"**{name}** {count / total:.0%}" for name, count in top[:3])
+    rows = "\n".join(f"| {name} | {count / total:.0%} |" for name, count in top)
+    hot = "\n".join(f"| `{frame}` | {count / total:.1%} |"
+                    for frame, count in frames.most_common(8))
+    return f"""### {title}
+
+{total} samples at 200 Hz over {queries} queries. Three largest costs: {largest}.
+
+| layer | share of CPU samples |
+|---|---:|
+{rows}
+
+| innermost charged frame (self time and the C code it calls) | share |
+|---|---:|
+{hot}
+"""
