@@ -24,10 +24,14 @@ from __future__ import annotations
 import asyncio
 import re
 from collections import defaultdict
-from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, Concatenate, ParamSpec, TypeVar
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, ClassVar, TypeVar
+
+import msgspec
 
 from gateway.config import SourceKind
+from gateway.errors import UpstreamBadResponse
 from gateway.scope import RequestScope
 from gateway.sources.base import GroupsWithProducts, ProductKey, SourceAdapter
 from gateway.sources.query import GroupFilter, ProductFields
@@ -40,14 +44,13 @@ from gateway.sources.records import (
     Variant,
     VariantOption,
 )
-from gateway.sources.shape import ShapeError, iso_time, number, optional, required, strings
+from gateway.sources.shape import ShapeError
 from gateway.upstream.client import Params, Parse
 from gateway.upstream.paging import Slice, fetch_window, plan_pages, read_all
 from gateway.window import Page, Window
 
 __all__ = ["AximAdapter"]
 
-P = ParamSpec("P")
 T = TypeVar("T")
 
 ALL_PATH = "/productGroup/all"
@@ -79,7 +82,7 @@ class AximAdapter(SourceAdapter):
                           scope: RequestScope) -> Page[GroupRecord]:
         async def fetch(piece: Slice) -> Page[GroupRecord]:
             chunk: Page[GroupRecord] = await self._all_page(
-                group_filter, piece, NO_PRODUCTS, scope, Parse(self._groups_page))
+                group_filter, piece, NO_PRODUCTS, scope, Parse(self._groups_page, raw=True))
             return chunk
 
         chunk = await fetch_window(window, fetch, max_size=MAX_LIMIT, page_aligned=True)
@@ -102,7 +105,7 @@ class AximAdapter(SourceAdapter):
         async def fetch(group_piece: Slice) -> Page[tuple[GroupRecord, Page[ProductRecord]]]:
             chunk: Page[tuple[GroupRecord, Page[ProductRecord]]] = await self._all_page(
                 group_filter, group_piece, product_params, scope,
-                Parse(self._groups_with_products_page, (keep.start, keep.stop)))
+                Parse(self._groups_with_products_page, (keep.start, keep.stop), raw=True))
             return chunk
 
         chunk = await fetch_window(window, fetch, max_size=MAX_LIMIT, page_aligned=True)
@@ -120,21 +123,39 @@ class AximAdapter(SourceAdapter):
         return await self.client.get_json(ALL_PATH, params, scope=scope, freshness=freshness,
                                           parse=parse)
 
-    def _one_group(self, body: Any) -> GroupRecord:
-        return self._parse(_group_of_one, body)
+    def _one_group(self, body: bytes) -> GroupRecord:
+        data = self._read(ONE_GROUP, body).data
+        with self.reading("product group"):
+            group = _group(self, data.productGroup)
+        group.product_count = data.pagination.total
+        return group
 
-    def _products_page(self, body: Any, group_id: str) -> Page[ProductRecord]:
-        return self._parse(_products_of_one, body, group_id)
+    def _products_page(self, body: bytes, group_id: str) -> Page[ProductRecord]:
+        data = self._read(ONE_GROUP, body).data
+        with self.reading("product"):
+            products = [_product(self, row, group_id) for row in data.products]
+        return Page(products, data.pagination.total)
 
-    def _groups_page(self, body: Any) -> Page[GroupRecord]:
-        rows, total = self._parse(_list_body, body)
-        return Page([self._parse(_group, row) for row in rows], total)
+    def _groups_page(self, body: bytes) -> Page[GroupRecord]:
+        answer = self._read(GROUP_LIST, body)
+        with self.reading("product group"):
+            return Page([_group(self, row) for row in answer.data], answer.pagination.total)
 
-    def _groups_with_products_page(self, body: Any, start: int, stop: int
+    def _groups_with_products_page(self, body: bytes, start: int, stop: int
                                    ) -> Page[tuple[GroupRecord, Page[ProductRecord]]]:
-        rows, total = self._parse(_list_body, body)
+        answer = self._read(GROUPS_WITH_PRODUCTS, body)
         keep = slice(start, stop)
-        return Page([self._parse(_group_with_products, row, keep) for row in rows], total)
+        with self.reading("product group"):
+            return Page([self._with_products(row, keep) for row in answer.data],
+                        answer.pagination.total)
+
+    def _with_products(self, row: _GroupWithProducts, keep: slice
+                       ) -> tuple[GroupRecord, Page[ProductRecord]]:
+        if row.productPagination is None:
+            raise ShapeError("'productPagination' is missing")
+        group = _group(self, row)
+        products = [_product(self, p, group.upstream_id) for p in row.products[keep]]
+        return group, Page(products, row.productPagination.total)
 
     async def groups_by_ids(self, ids: Sequence[str], scope: RequestScope
                             ) -> dict[str, GroupRecord]:
@@ -148,7 +169,7 @@ class AximAdapter(SourceAdapter):
     async def _group_by_id(self, group_id: str, scope: RequestScope) -> GroupRecord | None:
         group: GroupRecord | None = await self.client.get_json(
             f"/productGroup/{group_id}", {"page": 1, "limit": 1}, scope=scope, allow_404=True,
-            parse=Parse(self._one_group))
+            parse=Parse(self._one_group, raw=True))
         return group
 
     # -- products -------------------------------------------------------------------------------
@@ -162,7 +183,8 @@ class AximAdapter(SourceAdapter):
         async def fetch(piece: Slice) -> Page[ProductRecord]:
             chunk: Page[ProductRecord] | None = await self.client.get_json(
                 f"/productGroup/{group_id}", {**params, "page": piece.page, "limit": piece.size},
-                scope=scope, allow_404=True, parse=Parse(self._products_page, (group_id,)))
+                scope=scope, allow_404=True,
+                parse=Parse(self._products_page, (group_id,), raw=True))
             return Page([], 0) if chunk is None else chunk
 
         chunk = await fetch_window(window, fetch, max_size=MAX_LIMIT, page_aligned=True)
@@ -189,98 +211,136 @@ class AximAdapter(SourceAdapter):
 
     # -- parsing --------------------------------------------------------------------------------
 
-    def _parse(self, parser: Callable[Concatenate[AximAdapter, P], T], *args: P.args,
-               **kwargs: P.kwargs) -> T:
-        """Run a parser; a shape it does not expect becomes UpstreamBadResponse."""
-        with self.reading("response"):
-            return parser(self, *args, **kwargs)
+    def _read(self, decoder: msgspec.json.Decoder[T], body: bytes) -> T:
+        """Decode an answer into its typed shape; a shape not expected is UPSTREAM_BAD_RESPONSE."""
+        try:
+            return decoder.decode(body)
+        except msgspec.DecodeError as exc:
+            if isinstance(exc, msgspec.ValidationError):
+                with self.reading("response"):
+                    raise ShapeError(str(exc)) from None
+            raise UpstreamBadResponse(f"source '{self.name}' answered malformed JSON",
+                                      source=self.name) from None
 
 
-def _list_body(adapter: AximAdapter, body: Any) -> tuple[list[Any], int | None]:
-    rows = required(body, "data", list)
-    return rows, required(required(body, "pagination", dict), "total", int)
+# Axim's JSON (seed docs 002 and 003), decoded by msgspec: types are checked in C, unknown
+# fields are skipped, variants decode straight into the shared records.
 
 
-def _group(adapter: AximAdapter, row: Any) -> GroupRecord:
-    if not isinstance(row, dict):
-        raise ShapeError("a product group is not an object")
+class _Option(VariantOption, kw_only=True, rename={
+        "name": "optionName", "label": "optionValueLabel", "value": "optionValue"}):
+    name: str | None = None
+    label: str | None = None
+    value: str | None = None
+
+
+class _Inventory(Inventory, kw_only=True, rename={"min_stock": "minStock"}):
+    min_stock: int | None = None
+
+
+class _Variant(Variant, kw_only=True, rename={
+        "upstream_id": "id", "sale_price": "sale", "is_active": "isActive"}):
+    upstream_id: str
+    sale_price: float | None = None
+    is_active: bool | None = None
+    # Axim's names for the same records.
+    options: list[_Option] = msgspec.field(default_factory=list)  # type: ignore[assignment]
+    inventory: _Inventory | None = None
+
+
+class _Product(msgspec.Struct):
+    id: str
+    name: str | None = None
+    sku: str | None = None
+    price: float | None = None
+    status: str | None = None
+    description: str | None = None
+    categories: list[str] | None = None
+    variants: list[_Variant] | None = None
+    createdAt: str | None = None
+    updatedAt: str | None = None
+
+
+class _Pagination(msgspec.Struct):
+    total: int
+
+
+class _Group(msgspec.Struct):
+    id: str
+    name: str | None = None
+    status: bool | None = None
+    restrictAccess: bool | None = None
+    createdAt: str | None = None
+    updatedAt: str | None = None
+    productCount: int | None = None
+
+
+class _GroupWithProducts(_Group):
+    products: list[_Product] = []
+    productPagination: _Pagination | None = None
+
+
+class _GroupList(msgspec.Struct):
+    data: list[_Group]
+    pagination: _Pagination
+
+
+class _GroupsWithProductsList(msgspec.Struct):
+    data: list[_GroupWithProducts]
+    pagination: _Pagination
+
+
+class _OneGroupData(msgspec.Struct):
+    productGroup: _Group
+    pagination: _Pagination
+    products: list[_Product] = []
+
+
+class _OneGroup(msgspec.Struct):
+    data: _OneGroupData
+
+
+GROUP_LIST = msgspec.json.Decoder(_GroupList)
+GROUPS_WITH_PRODUCTS = msgspec.json.Decoder(_GroupsWithProductsList)
+ONE_GROUP = msgspec.json.Decoder(_OneGroup)
+
+
+def _time(value: str | None, field: str) -> datetime | None:
+    """An ISO 8601 time with ``Z`` or an offset, timezone-aware; one without a zone is UTC."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ShapeError(f"'{field}' is not an ISO 8601 time") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _group(adapter: AximAdapter, row: _Group) -> GroupRecord:
     return GroupRecord(
         source=adapter.info,
-        upstream_id=required(row, "id", str),
-        name=optional(row, "name", str),
-        status=(GroupStatus.INACTIVE if optional(row, "status", bool) is False
-                else GroupStatus.ACTIVE),
-        restrict_access=optional(row, "restrictAccess", bool),
-        created_at=iso_time(row, "createdAt"),
-        updated_at=iso_time(row, "updatedAt"),
-        product_count=optional(row, "productCount", int),
+        upstream_id=row.id,
+        name=row.name,
+        status=GroupStatus.INACTIVE if row.status is False else GroupStatus.ACTIVE,
+        restrict_access=row.restrictAccess,
+        created_at=_time(row.createdAt, "createdAt"),
+        updated_at=_time(row.updatedAt, "updatedAt"),
+        product_count=row.productCount,
     )
 
 
-def _group_with_products(adapter: AximAdapter, row: Any, keep: slice
-                         ) -> tuple[GroupRecord, Page[ProductRecord]]:
-    group = _group(adapter, row)
-    rows = required(row, "products", list)
-    total = required(required(row, "productPagination", dict), "total", int)
-    products = [_product(adapter, p, group.upstream_id) for p in rows[keep]]
-    return group, Page(products, total)
-
-
-def _group_of_one(adapter: AximAdapter, body: Any) -> GroupRecord:
-    data = required(body, "data", dict)
-    group = _group(adapter, required(data, "productGroup", dict))
-    group.product_count = required(required(data, "pagination", dict), "total", int)
-    return group
-
-
-def _products_of_one(adapter: AximAdapter, body: Any, group_id: str) -> Page[ProductRecord]:
-    data = required(body, "data", dict)
-    rows = required(data, "products", list)
-    total = required(required(data, "pagination", dict), "total", int)
-    return Page([_product(adapter, row, group_id) for row in rows], total)
-
-
-def _product(adapter: AximAdapter, row: Any, group_id: str) -> ProductRecord:
-    if not isinstance(row, dict):
-        raise ShapeError("a product is not an object")
+def _product(adapter: AximAdapter, row: _Product, group_id: str) -> ProductRecord:
     return ProductRecord(
         source=adapter.info,
-        upstream_id=required(row, "id", str),
+        upstream_id=row.id,
         group_id=group_id,
-        name=optional(row, "name", str),
-        sku=optional(row, "sku", str),
-        price=number(row, "price"),
-        status=optional(row, "status", str),
-        description=optional(row, "description", str),
-        categories=strings(row, "categories"),
-        variants=[_variant(v) for v in optional(row, "variants", list) or []],
-        created_at=iso_time(row, "createdAt"),
-        updated_at=iso_time(row, "updatedAt"),
+        name=row.name,
+        sku=row.sku,
+        price=row.price,
+        status=row.status,
+        description=row.description,
+        categories=row.categories or [],
+        variants=list(row.variants or ()),
+        created_at=_time(row.createdAt, "createdAt"),
+        updated_at=_time(row.updatedAt, "updatedAt"),
     )
-
-
-def _variant(row: Any) -> Variant:
-    if not isinstance(row, dict):
-        raise ShapeError("a variant is not an object")
-    inventory = optional(row, "inventory", dict)
-    return Variant(
-        upstream_id=required(row, "id", str),
-        sku=optional(row, "sku", str),
-        name=optional(row, "name", str),
-        price=number(row, "price"),
-        cost=number(row, "cost"),
-        sale_price=number(row, "sale"),
-        is_active=optional(row, "isActive", bool),
-        options=[_option(o) for o in optional(row, "options", list) or []],
-        inventory=None if inventory is None else Inventory(
-            stock=optional(inventory, "stock", int),
-            min_stock=optional(inventory, "minStock", int)),
-    )
-
-
-def _option(row: Any) -> VariantOption:
-    if not isinstance(row, dict):
-        raise ShapeError("a variant option is not an object")
-    return VariantOption(name=optional(row, "optionName", str),
-                         label=optional(row, "optionValueLabel", str),
-                         value=optional(row, "optionValue", str))

@@ -1,7 +1,9 @@
 """Plain records the adapters produce and the GraphQL layer serves as they are.
 
 Records are built once per upstream item and never copied: GraphQL fields read their attributes
-directly (no per-field resolvers on scalars), and ``id`` is the versioned global id.
+directly (no per-field resolvers on scalars), and ``id`` is the versioned global id. The variant
+records are msgspec Structs, so an adapter can decode an upstream's JSON straight into them (a
+subclass naming the upstream's fields, as :mod:`gateway.sources.axim` does).
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
+
+import msgspec
 
 from gateway.config import SourceKind
 from gateway.ids import NodeKey, NodeType, encode_id
@@ -68,21 +72,18 @@ class GroupRecord:
         return encode_id(NodeKey(NodeType.PRODUCT_GROUP, self.source.id, self.upstream_id))
 
 
-@dataclass(frozen=True, slots=True)
-class VariantOption:
-    name: str | None
-    label: str | None
-    value: str | None
+class VariantOption(msgspec.Struct, kw_only=True):
+    name: str | None = None
+    label: str | None = None
+    value: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Inventory:
-    stock: int | None
-    min_stock: int | None
+class Inventory(msgspec.Struct, kw_only=True):
+    stock: int | None = None
+    min_stock: int | None = None
 
 
-@dataclass(slots=True, kw_only=True)
-class Variant:
+class Variant(msgspec.Struct, kw_only=True):
     upstream_id: str
     sku: str | None = None
     name: str | None = None
@@ -90,7 +91,7 @@ class Variant:
     cost: float | None = None
     sale_price: float | None = None
     is_active: bool | None = None
-    options: list[VariantOption] = field(default_factory=list)
+    options: list[VariantOption] = msgspec.field(default_factory=list)
     inventory: Inventory | None = None
 
 

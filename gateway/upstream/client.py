@@ -45,11 +45,14 @@ MAX_DECODED = 64  # decoded cache entries kept per source (pages of a few hundre
 
 @dataclass(frozen=True, slots=True)
 class Parse:
-    """How an adapter reads an answer: ``fn(json, *args)``. Equal by value, so the same reading
-    of one cached answer is made once per process (``fn`` a function or bound method)."""
+    """How an adapter reads an answer: ``fn(json, *args)``, or with ``raw`` ``fn(body, *args)``
+    on the answer's bytes (an adapter that decodes typed records itself, in one pass). Equal by
+    value, so the same reading of one cached answer is made once per process (``fn`` a function
+    or bound method)."""
 
     fn: Callable[..., Any]
     args: tuple[Any, ...] = ()
+    raw: bool = False
 
 
 class UpstreamClient:
@@ -84,12 +87,16 @@ class UpstreamClient:
         Decoded values and parsed records are shared by every request that reads the entry:
         adapters and resolvers only read them.
         """
-        if entry is None:
-            return orjson.loads(content)
-        decoded = self._decoded.get(entry)
+        decoded = None if entry is None else self._decoded.get(entry)
         if decoded is None:
-            decoded = orjson.loads(content)
-            self._decoded.put(entry, decoded)
+            try:
+                decoded = orjson.loads(content)
+            except orjson.JSONDecodeError:
+                raise UpstreamBadResponse(
+                    f"source '{self.source}' answered malformed JSON", source=self.source
+                ) from None
+            if entry is not None:
+                self._decoded.put(entry, decoded)
         return decoded
 
     async def get_json(
@@ -120,11 +127,14 @@ class UpstreamClient:
         )
         headers = {language_header: language} if language_header and language else {}
         extensions = {LANGUAGE: language, FRESHNESS: freshness, DEADLINE: scope.deadline}
-        decoded, entry = await scope.calls.once(
+        content, entry = await scope.calls.once(
             key, lambda: self._get(path, dict(key[2]), headers, extensions, allow_404, scope))
-        if parse is None or decoded is None:
-            return decoded
-        return self._parsed(decoded, entry, parse)
+        if content is None:
+            return None  # a 404 the caller allowed
+        if parse is not None and parse.raw:
+            return self._parsed(content, entry, parse)
+        decoded = self._decode(content, entry)
+        return decoded if parse is None else self._parsed(decoded, entry, parse)
 
     def _parsed(self, decoded: Any, entry: CacheEntry | None, parse: Parse) -> Any:
         if entry is None:
@@ -160,13 +170,7 @@ class UpstreamClient:
         if allow_404 and response.status_code == 404:
             return None, None
         _raise_for_status(self.source, response)
-        entry = response.extensions.get(CACHE_ENTRY)
-        try:
-            return self._decode(response.content, entry), entry
-        except orjson.JSONDecodeError:
-            raise UpstreamBadResponse(
-                f"source '{self.source}' answered malformed JSON", source=self.source
-            ) from None
+        return response.content, response.extensions.get(CACHE_ENTRY)
 
 
 def _raise_for_status(source: str, response: httpx.Response) -> None:

@@ -238,10 +238,12 @@ async def test_group_products_params_and_parse(adapter: AximAdapter, ax: Running
             assert (variant.price, variant.cost, variant.sale_price, variant.is_active) == (
                 raw_variant["price"], raw_variant["cost"], raw_variant.get("sale"),
                 raw_variant["isActive"])
-            assert variant.inventory == Inventory(raw_variant["inventory"]["stock"],
-                                                  raw_variant["inventory"]["minStock"])
-            assert variant.options == [
-                VariantOption(o["optionName"], o["optionValueLabel"], o["optionValue"])
+            assert isinstance(variant.inventory, Inventory)
+            assert (variant.inventory.stock, variant.inventory.min_stock) == (
+                raw_variant["inventory"]["stock"], raw_variant["inventory"]["minStock"])
+            assert all(isinstance(o, VariantOption) for o in variant.options)
+            assert [(o.name, o.label, o.value) for o in variant.options] == [
+                (o["optionName"], o["optionValueLabel"], o["optionValue"])
                 for o in raw_variant["options"]]
     variants = [v for p in page.items for v in p.variants]
     assert any(v.sale_price is not None for v in variants)
