@@ -20,6 +20,7 @@ from graphql import (
     SelectionSetNode,
     value_from_ast_untyped,
 )
+from graphql.pyutils import Undefined
 from strawberry.types import Info
 
 __all__ = ["arguments", "item_fields", "wants"]
@@ -80,5 +81,7 @@ def arguments(info: Info[Any, Any], field: FieldNode) -> dict[str, Any]:
     """A field's arguments as written, with variables replaced by their (coerced) values."""
     # The coerced values by name (a dict at run time, whatever graphql-core's stubs say).
     variables = cast("dict[str, Any]", _raw(info).variable_values)
-    return {arg.name.value: value_from_ast_untyped(arg.value, variables)
-            for arg in field.arguments or ()}
+    values = {arg.name.value: value_from_ast_untyped(arg.value, variables)
+              for arg in field.arguments or ()}
+    # A variable the request did not send leaves its argument unset, as if it were not written.
+    return {name: value for name, value in values.items() if value is not Undefined}

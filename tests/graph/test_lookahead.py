@@ -96,6 +96,13 @@ def test_arguments_literal_and_from_variables() -> None:
                                         {"first": 2, "search": "x"}]]
 
 
+def test_a_variable_not_sent_leaves_its_argument_unset() -> None:
+    seen = look("""query ($n: Int, $s: String) {
+        things { nodes { products(first: $n, search: $s) } }
+    }""", {"n": 5}).seen
+    assert seen.products_arguments == [[{"first": 5}]]
+
+
 def test_aliases_are_looked_through_by_field_name() -> None:
     seen = look("{ things { count: totalCount list: nodes { label: name } } }").seen
     assert seen.wants_total == [True]

@@ -55,6 +55,23 @@ def test_axim_groups_with_products_are_one_request_and_match_upstream(
     assert any(g["products"]["totalCount"] > 5 for g in groups)  # and one cut to five
 
 
+AXIM_NESTED_VARIABLES = """query ($n: Int, $s: String) {
+  productGroups(first: 20, filter: {sources: ["axim"]}) { nodes { name
+    products(first: $n, search: $s) { nodes { sku } } } } }"""
+
+
+@pytest.mark.parametrize("variables", [{"n": 5}, {"n": 5, "s": None}, {"n": 5, "s": "a"}],
+                         ids=["unsent", "null", "given"])
+def test_the_look_ahead_reads_variables_sent_or_not(
+        gateway_server: RunningGateway, emulators: Emulators, variables: dict[str, Any]) -> None:
+    clear_logs(emulators)
+    run(gateway_server, AXIM_NESTED_VARIABLES, variables)
+    [call] = requests_of(emulators)["axim"]
+    search = variables.get("s")
+    assert call.params.get("productSearch") == (None if search is None else [search])
+    assert call.params["productLimit"] == ["5"]
+
+
 # -- 2: parents resolve with few requests ------------------------------------------------------
 
 PARENTS = """query($s: [ID!]) { productGroups(first: 50, filter: {sources: $s}) {
