@@ -115,6 +115,8 @@ class _Run:
         self.errors: list[GraphQLError] = []
         self.error_positions: set[tuple[str | int, ...]] = set()
         self.pending: list[Pending] = []
+        # Arguments that read variables, coerced and converted once per field of the plan.
+        self.argument_values: dict[int, tuple[dict[str, Any], dict[str, Any] | None]] = {}
         self.tracked: list[Any] = []
         self.helpers = GraphQLResolveInfoHelpers(_gather, self.tracked.extend)
 
@@ -180,17 +182,13 @@ class _Run:
         definition = field_plan.definition
         assert definition is not None and definition.resolve is not None
         try:
-            arguments = field_plan.arguments
-            if arguments is None:
-                if field_plan.argument_error is not None:
-                    raise field_plan.argument_error
-                arguments = get_argument_values(definition, field_plan.nodes[0], self.variables)
+            arguments, python_arguments = self.arguments(field_plan)
             info = self.info(field_plan, position)
             direct = field_plan.direct
             if direct is None:
                 result = definition.resolve(source, info, **arguments)
             else:
-                result = self.call_direct(direct, field_plan, source, info, arguments)
+                result = self.call_direct(direct, source, info, python_arguments)
         except Exception as error:
             self.fail(error, out, field_plan.key, field_plan.nullable, position, field_plan)
             return
@@ -199,13 +197,30 @@ class _Run:
         else:
             self.complete(field_plan.shape, result, out, field_plan.key, position, field_plan)
 
-    def call_direct(self, direct: DirectCall, field_plan: FieldPlan, source: Any,
-                    info: GraphQLResolveInfo[Any], arguments: dict[str, Any]) -> Any:
+    def arguments(self, field_plan: FieldPlan) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """A field's arguments, and for a direct call their Python values: literal ones from
+        the plan, those that read variables once per request (every item of a list asks the
+        same field with the same variables)."""
+        if field_plan.arguments is not None:
+            return field_plan.arguments, field_plan.python_arguments
+        if field_plan.argument_error is not None:
+            raise field_plan.argument_error
+        known = self.argument_values.get(id(field_plan))
+        if known is None:
+            definition = field_plan.definition
+            assert definition is not None
+            arguments = get_argument_values(definition, field_plan.nodes[0], self.variables)
+            direct = field_plan.direct
+            known = arguments, None if direct is None else direct.convert(arguments)
+            self.argument_values[id(field_plan)] = known
+        return known
+
+    def call_direct(self, direct: DirectCall, source: Any, info: GraphQLResolveInfo[Any],
+                    python_arguments: dict[str, Any] | None) -> Any:
         """The resolver called as strawberry's wrapper calls it (arguments converted to
         Python values, the info, self or root injected where the resolver asks for them)."""
-        static = field_plan.python_arguments
-        kwargs = dict(static) if static is not None and field_plan.arguments is arguments \
-            else direct.convert(arguments)
+        assert python_arguments is not None
+        kwargs = dict(python_arguments)
         if direct.info_name is not None:
             kwargs[direct.info_name] = direct.info_class(_raw_info=info, _field=direct.field)
         for name in direct.source_names:
