@@ -9,6 +9,8 @@
   anywhere below, an open breaker included.
 * Retries wrap the breaker: every try counts towards it, and an open breaker stops the retries.
 * The limit is innermost: only requests really sent hold a slot.
+
+A policy that is off has no layer: no retries (``max_retries = 0``), no cache (both TTLs 0).
 """
 
 from __future__ import annotations
@@ -43,13 +45,16 @@ def build_transport(source: SourceConfig, *, store: ResponseStore, health: Sourc
                             max_keepalive_connections=source.max_concurrency))
     transport = ConcurrencyLimitTransport(transport, limit=source.max_concurrency)
     transport = BreakerTransport(transport, health=health)
-    transport = RetryTransport(transport, policy=RetryPolicy(
-        max_retries=source.max_retries, backoff=source.retry_backoff_seconds,
-        max_backoff=source.retry_max_backoff_seconds,
-        retry_after_cap=source.retry_after_cap_seconds), clock=clock)
-    transport = CacheTransport(transport, store=store, source=source.name, credential=credential,
-                               policy=CachePolicy(product_ttl=source.cache_ttl_seconds,
-                                                  group_ttl=source.group_cache_ttl_seconds,
-                                                  stale_grace=source.stale_grace_seconds),
-                               clock=clock)
+    if source.max_retries > 0:
+        transport = RetryTransport(transport, policy=RetryPolicy(
+            max_retries=source.max_retries, backoff=source.retry_backoff_seconds,
+            max_backoff=source.retry_max_backoff_seconds,
+            retry_after_cap=source.retry_after_cap_seconds), clock=clock)
+    if source.cache_ttl_seconds > 0 or source.group_cache_ttl_seconds > 0:
+        transport = CacheTransport(transport, store=store, source=source.name,
+                                   credential=credential,
+                                   policy=CachePolicy(product_ttl=source.cache_ttl_seconds,
+                                                      group_ttl=source.group_cache_ttl_seconds,
+                                                      stale_grace=source.stale_grace_seconds),
+                                   clock=clock)
     return DedupTransport(transport, source=source.name, credential=credential, clock=clock)

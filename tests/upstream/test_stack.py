@@ -142,3 +142,30 @@ async def test_stack_deduplicates_concurrent_misses(stacks: Callable[..., Stack]
 
     assert script.count == 1
     assert all(r == {"call": 1} for r in results)
+
+
+def layers(transport: httpx.AsyncBaseTransport) -> list[str]:
+    names = []
+    while True:
+        names.append(type(transport).__name__)
+        inner = getattr(transport, "inner", None)
+        if inner is None:
+            return names
+        transport = inner
+
+
+@pytest.mark.parametrize(("tuning", "expected"), [
+    ({}, ["DedupTransport", "CacheTransport", "RetryTransport", "BreakerTransport",
+          "ConcurrencyLimitTransport", "MockTransport"]),
+    ({"max_retries": 0, "cache_ttl_seconds": 0, "group_cache_ttl_seconds": 0},
+     ["DedupTransport", "BreakerTransport", "ConcurrencyLimitTransport", "MockTransport"]),
+    ({"cache_ttl_seconds": 0}, ["DedupTransport", "CacheTransport", "RetryTransport",
+                                "BreakerTransport", "ConcurrencyLimitTransport",
+                                "MockTransport"]),
+], ids=["all", "retries-and-cache-off", "group-cache-only"])
+def test_a_policy_that_is_off_has_no_layer(store: ResponseStore, manual: ManualClock,
+                                           tuning: dict[str, Any], expected: list[str]) -> None:
+    config = source_config(**tuning)
+    transport = build_transport(config, store=store, health=health_for(config),
+                                network=httpx.MockTransport(Script()), clock=manual.clock)
+    assert layers(transport) == expected
