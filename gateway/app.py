@@ -20,12 +20,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.config import Config, load_config
 from gateway.endpoint import GraphQLEndpoint
 from gateway.graph import build_schema
 from gateway.graph.compiled import PlanCache
 from gateway.graph.documents import DocumentCache
 from gateway.playground import DEFAULT_ASSETS, Playground
+from gateway.response_cache import ResponseCache
 from gateway.runtime import Runtime
 
 __all__ = ["CONFIG_ENV", "app_from_env", "create_app"]
@@ -38,8 +40,8 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-def create_app(config: Config) -> Starlette:
-    """The gateway as an ASGI app for ``config``."""
+def create_app(config: Config, *, clock: Clock = SYSTEM_CLOCK) -> Starlette:
+    """The gateway as an ASGI app for ``config`` (``clock``: what every cache reads time on)."""
     server = config.server
     middleware = [
         Middleware(
@@ -57,7 +59,7 @@ def create_app(config: Config) -> Starlette:
             max_age=600,
         )
     ]
-    runtime = Runtime.build(config)
+    runtime = Runtime.build(config, clock=clock)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -75,12 +77,16 @@ def create_app(config: Config) -> Starlette:
         playground = Playground(assets)
     documents = DocumentCache()
     plans = PlanCache() if server.compiled_execution else None
+    responses = None
+    if config.response_cache.enabled:
+        shared = runtime.store if runtime.store.url_kind == "redis" else None
+        responses = ResponseCache(config.response_cache, clock=runtime.clock, shared=shared)
     endpoint = GraphQLEndpoint(build_schema(federation=server.federation, documents=documents,
                                             plans=plans),
                                runtime, documents=documents,
                                playground=playground.page if playground else None,
                                max_body_bytes=server.max_body_bytes,
-                               access_log=server.access_log)
+                               access_log=server.access_log, responses=responses)
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
@@ -92,6 +98,7 @@ def create_app(config: Config) -> Starlette:
     app.state.config = config
     app.state.runtime = runtime
     app.state.plans = plans
+    app.state.responses = responses
     return app
 
 

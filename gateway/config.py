@@ -108,6 +108,18 @@ class CacheSettings(_Strict):
         return url
 
 
+class ResponseCacheSettings(_Strict):
+    """The whole-response cache (gateway/response_cache.py)."""
+
+    enabled: bool = True
+    # An answer is kept while the upstream answers it was built from are fresh, at most this.
+    max_ttl_seconds: float = Field(default=60.0, ge=0, le=86400)
+    max_bytes: int = Field(default=32 * 2**20, ge=0)  # the in-process memory tier
+    max_entry_bytes: int = Field(default=2**20, ge=0)  # larger answers are not kept
+    exclude_operations: tuple[str, ...] = ()  # operation names never kept
+    public: bool = False  # Cache-Control of GET answers: public (CDNs may keep them) or private
+
+
 class SourceTuning(_Strict):
     """What ``[defaults]`` sets for every source and a ``[[sources]]`` entry may override."""
 
@@ -167,6 +179,7 @@ class SourceConfig(SourceTuning):
 class Config(_Strict):
     server: ServerSettings = ServerSettings()
     cache: CacheSettings = CacheSettings()
+    response_cache: ResponseCacheSettings = ResponseCacheSettings()
     defaults: SourceTuning = SourceTuning()
     sources: tuple[SourceConfig, ...] = Field(min_length=1)
 
@@ -300,10 +313,11 @@ def _message(loc: tuple[Any, ...], kind: str, text: str, data: Mapping[str, Any]
 
 def _known_keys(container: tuple[Any, ...]) -> list[str]:
     """The keys the table at ``container`` accepts."""
-    models: dict[tuple[Any, ...], type[BaseModel]] = {
-        (): Config, ("server",): ServerSettings, ("cache",): CacheSettings,
-        ("defaults",): SourceTuning,
-    }
+    # Every table of Config ([server], [cache], [defaults]…) by its name.
+    models: dict[tuple[Any, ...], type[BaseModel]] = {(): Config}
+    for name, field in Config.model_fields.items():
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            models[(name,)] = field.annotation
     model = models.get(container)
     if len(container) == 2 and container[0] == "sources":
         model = SourceConfig

@@ -14,6 +14,11 @@
 * A browser's ``GET`` (``Accept: text/html``, no ``query``) gets the playground when enabled.
 * With ``access_log``, one line per GraphQL request on the ``gateway.access`` logger (info):
   method, path, operation name, status and duration.
+* With a :class:`~gateway.response_cache.ResponseCache`, a repeated request is answered from it
+  before any parsing (``X-Response-Cache: hit``, with ``Age``); a fresh answer without errors
+  or stale data is kept (``X-Response-Cache: miss``). A ``GET`` answer that can be kept carries
+  an ``ETag`` and ``Cache-Control: max-age`` (``private`` unless configured ``public``), and a
+  matching ``If-None-Match`` gets 304 with no body; other ``GET`` answers say ``no-store``.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from strawberry import Schema
 from gateway.errors import ErrorCode
 from gateway.graph.context import GatewayContext
 from gateway.graph.documents import DocumentCache
+from gateway.response_cache import CachedResponse, ResponseCache
 from gateway.runtime import Runtime
 from gateway.scope import RequestScope
 
@@ -43,6 +49,7 @@ __all__ = ["GRAPHQL_RESPONSE", "GraphQLEndpoint"]
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
 DEFAULT_MAX_BODY = 1_000_000
+MAX_LANGUAGE_KEY = 200  # characters of Accept-Language that can make a response-cache key
 
 access_logger = logging.getLogger("gateway.access")
 
@@ -72,8 +79,10 @@ class GraphQLEndpoint:
 
     def __init__(self, schema: Schema, runtime: Runtime, *, documents: DocumentCache,
                  playground: Callable[[Request], Response] | None = None,
-                 max_body_bytes: int = DEFAULT_MAX_BODY, access_log: bool = False) -> None:
+                 max_body_bytes: int = DEFAULT_MAX_BODY, access_log: bool = False,
+                 responses: ResponseCache | None = None) -> None:
         self.schema = schema
+        self.responses = responses
         self.runtime = runtime
         self.documents = documents
         self.playground = playground
@@ -105,6 +114,12 @@ class GraphQLEndpoint:
             return self.playground(request)
         media_type = negotiate(accept)
         params = await self._params(request)
+        cache_key = self._response_key(request, params)
+        if cache_key is not None:
+            hit = await self.responses.get(cache_key)  # type: ignore[union-attr]
+            if hit is not None:
+                access.operation = params.get("operationName") or "-"
+                return self._cached(request, hit, media_type, "hit")
         try:
             document = self.documents.parse(params["query"])
         except GraphQLError as error:
@@ -118,11 +133,57 @@ class GraphQLEndpoint:
         if request.method == "GET" and _is_mutation(document, params.get("operationName")):
             raise RequestError(405, "mutations are not allowed over GET: use POST",
                                code=ErrorCode.METHOD_NOT_ALLOWED, headers={"Allow": "POST"})
+        context = self._context(request)
         result = await self.schema.execute(
             params["query"], variable_values=params.get("variables"),
-            context_value=self._context(request), operation_name=params.get("operationName"))
-        return _result_response(result.data, result.errors, result.extensions, media_type,
-                                ErrorCode.GRAPHQL_VALIDATION_FAILED)
+            context_value=context, operation_name=params.get("operationName"))
+        response = _result_response(result.data, result.errors, result.extensions, media_type,
+                                    ErrorCode.GRAPHQL_VALIDATION_FAILED)
+        if cache_key is not None and not result.errors and not (result.extensions or {}).get(
+                "stale") and self._keeps(document, params.get("operationName")):
+            kept = await self.responses.put(  # type: ignore[union-attr]
+                cache_key, bytes(response.body), fresh_until=context.scope.fresh_until)
+            if kept is not None:
+                return self._cached(request, kept, media_type, "miss")
+        if request.method == "GET":
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    def _response_key(self, request: Request, params: dict[str, Any]) -> str | None:
+        """The request's response-cache key; None when answers are not kept for it."""
+        responses = self.responses
+        if responses is None or params.get("operationName") in responses.settings.\
+                exclude_operations:
+            return None
+        language = request.headers.get("accept-language", "")[:MAX_LANGUAGE_KEY].strip().lower()
+        return responses.key(params["query"], params.get("operationName"),
+                             params.get("variables"), language=language)
+
+    def _keeps(self, document: DocumentNode, operation_name: str | None) -> bool:
+        """Whether the operation's answers may be kept: queries not excluded by name."""
+        operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)
+                      and (operation_name is None or (d.name and d.name.value == operation_name))]
+        if len(operations) != 1 or operations[0].operation is not OperationType.QUERY:
+            return False
+        name = operations[0].name
+        excluded = self.responses.settings.exclude_operations  # type: ignore[union-attr]
+        return name is None or name.value not in excluded
+
+    def _cached(self, request: Request, entry: CachedResponse, media_type: str, outcome: str
+                ) -> Response:
+        """A kept answer: from the cache (``hit``) or just kept (``miss``)."""
+        now = self.runtime.clock.wall()
+        headers = {"X-Response-Cache": outcome, "Vary": "Accept, Accept-Language"}
+        if outcome == "hit":
+            headers["Age"] = str(max(0, int(now - entry.stored_at)))
+        if request.method == "GET":
+            settings = self.responses.settings  # type: ignore[union-attr]
+            headers["ETag"] = entry.etag
+            headers["Cache-Control"] = (f"{'public' if settings.public else 'private'}, "
+                                        f"max-age={entry.max_age(now)}")
+            if entry.etag in _etags(request.headers.get("if-none-match", "")):
+                return Response(status_code=304, headers=headers)
+        return Response(entry.body, headers=headers, media_type=f"{media_type}; charset=utf-8")
 
     def _context(self, request: Request) -> GatewayContext:
         scope = RequestScope(
@@ -163,6 +224,11 @@ class GraphQLEndpoint:
                     413, f"the request body is larger than {self.max_body_bytes} bytes",
                     code=ErrorCode.PAYLOAD_TOO_LARGE)
         return bytes(body)
+
+
+def _etags(header: str) -> set[str]:
+    """The entity tags an ``If-None-Match`` names (weak ones compare by their opaque tag)."""
+    return {tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()}
 
 
 def negotiate(accept: str) -> str:

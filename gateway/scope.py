@@ -60,6 +60,9 @@ class RequestScope:
     request_id: str = ""
     deadline: float | None = None  # clock.monotonic() by which the whole request must answer
     stale: dict[str, float] = field(default_factory=dict)  # source → seconds past fresh
+    # clock.wall() until which every upstream answer read so far stays fresh (the response
+    # cache keeps an answer no longer than this); an answer not cached makes it "now".
+    fresh_until: float = float("inf")
     calls: TaskMemo[CallKey, Any] = field(default_factory=TaskMemo)
     group_tables: TaskMemo[str, list[GroupRecord]] = field(default_factory=TaskMemo)
     # (source, group upstream id) → every product of the group
@@ -67,3 +70,8 @@ class RequestScope:
         default_factory=TaskMemo)
     # ids of a field's AST nodes → names of the fields selected on its value
     selections: dict[tuple[int, ...], frozenset[str]] = field(default_factory=dict)
+
+    def fresh_for(self, until: float) -> None:
+        """Note an answer the response was built from, fresh until ``until`` (wall clock)."""
+        if until < self.fresh_until:
+            self.fresh_until = until

@@ -8,8 +8,9 @@ adapters know nothing of GraphQL.
 What a kind cannot do, the base class answers: an empty product list for groups without products,
 :class:`~gateway.errors.Unsupported` for a list the kind does not have, and lookups by id through
 the source's whole group table for upstreams without a get-by-id endpoint. The group table is read
-once per request (bounded by ``scan_limit``) and, parsed, kept in the process for the group TTL
-per language (group tables are small and slow-changing), so a warm scan costs no decoding.
+once per request (bounded by ``scan_limit``) and, parsed, kept in the process per language while
+the upstream answers it was read from are fresh (group tables are small and slow-changing), so a
+warm scan costs no decoding.
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ class SourceAdapter:
         self.name = config.name
         self.info = SourceInfo(config.name, self.kind, self.capabilities)
         self._clock = clock
-        # Parsed group tables by language: (clock.monotonic() when read, table).
+        # Parsed group tables by language: (clock.wall() until which the upstream answers they
+        # were read from stay fresh, table). A table never outlives the answers it came from.
         self._tables: BoundedDict[str, tuple[float, list[GroupRecord]]] = BoundedDict(
             MAX_KEPT_TABLES)
 
@@ -107,12 +109,20 @@ class SourceAdapter:
         language = scope.language or self.config.language or ""
         kept = self._tables.get(language)
         if kept is not None:
-            read_at, kept_table = kept
-            if self._clock.monotonic() - read_at < self.config.group_cache_ttl_seconds:
+            fresh_until, kept_table = kept
+            if self._clock.wall() < fresh_until:
+                scope.fresh_for(fresh_until)
                 return kept_table
-        table = await self._read_group_table(scope)
-        if self.name not in scope.stale:  # a stale answer is not worth keeping
-            self._tables.put(language, (self._clock.monotonic(), table))
+        # The table's freshness is that of the answers read for it: measured apart from the
+        # rest of the request (what other fields note meanwhile only shortens it).
+        before, scope.fresh_until = scope.fresh_until, float("inf")
+        try:
+            table = await self._read_group_table(scope)
+        finally:
+            fresh_until, scope.fresh_until = scope.fresh_until, before
+        scope.fresh_for(fresh_until)
+        if self.name not in scope.stale and fresh_until > self._clock.wall():
+            self._tables.put(language, (fresh_until, table))
         return table
 
     async def _read_group_table(self, scope: RequestScope) -> list[GroupRecord]:

@@ -19,7 +19,14 @@ import httpx
 
 from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.errors import GatewayError
-from gateway.upstream.extensions import CACHE_ENTRY, CACHE_KEY, FRESHNESS, LANGUAGE, STALE_AGE
+from gateway.upstream.extensions import (
+    CACHE_ENTRY,
+    CACHE_KEY,
+    FRESH_UNTIL,
+    FRESHNESS,
+    LANGUAGE,
+    STALE_AGE,
+)
 from gateway.upstream.headers import decoded_body_headers
 from gateway.upstream.layer import Layer
 from gateway.upstream.store import FORMAT, CachedAnswer, ResponseStore
@@ -77,7 +84,7 @@ class CacheTransport(Layer):
         ttl = self.policy.ttl(request.extensions.get(FRESHNESS))
         cached = await self.store.get(key) if ttl > 0 else None
         if cached is not None and cached.age(self.clock.wall()) <= ttl:
-            return _response(cached, request, key)
+            return _response(cached, request, key, ttl)
         try:
             response = await self.inner.handle_async_request(request)
             body = await response.aread()
@@ -92,7 +99,7 @@ class CacheTransport(Layer):
             answer = CachedAnswer(self.clock.wall(), response.status_code,
                                   response.headers.get("content-type", ""), body)
             await self.store.set(key, answer, ttl + self.policy.stale_grace)
-            return _response(answer, request, key)
+            return _response(answer, request, key, ttl)
         return _rebuilt(response, body, request)
 
     def _stale(self, cached: CachedAnswer | None, ttl: float, request: httpx.Request, key: str
@@ -100,16 +107,20 @@ class CacheTransport(Layer):
         age = None if cached is None else cached.age(self.clock.wall())
         if cached is None or age is None or age > ttl + self.policy.stale_grace:
             return None
-        response = _response(cached, request, key)
+        response = _response(cached, request, key, None)
         response.extensions[STALE_AGE] = round(age - ttl, 1)
         return response
 
 
-def _response(cached: CachedAnswer, request: httpx.Request, key: str) -> httpx.Response:
-    # The entry's identity lets the client reuse what it decoded from the same bytes before.
+def _response(cached: CachedAnswer, request: httpx.Request, key: str, ttl: float | None
+              ) -> httpx.Response:
+    # The entry's identity lets the client reuse what it decoded from the same bytes before;
+    # its freshness bounds how long anything built from it may be kept (a stale answer: none).
+    extensions: dict[str, object] = {CACHE_ENTRY: (key, cached.stored_at)}
+    if ttl is not None:
+        extensions[FRESH_UNTIL] = cached.stored_at + ttl
     return httpx.Response(cached.status, headers={"content-type": cached.content_type},
-                          content=cached.body, request=request,
-                          extensions={CACHE_ENTRY: (key, cached.stored_at)})
+                          content=cached.body, request=request, extensions=extensions)
 
 
 def _rebuilt(response: httpx.Response, body: bytes, request: httpx.Request) -> httpx.Response:

@@ -33,7 +33,14 @@ from gateway.errors import (
     UpstreamUnavailable,
 )
 from gateway.scope import CallKey, RequestScope
-from gateway.upstream.extensions import CACHE_ENTRY, DEADLINE, FRESHNESS, LANGUAGE, STALE_AGE
+from gateway.upstream.extensions import (
+    CACHE_ENTRY,
+    DEADLINE,
+    FRESH_UNTIL,
+    FRESHNESS,
+    LANGUAGE,
+    STALE_AGE,
+)
 from gateway.upstream.headers import retry_after_seconds
 
 __all__ = ["Params", "Parse", "UpstreamClient"]
@@ -164,6 +171,8 @@ class UpstreamClient:
             raise UpstreamUnavailable(
                 f"source '{self.source}' could not be reached", source=self.source
             ) from None
+        fresh_until = response.extensions.get(FRESH_UNTIL)
+        scope.fresh_for(fresh_until if isinstance(fresh_until, float) else 0.0)
         stale = response.extensions.get(STALE_AGE)
         if isinstance(stale, float | int):
             scope.stale[self.source] = max(float(stale), scope.stale.get(self.source, 0.0))

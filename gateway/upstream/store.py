@@ -61,6 +61,11 @@ class ResponseStore:
         self._cache: BaseCache = _backend(url, f"{namespace}:")
 
     async def get(self, key: str) -> CachedAnswer | None:
+        entry = await self.get_with_expiry(key)
+        return None if entry is None else entry[0]
+
+    async def get_with_expiry(self, key: str) -> tuple[CachedAnswer, float] | None:
+        """The entry and when it expires (clock.wall()); None when absent or expired."""
         try:
             raw = await self._cache.get(key)
         except Exception as exc:  # a cache outage must not fail a request
@@ -69,7 +74,7 @@ class ResponseStore:
         entry = CachedAnswer.decode(raw) if isinstance(raw, bytes) else None
         if entry is None or self.clock.wall() >= entry[1]:
             return None
-        return entry[0]
+        return entry
 
     async def set(self, key: str, answer: CachedAnswer, ttl: float) -> None:
         encoded = answer.encode(expires_at=self.clock.wall() + ttl)

@@ -25,6 +25,8 @@ from gateway.sources.carecloud import CareCloudAdapter
 from gateway.sources.query import GroupFilter
 from gateway.sources.records import GroupStatus
 from gateway.upstream.client import UpstreamClient
+from gateway.upstream.stack import build_transport, health_for
+from gateway.upstream.store import ResponseStore
 from gateway.window import Window
 from tests.clock import ManualClock
 from tests.conftest import RunningEmulator
@@ -54,11 +56,16 @@ async def make(cc: RunningEmulator, manual: ManualClock) -> AsyncIterator[Factor
     """``make(timezone=..., token=...)``: an adapter on the emulator and the test's clock."""
     clients: list[UpstreamClient] = []
 
-    def factory(**overrides: Any) -> CareCloudAdapter:
-        settings: dict[str, Any] = {"name": "carecloud", "kind": "carecloud",
-                                    "base_url": cc.url, "token": cc.token, **overrides}
+    def factory(*, stack: bool = False, **overrides: Any) -> CareCloudAdapter:
+        """With ``stack``, the client has the upstream policy stack (and its response cache)."""
+        settings: dict[str, Any] = {"name": "carecloud", "kind": "carecloud", "base_url": cc.url,
+                                    "token": cc.token, **overrides}
         config = SourceConfig(**settings)
-        client = UpstreamClient(config, auth_headers=CareCloudAdapter.auth_headers(config.secret()))
+        transport = build_transport(
+            config, store=ResponseStore("memory://", namespace="t", clock=manual.clock),
+            health=health_for(config, clock=manual.clock), clock=manual.clock) if stack else None
+        client = UpstreamClient(config, auth_headers=CareCloudAdapter.auth_headers(config.secret()),
+                                transport=transport, clock=manual.clock)
         clients.append(client)
         return CareCloudAdapter(config, client, clock=manual.clock)
 
@@ -208,7 +215,7 @@ async def test_group_table_is_one_request_and_memoized(make: Factory, cc: Runnin
                                                        manual: ManualClock,
                                                        raw: dict[str, list[dict[str, Any]]]
                                                        ) -> None:
-    adapter, scope = make(group_cache_ttl_seconds=300), RequestScope()
+    adapter, scope = make(stack=True, group_cache_ttl_seconds=300), RequestScope()
     table = await adapter.group_table(scope)
     assert len(table) == len(raw["cs"])
     [request] = cc.log.records
@@ -229,7 +236,7 @@ async def test_group_table_is_one_request_and_memoized(make: Factory, cc: Runnin
     again = await adapter.group_table(RequestScope())  # past the TTL: read again
     assert again is not table and len(cc.log) == 3
     assert [g.upstream_id for g in again] == [g.upstream_id for g in table]
-    uncached = make(group_cache_ttl_seconds=0)
+    uncached = make(stack=True, group_cache_ttl_seconds=0)
     await uncached.group_table(RequestScope())
     await uncached.group_table(RequestScope())
     assert len(cc.log) == 5  # without a group TTL each request reads it again

@@ -26,6 +26,8 @@ from gateway.sources.joptic import JopticAdapter
 from gateway.sources.query import GroupFilter
 from gateway.sources.records import GroupStatus
 from gateway.upstream.client import UpstreamClient
+from gateway.upstream.stack import build_transport, health_for
+from gateway.upstream.store import ResponseStore
 from gateway.upstream.paging import plan_pages
 from gateway.window import Window
 from tests.clock import ManualClock
@@ -61,11 +63,16 @@ async def make(jo: RunningEmulator, manual: ManualClock) -> AsyncIterator[Factor
     after the test."""
     clients: list[UpstreamClient] = []
 
-    def factory(**overrides: Any) -> JopticAdapter:
+    def factory(*, stack: bool = False, **overrides: Any) -> JopticAdapter:
+        """With ``stack``, the client has the upstream policy stack (and its response cache)."""
         settings: dict[str, Any] = {"name": "joptic", "kind": "joptic", "base_url": jo.url,
                                     "token": jo.token, **overrides}
         config = SourceConfig(**settings)
-        client = UpstreamClient(config, auth_headers=JopticAdapter.auth_headers(config.secret()))
+        transport = build_transport(
+            config, store=ResponseStore("memory://", namespace="t", clock=manual.clock),
+            health=health_for(config, clock=manual.clock), clock=manual.clock) if stack else None
+        client = UpstreamClient(config, auth_headers=JopticAdapter.auth_headers(config.secret()),
+                                transport=transport, clock=manual.clock)
         clients.append(client)
         return JopticAdapter(config, client, clock=manual.clock)
 
@@ -171,7 +178,7 @@ async def test_unpushable(make: Factory, group_filter: GroupFilter, argument: st
 
 async def test_group_table_reads_in_fewest_pages_and_is_memoized(
         make: Factory, jo: RunningEmulator, manual: ManualClock, raw: Rows) -> None:
-    adapter, scope = make(group_cache_ttl_seconds=300), RequestScope()
+    adapter, scope = make(stack=True, group_cache_ttl_seconds=300), RequestScope()
     table = await adapter.group_table(scope)
     assert [g.upstream_id for g in table] == [r["id"] for r in raw]
     assert len({g.upstream_id for g in table}) == len(raw)
@@ -189,7 +196,7 @@ async def test_group_table_reads_in_fewest_pages_and_is_memoized(
     again = await adapter.group_table(RequestScope())  # past the TTL: read again
     assert again is not table and len(jo.log) == 2 * pages
     assert [g.upstream_id for g in again] == [g.upstream_id for g in table]
-    await make(group_cache_ttl_seconds=0).group_table(RequestScope())
+    await make(stack=True, group_cache_ttl_seconds=0).group_table(RequestScope())
     assert len(jo.log) == 3 * pages  # without a TTL: read again
 
 
