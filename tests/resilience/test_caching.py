@@ -1,7 +1,9 @@
 """End-to-end acceptance tests of caching and scale-out, over real sockets.
 
 Every gateway here is built by the test itself (the shared ``gateway_server`` has caching off),
-with its own cache namespace, so no test sees another's entries. Upstream call counts are read
+with its own cache namespace, so no test sees another's entries. The whole-response cache is off
+in them: these tests are of the upstream layers (tests/resilience/test_response_cache.py has
+the response cache's). Upstream call counts are read
 from the emulators' request logs: what the upstreams really received.
 """
 
@@ -25,7 +27,7 @@ import pytest
 import redis
 
 from gateway.app import create_app
-from gateway.config import CacheSettings, Config
+from gateway.config import CacheSettings, Config, ResponseCacheSettings
 from gateway.demo import demo_config
 from gateway.emulators import DEMO_TOKENS, KINDS
 from gateway.serving import ServerThread
@@ -71,7 +73,8 @@ def _config(emulators: Emulators, *, defaults: Mapping[str, Any] | None = None,
     config = demo_config({kind: e.url for kind, e in emulators.items()}, defaults=defaults,
                          cache_url=cache_url)
     cache = CacheSettings(url=cache_url, namespace=namespace or _namespace())
-    return config.model_copy(update={"cache": cache})
+    return config.model_copy(update={"cache": cache, "response_cache": ResponseCacheSettings(
+        enabled=False)})
 
 
 @contextmanager
@@ -112,8 +115,10 @@ def _free_port() -> int:
         return port
 
 
-def _toml(emulators: Emulators, *, cache_url: str, namespace: str) -> str:
-    lines = ["[cache]", f'url = "{cache_url}"', f'namespace = "{namespace}"', ""]
+def _toml(emulators: Emulators, *, cache_url: str, namespace: str,
+          response_cache: bool = False) -> str:
+    lines = ["[cache]", f'url = "{cache_url}"', f'namespace = "{namespace}"', "",
+             "[response_cache]", f"enabled = {str(response_cache).lower()}", ""]
     for kind in KINDS:
         lines += ["[[sources]]", f'name = "{kind}"', f'kind = "{kind}"',
                   f'base_url = "{emulators[kind].url}"', f'token = "{DEMO_TOKENS[kind]}"', ""]
@@ -159,13 +164,15 @@ class GatewayProcess:
 
 @contextmanager
 def _processes(emulators: Emulators, tmp_path: Path, cache_url: str,
-               namespaces: list[str]) -> Iterator[list[GatewayProcess]]:
+               namespaces: list[str], *, response_cache: bool = False
+               ) -> Iterator[list[GatewayProcess]]:
     """One gateway process per namespace (started together, so they boot in parallel)."""
     running: list[GatewayProcess] = []
     try:
         for i, namespace in enumerate(namespaces):
             path = tmp_path / f"gateway-{i}.toml"
-            path.write_text(_toml(emulators, cache_url=cache_url, namespace=namespace))
+            path.write_text(_toml(emulators, cache_url=cache_url, namespace=namespace,
+                                  response_cache=response_cache))
             running.append(GatewayProcess(path))
         for process in running:
             process.wait_healthy()

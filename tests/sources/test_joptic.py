@@ -26,9 +26,9 @@ from gateway.sources.joptic import JopticAdapter
 from gateway.sources.query import GroupFilter
 from gateway.sources.records import GroupStatus
 from gateway.upstream.client import UpstreamClient
+from gateway.upstream.paging import plan_pages
 from gateway.upstream.stack import build_transport, health_for
 from gateway.upstream.store import ResponseStore
-from gateway.upstream.paging import plan_pages
 from gateway.window import Window
 from tests.clock import ManualClock
 from tests.conftest import RunningEmulator
