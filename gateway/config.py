@@ -139,6 +139,9 @@ class SourceTuning(_Strict):
     breaker_threshold: int = Field(default=5, ge=1)  # consecutive failures that open it
     breaker_reset_seconds: float = Field(default=30.0, gt=0)  # open time before a probe
     max_concurrency: int = Field(default=20, ge=1, le=1000)  # requests in flight to the source
+    # Concurrent identical upstream requests share one call (off: each makes its own; for
+    # measuring the uncached path honestly).
+    dedup: bool = True
 
     @field_validator("timezone")
     @classmethod

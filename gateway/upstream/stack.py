@@ -10,7 +10,8 @@
 * Retries wrap the breaker: every try counts towards it, and an open breaker stops the retries.
 * The limit is innermost: only requests really sent hold a slot.
 
-A policy that is off has no layer: no retries (``max_retries = 0``), no cache (both TTLs 0).
+A policy that is off has no layer: no retries (``max_retries = 0``), no cache (both TTLs 0), no
+de-duplication (``dedup = false``).
 """
 
 from __future__ import annotations
@@ -57,4 +58,6 @@ def build_transport(source: SourceConfig, *, store: ResponseStore, health: Sourc
                                                       group_ttl=source.group_cache_ttl_seconds,
                                                       stale_grace=source.stale_grace_seconds),
                                    clock=clock)
+    if not source.dedup:
+        return transport
     return DedupTransport(transport, source=source.name, credential=credential, clock=clock)

@@ -162,7 +162,9 @@ def layers(transport: httpx.AsyncBaseTransport) -> list[str]:
     ({"cache_ttl_seconds": 0}, ["DedupTransport", "CacheTransport", "RetryTransport",
                                 "BreakerTransport", "ConcurrencyLimitTransport",
                                 "MockTransport"]),
-], ids=["all", "retries-and-cache-off", "group-cache-only"])
+    ({"dedup": False, "max_retries": 0}, ["CacheTransport", "BreakerTransport",
+                                          "ConcurrencyLimitTransport", "MockTransport"]),
+], ids=["all", "retries-and-cache-off", "group-cache-only", "dedup-off"])
 def test_a_policy_that_is_off_has_no_layer(store: ResponseStore, manual: ManualClock,
                                            tuning: dict[str, Any], expected: list[str]) -> None:
     config = source_config(**tuning)
