@@ -52,6 +52,7 @@ from bench.scenarios import (
     tagged_language,
 )
 from gateway.emulators import DEMO_TOKENS
+from tests.redis_server import running_redis
 
 ROOT = Path(__file__).resolve().parents[1]
 WRK_SCRIPT = ROOT / "bench" / "wrk.lua"
@@ -70,7 +71,9 @@ class Server:
     name: str
     kind: str  # "gateway" | "ceiling" | "stock"
     cached: bool = False  # gateway: upstream caches warm-able (long TTLs) or off (TTL 0)
-    extra_toml: str = ""  # gateway: appended to the config (a later row's own switches)
+    compiled: bool = True  # gateway: compiled execution (False: graphql-core executes)
+    response_cache: bool = False  # gateway: the whole-response cache
+    redis: bool = False  # gateway: caches in the benchmark's Redis (else in memory)
 
     def path(self, scenario: Scenario) -> str:
         return f"/{scenario.name}" if self.kind == "ceiling" else "/graphql"
@@ -92,6 +95,7 @@ class Row:
     upstream: bool = True
     calls: str = "cold"
     lean: bool = False  # wrk without per-request Lua (see bench/wrk.lua): only for the ceiling
+    first_latency_only: bool = False  # measured at the first upstream latency only
 
 
 CEILING = Server("ceiling", "ceiling")
@@ -104,11 +108,19 @@ ROWS: tuple[Row, ...] = (
         distinct=True),
     Row("warm", "gateway, upstream cache warm", Server("gw-warm", "gateway", cached=True),
         calls="zero"),
-    # Later rows, one line each, e.g.:
-    # Row("compiled", "gateway, compiled executor", Server("gw-compiled", "gateway",
-    #     extra_toml="..."), distinct=True),
-    # Row("hit", "gateway, response cache hit", Server("gw-hit", "gateway", cached=True,
-    #     extra_toml="..."), calls="zero"),
+    # The same two paths on graphql-core's executor (compiled execution off): "before".
+    Row("uncached-gc", "gateway on graphql-core, upstream caches off",
+        Server("gw-uncached-gc", "gateway", compiled=False), distinct=True,
+        first_latency_only=True),
+    Row("warm-gc", "gateway on graphql-core, upstream cache warm",
+        Server("gw-warm-gc", "gateway", cached=True, compiled=False), calls="zero",
+        first_latency_only=True),
+    Row("hit", "gateway, response cache hit (memory)",
+        Server("gw-hit", "gateway", cached=True, response_cache=True), calls="zero",
+        first_latency_only=True),
+    Row("hit-redis", "gateway, response cache hit (Redis)",
+        Server("gw-hit-redis", "gateway", cached=True, response_cache=True, redis=True),
+        calls="zero", first_latency_only=True),
 )
 
 
@@ -140,6 +152,7 @@ class Bench:
     cold_calls: dict[str, int] = field(default_factory=dict)
     exact_calls: dict[tuple[str, int | None, str], float] = field(default_factory=dict)
     tmp: Path = Path()
+    redis_url: str | None = None
 
 
 # -- processes ----------------------------------------------------------------------------------
@@ -236,8 +249,10 @@ def started(bench: Bench) -> Iterator[None]:
 
 def _start_gateway(bench: Bench, server: Server) -> Running:
     config = bench.tmp / f"{server.name}.toml"
-    config.write_text(gateway_config(bench.emulators, DEMO_TOKENS, cached=server.cached)
-                      + server.extra_toml)
+    config.write_text(gateway_config(
+        bench.emulators, DEMO_TOKENS, cached=server.cached, compiled=server.compiled,
+        response_cache=server.response_cache,
+        cache_url=bench.redis_url if server.redis else None))
     port = free_port()
     process = subprocess.Popen(
         pinned(bench.server_cpu, [sys.executable, "-m", "gateway", "serve", "--config",
@@ -440,7 +455,8 @@ def table(bench: Bench, scenarios: list[Scenario],
         stock = statistics.median(s.rps for s in samples[(scenario.name, None, "stock")])
         for latency in [None, *bench.args.latencies]:
             for row in ROWS:
-                if (latency is None) == row.upstream:
+                if (latency is None) == row.upstream or (scenario.name, latency, row.key) \
+                        not in samples:
                     continue
                 runs = samples[(scenario.name, latency, row.key)]
                 rps = [s.rps for s in runs]
@@ -499,7 +515,7 @@ def machine(bench: Bench) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=float, default=5, help="seconds per row and run")
+    parser.add_argument("--duration", type=float, default=4, help="seconds per row and run")
     parser.add_argument("--warmup", type=float, default=1, help="seconds before a row's 1st run")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
@@ -521,8 +537,10 @@ def main(argv: list[str] | None = None) -> int:
     started_at = time.monotonic()
     command = "make bench" if os.environ.get("MAKELEVEL") else "python -m bench.run " + " ".join(
         argv if argv is not None else sys.argv[1:])
-    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp, contextlib.ExitStack() as redis:
         bench.tmp = Path(tmp)
+        if any(row.server.redis for row in ROWS):
+            bench.redis_url = redis.enter_context(running_redis(bench.tmp / "redis"))
         with started(bench):
             set_latency(bench, 0)
             scenarios = prepare(bench.servers["gw-warm"].url + "/graphql")
@@ -538,7 +556,7 @@ def main(argv: list[str] | None = None) -> int:
                     set_latency(bench, latency)
                     for scenario in scenarios:
                         for row in ROWS:
-                            if not row.upstream and li > 0:
+                            if (not row.upstream or row.first_latency_only) and li > 0:
                                 continue  # the references never call an upstream
                             at = latency if row.upstream else None
                             sample = measure(bench, row, scenario, bodies[scenario.name],

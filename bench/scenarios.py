@@ -170,14 +170,20 @@ def load_dataset(url: str) -> dict[str, Any]:
             "loose_products": _walk(url, COMESTRI_PAGE, "products")}
 
 
-def gateway_config(emulator_urls: dict[str, str], tokens: dict[str, str], *, cached: bool
-                   ) -> str:
-    """A ``gateway serve`` TOML config over the emulators: upstream caches warm-able or off."""
+def gateway_config(emulator_urls: dict[str, str], tokens: dict[str, str], *, cached: bool,
+                   compiled: bool = True, response_cache: bool = False,
+                   cache_url: str | None = None) -> str:
+    """A ``gateway serve`` TOML config over the emulators: upstream caches warm-able or off
+    (off: no de-duplication either, so every query makes its own upstream calls), compiled
+    execution on or off, the whole-response cache on or off (in memory, or ``cache_url``)."""
     ttl = 3600 if cached else 0
-    lines = ["[server]", "graphiql = false", "", "[defaults]", f"cache_ttl_seconds = {ttl}",
-             f"group_cache_ttl_seconds = {ttl}", f"stale_grace_seconds = {ttl}"]
+    lines = ["[server]", "graphiql = false", f"compiled_execution = {str(compiled).lower()}", "",
+             "[response_cache]", f"enabled = {str(response_cache).lower()}", "",
+             "[defaults]", f"cache_ttl_seconds = {ttl}", f"group_cache_ttl_seconds = {ttl}",
+             f"stale_grace_seconds = {ttl}", f"dedup = {str(cached).lower()}"]
+    if cache_url is not None:
+        lines = ["[cache]", f'url = "{cache_url}"', "", *lines]
     for kind in SOURCES:
         lines += ["", "[[sources]]", f'name = "{kind}"', f'kind = "{kind}"',
                   f'base_url = "{emulator_urls[kind]}"', f'token = "{tokens[kind]}"']
     return "\n".join(lines) + "\n"
-
