@@ -4,6 +4,37 @@ Example::
 
     app = create_app(load_config("gateway.toml"))
     uvicorn.run(app)
+
+Every cache and memo the gateway keeps is made here (directly or by :class:`Runtime`); one
+table of them, outermost first. Wall-clock times are those of entries shared between processes.
+
+====================  =============================  ===================  ===================
+cache (module)        keyed by                       answers up to        bounded by
+====================  =============================  ===================  ===================
+response cache        query text, operation,         the shortest         memory tier: bytes
+(response_cache)      variables, language, client    freshness of the     (``max_bytes``);
+                                                     upstream answers     Redis: its own
+                                                     used, ≤ max TTL      maxmemory
+document cache        query text                     (parsed text: no     entries
+(graph/documents)                                    age)
+validation cache      document                       (no age)             entries
+(strawberry)
+plan cache            document, operation name,      (no age)             entries
+(graph/compiled)      directive variables
+upstream store        format, source, credential,    TTL (groups or       memory: aiocache;
+(upstream/cache,      path + sorted query,           products) + stale    Redis: maxmemory
+upstream/store)       language                       grace on failure
+in-flight dedup       the upstream store's key       the call in flight   calls in flight
+(upstream/dedup)
+decoded JSON, parsed  upstream store entry           that entry's life    entries per source
+records (upstream/
+client)
+group tables          source, language               the freshness of     languages per
+(sources/base)                                       the answers read     source
+                                                     for them
+per-request memos     call, field, group             the request          the request
+(scope.RequestScope)
+====================  =============================  ===================  ===================
 """
 
 from __future__ import annotations
