@@ -96,7 +96,8 @@ class CacheTransport(Layer):
         if _failed(response):
             return self._stale(cached, ttl, request, key) or _rebuilt(response, body, request)
         if 200 <= response.status_code < 300 and ttl > 0:
-            answer = CachedAnswer(self.clock.wall(), response.status_code,
+            # Stored at the precision the entry keeps, so a later hit names the same entry.
+            answer = CachedAnswer(round(self.clock.wall(), 3), response.status_code,
                                   response.headers.get("content-type", ""), body)
             await self.store.set(key, answer, ttl + self.policy.stale_grace)
             return _response(answer, request, key, ttl)
