@@ -540,6 +540,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp, contextlib.ExitStack() as redis:
         bench.tmp = Path(tmp)
         if any(row.server.redis for row in ROWS):
+            (bench.tmp / "redis").mkdir()
             bench.redis_url = redis.enter_context(running_redis(bench.tmp / "redis"))
         with started(bench):
             set_latency(bench, 0)
