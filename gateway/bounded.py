@@ -1,14 +1,18 @@
-"""A dict that keeps at most ``max_entries`` items, dropping the oldest insertion first.
+"""Bounded per-process memos, for keys that come from clients or upstream answers: whatever
+arrives, the memo's size stays bounded.
 
-For per-process memos whose keys come from clients or upstream answers: whatever arrives, the
-memo's size stays bounded.
+:class:`BoundedDict` keeps at most ``max_entries`` items (oldest insertion out first), for memos of
+small values. :class:`ByteBoundedLRU` keeps values whose sizes add up to at most ``max_bytes``
+(least recently used out first), for memos whose values may be large: a byte bound holds however
+large each value is, where an entry count holds only while values stay small.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Generic, TypeVar
 
-__all__ = ["BoundedDict"]
+__all__ = ["BoundedDict", "ByteBoundedLRU"]
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -36,3 +40,61 @@ class BoundedDict(Generic[K, V]):
         if key not in self._items and len(self._items) >= self.max_entries:
             del self._items[next(iter(self._items))]
         self._items[key] = value
+
+
+class ByteBoundedLRU(Generic[K, V]):
+    """``get`` and ``put`` of values whose sizes add up to at most ``max_bytes``.
+
+    The caller gives each value's size when it puts it (measured, or estimated from what the value
+    was made of): ``put`` first makes room by dropping the least recently used values (``get``
+    counts as a use). A value larger than the whole bound is not kept, and evicts nothing;
+    ``max_bytes = 0`` keeps nothing.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        if max_bytes < 0:
+            raise ValueError("max_bytes must not be negative")
+        self.max_bytes = max_bytes
+        self.bytes = 0  # the sizes of the values kept, summed
+        self._items: OrderedDict[K, tuple[V, int]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
+
+    def keys(self) -> list[K]:
+        """The keys kept, least recently used first."""
+        return list(self._items)
+
+    def get(self, key: K) -> V | None:
+        item = self._items.get(key)
+        if item is None:
+            return None
+        self._items.move_to_end(key)
+        return item[0]
+
+    def put(self, key: K, value: V, nbytes: int) -> None:
+        if nbytes < 0:
+            raise ValueError("a size is never negative")
+        self.pop(key)
+        if nbytes > self.max_bytes:
+            return
+        while self.bytes + nbytes > self.max_bytes:
+            _, (_, size) = self._items.popitem(last=False)
+            self.bytes -= size
+        self._items[key] = (value, nbytes)
+        self.bytes += nbytes
+
+    def pop(self, key: K) -> V | None:
+        """Drop ``key``; its value, or None if it was not kept."""
+        item = self._items.pop(key, None)
+        if item is None:
+            return None
+        self.bytes -= item[1]
+        return item[0]
+
+    def clear(self) -> None:
+        self._items.clear()
+        self.bytes = 0

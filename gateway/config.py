@@ -42,6 +42,8 @@ from pydantic import (
 )
 
 __all__ = [
+    "DEFAULT_DECODED_MAX_BYTES",
+    "DEFAULT_MEMORY_MAX_BYTES",
     "CacheSettings",
     "Config",
     "ConfigError",
@@ -94,11 +96,19 @@ class ServerSettings(_Strict):
     compiled_execution: bool = True
 
 
+DEFAULT_MEMORY_MAX_BYTES = 64 * 2**20
+DEFAULT_DECODED_MAX_BYTES = 64 * 2**20
+
+
 class CacheSettings(_Strict):
     url: str = "memory://"
     # Prefix of every key: deployments sharing one Redis can keep apart (the format version is
     # part of every key as well, so different versions never read each other's entries).
     namespace: str = Field(default="cgw", pattern=r"^[A-Za-z0-9_.-]{1,40}$")
+    # The in-memory store's upstream answers (memory:// only; Redis is bounded by its maxmemory).
+    memory_max_bytes: int = Field(default=DEFAULT_MEMORY_MAX_BYTES, ge=0)
+    # What the process keeps read from answers: decoded JSON, parsed records, group tables.
+    decoded_max_bytes: int = Field(default=DEFAULT_DECODED_MAX_BYTES, ge=0)
 
     @field_validator("url")
     @classmethod

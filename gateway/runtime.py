@@ -1,5 +1,6 @@
-"""What one gateway process holds for its life: the cache store, and per source its health and
-adapter (with the upstream client and transport stack behind it).
+"""What one gateway process holds for its life: the cache store, the memo of what is read from
+upstream answers, and per source its health and adapter (with the upstream client and transport
+stack behind it).
 
 Example::
 
@@ -12,10 +13,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gateway.bounded import ByteBoundedLRU
 from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.config import Config
 from gateway.sources import SourceAdapter, build_adapter
 from gateway.upstream.breaker import BreakerState, SourceHealth
+from gateway.upstream.client import Memo
 from gateway.upstream.stack import build_transport, health_for
 from gateway.upstream.store import ResponseStore
 
@@ -32,12 +35,15 @@ class Runtime:
 
     @classmethod
     def build(cls, config: Config, *, clock: Clock = SYSTEM_CLOCK) -> Runtime:
-        store = ResponseStore(config.cache.url, namespace=config.cache.namespace, clock=clock)
+        store = ResponseStore(config.cache.url, namespace=config.cache.namespace, clock=clock,
+                              memory_max_bytes=config.cache.memory_max_bytes)
+        memo: Memo = ByteBoundedLRU(config.cache.decoded_max_bytes)  # one bound for all sources
         health = {s.name: health_for(s, clock=clock) for s in config.sources}
         adapters = {
             s.name: build_adapter(s, transport=build_transport(s, store=store,
                                                                health=health[s.name],
-                                                               clock=clock), clock=clock)
+                                                               clock=clock),
+                                  clock=clock, memo=memo)
             for s in config.sources
         }
         return cls(config, store, adapters, health, clock)

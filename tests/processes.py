@@ -52,6 +52,11 @@ class Process:
             self._changed.notify_all()
 
     @property
+    def pid(self) -> int:
+        assert self._popen is not None
+        return self._popen.pid
+
+    @property
     def output(self) -> str:
         with self._changed:
             return "\n".join(self.lines)

@@ -176,6 +176,18 @@ def test_unknown_timezone_and_cache_scheme(tmp_path: Path) -> None:
     assert "cache.url: must start with memory://" in message
 
 
+def test_cache_byte_bounds(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, GOOD), environ={"JOPTIC_TOKEN": "env-token-value"})
+    assert config.cache.memory_max_bytes == config.cache.decoded_max_bytes == 64 * 2**20
+    text = GOOD.replace('url = "memory://"',
+                        'url = "memory://"\nmemory_max_bytes = 1000\ndecoded_max_bytes = 0')
+    config = load_config(write(tmp_path, text), environ={"JOPTIC_TOKEN": "env-token-value"})
+    assert (config.cache.memory_max_bytes, config.cache.decoded_max_bytes) == (1000, 0)
+    message = error_for(tmp_path, GOOD.replace('url = "memory://"',
+                                               'url = "memory://"\nmemory_max_bytes = -1'))
+    assert "cache.memory_max_bytes" in message
+
+
 def test_not_toml_and_missing_file(tmp_path: Path) -> None:
     assert "not valid TOML" in error_for(tmp_path, "[[sources]\nname=")
     with pytest.raises(ConfigError, match="cannot read"):

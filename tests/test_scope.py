@@ -1,4 +1,5 @@
-"""The per-request memo and the bounded dict every per-process memo uses."""
+"""The per-request memo, and the entry-bounded dict of small per-process memos (the byte-bounded
+LRU: test_bounded.py)."""
 
 from __future__ import annotations
 

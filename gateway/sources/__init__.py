@@ -11,7 +11,7 @@ from gateway.sources.base import SourceAdapter
 from gateway.sources.carecloud import CareCloudAdapter
 from gateway.sources.comestri import ComestriAdapter
 from gateway.sources.joptic import JopticAdapter
-from gateway.upstream.client import UpstreamClient
+from gateway.upstream.client import Memo, UpstreamClient
 
 __all__ = ["ADAPTERS", "SourceAdapter", "build_adapter"]
 
@@ -24,9 +24,10 @@ ADAPTERS: dict[SourceKind, type[SourceAdapter]] = {
 
 
 def build_adapter(config: SourceConfig, *, transport: httpx.AsyncBaseTransport | None = None,
-                  clock: Clock = SYSTEM_CLOCK) -> SourceAdapter:
-    """The adapter for one configured source, with its own upstream client."""
+                  clock: Clock = SYSTEM_CLOCK, memo: Memo | None = None) -> SourceAdapter:
+    """The adapter for one configured source, with its own upstream client (keeping what it
+    reads in ``memo``, the process's, or its own)."""
     adapter_class = ADAPTERS[config.kind]
     client = UpstreamClient(config, auth_headers=adapter_class.auth_headers(config.secret()),
-                            transport=transport, clock=clock)
+                            transport=transport, clock=clock, memo=memo)
     return adapter_class(config, client, clock=clock)

@@ -10,7 +10,9 @@ What a kind cannot do, the base class answers: an empty product list for groups 
 the source's whole group table for upstreams without a get-by-id endpoint. The group table is read
 once per request (bounded by ``scan_limit``) and, parsed, kept in the process per language while
 the upstream answers it was read from are fresh (group tables are small and slow-changing), so a
-warm scan costs no decoding.
+warm scan costs no decoding. Tables are kept in the client's :data:`~gateway.upstream.client.Memo`,
+with decoded answers and parsed records: one byte bound per process, however many languages
+clients send.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import contextlib
 from collections.abc import Iterator, Sequence
 from typing import ClassVar
 
-from gateway.bounded import BoundedDict
 from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.config import SourceConfig, SourceKind
 from gateway.errors import Unsupported, UpstreamBadResponse
@@ -33,7 +34,10 @@ from gateway.window import Page, Window
 
 __all__ = ["GroupsWithProducts", "ProductKey", "SourceAdapter"]
 
-MAX_KEPT_TABLES = 8  # languages kept per source: bounded, whatever clients send
+# The memory of a group record without its strings (measured: 355-520 bytes; rounded up), and
+# of each character of its strings (1 for ASCII, up to 4 otherwise).
+GROUP_RECORD_BYTES = 640
+BYTES_PER_CHARACTER = 2
 
 # A product as its id names it: (upstream id, group id or None).
 ProductKey = tuple[str, str | None]
@@ -55,10 +59,6 @@ class SourceAdapter:
         self.name = config.name
         self.info = SourceInfo(config.name, self.kind, self.capabilities)
         self._clock = clock
-        # Parsed group tables by language: (clock.wall() until which the upstream answers they
-        # were read from stay fresh, table). A table never outlives the answers it came from.
-        self._tables: BoundedDict[str, tuple[float, list[GroupRecord]]] = BoundedDict(
-            MAX_KEPT_TABLES)
 
     @contextlib.contextmanager
     def reading(self, what: str) -> Iterator[None]:
@@ -106,8 +106,10 @@ class SourceAdapter:
         return await scope.group_tables.once(self.name, lambda: self._kept_table(scope))
 
     async def _kept_table(self, scope: RequestScope) -> list[GroupRecord]:
-        language = scope.language or self.config.language or ""
-        kept = self._tables.get(language)
+        # Kept by language: (clock.wall() until which the upstream answers it was read from stay
+        # fresh, table). A table never outlives the answers it came from.
+        key = ("table", self.name, scope.language or self.config.language or "")
+        kept: tuple[float, list[GroupRecord]] | None = self.client.memo.get(key)
         if kept is not None:
             fresh_until, kept_table = kept
             if self._clock.wall() < fresh_until:
@@ -122,7 +124,7 @@ class SourceAdapter:
             fresh_until, scope.fresh_until = scope.fresh_until, before
         scope.fresh_for(fresh_until)
         if self.name not in scope.stale and fresh_until > self._clock.wall():
-            self._tables.put(language, (fresh_until, table))
+            self.client.memo.put(key, (fresh_until, table), _table_bytes(table))
         return table
 
     async def _read_group_table(self, scope: RequestScope) -> list[GroupRecord]:
@@ -181,3 +183,10 @@ class SourceAdapter:
     ) -> dict[ProductKey, ProductRecord]:
         """The products these keys name (unknown ones are absent)."""
         return {}
+
+
+def _table_bytes(table: list[GroupRecord]) -> int:
+    """The estimated memory of a parsed group table."""
+    characters = sum(len(value) for record in table for name in GroupRecord.__slots__
+                     if isinstance(value := getattr(record, name), str))
+    return GROUP_RECORD_BYTES * len(table) + BYTES_PER_CHARACTER * characters

@@ -1,28 +1,37 @@
-"""Where cached upstream answers live: aiocache in memory, or Redis shared by every process.
+"""Where cached upstream answers live: in this process's memory, or in Redis shared by processes.
 
 Entries are bytes (``NullSerializer``): a small header with the time stored and the time the entry
 expires (wall clock, from the store's :class:`~gateway.clock.Clock`: entries are shared between
 processes), then the body. The store checks the expiry itself, so a test moves its clock instead
 of waiting; the backend's own TTL only collects what expired. The store never fails a request: an
 unreachable Redis is a miss, logged once per failure.
+
+In memory, the entries' sizes add up to at most ``max_bytes`` (:class:`MemoryBackend`, least
+recently used out first): aiocache's ``SimpleMemoryCache`` has no size bound, and clients choose
+how many distinct answers there are. Redis is bounded by its own ``maxmemory``.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
-from aiocache import RedisCache, SimpleMemoryCache
-from aiocache.base import BaseCache
+from aiocache import RedisCache
 from aiocache.serializers import NullSerializer
 
+from gateway.bounded import ByteBoundedLRU
 from gateway.clock import SYSTEM_CLOCK, Clock
+from gateway.config import DEFAULT_MEMORY_MAX_BYTES
 
-__all__ = ["CachedAnswer", "ResponseStore"]
+__all__ = ["CachedAnswer", "MemoryBackend", "ResponseStore"]
 
 logger = logging.getLogger("gateway.cache")
 FORMAT = b"cgw2"  # entry format; part of the key too
+# What an entry costs in memory besides its key's and value's characters: the str and bytes
+# objects' headers (82 bytes) and the LRU's node, tuples and float (234 bytes, tracemalloc).
+ENTRY_OVERHEAD = 320
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,13 +61,56 @@ class CachedAnswer:
             return None
 
 
-class ResponseStore:
-    """Get and set :class:`CachedAnswer` by key, in memory or in Redis."""
+class _Backend(Protocol):
+    """What the store needs of a backend (aiocache's caches have it)."""
 
-    def __init__(self, url: str, *, namespace: str, clock: Clock = SYSTEM_CLOCK) -> None:
+    async def get(self, key: str) -> object: ...
+
+    async def set(self, key: str, value: bytes, ttl: float | None = None) -> object: ...
+
+    async def close(self) -> object: ...
+
+
+class MemoryBackend:
+    """Entries in this process, their sizes (key, value and :data:`ENTRY_OVERHEAD`) summing to at
+    most ``max_bytes``, least recently used out first.
+
+    The TTL is read on ``clock``: an expired entry is a miss and leaves when read, or when room
+    is needed (no timer per entry).
+    """
+
+    def __init__(self, max_bytes: int, *, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.clock = clock
+        self.entries: ByteBoundedLRU[str, tuple[bytes, float]] = ByteBoundedLRU(max_bytes)
+
+    async def get(self, key: str) -> bytes | None:
+        entry = self.entries.get(key)
+        if entry is None:
+            return None
+        value, expires_at = entry
+        if self.clock.wall() >= expires_at:
+            self.entries.pop(key)
+            return None
+        return value
+
+    async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        expires_at = float("inf") if ttl is None else self.clock.wall() + ttl
+        self.entries.put(key, (value, expires_at), len(key) + len(value) + ENTRY_OVERHEAD)
+
+    async def close(self) -> None:
+        self.entries.clear()
+
+
+class ResponseStore:
+    """Get and set :class:`CachedAnswer` by key, in memory (at most ``memory_max_bytes``) or in
+    Redis."""
+
+    def __init__(self, url: str, *, namespace: str, clock: Clock = SYSTEM_CLOCK,
+                 memory_max_bytes: int = DEFAULT_MEMORY_MAX_BYTES) -> None:
         self.clock = clock
         self.url_kind = "redis" if url.startswith(("redis://", "rediss://")) else "memory"
-        self._cache: BaseCache = _backend(url, f"{namespace}:")
+        self._cache: _Backend = (_redis(url, f"{namespace}:") if self.url_kind == "redis"
+                                 else MemoryBackend(memory_max_bytes, clock=clock))
 
     async def get(self, key: str) -> CachedAnswer | None:
         entry = await self.get_with_expiry(key)
@@ -92,9 +144,7 @@ class ResponseStore:
             await self._cache.close()
 
 
-def _backend(url: str, namespace: str) -> BaseCache:
-    if not url.startswith(("redis://", "rediss://")):
-        return SimpleMemoryCache(serializer=NullSerializer(encoding=None), namespace=namespace)
+def _redis(url: str, namespace: str) -> RedisCache:
     parts = urlsplit(url)
     db = parts.path.strip("/") or "0"
     return RedisCache(

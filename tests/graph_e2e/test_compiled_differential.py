@@ -74,7 +74,17 @@ class Pair:
 
     def assert_same(self, query: str, variables: dict[str, Any] | None = None) -> None:
         compiled, standard = self.answers(query, variables)
+        if root_nulled(compiled) and root_nulled(standard):
+            # Several non-null root fields failed: which failure nulls `data` first is timing on
+            # graphql-core's side too (it cancels the rest). Same code and a root path suffice.
+            for answer in (compiled, standard):
+                answer["errors"] = [{"code": e["extensions"]["code"]} for e in answer["errors"]]
         assert compiled == standard, f"differs for:\n{query}\nvariables: {variables}"
+
+
+def root_nulled(body: dict[str, Any]) -> bool:
+    errors = body.get("errors") or []
+    return body.get("data") == "null" and len(errors) == 1 and len(errors[0].get("path") or ()) == 1
 
 
 def normalised(body: dict[str, Any]) -> dict[str, Any]:

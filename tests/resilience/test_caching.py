@@ -31,6 +31,7 @@ from gateway.config import CacheSettings, Config, ResponseCacheSettings
 from gateway.demo import demo_config
 from gateway.emulators import DEMO_TOKENS, KINDS
 from gateway.serving import ServerThread
+from gateway.upstream.store import MemoryBackend
 from tests.conftest import RunningEmulator
 
 Emulators = dict[str, RunningEmulator]
@@ -388,6 +389,52 @@ def test_readyz_says_memory_for_the_default_cache(emulators: Emulators) -> None:
     assert ready["cache"] == "memory"
     assert ready["status"] == "ready"
     assert all(s["lastSuccess"] is None for s in ready["sources"].values())  # nothing asked yet
+
+
+# --- 7. bounded by bytes, least recently used out first ------------------------------------------
+
+# One document; each request's dates make ten distinct Comestri answers of ~66 KB (every field of
+# 100 products), so the store and the memo fill while the document caches do not.
+DATES = "query Dates(" + ", ".join(f"$d{i}: DateTime!" for i in range(10)) + ") { " + " ".join(
+    f'p{i}: products(first: 100, filter: {{sources: ["comestri"], createdAfter: $d{i}}}) '
+    "{ nodes { name status description categories attributes { code value } } }"
+    for i in range(10)) + " }"
+
+
+def _dates(n: int) -> dict[str, str]:
+    return {f"d{i}": f"20{i:02d}-01-01T00:{n // 60:02d}:{n % 60:02d}Z" for i in range(10)}
+
+
+def test_store_and_memo_keep_within_their_byte_bounds(emulators: Emulators) -> None:
+    config = _config(emulators)
+    cache = config.cache.model_copy(update={"memory_max_bytes": 2 * 2**20,
+                                            "decoded_max_bytes": 3 * 2**20})
+    app = create_app(config.model_copy(update={"cache": cache}))
+    runtime = app.state.runtime
+    memo = runtime.adapters["comestri"].client.memo
+    assert all(a.client.memo is memo for a in runtime.adapters.values())  # one per process
+    assert isinstance(runtime.store._cache, MemoryBackend)
+    stored = runtime.store._cache.entries
+    with ServerThread({"gw": app}) as servers, httpx.Client(timeout=30) as client:
+        base = servers.urls["gw"]
+
+        def ask(n: int) -> Json:
+            response = client.post(f"{base}/graphql",
+                                   json={"query": DATES, "variables": _dates(n)})
+            return _no_errors(response.json())
+
+        first = ask(0)
+        for n in range(1, 30):  # 300 answers, ~20 MB: ten times the store's bound
+            ask(n)
+            assert stored.bytes <= 2 * 2**20 and memo.bytes <= 3 * 2**20
+        assert len(emulators["comestri"].log) == 300
+        assert 20 <= len(stored) < 40  # full: ~30 answers of ~66 KB
+
+        _clear(emulators)
+        ask(29)  # the newest answers are kept: no upstream request
+        assert len(emulators["comestri"].log) == 0
+        assert ask(0) == first  # the oldest were dropped: asked again, same answer
+        assert len(emulators["comestri"].log) == 10
 
 
 # --- upstream calls, cold and warm (throughput is the benchmark's: make bench) -------------------

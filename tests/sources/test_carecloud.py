@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway.bounded import ByteBoundedLRU
 from gateway.config import SourceConfig
 from gateway.errors import (
     UpstreamBadResponse,
@@ -240,6 +241,28 @@ async def test_group_table_is_one_request_and_memoized(make: Factory, cc: Runnin
     await uncached.group_table(RequestScope())
     await uncached.group_table(RequestScope())
     assert len(cc.log) == 5  # without a group TTL each request reads it again
+
+
+async def test_group_tables_of_many_languages_stay_within_the_memo_bound(
+    make: Factory, cc: RunningEmulator,
+) -> None:
+    # Every Accept-Language value makes a table of its own: 30 of them (~440 KB each, as
+    # estimated), kept in a 1 MiB memo (with the answers they were read from), hold at most
+    # 1 MiB, the most recently used kept.
+    adapter = make(stack=True, group_cache_ttl_seconds=300)
+    adapter.client.memo = ByteBoundedLRU(2**20)
+    languages = [f"x-lang-{i}" for i in range(30)]
+    for language in languages:
+        await adapter.group_table(RequestScope(language=language))
+        assert 0 < adapter.client.memo.bytes <= 2**20
+    assert len(cc.log) == 30
+    assert ("table", "carecloud", languages[-1]) in adapter.client.memo
+    assert ("table", "carecloud", languages[0]) not in adapter.client.memo
+
+    await adapter.group_table(RequestScope(language=languages[0]))  # from the store now
+    assert len(cc.log) == 30
+    assert ("table", "carecloud", languages[0]) in adapter.client.memo
+    assert adapter.client.memo.bytes <= 2**20
 
 
 async def test_unauthorized(make: Factory, cc: RunningEmulator) -> None:

@@ -12,11 +12,12 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway.bounded import ByteBoundedLRU
 from gateway.config import SourceConfig
 from gateway.errors import UpstreamUnavailable
 from gateway.scope import RequestScope
 from gateway.upstream.breaker import BreakerState
-from gateway.upstream.client import UpstreamClient
+from gateway.upstream.client import Parse, UpstreamClient, memo_bytes
 from gateway.upstream.stack import build_transport, health_for
 from gateway.upstream.store import ResponseStore
 from tests.clock import ManualClock
@@ -171,3 +172,42 @@ def test_a_policy_that_is_off_has_no_layer(store: ResponseStore, manual: ManualC
     transport = build_transport(config, store=store, health=health_for(config),
                                 network=httpx.MockTransport(Script()), clock=manual.clock)
     assert layers(transport) == expected
+
+
+# --- what the client keeps read from cached answers: bounded by bytes ----------------------------
+
+
+def large_json(request: httpx.Request) -> httpx.Response:
+    """~80 KB of JSON, distinct per page: a page of products."""
+    page = request.url.params["page"]
+    return httpx.Response(200, json={"page": page, "items": [f"{page}-{i:06d}" * 4
+                                                             for i in range(2000)]})
+
+
+async def test_decoded_and_parsed_answers_stay_within_the_memo_bound(
+    stacks: Callable[..., Stack],
+) -> None:
+    stack = stacks(Script(large_json), max_retries=0)
+    stack.client.memo = ByteBoundedLRU(2 * 2**20)
+    parsed: list[str] = []
+
+    def count_items(body: Any) -> int:
+        parsed.append(body["page"])
+        return len(body["items"])
+
+    for page in range(1, 61):  # 60 distinct answers: ~47 MB decoded and parsed, as estimated
+        assert await stack.client.get_json("/items", {"page": page}, scope=stack.scope(),
+                                           parse=Parse(count_items)) == 2000
+        assert stack.client.memo.bytes <= 2 * 2**20
+    body_bytes = len(large_json(stack.script.calls[-1]).content)
+    assert stack.client.memo.bytes == len(stack.client.memo) * memo_bytes(body_bytes)
+
+    # The newest answers are still decoded and parsed (a warm hit reads nothing again); the
+    # oldest were dropped, and are read again from the response store (no upstream request).
+    parsed.clear()
+    await stack.client.get_json("/items", {"page": 60}, scope=stack.scope(),
+                                parse=Parse(count_items))
+    await stack.client.get_json("/items", {"page": 1}, scope=stack.scope(),
+                                parse=Parse(count_items))
+    assert parsed == ["1"]
+    assert stack.script.count == 60

@@ -1,4 +1,5 @@
-"""ResponseStore in memory and in a real Redis, and the CachedAnswer entry format."""
+"""ResponseStore in memory (bounded by bytes) and in a real Redis, and the CachedAnswer entry
+format."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from gateway.upstream.store import FORMAT, CachedAnswer, ResponseStore
+from gateway.config import CacheSettings
+from gateway.upstream.store import (
+    ENTRY_OVERHEAD,
+    FORMAT,
+    CachedAnswer,
+    MemoryBackend,
+    ResponseStore,
+)
 from tests.clock import ManualClock
 
 ANSWER = CachedAnswer(1_700_000_000.125, 200, "application/json; charset=utf-8",
@@ -145,3 +153,79 @@ async def test_store_ignores_an_entry_of_another_format(any_store: ResponseStore
 def test_age_is_never_negative() -> None:
     assert CachedAnswer(1_000.0, 200, "", b"").age(now=900.0) == 0.0
     assert CachedAnswer(1_000.0, 200, "", b"").age(now=1_010.5) == 10.5
+
+
+# --- the memory store's byte bound ----------------------------------------------------------------
+
+MIB = 2**20
+
+
+def memory_of(store: ResponseStore) -> MemoryBackend:
+    assert isinstance(store._cache, MemoryBackend)
+    return store._cache
+
+
+def large_answer(i: int, size: int = 100_000) -> CachedAnswer:
+    """A distinct answer of ``size`` body bytes (an upstream page of products, say)."""
+    return CachedAnswer(1_700_000_000.0, 200, "application/json", b"%08d" % i * (size // 8))
+
+
+async def test_memory_store_keeps_many_large_answers_within_memory_max_bytes() -> None:
+    # 200 distinct ~100 KB answers (20 MB) into a 1 MiB store: what clients asking for distinct
+    # dates or searches make, each for the TTL plus the stale grace.
+    manual = ManualClock()
+    store = ResponseStore("memory://", namespace="t", clock=manual.clock,
+                          memory_max_bytes=MIB)
+    keys = [f"cgw2:axim:fingerprint:{i:032x}" for i in range(200)]
+    for i, key in enumerate(keys):
+        await store.set(key, large_answer(i), 660)
+        assert memory_of(store).entries.bytes <= MIB
+
+    kept = [i for i, key in enumerate(keys) if await store.get(key) is not None]
+    assert kept == list(range(190, 200))  # the 10 newest; the older went first
+    encoded = len(large_answer(0).encode(expires_at=1_700_000_660.0))
+    assert memory_of(store).entries.bytes == 10 * (len(keys[0]) + encoded + ENTRY_OVERHEAD)
+    await store.close()
+
+
+async def test_memory_store_drops_the_least_recently_read_first() -> None:
+    manual = ManualClock()
+    store = ResponseStore("memory://", namespace="t", clock=manual.clock,
+                          memory_max_bytes=350_000)
+    for key in ("a", "b", "c"):
+        await store.set(key, large_answer(ord(key)), 60)
+    assert await store.get("a") is not None  # read: "b" is now the least recently used
+
+    await store.set("d", large_answer(4), 60)
+
+    assert [await store.get(key) is not None for key in "abcd"] == [True, False, True, True]
+    await store.close()
+
+
+async def test_memory_store_skips_an_answer_larger_than_its_bound() -> None:
+    store = ResponseStore("memory://", namespace="t", memory_max_bytes=150_000)
+    await store.set("small", large_answer(1), 60)
+
+    await store.set("huge", large_answer(2, size=200_000), 60)
+
+    assert await store.get("huge") is None
+    assert await store.get("small") == large_answer(1)  # and nothing was evicted for it
+    await store.close()
+
+
+async def test_memory_store_frees_an_expired_entry_when_read() -> None:
+    manual = ManualClock()
+    store = ResponseStore("memory://", namespace="t", clock=manual.clock)
+    await store.set("key", large_answer(1), 30)
+    assert memory_of(store).entries.bytes > 100_000
+
+    manual.advance(32.0)  # past the entry's TTL and the backend's second of slack
+
+    assert await store.get("key") is None
+    assert memory_of(store).entries.bytes == 0
+    await store.close()
+
+
+def test_memory_store_bound_defaults_to_the_configured_default() -> None:
+    store = ResponseStore("memory://", namespace="t")
+    assert memory_of(store).entries.max_bytes == CacheSettings().memory_max_bytes == 64 * MIB
