@@ -127,6 +127,8 @@ class SourceTuning(_Strict):
     breaker_threshold: int = Field(default=5, ge=1)  # consecutive failures that open it
     breaker_reset_seconds: float = Field(default=30.0, gt=0)  # open time before a probe
     max_concurrency: int = Field(default=20, ge=1, le=1000)  # requests in flight to the source
+    # Requests waiting for one of those slots; past it a call fails at once (retryable).
+    max_queue: int = Field(default=100, ge=0, le=100_000)
 
     @field_validator("timezone")
     @classmethod
