@@ -55,7 +55,8 @@ def cpu_seconds(pid: int) -> float:
 
 
 def config_text(base: int, ttl: float) -> str:
-    lines = ["[server]", "graphiql = false", "[defaults]", f"cache_ttl_seconds = {ttl}",
+    lines = ["[server]", 'cursor_secret = "bench-cursor-secret"', "[defaults]",
+             f"cache_ttl_seconds = {ttl}",
              f"group_cache_ttl_seconds = {ttl}"]
     for i, kind in enumerate(KINDS):
         lines += ["[[sources]]", f'name = "{kind}"', f'kind = "{kind}"',

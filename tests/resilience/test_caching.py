@@ -113,7 +113,9 @@ def _free_port() -> int:
 
 
 def _toml(emulators: Emulators, *, cache_url: str, namespace: str) -> str:
-    lines = ["[cache]", f'url = "{cache_url}"', f'namespace = "{namespace}"', ""]
+    # The development profile: /readyz in detail (test 6), and no cursor secret to invent.
+    lines = ["[server]", 'profile = "development"', "",
+             "[cache]", f'url = "{cache_url}"', f'namespace = "{namespace}"', ""]
     for kind in KINDS:
         lines += ["[[sources]]", f'name = "{kind}"', f'kind = "{kind}"',
                   f'base_url = "{emulators[kind].url}"', f'token = "{DEMO_TOKENS[kind]}"', ""]
