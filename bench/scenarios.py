@@ -177,7 +177,8 @@ def gateway_config(emulator_urls: dict[str, str], tokens: dict[str, str], *, cac
     (off: no de-duplication either, so every query makes its own upstream calls), compiled
     execution on or off, the whole-response cache on or off (in memory, or ``cache_url``)."""
     ttl = 3600 if cached else 0
-    lines = ["[server]", "graphiql = false", f"compiled_execution = {str(compiled).lower()}", "",
+    lines = ["[server]", "graphiql = false", 'cursor_secret = "bench-cursor-secret"',
+             f"compiled_execution = {str(compiled).lower()}", "",
              "[response_cache]", f"enabled = {str(response_cache).lower()}", "",
              "[defaults]", f"cache_ttl_seconds = {ttl}", f"group_cache_ttl_seconds = {ttl}",
              f"stale_grace_seconds = {ttl}", f"dedup = {str(cached).lower()}"]

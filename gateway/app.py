@@ -86,6 +86,9 @@ def create_app(config: Config, *, clock: Clock = SYSTEM_CLOCK) -> Starlette:
                 "accept-language",
                 "authorization",
                 "x-request-id",
+                # What a GET query carries under CSRF prevention (gateway/endpoint.py).
+                "apollo-require-preflight",
+                "x-apollo-operation-name",
             ],
             max_age=600,
         )
@@ -98,9 +101,14 @@ def create_app(config: Config, *, clock: Clock = SYSTEM_CLOCK) -> Starlette:
         await runtime.aclose()
 
     async def readyz(request: Request) -> Response:
-        """Readiness per source: breaker state, last error, last success. 200 while the
-        gateway can answer at all: a failing source costs only its own data."""
-        return JSONResponse(runtime.readiness())
+        """Ready (200) while the gateway can answer at all: a failing source costs only its own
+        data; unready (503) while every source's breaker is open. With ``readyz_detail`` also
+        each source's breaker state, last error and last success (not for strangers' eyes)."""
+        report = runtime.readiness()
+        status = 503 if report["status"] == "unready" else 200
+        if not server.readyz_detail:  # "degraded" would say a source is failing
+            report = {"status": "unready" if status == 503 else "ready"}
+        return JSONResponse(report, status_code=status)
 
     playground = None
     if server.graphiql:
@@ -113,11 +121,13 @@ def create_app(config: Config, *, clock: Clock = SYSTEM_CLOCK) -> Starlette:
         shared = runtime.store if runtime.store.url_kind == "redis" else None
         responses = ResponseCache(config.response_cache, clock=runtime.clock, shared=shared)
     endpoint = GraphQLEndpoint(build_schema(federation=server.federation, documents=documents,
-                                            plans=plans),
+                                            plans=plans, introspection=server.introspection,
+                                            suggestions=server.field_suggestions),
                                runtime, documents=documents,
                                playground=playground.page if playground else None,
                                max_body_bytes=server.max_body_bytes,
-                               access_log=server.access_log, responses=responses)
+                               access_log=server.access_log, responses=responses,
+                               csrf_prevention=server.csrf_prevention)
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
@@ -126,6 +136,9 @@ def create_app(config: Config, *, clock: Clock = SYSTEM_CLOCK) -> Starlette:
         *(playground.routes() if playground else []),
     ]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    # Starlette would answer /graphql/ with a redirect whose location it builds from the
+    # client's Host header (a poisoned cache could send others anywhere): 404 instead.
+    app.router.redirect_slashes = False
     app.state.config = config
     app.state.runtime = runtime
     app.state.plans = plans

@@ -15,7 +15,14 @@ import uvloop
 
 from gateway.app import CONFIG_ENV, create_app
 from gateway.config import ConfigError, load_config
-from gateway.serving import LOG_LEVELS, BoundApp, bind, log_config, serve_forever
+from gateway.serving import (
+    LOG_LEVELS,
+    BoundApp,
+    bind,
+    log_config,
+    serve_forever,
+    uvicorn_options,
+)
 
 __all__ = ["main"]
 
@@ -31,8 +38,7 @@ def _serve(args: argparse.Namespace) -> int:
     host = args.host or config.server.host
     port = config.server.port if args.port is None else args.port
     options = {"host": host, "port": port, "log_level": args.log_level,
-               "log_config": log_config(args.log_level),
-               "timeout_keep_alive": int(config.server.keep_alive_seconds)}
+               "log_config": log_config(args.log_level), **uvicorn_options(config.server)}
     if args.workers > 1:
         # Workers import the app themselves: hand them the config path.
         os.environ[CONFIG_ENV] = os.path.abspath(path)

@@ -28,7 +28,7 @@ import tomllib
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -39,6 +39,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 __all__ = [
@@ -74,12 +75,39 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+Profile = Literal["production", "development"]
+
+# What a profile turns on when the file does not say (the README's "Running in production").
+PROFILE_DEFAULTS: dict[str, dict[str, bool]] = {
+    "production": {"graphiql": False, "introspection": False, "field_suggestions": False,
+                   "readyz_detail": False, "csrf_prevention": True},
+    "development": {"graphiql": True, "introspection": True, "field_suggestions": True,
+                    "readyz_detail": True, "csrf_prevention": False},
+}
+
+
 class ServerSettings(_Strict):
+    # "production" (the default, what `serve` runs) keeps everything below off that tells a
+    # stranger about the schema or the sources, and needs a cursor secret; "development" (the
+    # demo) turns them on. A key set in the file wins over its profile's default.
+    profile: Profile = "production"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     cors_origins: tuple[str, ...] = ()
     cors_origin_regex: str | None = None
-    graphiql: bool = True  # the playground on a browser GET of /graphql; off in production
+    graphiql: bool = False  # the playground on a browser GET of /graphql
+    introspection: bool = False  # __schema and __type queries
+    field_suggestions: bool = False  # "Did you mean …?" in error messages
+    readyz_detail: bool = False  # /readyz reports each source's breaker, not only ready/unready
+    # A GET query must carry a header a simple cross-site request cannot set (as Apollo Server's
+    # csrfPrevention): Apollo-Require-Preflight, X-Apollo-Operation-Name, or a Content-Type
+    # other than the three a form can send.
+    csrf_prevention: bool = True
+    # The key cursors are signed with; required by the production profile.
+    cursor_secret: SecretStr | None = None
+    # A client must send a request's headers, and then its body, within these (else 408).
+    header_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
+    body_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
     playground_assets: str | None = None  # GraphiQL's files (default: build/playground/...)
     federation: bool = False  # serve the Apollo Federation 2 subgraph schema
     max_body_bytes: int = Field(default=1_000_000, ge=1024)  # largest POST body accepted
@@ -94,6 +122,17 @@ class ServerSettings(_Strict):
     # Known query operations run as compiled plans (gateway/graph/plan.py); false: graphql-core
     # executes every operation.
     compiled_execution: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _profile_defaults(cls, data: Any) -> Any:
+        """Keys the file leaves out take the profile's value."""
+        if not isinstance(data, dict):
+            return data
+        profile = data.get("profile", "production")
+        defaults = PROFILE_DEFAULTS.get(profile if isinstance(profile, str) else "",
+                                        PROFILE_DEFAULTS["production"])
+        return {**defaults, **data}
 
 
 DEFAULT_MEMORY_MAX_BYTES = 64 * 2**20
@@ -149,6 +188,8 @@ class SourceTuning(_Strict):
     breaker_threshold: int = Field(default=5, ge=1)  # consecutive failures that open it
     breaker_reset_seconds: float = Field(default=30.0, gt=0)  # open time before a probe
     max_concurrency: int = Field(default=20, ge=1, le=1000)  # requests in flight to the source
+    # Requests waiting for one of those slots; past it a call fails at once (retryable).
+    max_queue: int = Field(default=100, ge=0, le=100_000)
     # Concurrent identical upstream requests share one call (off: each makes its own; for
     # measuring the uncached path honestly).
     dedup: bool = True
@@ -216,6 +257,7 @@ def parse_config(
     except ValidationError as exc:
         problems += _describe(exc, data)
     problems += _token_problems(data, environ)
+    problems += _profile_problems(data)
     problems += _duplicate_names(data)
     if problems or config is None:
         problems.sort(key=lambda problem: problem[0])
@@ -252,6 +294,21 @@ def _token_problems(data: Mapping[str, Any], environ: Mapping[str, str]) -> list
             problems.append((i + 1, f"{where}.token_env: environment variable {variable} "
                                     "is empty"))
     return problems
+
+
+def _profile_problems(data: Mapping[str, Any]) -> list[_Problem]:
+    """The production profile signs cursors: it needs a secret (the demo generates one)."""
+    server = data.get("server")
+    server = server if isinstance(server, dict) else {}
+    secret = server.get("cursor_secret")
+    if server.get("profile", "production") != "production":
+        return []
+    if secret is not None and (not isinstance(secret, str) or secret.strip()):
+        return []  # a secret, or a value of the wrong type (the field's own error says so)
+    return [(0, "server.cursor_secret: the production profile needs a secret to sign cursors "
+                "with: set cursor_secret (e.g. the output of `python -c \"import secrets; "
+                "print(secrets.token_urlsafe(32))\"`), or profile = \"development\" on a "
+                "machine of your own")]
 
 
 def _duplicate_names(data: Mapping[str, Any]) -> list[_Problem]:

@@ -6,6 +6,7 @@ emulator on a port the OS picks; the gateway's configuration is built from those
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,8 +30,12 @@ def demo_config(urls: Mapping[str, str], *, host: str = "127.0.0.1", port: int =
     """
     return parse_config(
         {
-            "server": {"host": host, "port": port, "cors_origin_regex": DEMO_CORS_REGEX,
-                       "request_timeout_seconds": request_timeout, "access_log": True},
+            # The development profile: GraphiQL, introspection, suggestions, a detailed
+            # /readyz, GET without a preflight header; a cursor secret of its own per process.
+            "server": {"profile": "development", "host": host, "port": port,
+                       "cors_origin_regex": DEMO_CORS_REGEX,
+                       "request_timeout_seconds": request_timeout, "access_log": True,
+                       "cursor_secret": secrets.token_urlsafe(32)},
             "cache": {"url": cache_url},
             "defaults": dict(defaults or {}),
             "sources": [

@@ -12,8 +12,16 @@
   shares.
 * Every error body is JSON, never plain text or a stack trace.
 * A browser's ``GET`` (``Accept: text/html``, no ``query``) gets the playground when enabled.
+* With ``csrf_prevention`` (Apollo Server's ``csrfPrevention``), a GET query must carry a
+  header a cross-site form or image cannot send: ``Apollo-Require-Preflight`` or
+  ``X-Apollo-Operation-Name`` (non-empty), or a ``Content-Type`` other than a form's three;
+  otherwise 400 ``PREFLIGHT_REQUIRED`` before anything runs. (A POST must be
+  ``application/json``, which a browser always preflights.)
+* A client that disconnects stops its request: execution is cancelled with every resolver and
+  upstream call it still waits for (an upstream call shared with another request goes on for
+  that one), and nothing is answered.
 * With ``access_log``, one line per GraphQL request on the ``gateway.access`` logger (info):
-  method, path, operation name, status and duration.
+  method, path, operation name, status and duration (499 for a client that left).
 * With a :class:`~gateway.response_cache.ResponseCache`, a repeated request is answered from it
   before any parsing (``X-Response-Cache: hit``, with ``Age``); a fresh answer without errors
   or stale data is kept (``X-Response-Cache: miss``). A ``GET`` answer that can be kept carries
@@ -23,16 +31,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from graphql import DocumentNode, GraphQLError, OperationDefinitionNode, OperationType
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from strawberry import Schema
@@ -50,8 +60,15 @@ GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
 DEFAULT_MAX_BODY = 1_000_000
 MAX_LANGUAGE_KEY = 200  # characters of Accept-Language that can make a response-cache key
+# Content types a cross-site form can send without a CORS preflight (the Fetch standard's
+# CORS-safelisted request header values of Content-Type).
+SIMPLE_CONTENT_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data",
+                                  "text/plain"})
+PREFLIGHT_HEADERS = ("apollo-require-preflight", "x-apollo-operation-name")
+CLIENT_LEFT = 499  # the access log's status for a client that disconnected (nginx's)
 
 access_logger = logging.getLogger("gateway.access")
+T = TypeVar("T")
 
 
 class RequestError(Exception):
@@ -64,6 +81,10 @@ class RequestError(Exception):
         self.message = message
         self.code = code
         self.headers = dict(headers or {})
+
+
+class _ClientLeft(Exception):
+    """The client disconnected before its answer: nothing is sent."""
 
 
 @dataclass
@@ -80,7 +101,8 @@ class GraphQLEndpoint:
     def __init__(self, schema: Schema, runtime: Runtime, *, documents: DocumentCache,
                  playground: Callable[[Request], Response] | None = None,
                  max_body_bytes: int = DEFAULT_MAX_BODY, access_log: bool = False,
-                 responses: ResponseCache | None = None) -> None:
+                 responses: ResponseCache | None = None,
+                 csrf_prevention: bool = False) -> None:
         self.schema = schema
         self.responses = responses
         self.runtime = runtime
@@ -88,6 +110,7 @@ class GraphQLEndpoint:
         self.playground = playground
         self.max_body_bytes = max_body_bytes
         self.access_log = access_log
+        self.csrf_prevention = csrf_prevention
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -97,11 +120,14 @@ class GraphQLEndpoint:
             response = await self._handle(request, access)
         except RequestError as exc:
             response = _json_error(exc)
-        await response(scope, receive, send)
+        except (_ClientLeft, ClientDisconnect):
+            response = None
+        if response is not None:
+            await response(scope, receive, send)
         if self.access_log and access.graphql:
+            status = CLIENT_LEFT if response is None else response.status_code
             access_logger.info("%s %s %s %d %.1f ms", request.method, request.url.path,
-                               access.operation, response.status_code,
-                               (time.perf_counter() - started) * 1000)
+                               access.operation, status, (time.perf_counter() - started) * 1000)
 
     async def _handle(self, request: Request, access: _Access) -> Response:
         if request.method not in ("GET", "POST"):
@@ -112,6 +138,8 @@ class GraphQLEndpoint:
                 and "query" not in request.query_params and _wants_html(accept)):
             access.graphql = False
             return self.playground(request)
+        if request.method == "GET" and self.csrf_prevention:
+            _require_preflight(request)
         media_type = negotiate(accept)
         params = await self._params(request)
         cache_key = self._response_key(request, params)
@@ -134,9 +162,9 @@ class GraphQLEndpoint:
             raise RequestError(405, "mutations are not allowed over GET: use POST",
                                code=ErrorCode.METHOD_NOT_ALLOWED, headers={"Allow": "POST"})
         context = self._context(request)
-        result = await self.schema.execute(
+        result = await _unless_disconnected(request, self.schema.execute(
             params["query"], variable_values=params.get("variables"),
-            context_value=context, operation_name=params.get("operationName"))
+            context_value=context, operation_name=params.get("operationName")))
         response = _result_response(result.data, result.errors, result.extensions, media_type,
                                     ErrorCode.GRAPHQL_VALIDATION_FAILED)
         if cache_key is not None and not result.errors and not (result.extensions or {}).get(
@@ -229,6 +257,49 @@ class GraphQLEndpoint:
 def _etags(header: str) -> set[str]:
     """The entity tags an ``If-None-Match`` names (weak ones compare by their opaque tag)."""
     return {tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()}
+
+
+async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T:
+    """``work``'s result, or :class:`_ClientLeft` once the client disconnects: then ``work`` is
+    cancelled, and with it every resolver and upstream call it waits for.
+
+    The body has been read: what ``receive()`` says now is the disconnect (uvicorn sends it when
+    the connection closes).
+    """
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_disconnect(request.receive))
+    try:
+        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    if task.cancelled():
+        raise _ClientLeft
+    return task.result()
+
+
+async def _disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+def _require_preflight(request: Request) -> None:
+    """Apollo Server's CSRF prevention, for a GET: a header a simple request cannot carry."""
+    content_type = request.headers.get("content-type")
+    if content_type is not None:
+        essence = content_type.split(";")[0].strip().lower()
+        if essence and essence not in SIMPLE_CONTENT_TYPES:
+            return
+    if any(request.headers.get(name, "").strip() for name in PREFLIGHT_HEADERS):
+        return
+    raise RequestError(
+        400, "this GET query may be a cross-site request forgery: send it with the header "
+             "`Apollo-Require-Preflight: true` (or `X-Apollo-Operation-Name`, or a "
+             "`Content-Type` other than a form's), or as a POST of application/json",
+        code=ErrorCode.PREFLIGHT_REQUIRED)
 
 
 def negotiate(accept: str) -> str:

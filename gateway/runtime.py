@@ -49,11 +49,19 @@ class Runtime:
         return cls(config, store, adapters, health, clock)
 
     def readiness(self) -> dict[str, object]:
-        """Each source's breaker state, last error and last success (``/readyz``)."""
+        """Each source's breaker state, last error and last success (``/readyz``).
+
+        ``status``: "ready"; "degraded" while a breaker is not closed; "unready" while every
+        breaker is open (nothing could be answered).
+        """
         sources = {name: h.report() for name, h in self.health.items()}
-        degraded = any(h.state is not BreakerState.CLOSED for h in self.health.values())
-        return {"status": "degraded" if degraded else "ready", "cache": self.store.url_kind,
-                "sources": sources}
+        states = [h.state for h in self.health.values()]
+        status = "ready"
+        if all(state is BreakerState.OPEN for state in states):
+            status = "unready"
+        elif any(state is not BreakerState.CLOSED for state in states):
+            status = "degraded"
+        return {"status": status, "cache": self.store.url_kind, "sources": sources}
 
     async def aclose(self) -> None:
         for adapter in self.adapters.values():

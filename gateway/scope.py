@@ -14,10 +14,11 @@ Nothing in a scope outlives its request: no cross-user cache.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from gateway.shared import SharedTasks
 
 if TYPE_CHECKING:
     from gateway.sources.records import GroupRecord, ProductRecord
@@ -34,22 +35,19 @@ CallKey = tuple[str, str, tuple[tuple[str, str], ...], str | None]
 class TaskMemo(Generic[K, V]):
     """Runs ``make()`` once per key; concurrent and later callers await the same task.
 
-    A caller that is cancelled does not cancel the shared task (it is shielded): another caller
-    of the same key may still be waiting for it.
+    A caller that is cancelled does not cancel the shared task while another caller of the key
+    still waits for it; the last one does (its request was abandoned: the work stops), and the
+    key is then forgotten (:class:`~gateway.shared.SharedTasks`).
     """
 
     def __init__(self) -> None:
-        self._tasks: dict[K, asyncio.Task[V]] = {}
+        self._tasks: SharedTasks[K, V] = SharedTasks(keep=True)
 
     def __len__(self) -> int:
         return len(self._tasks)
 
     async def once(self, key: K, make: Callable[[], Awaitable[V]]) -> V:
-        task = self._tasks.get(key)
-        if task is None:
-            task = asyncio.ensure_future(make())
-            self._tasks[key] = task
-        return await asyncio.shield(task)
+        return await self._tasks.run(key, make)
 
 
 @dataclass

@@ -28,7 +28,11 @@ import uvloop
 from starlette.types import ASGIApp
 from uvicorn.config import LOGGING_CONFIG
 
-__all__ = ["LOG_LEVELS", "BoundApp", "ServerThread", "bind", "log_config", "serve_forever"]
+from gateway.config import Config, ServerSettings
+from gateway.protocol import http_protocol
+
+__all__ = ["LOG_LEVELS", "BoundApp", "ServerThread", "bind", "log_config", "serve_forever",
+           "uvicorn_options"]
 
 # uvicorn's levels ("trace" is its own, below debug), most severe first.
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
@@ -79,8 +83,25 @@ class BoundApp:
         return f"http://{host}:{port}"
 
 
-# Longer than clients keep idle connections (see ServerSettings.keep_alive_seconds).
-KEEP_ALIVE = 75
+def uvicorn_options(settings: ServerSettings | None) -> dict[str, Any]:
+    """uvicorn's options every server of the gateway runs with, from ``[server]`` (defaults for
+    an app without a configuration, such as an emulator).
+
+    Deadlines for a request's headers and body (:mod:`gateway.protocol`), the keep-alive of
+    idle connections, no ``server`` header (it tells a stranger what to attack) and no
+    WebSockets (the gateway serves none).
+    """
+    settings = settings or ServerSettings()
+    return {"http": http_protocol(header_timeout=settings.header_timeout_seconds,
+                                  body_timeout=settings.body_timeout_seconds),
+            "ws": "none", "server_header": False,
+            "timeout_keep_alive": int(settings.keep_alive_seconds)}
+
+
+def _settings(app: ASGIApp) -> ServerSettings | None:
+    """The ``[server]`` settings of a gateway app (``create_app`` keeps its config in its state)."""
+    config = getattr(getattr(app, "state", None), "config", None)
+    return config.server if isinstance(config, Config) else None
 
 
 class _Server(uvicorn.Server):
@@ -98,7 +119,7 @@ def _servers(bound: Mapping[str, BoundApp], log_level: str) -> list[tuple[_Serve
     return [
         (_Server(uvicorn.Config(b.app, lifespan="auto", log_level=own, access_log=False,
                                 log_config=log_config(log_level), timeout_graceful_shutdown=2,
-                                timeout_keep_alive=KEEP_ALIVE)), b)
+                                **uvicorn_options(_settings(b.app)))), b)
         for b in bound.values()
     ]
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -41,6 +43,7 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 def test_check_config_ok(tmp_path: Path) -> None:
     path = tmp_path / "ok.toml"
     path.write_text(
+        '[server]\ncursor_secret = "s3cret-cursor-key"\n'
         '[[sources]]\nname = "cc"\nkind = "carecloud"\n'
         'base_url = "http://127.0.0.1:1"\ntoken = "tok-abc-123"\n'
     )
@@ -48,6 +51,7 @@ def test_check_config_ok(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"{path}: ok: 1 source: cc (carecloud)\n"
     assert "tok-abc-123" not in result.stdout + result.stderr
+    assert "s3cret-cursor-key" not in result.stdout + result.stderr
 
 
 def test_check_config_bad_exits_2_without_traceback_or_token(tmp_path: Path) -> None:
@@ -73,7 +77,8 @@ def test_schema_command_prints_the_published_sdl() -> None:
 
 
 def test_check_config_lists_every_problem_at_once_and_exits_2(tmp_path: Path) -> None:
-    """An unknown key, a blank token, a missing token and a duplicate name: one run, four lines."""
+    """An unknown key, a blank token, a missing token, a duplicate name and no cursor secret for
+    the production profile: one run, five lines."""
     path = tmp_path / "four.toml"
     path.write_text(
         '[[sources]]\nname = "cc"\nkind = "carecloud"\nbase_url = "http://127.0.0.1:1"\n'
@@ -90,6 +95,10 @@ def test_check_config_lists_every_problem_at_once_and_exits_2(tmp_path: Path) ->
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
         "configuration error:",
+        f"{path}: server.cursor_secret: the production profile needs a secret to sign cursors "
+        'with: set cursor_secret (e.g. the output of `python -c "import secrets; '
+        'print(secrets.token_urlsafe(32))"`), or profile = "development" on a machine of your '
+        "own",
         f'{path}: sources[0] (name "cc"): unknown key \'timeout_secs\' '
         "(did you mean 'timeout_seconds'?)",
         f'{path}: sources[1] (name "jo").token: the token is empty',
@@ -212,7 +221,7 @@ def test_demo_prints_one_banner_then_a_line_per_graphql_request() -> None:
 
 def _serve(tmp_path: Path, extra: str) -> Process:
     path = tmp_path / "gateway.toml"
-    path.write_text(f'[server]\nport = 0\n{extra}\n[[sources]]\nname = "cc"\n'
+    path.write_text(f'[server]\nport = 0\ncursor_secret = "s"\n{extra}\n[[sources]]\nname = "cc"\n'
                     'kind = "carecloud"\nbase_url = "http://127.0.0.1:1"\ntoken = "t"\n')
     return Process([sys.executable, "-m", "gateway", "serve", "--config", str(path)])
 
@@ -232,4 +241,35 @@ def test_serve_logs_requests_only_when_configured(tmp_path: Path, access_log: bo
         else:
             with pytest.raises(AssertionError):
                 serve.wait_for(r"gateway\.access", timeout=1)
+        assert serve.stop() == 0
+
+
+def test_serve_refuses_the_production_profile_without_a_cursor_secret(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.toml"
+    path.write_text('[[sources]]\nname = "cc"\nkind = "carecloud"\n'
+                    'base_url = "http://127.0.0.1:1"\ntoken = "t"\n')
+    result = run("serve", "--config", str(path))
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "configuration error:",
+        f"{path}: server.cursor_secret: the production profile needs a secret to sign cursors "
+        'with: set cursor_secret (e.g. the output of `python -c "import secrets; '
+        'print(secrets.token_urlsafe(32))"`), or profile = "development" on a machine of your '
+        "own"]
+
+
+def test_serve_has_read_deadlines_and_no_server_header(tmp_path: Path) -> None:
+    with _serve(tmp_path, "header_timeout_seconds = 1\n") as serve:
+        url = serve.wait_for(r"Uvicorn running on (http://\S+)").group(1)
+        assert "server" not in httpx.get(f"{url}/healthz", timeout=30).headers
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            started = time.monotonic()
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHo")
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        assert time.monotonic() - started < 5
+        assert answer.startswith(b"HTTP/1.1 408 "), answer
+        assert b'"code":"REQUEST_TIMEOUT"' in answer
         assert serve.stop() == 0

@@ -12,6 +12,7 @@ GOOD = """
 [server]
 port = 8080
 cors_origins = ["https://shop.example.com"]
+cursor_secret = "a-cursor-secret-for-the-tests"
 
 [cache]
 url = "memory://"
@@ -206,7 +207,8 @@ def test_source_name_rule_in_words(tmp_path: Path) -> None:
 
 
 def test_a_bad_entry_is_reported_once(tmp_path: Path) -> None:
-    only = '[[sources]]\nname = "cc"\nkind = "carecare"\nbase_url = "http://x"\ntoken = "t"\n'
+    only = ('[server]\nprofile = "development"\n'
+            '[[sources]]\nname = "cc"\nkind = "carecare"\nbase_url = "http://x"\ntoken = "t"\n')
     message = error_for(tmp_path, only)
     assert 'sources[0] (name "cc").kind' in message
     assert message.count("\n") == 0, message  # no "sources: at least 1 item" echo

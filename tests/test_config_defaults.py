@@ -8,6 +8,9 @@ import pytest
 
 from gateway.config import ConfigError, SourceTuning, parse_config
 
+# A [server] table whose profile needs no cursor secret: these tests are about [defaults].
+DEV = {"profile": "development"}
+
 
 def sources() -> list[dict[str, Any]]:
     return [
@@ -28,7 +31,7 @@ def error_for(data: dict[str, Any]) -> str:
 def test_a_default_applies_to_every_source() -> None:
     config = parse_config(
         {"defaults": {"breaker_threshold": 9, "stale_grace_seconds": 42.0, "language": "cs"},
-         "sources": sources()},
+         "sources": sources(), "server": DEV},
         environ={})
 
     assert [s.breaker_threshold for s in config.sources] == [9, 9, 9]
@@ -39,7 +42,8 @@ def test_a_default_applies_to_every_source() -> None:
 
 def test_a_source_key_overrides_the_default() -> None:
     config = parse_config(
-        {"defaults": {"timeout_seconds": 7.0, "max_retries": 5}, "sources": sources()},
+        {"defaults": {"timeout_seconds": 7.0, "max_retries": 5}, "sources": sources(),
+         "server": DEV},
         environ={})
 
     assert [s.timeout_seconds for s in config.sources] == [7.0, 2.5, 7.0]
@@ -47,7 +51,7 @@ def test_a_source_key_overrides_the_default() -> None:
 
 
 def test_without_defaults_each_source_has_the_built_in_tuning() -> None:
-    config = parse_config({"sources": sources()}, environ={})
+    config = parse_config({"sources": sources(), "server": DEV}, environ={})
     built_in = SourceTuning()
 
     carecloud, joptic, _ = config.sources
@@ -57,28 +61,28 @@ def test_without_defaults_each_source_has_the_built_in_tuning() -> None:
 
 
 def test_defaults_do_not_change_the_input() -> None:
-    data: dict[str, Any] = {"defaults": {"max_retries": 4}, "sources": sources()}
+    data: dict[str, Any] = {"defaults": {"max_retries": 4}, "sources": sources(), "server": DEV}
     parse_config(data, environ={})
 
     assert "max_retries" not in data["sources"][0]
 
 
 def test_an_unknown_key_in_defaults_names_defaults() -> None:
-    message = error_for({"defaults": {"retries": 3}, "sources": sources()})
+    message = error_for({"defaults": {"retries": 3}, "sources": sources(), "server": DEV})
 
     assert "gw.toml: defaults: unknown key 'retries'" in message
 
 
 def test_an_unknown_key_in_defaults_blames_only_defaults() -> None:
     # Not once again under every entry, which never had the key (fixed in 14651a6).
-    message = error_for({"defaults": {"retries": 3}, "sources": sources()})
+    message = error_for({"defaults": {"retries": 3}, "sources": sources(), "server": DEV})
 
     assert message.splitlines() == [
         "gw.toml: defaults: unknown key 'retries' (did you mean 'max_retries'?)"]
 
 
 def test_a_bad_merged_value_names_the_source_entry() -> None:
-    message = error_for({"defaults": {"max_retries": 50}, "sources": sources()})
+    message = error_for({"defaults": {"max_retries": 50}, "sources": sources(), "server": DEV})
 
     assert "gw.toml: defaults.max_retries:" in message
     assert 'gw.toml: sources[0] (name "carecloud").max_retries:' in message
@@ -88,7 +92,8 @@ def test_a_bad_merged_value_names_the_source_entry() -> None:
 
 
 def test_a_source_own_bad_value_names_it_under_good_defaults() -> None:
-    data: dict[str, Any] = {"defaults": {"timezone": "Europe/Prague"}, "sources": sources()}
+    data: dict[str, Any] = {"defaults": {"timezone": "Europe/Prague"}, "sources": sources(),
+                            "server": DEV}
     data["sources"][1]["timezone"] = "Mars/Olympus_Mons"
     message = error_for(data)
 
@@ -98,7 +103,8 @@ def test_a_source_own_bad_value_names_it_under_good_defaults() -> None:
 
 
 def test_a_default_cannot_hold_source_identity() -> None:
-    message = error_for({"defaults": {"token": "shared-secret"}, "sources": sources()})
+    message = error_for({"defaults": {"token": "shared-secret"}, "sources": sources(),
+                         "server": DEV})
 
     assert "gw.toml: defaults: unknown key 'token'" in message
     assert "shared-secret" not in message

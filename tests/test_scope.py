@@ -47,6 +47,37 @@ async def test_a_cancelled_caller_does_not_cancel_the_shared_task() -> None:
     assert first.cancelled()
 
 
+async def test_the_last_caller_leaving_cancels_the_task_and_the_key_starts_afresh() -> None:
+    memo: TaskMemo[str, str] = TaskMemo()
+    started: list[int] = []
+    stopped: list[int] = []
+
+    async def make() -> str:
+        started.append(len(started) + 1)
+        try:
+            await asyncio.Event().wait()  # never set: only a cancellation ends it
+        finally:
+            stopped.append(len(started))
+        return "never"
+
+    callers = [asyncio.ensure_future(memo.once("k", make)) for _ in range(2)]
+    await asyncio.sleep(0)
+    callers[0].cancel()
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert (started, stopped) == ([1], [])  # one caller still waits: the work goes on
+    callers[1].cancel()
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert stopped == [1]  # nobody waits any more: the work stopped
+    assert len(memo) == 0
+
+    async def quick() -> str:
+        return "again"
+
+    assert await memo.once("k", quick) == "again"  # not the cancelled task
+
+
 def test_bounded_dict_drops_the_oldest_first() -> None:
     kept: BoundedDict[str, int] = BoundedDict(2)
     kept.put("a", 1)

@@ -9,8 +9,9 @@ from functools import partial
 import strawberry
 import strawberry.federation
 from graphql import GraphQLError, GraphQLSchema, print_schema
-from strawberry.extensions import SchemaExtension, ValidationCache
+from strawberry.extensions import DisableIntrospection, SchemaExtension, ValidationCache
 from strawberry.federation.schema_directives import ListSize
+from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext, Info
 
 from gateway.graph import resolvers
@@ -106,6 +107,16 @@ class _QuietErrors:
     ) -> None:
         """Client errors are not the server's to log; GatewayErrors logs the unexpected ones."""
 
+    @staticmethod
+    def remove_field_suggestion(error: GraphQLError) -> None:
+        """Without field suggestions (StrawberryConfig.disable_field_suggestions), no
+        suggestion at all: graphql-core ends every message that suggests names (fields,
+        arguments, types, enum values, in validation and in variables) with " Did you mean …?";
+        strawberry's own hook cuts it from unknown fields only."""
+        message, found, _ = error.message.partition(" Did you mean ")
+        if found:
+            error.message = message
+
 
 class GatewaySchema(_QuietErrors, strawberry.Schema):
     pass
@@ -116,37 +127,45 @@ class FederatedSchema(_QuietErrors, strawberry.federation.Schema):
 
 
 FEDERATION_DIRECTIVES = frozenset({"key", "listSize", "cost", "link"})
-def _extensions(documents: DocumentCache, plans: PlanCache | None
+def _extensions(documents: DocumentCache, plans: PlanCache | None, introspection: bool
                 ) -> list[type[SchemaExtension] | Callable[[], SchemaExtension]]:
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         GatewayErrors,
         partial(ParsedDocuments, documents=documents),
         partial(ValidationCache, maxsize=DEFAULT_MAX_DOCUMENTS),
     ]
+    if not introspection:
+        # graphql-core's NoSchemaIntrospectionCustomRule (__typename stays allowed).
+        extensions.append(DisableIntrospection)
     if plans is not None:
         extensions.append(partial(CompiledExecution, plans=plans))
     return extensions
 
 
 def build_schema(*, federation: bool = False, documents: DocumentCache | None = None,
-                 plans: PlanCache | None = None) -> strawberry.Schema:
+                 plans: PlanCache | None = None, introspection: bool = True,
+                 suggestions: bool = True) -> strawberry.Schema:
     """The schema: plain, or an Apollo Federation 2 subgraph (entities ProductGroup, Product).
 
     ``documents`` is the parse cache the endpoint shares with execution (one parse per document);
     with ``plans``, known query operations run as compiled plans (:mod:`gateway.graph.plan`).
+    ``introspection`` and ``suggestions`` ("Did you mean …?" in errors) are off in production.
     """
-    extensions = _extensions(documents or DocumentCache(), plans)
+    extensions = _extensions(documents or DocumentCache(), plans, introspection)
+    config = StrawberryConfig(disable_field_suggestions=not suggestions)
     if federation:
         return FederatedSchema(
             query=Query,
             types=[ProductGroup, Product],
             extensions=extensions,
             federation_version="2.9",
+            config=config,
         )
     with warnings.catch_warnings():
         # The types carry @key/@listSize for the subgraph; the plain schema goes without them.
         warnings.filterwarnings("ignore", message="Federation directive found in schema")
-        schema = GatewaySchema(query=Query, types=[ProductGroup, Product], extensions=extensions)
+        schema = GatewaySchema(query=Query, types=[ProductGroup, Product], extensions=extensions,
+                               config=config)
     schema._schema = _without_federation(schema._schema)
     schema._schema._strawberry_schema = schema  # type: ignore[attr-defined]  # as strawberry does
     return schema

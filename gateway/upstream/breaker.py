@@ -61,12 +61,22 @@ class SourceHealth:
         """Let a request through, or fail it at once while the breaker is open."""
         state = self.state
         if state is BreakerState.OPEN or (state is BreakerState.HALF_OPEN and self.probing):
-            left = self.policy.reset - (self.clock.monotonic() - (self.opened_at or 0))
-            raise UpstreamUnavailable(
-                f"source '{self.source}' is failing; the gateway stopped calling it for now",
-                source=self.source, retry_after=round(max(left, 0.0), 1))
+            self._refuse()
         if state is BreakerState.HALF_OPEN:
             self.probing = True
+
+    def still_admits(self) -> None:
+        """For a request admitted earlier that then waited (for a connection): fail it if the
+        breaker opened meanwhile. Half-open lets it go: it is the probe, or was admitted before
+        the breaker opened and waited all of ``reset`` (a deadline that long is unusual)."""
+        if self.state is BreakerState.OPEN:
+            self._refuse()
+
+    def _refuse(self) -> None:
+        left = self.policy.reset - (self.clock.monotonic() - (self.opened_at or 0))
+        raise UpstreamUnavailable(
+            f"source '{self.source}' is failing; the gateway stopped calling it for now",
+            source=self.source, retry_after=round(max(left, 0.0), 1))
 
     def succeeded(self) -> None:
         self.failures, self.opened_at, self.probing = 0, None, False

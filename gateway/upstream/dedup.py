@@ -2,16 +2,17 @@
 
 Requests are identical when their cache key is (source, credential, path, query, language). The
 first caller's request goes on; the others wait for its answer and get a copy. Each waiter keeps
-its own deadline: a waiter whose deadline passes gives up without cancelling the shared call.
+its own deadline: a waiter whose deadline passes, or whose request is cancelled (its client
+left), gives up; the shared call goes on while another waiter remains and is cancelled with the
+last one (:class:`~gateway.shared.SharedTasks`).
 """
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 
 from gateway.clock import SYSTEM_CLOCK, Clock
+from gateway.shared import SharedTasks
 from gateway.upstream.cache import cache_key
 from gateway.upstream.extensions import DEADLINE
 from gateway.upstream.headers import decoded_body_headers
@@ -29,18 +30,21 @@ class DedupTransport(Layer):
         self.source = source
         self.credential = credential
         self.clock = clock
-        self._inflight: dict[str, asyncio.Task[Answer]] = {}
+        self._inflight: SharedTasks[str, Answer] = SharedTasks(keep=False)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if request.method != "GET":
             return await self.inner.handle_async_request(request)
         key = cache_key(self.source, self.credential, request)
-        task = self._inflight.get(key)
-        if task is None:
-            task = asyncio.ensure_future(self._fetch(request))
-            self._inflight[key] = task
-            task.add_done_callback(lambda _: self._inflight.pop(key, None))
-        status, headers, body, extensions = await self._within_deadline(task, request)
+        deadline = request.extensions.get(DEADLINE)
+        timeout = (max(0.0, deadline - self.clock.monotonic()) if isinstance(deadline, float)
+                   else None)
+        try:
+            status, headers, body, extensions = await self._inflight.run(
+                key, lambda: self._fetch(request), timeout=timeout)
+        except TimeoutError:
+            raise httpx.ReadTimeout("deadline passed while waiting for a shared call",
+                                    request=request) from None
         return httpx.Response(status, headers=headers, content=body, request=request,
                               extensions=dict(extensions))
 
@@ -49,15 +53,3 @@ class DedupTransport(Layer):
         body = await response.aread()
         return (response.status_code, decoded_body_headers(response.headers), body,
                 dict(response.extensions))
-
-    async def _within_deadline(self, task: asyncio.Task[Answer], request: httpx.Request
-                               ) -> Answer:
-        deadline = request.extensions.get(DEADLINE)
-        if not isinstance(deadline, float):
-            return await asyncio.shield(task)
-        left = max(0.0, deadline - self.clock.monotonic())
-        try:
-            return await asyncio.wait_for(asyncio.shield(task), left)
-        except TimeoutError:
-            raise httpx.ReadTimeout("deadline passed while waiting for a shared call",
-                                    request=request) from None

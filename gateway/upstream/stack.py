@@ -8,7 +8,9 @@
 * The cache comes next: a fresh entry costs nothing, and a stale one can answer for a failure
   anywhere below, an open breaker included.
 * Retries wrap the breaker: every try counts towards it, and an open breaker stops the retries.
-* The limit is innermost: only requests really sent hold a slot.
+* The limit is innermost: only requests really sent hold a slot. The breaker stays outside it,
+  so that an open breaker fails a request at once instead of after a wait in the queue; the
+  limit asks the breaker again once a request has its slot (it may have opened meanwhile).
 
 A policy that is off has no layer: no retries (``max_retries = 0``), no cache (both TTLs 0), no
 de-duplication (``dedup = false``).
@@ -44,7 +46,9 @@ def build_transport(source: SourceConfig, *, store: ResponseStore, health: Sourc
     transport: httpx.AsyncBaseTransport = network or httpx.AsyncHTTPTransport(
         limits=httpx.Limits(max_connections=source.max_concurrency,
                             max_keepalive_connections=source.max_concurrency))
-    transport = ConcurrencyLimitTransport(transport, limit=source.max_concurrency)
+    transport = ConcurrencyLimitTransport(transport, limit=source.max_concurrency,
+                                          max_queue=source.max_queue, health=health,
+                                          clock=clock)
     transport = BreakerTransport(transport, health=health)
     if source.max_retries > 0:
         transport = RetryTransport(transport, policy=RetryPolicy(

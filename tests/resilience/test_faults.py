@@ -82,7 +82,8 @@ def _config(urls: Mapping[str, str], *, defaults: Mapping[str, Any],
     """demo_config's shape, with the tokens given (the demo tokens for the rest)."""
     tokens = {**DEMO_TOKENS, **(tokens or {})}
     return parse_config({
-        "server": {"host": "127.0.0.1", "port": 8000, "cors_origin_regex": DEMO_CORS_REGEX,
+        "server": {"profile": "development", "host": "127.0.0.1", "port": 8000,
+                   "cors_origin_regex": DEMO_CORS_REGEX,
                    "request_timeout_seconds": request_timeout},
         "cache": {"url": "memory://"},
         "defaults": dict(defaults),

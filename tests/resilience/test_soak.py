@@ -84,6 +84,7 @@ def _free_port() -> int:
 def _toml(emulators: Emulators, port: int) -> str:
     lines = [
         "[server]", 'host = "127.0.0.1"', f"port = {port}", "graphiql = false",
+        'cursor_secret = "soak-test-cursor-secret"',
         "request_timeout_seconds = 10", "",
         "[cache]", 'url = "memory://"', "",
         "[defaults]", "cache_ttl_seconds = 1", "group_cache_ttl_seconds = 1",

@@ -98,8 +98,9 @@ async def test_dedup_waiter_past_its_deadline_gives_up_without_cancelling_the_ca
         hurried_ext = ext(deadline=1.0, clock=manual.clock)
         manual.advance(2.0)  # the hurried caller's deadline has passed; the patient's has not
         if short_first:
+            # The hurried caller starts the call; the patient one joins it before the hurried
+            # one notices its deadline (a call nobody waits for any more would be cancelled).
             hurried = asyncio.ensure_future(client.get("/items", extensions=hurried_ext))
-            await settle()
             patient = asyncio.ensure_future(client.get("/items", extensions=patient_ext))
         else:
             patient = asyncio.ensure_future(client.get("/items", extensions=patient_ext))
@@ -116,3 +117,39 @@ async def test_dedup_waiter_past_its_deadline_gives_up_without_cancelling_the_ca
 
     assert script.count == 1
     assert response.json() == {"call": 1}
+
+
+async def test_dedup_cancels_the_shared_call_when_its_last_waiter_leaves(
+    manual: ManualClock,
+) -> None:
+    script = held(200)
+    async with client_over(deduped(script, manual)) as client:
+        first, second = started(client, manual), started(client, manual)
+        await settle()
+        assert (script.count, script.in_flight) == (1, 1)
+        first.cancel()  # its client left: the other caller still waits
+        await settle()
+        assert script.in_flight == 1 and not second.done()
+        second.cancel()  # the last one: nobody waits for the call any more
+        await settle()
+        assert script.in_flight == 0  # the upstream call itself was cancelled
+        assert script.gate is not None
+        script.gate.set()
+        later = await at_once(client.get("/items", extensions=ext(clock=manual.clock)))
+
+    assert first.cancelled() and second.cancelled()
+    assert call_of(later) == 2  # a fresh call: the cancelled one was forgotten
+
+
+async def test_dedup_cancels_a_call_whose_only_waiter_is_past_its_deadline(
+    manual: ManualClock,
+) -> None:
+    script = held(200)
+    async with client_over(deduped(script, manual)) as client:
+        hurried = ext(deadline=1.0, clock=manual.clock)
+        manual.advance(2.0)
+        with pytest.raises(httpx.ReadTimeout):
+            await at_once(client.get("/items", extensions=hurried))
+        await settle()
+
+    assert script.in_flight == 0 and script.count <= 1

@@ -1,0 +1,76 @@
+"""Work shared by every caller of one key, and cancelled once none of them waits for it.
+
+:class:`SharedTasks` runs ``make()`` once per key as a task; concurrent callers of the key
+await that task. A caller that stops waiting (cancelled: its client left; or past its own
+deadline) does not cancel it while another caller still waits; the last one to stop cancels it,
+so abandoned work (upstream calls, page after page of a table) stops at once.
+
+Used by the in-flight de-duplication of upstream calls across requests
+(:mod:`gateway.upstream.dedup`) and by the per-request memos (:class:`gateway.scope.TaskMemo`).
+
+Example::
+
+    calls: SharedTasks[str, bytes] = SharedTasks(keep=False)
+    body = await calls.run("GET /items", fetch_items)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+__all__ = ["SharedTasks"]
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class SharedTasks(Generic[K, V]):
+    """One task per key, awaited by every caller of the key.
+
+    ``keep``: a finished task stays, and later callers get its result (a memo); otherwise it is
+    forgotten when it finishes, and the next caller starts another. A task cancelled because
+    nobody waited for it any more is always forgotten.
+    """
+
+    def __init__(self, *, keep: bool) -> None:
+        self.keep = keep
+        self._tasks: dict[K, asyncio.Task[V]] = {}
+        self._waiting: dict[asyncio.Task[V], int] = {}
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    async def run(self, key: K, make: Callable[[], Awaitable[V]], *,
+                  timeout: float | None = None) -> V:
+        """The result of the key's task (started by ``make()`` if none is on); with ``timeout``,
+        ``TimeoutError`` after that many seconds of waiting."""
+        task = self._tasks.get(key)
+        if task is None:
+            task = asyncio.ensure_future(make())
+            self._tasks[key] = task
+            if not self.keep:
+                task.add_done_callback(lambda done: self._forget(key, done))
+        self._waiting[task] = self._waiting.get(task, 0) + 1
+        try:
+            # Shielded: this caller leaving must not cancel what others wait for.
+            if timeout is None:
+                return await asyncio.shield(task)
+            return await asyncio.wait_for(asyncio.shield(task), timeout)
+        finally:
+            self._left(key, task)
+
+    def _left(self, key: K, task: asyncio.Task[V]) -> None:
+        waiting = self._waiting[task] - 1
+        if waiting:
+            self._waiting[task] = waiting
+            return
+        del self._waiting[task]
+        if not task.done():
+            task.cancel()  # nobody waits for it any more
+            self._forget(key, task)
+
+    def _forget(self, key: K, task: asyncio.Task[V]) -> None:
+        if self._tasks.get(key) is task:  # a newer task of the key stays
+            del self._tasks[key]
