@@ -41,6 +41,9 @@ from pydantic import (
     field_validator,
 )
 
+from gateway.errors import BadUserInput
+from gateway.languages import TAG, parse_accept_language
+
 __all__ = [
     "CacheSettings",
     "Config",
@@ -65,6 +68,7 @@ class SourceKind(StrEnum):
 
 
 NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"
+MIN_SECRET_LENGTH = 16
 
 
 class _Strict(BaseModel):
@@ -92,6 +96,21 @@ class ServerSettings(_Strict):
     # Known query operations run as compiled plans (gateway/graph/plan.py); false: graphql-core
     # executes every operation.
     compiled_execution: bool = True
+    # Signs cursors (HMAC-SHA256), so clients page only from positions the gateway handed out.
+    # Unset: a random secret of the process (cursors die with it, and differ between workers).
+    cursor_secret: SecretStr | None = None
+    # Secrets cursors were signed with before a rotation: still read, never used to sign.
+    previous_cursor_secrets: tuple[SecretStr, ...] = Field(default=(), max_length=10)
+
+    @field_validator("cursor_secret", "previous_cursor_secrets")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | tuple[SecretStr, ...] | None
+                     ) -> SecretStr | tuple[SecretStr, ...] | None:
+        for secret in (value,) if isinstance(value, SecretStr) else value or ():
+            if len(secret.get_secret_value().strip()) < MIN_SECRET_LENGTH:
+                raise ValueError(f"a cursor secret must have at least {MIN_SECRET_LENGTH} "
+                                 "characters (e.g. the output of `openssl rand -base64 32`)")
+        return value
 
 
 class CacheSettings(_Strict):
@@ -114,7 +133,9 @@ class SourceTuning(_Strict):
     timeout_seconds: float = Field(default=10.0, gt=0, le=300)  # one upstream try
     connect_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
     timezone: str = "UTC"  # for upstream timestamps without a zone (CareCloud)
-    language: str | None = None  # Accept-Language sent when the client gives none
+    # The language asked of a source that answers in languages (CareCloud) when the client's
+    # Accept-Language names none it serves: an Accept-Language value ("en", "en-GB, cs;q=0.5").
+    language: str | None = None
     # Largest group table read whole to emulate a filter, an order or a lookup by id.
     scan_limit: int = Field(default=5000, ge=1, le=100_000)
     cache_ttl_seconds: float = Field(default=60.0, ge=0)  # product answers
@@ -127,6 +148,16 @@ class SourceTuning(_Strict):
     breaker_threshold: int = Field(default=5, ge=1)  # consecutive failures that open it
     breaker_reset_seconds: float = Field(default=30.0, gt=0)  # open time before a probe
     max_concurrency: int = Field(default=20, ge=1, le=1000)  # requests in flight to the source
+
+    @field_validator("language")
+    @classmethod
+    def _language_ranges(cls, language: str | None) -> str | None:
+        if language is not None:
+            try:
+                parse_accept_language(language, what="the value")
+            except BadUserInput as exc:
+                raise ValueError(exc.message) from None
+        return language
 
     @field_validator("timezone")
     @classmethod
@@ -150,6 +181,17 @@ class SourceConfig(SourceTuning):
     base_url: AnyHttpUrl
     token: SecretStr | None = None
     token_env: str | None = None
+    # The languages the source answers in (CareCloud; default "cs" and "en"): the client's
+    # Accept-Language is mapped to one of them, so no other value reaches the upstream or a key.
+    languages: tuple[str, ...] | None = Field(default=None, min_length=1, max_length=50)
+
+    @field_validator("languages")
+    @classmethod
+    def _language_tags(cls, languages: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for tag in languages or ():
+            if not TAG.fullmatch(tag):
+                raise ValueError(f"{tag!r} is not a language tag (e.g. \"en\" or \"en-GB\")")
+        return languages
 
     @property
     def url(self) -> str:

@@ -6,6 +6,7 @@ emulator on a port the OS picks; the gateway's configuration is built from those
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,12 +26,14 @@ def demo_config(urls: Mapping[str, str], *, host: str = "127.0.0.1", port: int =
                 request_timeout: float = 15.0) -> Config:
     """A gateway configuration with one source per emulator, named after its kind.
 
-    ``defaults`` is the ``[defaults]`` table (source tuning: TTLs, retries, breaker…).
+    ``defaults`` is the ``[defaults]`` table (source tuning: TTLs, retries, breaker…). Cursors
+    are signed with a secret made at start (the demo's cursors die with it).
     """
     return parse_config(
         {
             "server": {"host": host, "port": port, "cors_origin_regex": DEMO_CORS_REGEX,
-                       "request_timeout_seconds": request_timeout, "access_log": True},
+                       "request_timeout_seconds": request_timeout, "access_log": True,
+                       "cursor_secret": secrets.token_urlsafe(32)},
             "cache": {"url": cache_url},
             "defaults": dict(defaults or {}),
             "sources": [

@@ -32,7 +32,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from strawberry import Schema
 
-from gateway.errors import ErrorCode
+from gateway.errors import BadUserInput, ErrorCode
 from gateway.graph.context import GatewayContext
 from gateway.graph.documents import DocumentCache
 from gateway.runtime import Runtime
@@ -105,6 +105,7 @@ class GraphQLEndpoint:
             return self.playground(request)
         media_type = negotiate(accept)
         params = await self._params(request)
+        context = self._context(request)
         try:
             document = self.documents.parse(params["query"])
         except GraphQLError as error:
@@ -120,7 +121,7 @@ class GraphQLEndpoint:
                                code=ErrorCode.METHOD_NOT_ALLOWED, headers={"Allow": "POST"})
         result = await self.schema.execute(
             params["query"], variable_values=params.get("variables"),
-            context_value=self._context(request), operation_name=params.get("operationName"))
+            context_value=context, operation_name=params.get("operationName"))
         return _result_response(result.data, result.errors, result.extensions, media_type,
                                 ErrorCode.GRAPHQL_VALIDATION_FAILED)
 
@@ -131,7 +132,12 @@ class GraphQLEndpoint:
             deadline=(self.runtime.clock.monotonic()
                       + self.runtime.config.server.request_timeout_seconds),
         )
-        return GatewayContext(adapters=self.runtime.adapters, scope=scope)
+        try:
+            scope.language_ranges  # noqa: B018  # read (and checked) once, before any work
+        except BadUserInput as exc:
+            raise RequestError(400, exc.message) from None
+        return GatewayContext(adapters=self.runtime.adapters, scope=scope,
+                              cursors=self.runtime.cursors)
 
     async def _params(self, request: Request) -> dict[str, Any]:
         if request.method == "GET":

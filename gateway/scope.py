@@ -17,7 +17,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from gateway.languages import LanguageRange, parse_accept_language
 
 if TYPE_CHECKING:
     from gateway.sources.records import GroupRecord, ProductRecord
@@ -27,7 +30,7 @@ __all__ = ["CallKey", "RequestScope", "TaskMemo"]
 K = TypeVar("K")
 V = TypeVar("V")
 
-# (source, path, sorted parameters, language)
+# (source, path, sorted parameters, the language the source answers in or None)
 CallKey = tuple[str, str, tuple[tuple[str, str], ...], str | None]
 
 
@@ -56,7 +59,7 @@ class TaskMemo(Generic[K, V]):
 class RequestScope:
     """Everything one GraphQL request carries to every upstream call it makes."""
 
-    language: str | None = None  # the client's Accept-Language
+    language: str | None = None  # the client's Accept-Language, as sent (checked at the edge)
     request_id: str = ""
     deadline: float | None = None  # clock.monotonic() by which the whole request must answer
     stale: dict[str, float] = field(default_factory=dict)  # source → seconds past fresh
@@ -67,3 +70,9 @@ class RequestScope:
         default_factory=TaskMemo)
     # ids of a field's AST nodes → names of the fields selected on its value
     selections: dict[tuple[int, ...], frozenset[str]] = field(default_factory=dict)
+
+    @cached_property
+    def language_ranges(self) -> tuple[LanguageRange, ...]:
+        """The client's language ranges, most preferred first: what adapters choose from (a
+        source never sees the header as sent)."""
+        return parse_accept_language(self.language) if self.language else ()

@@ -9,7 +9,8 @@ What a kind cannot do, the base class answers: an empty product list for groups 
 :class:`~gateway.errors.Unsupported` for a list the kind does not have, and lookups by id through
 the source's whole group table for upstreams without a get-by-id endpoint. The group table is read
 once per request (bounded by ``scan_limit``) and, parsed, kept in the process for the group TTL
-per language (group tables are small and slow-changing), so a warm scan costs no decoding.
+per language the source answers in (:meth:`SourceAdapter.language`: one table for a source that
+ignores languages, whatever clients send), so a warm scan costs no decoding.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from gateway.window import Page, Window
 
 __all__ = ["GroupsWithProducts", "ProductKey", "SourceAdapter"]
 
-MAX_KEPT_TABLES = 8  # languages kept per source: bounded, whatever clients send
+MAX_KEPT_TABLES = 8  # languages kept per source: bounded, whatever the source serves
 
 # A product as its id names it: (upstream id, group id or None).
 ProductKey = tuple[str, str | None]
@@ -73,6 +74,12 @@ class SourceAdapter:
         """The headers that carry the source's credential."""
         return {"Authorization": f"Bearer {token}"}
 
+    def language(self, scope: RequestScope) -> str | None:
+        """The language this source answers the request in, chosen from the client's ranges
+        among the source's own; None for a source that ignores languages (the default): then
+        the language is in none of its calls, cache keys or tables."""
+        return None
+
     # -- groups ---------------------------------------------------------------------------------
 
     def unpushable(self, group_filter: GroupFilter) -> str | None:
@@ -104,7 +111,7 @@ class SourceAdapter:
         return await scope.group_tables.once(self.name, lambda: self._kept_table(scope))
 
     async def _kept_table(self, scope: RequestScope) -> list[GroupRecord]:
-        language = scope.language or self.config.language or ""
+        language = self.language(scope) or ""
         kept = self._tables.get(language)
         if kept is not None:
             read_at, kept_table = kept
@@ -152,6 +159,10 @@ class SourceAdapter:
     ) -> Page[ProductRecord]:
         """A window of one group's products; groups of sources without products have none."""
         return Page([], 0)
+
+    def check_product_filter(self, product_filter: ProductFilter) -> None:
+        """Raise :class:`~gateway.errors.BadUserInput` naming the argument for a filter value
+        the upstream cannot take; called before any upstream call of the list."""
 
     async def list_products(
         self,

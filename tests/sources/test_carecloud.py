@@ -190,7 +190,31 @@ async def test_configured_language_is_the_default(make: Factory, cc: RunningEmul
     page = await adapter.list_groups(GroupFilter(), Window(0, 3), RequestScope())
     assert [g.name for g in page.items] == [r["name"] for r in raw["en"][:3]]
     await adapter.list_groups(GroupFilter(), Window(0, 3), RequestScope(language="cs"))
-    assert [r.headers.get("accept-language") for r in cc.log.records] == ["en-GB", "cs"]
+    await adapter.list_groups(GroupFilter(), Window(0, 3), RequestScope(language="de, fr"))
+    # The configured value is mapped to a language the source serves, like a client's.
+    assert [r.headers.get("accept-language") for r in cc.log.records] == ["en", "cs", "en"]
+
+
+@pytest.mark.parametrize(("header", "sent"), [
+    (None, "cs"),  # the upstream's own default (seed doc 000: "cs, en-gb;q=0.8")
+    ("en", "en"), ("EN-gb", "en"), ("en-GB-x-private", "en"), ("cs-CZ", "cs"),
+    ("de, en;q=0.5, cs;q=0.4", "en"), ("cs;q=0.1, en;q=0.9", "en"), ("cs, en", "cs"),
+    ("en;q=0, cs;q=0.1", "cs"), ("*", "cs"), ("de", "cs"), ("de-AT, fr;q=0.9", "cs"),
+    ("en;q=0", "cs"), ("", "cs"),
+])
+async def test_the_client_ranges_map_to_a_language_the_source_serves(
+        make: Factory, cc: RunningEmulator, header: str | None, sent: str) -> None:
+    adapter = make()
+    assert adapter.language(RequestScope(language=header)) == sent
+    await adapter.list_groups(GroupFilter(), Window(0, 1), RequestScope(language=header))
+    assert [r.headers.get("accept-language") for r in cc.log.records] == [sent]
+
+
+async def test_configured_languages_replace_the_documented_ones(make: Factory) -> None:
+    adapter = make(languages=("de", "en"), language="de")
+    assert adapter.language(RequestScope(language="de-AT")) == "de"
+    assert adapter.language(RequestScope(language="cs")) == "de"
+    assert adapter.language(RequestScope(language="en-US")) == "en"
 
 
 async def test_language_search_uses_the_response_language(make: Factory, cc: RunningEmulator
