@@ -10,6 +10,8 @@
   request error's body has no ``data`` key. An ``Accept`` naming neither: 406.
 * The query is parsed once, at the :class:`~gateway.graph.documents.DocumentCache` execution
   shares.
+* ``Accept-Language`` must be language ranges (:mod:`gateway.languages`): anything else answers
+  400 ``BAD_USER_INPUT`` naming the header, before any GraphQL work.
 * Every error body is JSON, never plain text or a stack trace.
 * A browser's ``GET`` (``Accept: text/html``, no ``query``) gets the playground when enabled.
 * With ``access_log``, one line per GraphQL request on the ``gateway.access`` logger (info):
