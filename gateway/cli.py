@@ -40,6 +40,9 @@ def _serve(args: argparse.Namespace) -> int:
     options = {"host": host, "port": port, "log_level": args.log_level,
                "log_config": log_config(args.log_level), **uvicorn_options(config.server)}
     if args.workers > 1:
+        if config.server.cursor_secret is None:
+            print("warning: no [server] cursor_secret: each worker signs cursors with its own "
+                  "random secret, so a cursor may be refused by another worker", file=sys.stderr)
         # Workers import the app themselves: hand them the config path.
         os.environ[CONFIG_ENV] = os.path.abspath(path)
         uvicorn.run("gateway.app:app_from_env", factory=True, workers=args.workers, **options)

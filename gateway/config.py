@@ -42,6 +42,9 @@ from pydantic import (
     model_validator,
 )
 
+from gateway.errors import BadUserInput
+from gateway.languages import TAG, parse_accept_language
+
 __all__ = [
     "DEFAULT_DECODED_MAX_BYTES",
     "DEFAULT_MEMORY_MAX_BYTES",
@@ -68,6 +71,7 @@ class SourceKind(StrEnum):
 
 
 NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"
+MIN_SECRET_LENGTH = 16
 
 
 class _Strict(BaseModel):
@@ -103,8 +107,6 @@ class ServerSettings(_Strict):
     # csrfPrevention): Apollo-Require-Preflight, X-Apollo-Operation-Name, or a Content-Type
     # other than the three a form can send.
     csrf_prevention: bool = True
-    # The key cursors are signed with; required by the production profile.
-    cursor_secret: SecretStr | None = None
     # A client must send a request's headers, and then its body, within these (else 408).
     header_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
     body_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
@@ -122,6 +124,22 @@ class ServerSettings(_Strict):
     # Known query operations run as compiled plans (gateway/graph/plan.py); false: graphql-core
     # executes every operation.
     compiled_execution: bool = True
+    # Signs cursors (HMAC-SHA256), so clients page only from positions the gateway handed out.
+    # Required by the production profile; unset in development: a random secret of the process
+    # (cursors die with it, and differ between workers).
+    cursor_secret: SecretStr | None = None
+    # Secrets cursors were signed with before a rotation: still read, never used to sign.
+    previous_cursor_secrets: tuple[SecretStr, ...] = Field(default=(), max_length=10)
+
+    @field_validator("cursor_secret", "previous_cursor_secrets")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | tuple[SecretStr, ...] | None
+                     ) -> SecretStr | tuple[SecretStr, ...] | None:
+        for secret in (value,) if isinstance(value, SecretStr) else value or ():
+            if len(secret.get_secret_value().strip()) < MIN_SECRET_LENGTH:
+                raise ValueError(f"a cursor secret must have at least {MIN_SECRET_LENGTH} "
+                                 "characters (e.g. the output of `openssl rand -base64 32`)")
+        return value
 
     @model_validator(mode="before")
     @classmethod
@@ -175,7 +193,9 @@ class SourceTuning(_Strict):
     timeout_seconds: float = Field(default=10.0, gt=0, le=300)  # one upstream try
     connect_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
     timezone: str = "UTC"  # for upstream timestamps without a zone (CareCloud)
-    language: str | None = None  # Accept-Language sent when the client gives none
+    # The language asked of a source that answers in languages (CareCloud) when the client's
+    # Accept-Language names none it serves: an Accept-Language value ("en", "en-GB, cs;q=0.5").
+    language: str | None = None
     # Largest group table read whole to emulate a filter, an order or a lookup by id.
     scan_limit: int = Field(default=5000, ge=1, le=100_000)
     cache_ttl_seconds: float = Field(default=60.0, ge=0)  # product answers
@@ -193,6 +213,16 @@ class SourceTuning(_Strict):
     # Concurrent identical upstream requests share one call (off: each makes its own; for
     # measuring the uncached path honestly).
     dedup: bool = True
+
+    @field_validator("language")
+    @classmethod
+    def _language_ranges(cls, language: str | None) -> str | None:
+        if language is not None:
+            try:
+                parse_accept_language(language, what="the value")
+            except BadUserInput as exc:
+                raise ValueError(exc.message) from None
+        return language
 
     @field_validator("timezone")
     @classmethod
@@ -216,6 +246,17 @@ class SourceConfig(SourceTuning):
     base_url: AnyHttpUrl
     token: SecretStr | None = None
     token_env: str | None = None
+    # The languages the source answers in (CareCloud; default "cs" and "en"): the client's
+    # Accept-Language is mapped to one of them, so no other value reaches the upstream or a key.
+    languages: tuple[str, ...] | None = Field(default=None, min_length=1, max_length=50)
+
+    @field_validator("languages")
+    @classmethod
+    def _language_tags(cls, languages: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for tag in languages or ():
+            if not TAG.fullmatch(tag):
+                raise ValueError(f"{tag!r} is not a language tag (e.g. \"en\" or \"en-GB\")")
+        return languages
 
     @property
     def url(self) -> str:

@@ -26,7 +26,8 @@ def demo_config(urls: Mapping[str, str], *, host: str = "127.0.0.1", port: int =
                 request_timeout: float = 15.0) -> Config:
     """A gateway configuration with one source per emulator, named after its kind.
 
-    ``defaults`` is the ``[defaults]`` table (source tuning: TTLs, retries, breaker…).
+    ``defaults`` is the ``[defaults]`` table (source tuning: TTLs, retries, breaker…). Cursors
+    are signed with a secret made at start (the demo's cursors die with it).
     """
     return parse_config(
         {

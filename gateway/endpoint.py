@@ -10,6 +10,8 @@
   request error's body has no ``data`` key. An ``Accept`` naming neither: 406.
 * The query is parsed once, at the :class:`~gateway.graph.documents.DocumentCache` execution
   shares.
+* ``Accept-Language`` must be language ranges (:mod:`gateway.languages`): anything else answers
+  400 ``BAD_USER_INPUT`` naming the header, before any GraphQL work.
 * Every error body is JSON, never plain text or a stack trace.
 * A browser's ``GET`` (``Accept: text/html``, no ``query``) gets the playground when enabled.
 * With ``csrf_prevention`` (Apollo Server's ``csrfPrevention``), a GET query must carry a
@@ -47,7 +49,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from strawberry import Schema
 
-from gateway.errors import ErrorCode
+from gateway.errors import BadUserInput, ErrorCode
 from gateway.graph.context import GatewayContext
 from gateway.graph.documents import DocumentCache
 from gateway.response_cache import CachedResponse, ResponseCache
@@ -59,7 +61,6 @@ __all__ = ["GRAPHQL_RESPONSE", "GraphQLEndpoint"]
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
 DEFAULT_MAX_BODY = 1_000_000
-MAX_LANGUAGE_KEY = 200  # characters of Accept-Language that can make a response-cache key
 # Content types a cross-site form can send without a CORS preflight (the Fetch standard's
 # CORS-safelisted request header values of Content-Type).
 SIMPLE_CONTENT_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data",
@@ -142,7 +143,8 @@ class GraphQLEndpoint:
             _require_preflight(request)
         media_type = negotiate(accept)
         params = await self._params(request)
-        cache_key = self._response_key(request, params)
+        context = self._context(request)
+        cache_key = self._response_key(params, context)
         if cache_key is not None:
             hit = await self.responses.get(cache_key)  # type: ignore[union-attr]
             if hit is not None:
@@ -161,7 +163,6 @@ class GraphQLEndpoint:
         if request.method == "GET" and _is_mutation(document, params.get("operationName")):
             raise RequestError(405, "mutations are not allowed over GET: use POST",
                                code=ErrorCode.METHOD_NOT_ALLOWED, headers={"Allow": "POST"})
-        context = self._context(request)
         result = await _unless_disconnected(request, self.schema.execute(
             params["query"], variable_values=params.get("variables"),
             context_value=context, operation_name=params.get("operationName")))
@@ -177,13 +178,18 @@ class GraphQLEndpoint:
             response.headers["Cache-Control"] = "no-store"
         return response
 
-    def _response_key(self, request: Request, params: dict[str, Any]) -> str | None:
-        """The request's response-cache key; None when answers are not kept for it."""
+    def _response_key(self, params: dict[str, Any], context: GatewayContext) -> str | None:
+        """The request's response-cache key; None when answers are not kept for it.
+
+        The language part is what each source answers in (a source that ignores languages adds
+        nothing), so clients whose headers differ but choose the same languages share answers.
+        """
         responses = self.responses
         if responses is None or params.get("operationName") in responses.settings.\
                 exclude_operations:
             return None
-        language = request.headers.get("accept-language", "")[:MAX_LANGUAGE_KEY].strip().lower()
+        language = " ".join(adapter.language(context.scope) or "-"
+                            for adapter in self.runtime.adapters.values())
         return responses.key(params["query"], params.get("operationName"),
                              params.get("variables"), language=language)
 
@@ -220,7 +226,12 @@ class GraphQLEndpoint:
             deadline=(self.runtime.clock.monotonic()
                       + self.runtime.config.server.request_timeout_seconds),
         )
-        return GatewayContext(adapters=self.runtime.adapters, scope=scope)
+        try:
+            scope.language_ranges  # noqa: B018  # read (and checked) once, before any work
+        except BadUserInput as exc:
+            raise RequestError(400, exc.message) from None
+        return GatewayContext(adapters=self.runtime.adapters, scope=scope,
+                              cursors=self.runtime.cursors)
 
     async def _params(self, request: Request) -> dict[str, Any]:
         if request.method == "GET":

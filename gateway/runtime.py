@@ -11,18 +11,33 @@ Example::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 
 from gateway.bounded import ByteBoundedLRU
 from gateway.clock import SYSTEM_CLOCK, Clock
-from gateway.config import Config
+from gateway.config import Config, ServerSettings
+from gateway.graph.cursors import CursorCodec
 from gateway.sources import SourceAdapter, build_adapter
 from gateway.upstream.breaker import BreakerState, SourceHealth
 from gateway.upstream.client import Memo
 from gateway.upstream.stack import build_transport, health_for
 from gateway.upstream.store import ResponseStore
 
-__all__ = ["Runtime"]
+__all__ = ["Runtime", "cursor_codec"]
+
+logger = logging.getLogger("gateway.runtime")
+
+
+def cursor_codec(server: ServerSettings) -> CursorCodec:
+    """The codec of ``[server] cursor_secret`` (and the previous secrets), or of a random
+    secret of this process when none is configured."""
+    if server.cursor_secret is None:
+        logger.info("no [server] cursor_secret: cursors are signed with a secret of this "
+                    "process only (they stop working when it restarts)")
+        return CursorCodec.random()
+    return CursorCodec(server.cursor_secret.get_secret_value(),
+                       [s.get_secret_value() for s in server.previous_cursor_secrets])
 
 
 @dataclass
@@ -32,6 +47,7 @@ class Runtime:
     adapters: dict[str, SourceAdapter]
     health: dict[str, SourceHealth]
     clock: Clock = SYSTEM_CLOCK
+    cursors: CursorCodec = field(default_factory=CursorCodec.random)
 
     @classmethod
     def build(cls, config: Config, *, clock: Clock = SYSTEM_CLOCK) -> Runtime:
@@ -46,7 +62,7 @@ class Runtime:
                                   clock=clock, memo=memo)
             for s in config.sources
         }
-        return cls(config, store, adapters, health, clock)
+        return cls(config, store, adapters, health, clock, cursor_codec(config.server))
 
     def readiness(self) -> dict[str, object]:
         """Each source's breaker state, last error and last success (``/readyz``).

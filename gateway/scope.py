@@ -16,8 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from gateway.languages import LanguageRange, parse_accept_language
 from gateway.shared import SharedTasks
 
 if TYPE_CHECKING:
@@ -28,7 +30,7 @@ __all__ = ["CallKey", "RequestScope", "TaskMemo"]
 K = TypeVar("K")
 V = TypeVar("V")
 
-# (source, path, sorted parameters, language)
+# (source, path, sorted parameters, the language the source answers in or None)
 CallKey = tuple[str, str, tuple[tuple[str, str], ...], str | None]
 
 
@@ -54,7 +56,7 @@ class TaskMemo(Generic[K, V]):
 class RequestScope:
     """Everything one GraphQL request carries to every upstream call it makes."""
 
-    language: str | None = None  # the client's Accept-Language
+    language: str | None = None  # the client's Accept-Language, as sent (checked at the edge)
     request_id: str = ""
     deadline: float | None = None  # clock.monotonic() by which the whole request must answer
     stale: dict[str, float] = field(default_factory=dict)  # source → seconds past fresh
@@ -73,3 +75,9 @@ class RequestScope:
         """Note an answer the response was built from, fresh until ``until`` (wall clock)."""
         if until < self.fresh_until:
             self.fresh_until = until
+
+    @cached_property
+    def language_ranges(self) -> tuple[LanguageRange, ...]:
+        """The client's language ranges, most preferred first: what adapters choose from (a
+        source never sees the header as sent)."""
+        return parse_accept_language(self.language) if self.language else ()

@@ -6,6 +6,7 @@ clears the log and the faults before and after the test, so tests stay independe
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ from gateway.emulators import DEMO_TOKENS, KINDS, create_emulator
 from gateway.emulators.common import FaultPlan, RequestLog
 from gateway.serving import ServerThread
 from tests.clock import ManualClock
+from tests.leaks import SecretScan, SessionLog
 
 
 @dataclass
@@ -82,6 +84,7 @@ UNCACHED = {"cache_ttl_seconds": 0, "group_cache_ttl_seconds": 0, "retry_backoff
 @dataclass
 class RunningGateway:
     url: str
+    secrets: tuple[str, ...] = ()  # its configuration's secrets (the cursor secret)
 
     def query(
         self,
@@ -107,8 +110,10 @@ def gateway_server(emulator_servers: dict[str, RunningEmulator]) -> Iterator[Run
 
     config = demo_config({kind: e.url for kind, e in emulator_servers.items()},
                          defaults=UNCACHED)
+    secret = config.server.cursor_secret
     with ServerThread({"gateway": create_app(config)}) as servers:
-        yield RunningGateway(servers.urls["gateway"])
+        yield RunningGateway(servers.urls["gateway"],
+                             (secret.get_secret_value(),) if secret is not None else ())
 
 
 @pytest.fixture(scope="session")
@@ -124,3 +129,37 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def manual() -> ManualClock:
     """A clock the test moves by hand: pass ``manual.clock`` to the code under test."""
     return ManualClock()
+
+
+@pytest.fixture(scope="session")
+def session_log() -> Iterator[SessionLog]:
+    """Every record logged in the session from the first test that asks on, any logger."""
+    handler = SessionLog()
+    uninstall = handler.install()
+    yield handler
+    uninstall()
+
+
+DEBUG_LOGGERS = ("", "gateway", "httpx", "httpcore", "uvicorn")
+
+
+@pytest.fixture
+def no_secret_leaks(session_log: SessionLog, gateway_server: RunningGateway
+                    ) -> Iterator[SecretScan]:
+    """Fails the test if a configured secret (a demo token, the test gateway's cursor secret, or
+    one the test adds) appears in a record logged during it or a text it hands to ``seen``.
+
+    The test runs with the gateway's and the HTTP libraries' loggers at DEBUG (a server the
+    test starts sets its own levels), so the scan sees what they could log.
+    """
+    loggers = [logging.getLogger(name) for name in DEBUG_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.DEBUG)
+    scan = SecretScan(session_log, [*DEMO_TOKENS.values(), *gateway_server.secrets])
+    try:
+        yield scan
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+    assert scan.check() > 0, "nothing was scanned: the check would prove nothing"

@@ -221,7 +221,8 @@ def test_demo_prints_one_banner_then_a_line_per_graphql_request() -> None:
 
 def _serve(tmp_path: Path, extra: str) -> Process:
     path = tmp_path / "gateway.toml"
-    path.write_text(f'[server]\nport = 0\ncursor_secret = "s"\n{extra}\n[[sources]]\nname = "cc"\n'
+    path.write_text(f'[server]\nport = 0\ncursor_secret = "s3cret-cursor-key-0"\n{extra}\n'
+                    '[[sources]]\nname = "cc"\n'
                     'kind = "carecloud"\nbase_url = "http://127.0.0.1:1"\ntoken = "t"\n')
     return Process([sys.executable, "-m", "gateway", "serve", "--config", str(path)])
 

@@ -212,3 +212,37 @@ def test_a_bad_entry_is_reported_once(tmp_path: Path) -> None:
     message = error_for(tmp_path, only)
     assert 'sources[0] (name "cc").kind' in message
     assert message.count("\n") == 0, message  # no "sources: at least 1 item" echo
+
+
+def test_cursor_secrets_are_secret_and_long_enough(tmp_path: Path) -> None:
+    current, previous = "a-cursor-secret-of-some-length", "the-one-before-this-secret"
+    text = GOOD.replace('cursor_secret = "a-cursor-secret-for-the-tests"\n',
+                        f'cursor_secret = "{current}"\n'
+                        f'previous_cursor_secrets = ["{previous}"]\n')
+    config = load_config(write(tmp_path, text), environ={"JOPTIC_TOKEN": "env-token-value"})
+    assert config.server.cursor_secret is not None
+    assert config.server.cursor_secret.get_secret_value() == current
+    assert [s.get_secret_value() for s in config.server.previous_cursor_secrets] == [previous]
+    assert current not in repr(config) and previous not in repr(config)
+    short = GOOD.replace('cursor_secret = "a-cursor-secret-for-the-tests"\n',
+                         'cursor_secret = "sh0rt-secret"\n'
+                         'previous_cursor_secrets = ["  ", "0123456789abcdef"]\n')
+    message = error_for(tmp_path, short)
+    assert "server.cursor_secret: a cursor secret must have at least 16 characters" in message
+    assert "server.previous_cursor_secrets" in message
+    assert "sh0rt-secret" not in message
+
+
+def test_languages_and_the_default_language_are_checked(tmp_path: Path) -> None:
+    text = GOOD.replace('timezone = "Europe/Prague"',
+                        'timezone = "Europe/Prague"\nlanguages = ["cs", "en", "sk"]\n'
+                        'language = "sk, en;q=0.5"')
+    config = load_config(write(tmp_path, text), environ={"JOPTIC_TOKEN": "env-token-value"})
+    assert config.sources[0].languages == ("cs", "en", "sk")
+    bad = GOOD.replace('timezone = "Europe/Prague"',
+                       'timezone = "Europe/Prague"\nlanguages = ["cs", "en_GB"]\n'
+                       'language = "čeština"')
+    message = error_for(tmp_path, bad)
+    assert "sources[0] (name \"carecloud\").languages: 'en_GB' is not a language tag" in message
+    assert "sources[0] (name \"carecloud\").language: the value is not a list of language " \
+           "ranges" in message

@@ -13,7 +13,7 @@ import strawberry
 from strawberry.federation.schema_directives import ListSize
 from strawberry.relay import PageInfo
 
-from gateway.graph.cursors import MAX_PAGE_SIZE
+from gateway.graph.cursors import MAX_PAGE_SIZE, CursorCodec
 from gateway.graph.listing import Listing
 
 __all__ = ["LIST_SIZE", "Connection", "Edge"]
@@ -35,26 +35,28 @@ class Edge(Generic[T]):
 @strawberry.type(description="A page of a list; edges and cursors are built only when selected.")
 class Connection(Generic[T]):
     listing: strawberry.Private[Listing[Any]]
+    cursors: strawberry.Private[CursorCodec]
     # Plain attributes where cheap (no resolver call per field), resolvers where work is saved.
     nodes: list[T]
     total_count: int | None = strawberry.field(
         description="Items in the whole list; null when a source failed and it is unknown.")
 
     @classmethod
-    def of(cls, listing: Listing[Any]) -> Any:
-        return cls(listing=listing, nodes=[item for item, _ in listing.edges],
+    def of(cls, listing: Listing[Any], cursors: CursorCodec) -> Any:
+        return cls(listing=listing, cursors=cursors, nodes=[item for item, _ in listing.edges],
                    total_count=listing.total)
 
     @strawberry.field
     def edges(self) -> list[Edge[T]]:
-        return [Edge(cursor=cursor.encode(), node=item) for item, cursor in self.listing.edges]
+        encode = self.cursors.encode
+        return [Edge(cursor=encode(cursor), node=item) for item, cursor in self.listing.edges]
 
     @strawberry.field
     def page_info(self) -> PageInfo:
         edges = self.listing.edges
         return PageInfo(
             has_next_page=self.listing.has_next, has_previous_page=self.listing.has_previous,
-            start_cursor=edges[0][1].encode() if edges else None,
-            end_cursor=edges[-1][1].encode() if edges else None)
+            start_cursor=self.cursors.encode(edges[0][1]) if edges else None,
+            end_cursor=self.cursors.encode(edges[-1][1]) if edges else None)
 
 

@@ -8,11 +8,14 @@ from dataclasses import dataclass, field
 from graphql import GraphQLError
 
 from gateway.errors import GatewayError
+from gateway.graph.cursors import CursorCodec
 from gateway.graph.loaders import RequestLoaders
 from gateway.scope import RequestScope
 from gateway.sources.base import SourceAdapter
 
 __all__ = ["GatewayContext"]
+
+_ReportKey = tuple[str | None, str, tuple[str | int, ...] | None]
 
 
 @dataclass
@@ -20,22 +23,37 @@ class GatewayContext:
     """Everything a resolver may use for one GraphQL request.
 
     ``scope`` goes with every upstream call (language, request id, deadline, per-request memos);
-    ``loaders`` batch and de-duplicate lookups; ``errors`` collects source failures that cost
-    part of a list but not the field, to be reported beside the data.
+    ``loaders`` batch and de-duplicate lookups; ``report`` collects source failures that cost
+    part of a list but not the field (``errors``), to be reported beside the data.
     """
 
     adapters: Mapping[str, SourceAdapter]
     scope: RequestScope
+    cursors: CursorCodec  # signs and reads this deployment's cursors
     loaders: RequestLoaders = field(init=False)
-    errors: list[GraphQLError] = field(default_factory=list)
+    # Source failures by (source, code, path): one error each, however often it happened.
+    _reported: dict[_ReportKey, GraphQLError] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         self.loaders = RequestLoaders(self.adapters, self.scope)
 
+    @property
+    def errors(self) -> list[GraphQLError]:
+        """The reported failures, in the order first seen."""
+        return list(self._reported.values())
+
     def report(self, error: GatewayError, path: list[str | int] | None = None) -> None:
-        """Record a source failure that leaves the rest of the answer intact."""
-        if any((e.extensions or {}).get("source") == error.source
-               and (e.extensions or {}).get("code") == error.code.value
-               and e.path == path for e in self.errors):
+        """Record a source failure that leaves the rest of the answer intact.
+
+        The same failure (source, code and path) is reported once, with ``extensions.count``
+        saying how often it happened when more than once; constant time per report.
+        """
+        key = (error.source, error.code.value, None if path is None else tuple(path))
+        known = self._reported.get(key)
+        if known is None:
+            self._reported[key] = GraphQLError(error.message, path=path,
+                                               extensions=error.extensions)
             return
-        self.errors.append(GraphQLError(error.message, path=path, extensions=error.extensions))
+        extensions = known.extensions if known.extensions is not None else {}
+        extensions["count"] = extensions.get("count", 1) + 1
+        known.extensions = extensions

@@ -105,8 +105,7 @@ def _start(args: PageArgs, fp: str, count: int) -> tuple[int, ...] | None:
     """The offsets the page starts after (forward) or ends before (backward), None: an end."""
     if args.cursor is None:
         return None
-    argument = "after" if args.forward else "before"
-    cursor = Cursor.decode(args.cursor, argument=argument, expected_fingerprint=fp, streams=count)
+    cursor = args.cursor.check(argument=args.argument, expected_fingerprint=fp, streams=count)
     return cursor.after() if args.forward else cursor.offsets
 
 

@@ -19,7 +19,13 @@ from gateway.errors import BadUserInput, GatewayError, Unsupported
 from gateway.graph.connection import Connection
 from gateway.graph.context import GatewayContext
 from gateway.graph.cursors import PageArgs, fingerprint
-from gateway.graph.inputs import ProductFilter, ProductGroupFilter, ProductGroupOrder
+from gateway.graph.inputs import (
+    MAX_STRING_LENGTH,
+    ProductFilter,
+    ProductGroupFilter,
+    ProductGroupOrder,
+    bounded,
+)
 from gateway.graph.listing import (
     ErrorSink,
     ListStream,
@@ -77,10 +83,10 @@ async def product_groups(info: GraphInfo, first: int | None, after: str | None,
                          last: int | None, before: str | None, filter: ProductGroupFilter | None,
                          order_by: ProductGroupOrder | None) -> Connection[Any]:
     context = info.context
-    args = PageArgs.parse(first, after, last, before)
+    args = PageArgs.parse(first, after, last, before, cursors=context.cursors)
+    group_filter = filter.to_query() if filter else GroupFilter()
     adapters = _sources(context, filter.sources if filter else None, Capability.PRODUCT_GROUPS,
                         "productGroups")
-    group_filter = filter.to_query() if filter else GroupFilter()
     order = order_by.to_query() if order_by else None
     fp = fingerprint("groups", [a.name for a in adapters], group_filter, order)
     report = _reporter(info)
@@ -93,7 +99,7 @@ async def product_groups(info: GraphInfo, first: int | None, after: str | None,
         streams = [_group_stream(context, a, group_filter, nested) for a in adapters]
         listing = await concatenated(streams, args, fp, report,
                                      need_total=wants(info, "totalCount"))
-    return Connection.of(listing)  # type: ignore[no-any-return]
+    return Connection.of(listing, context.cursors)  # type: ignore[no-any-return]
 
 
 def _table_loader(context: GatewayContext, adapter: SourceAdapter, group_filter: GroupFilter
@@ -136,10 +142,13 @@ def _nested_products(info: GraphInfo) -> tuple[str | None, int] | None:
         return None
     try:
         first = nested.get("first")
-        args = PageArgs.parse(None if first is None else int(first), None, None, None)
+        args = PageArgs.parse(None if first is None else int(first), None, None, None,
+                              cursors=info.context.cursors)
     except (BadUserInput, ValueError, TypeError):
         return None  # the nested field reports it
     search = nested.get("search")
+    if search is not None and len(str(search)) > MAX_STRING_LENGTH:
+        return None  # the nested field refuses it, before any upstream call
     return (None if search is None else str(search)), args.size
 
 
@@ -171,7 +180,8 @@ async def group_products(info: GraphInfo, group: GroupRecord, first: int | None,
                          after: str | None, last: int | None, before: str | None,
                          search: str | None) -> Connection[Any]:
     context = info.context
-    args = PageArgs.parse(first, after, last, before)
+    args = PageArgs.parse(first, after, last, before, cursors=context.cursors)
+    bounded("search", search)
     source = group.source.id
     fp = fingerprint("group-products", source, group.upstream_id, search)
 
@@ -181,16 +191,18 @@ async def group_products(info: GraphInfo, group: GroupRecord, first: int | None,
 
     stream = WindowStream(source, fetch)
     listing = await concatenated([stream], args, fp, _raise, need_total=wants(info, "totalCount"))
-    return Connection.of(listing)  # type: ignore[no-any-return]
+    return Connection.of(listing, context.cursors)  # type: ignore[no-any-return]
 
 
 async def products(info: GraphInfo, first: int | None, after: str | None, last: int | None,
                    before: str | None, filter: ProductFilter | None) -> Connection[Any]:
     context = info.context
-    args = PageArgs.parse(first, after, last, before)
+    args = PageArgs.parse(first, after, last, before, cursors=context.cursors)
+    product_filter = filter.to_query() if filter else ProductFilter().to_query()
     adapters = _sources(context, filter.sources if filter else None, Capability.PRODUCTS,
                         "products")
-    product_filter = filter.to_query() if filter else ProductFilter().to_query()
+    for adapter in adapters:  # what a source cannot take is refused before any call
+        adapter.check_product_filter(product_filter)
     fields = frozenset(f.name.value for f in item_fields(info)) & ALL_PRODUCT_FIELDS
     fp = fingerprint("products", [a.name for a in adapters], product_filter)
 
@@ -202,7 +214,7 @@ async def products(info: GraphInfo, first: int | None, after: str | None, last: 
 
     listing = await concatenated([stream(a) for a in adapters], args, fp, _reporter(info),
                                  need_total=wants(info, "totalCount"))
-    return Connection.of(listing)  # type: ignore[no-any-return]
+    return Connection.of(listing, context.cursors)  # type: ignore[no-any-return]
 
 
 # -- nodes --------------------------------------------------------------------------------------

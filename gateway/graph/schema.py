@@ -19,7 +19,7 @@ from gateway.graph.compiled import CompiledExecution, PlanCache
 from gateway.graph.connection import LIST_SIZE
 from gateway.graph.context import GatewayContext
 from gateway.graph.documents import DEFAULT_MAX_DOCUMENTS, DocumentCache, ParsedDocuments
-from gateway.graph.extensions import GatewayErrors
+from gateway.graph.extensions import GatewayErrors, LogBudget
 from gateway.graph.inputs import ProductFilter, ProductGroupFilter, ProductGroupOrder
 from gateway.graph.types import (
     Node,
@@ -130,7 +130,8 @@ FEDERATION_DIRECTIVES = frozenset({"key", "listSize", "cost", "link"})
 def _extensions(documents: DocumentCache, plans: PlanCache | None, introspection: bool
                 ) -> list[type[SchemaExtension] | Callable[[], SchemaExtension]]:
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
-        GatewayErrors,
+        # One log budget per schema: the bound on logged tracebacks holds across requests.
+        partial(GatewayErrors, budget=LogBudget()),
         partial(ParsedDocuments, documents=documents),
         partial(ValidationCache, maxsize=DEFAULT_MAX_DOCUMENTS),
     ]

@@ -8,11 +8,11 @@ adapters know nothing of GraphQL.
 What a kind cannot do, the base class answers: an empty product list for groups without products,
 :class:`~gateway.errors.Unsupported` for a list the kind does not have, and lookups by id through
 the source's whole group table for upstreams without a get-by-id endpoint. The group table is read
-once per request (bounded by ``scan_limit``) and, parsed, kept in the process per language while
-the upstream answers it was read from are fresh (group tables are small and slow-changing), so a
-warm scan costs no decoding. Tables are kept in the client's :data:`~gateway.upstream.client.Memo`,
-with decoded answers and parsed records: one byte bound per process, however many languages
-clients send.
+once per request (bounded by ``scan_limit``) and, parsed, kept in the process per language the
+source answers in (:meth:`SourceAdapter.language`: one table for a source that ignores languages,
+whatever clients send) while the upstream answers it was read from are fresh, so a warm scan costs
+no decoding. Tables are kept in the client's :data:`~gateway.upstream.client.Memo`, with decoded
+answers and parsed records: one byte bound per process.
 """
 
 from __future__ import annotations
@@ -75,6 +75,12 @@ class SourceAdapter:
         """The headers that carry the source's credential."""
         return {"Authorization": f"Bearer {token}"}
 
+    def language(self, scope: RequestScope) -> str | None:
+        """The language this source answers the request in, chosen from the client's ranges
+        among the source's own; None for a source that ignores languages (the default): then
+        the language is in none of its calls, cache keys or tables."""
+        return None
+
     # -- groups ---------------------------------------------------------------------------------
 
     def unpushable(self, group_filter: GroupFilter) -> str | None:
@@ -108,7 +114,7 @@ class SourceAdapter:
     async def _kept_table(self, scope: RequestScope) -> list[GroupRecord]:
         # Kept by language: (clock.wall() until which the upstream answers it was read from stay
         # fresh, table). A table never outlives the answers it came from.
-        key = ("table", self.name, scope.language or self.config.language or "")
+        key = ("table", self.name, self.language(scope) or "")
         kept: tuple[float, list[GroupRecord]] | None = self.client.memo.get(key)
         if kept is not None:
             fresh_until, kept_table = kept
@@ -164,6 +170,10 @@ class SourceAdapter:
     ) -> Page[ProductRecord]:
         """A window of one group's products; groups of sources without products have none."""
         return Page([], 0)
+
+    def check_product_filter(self, product_filter: ProductFilter) -> None:
+        """Raise :class:`~gateway.errors.BadUserInput` naming the argument for a filter value
+        the upstream cannot take; called before any upstream call of the list."""
 
     async def list_products(
         self,

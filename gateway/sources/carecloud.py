@@ -9,7 +9,11 @@ Pushed down: ``search`` → ``name`` (case-insensitive part of the name), ``stor
 no state parameter and lists deleted groups (``state`` 0) with active ones, so :meth:`unpushable`
 names it and the gateway filters over a scan of the group table.
 
-The request's language travels as ``Accept-Language``: names come back in that language.
+Names come back in the request's language, sent as ``Accept-Language``: the one of the source's
+languages (``languages``, default ``cs`` and ``en``: docs/emulators/carecloud.md) the client's
+ranges prefer, else the configured ``language``, else ``cs`` (seed doc 000's default
+``cs, en-gb;q=0.8``). So every request names one of a few values, and the upstream, the cache and
+the group tables see nothing else.
 ``last_change`` carries no zone; it is read in the source's configured ``timezone``.
 """
 
@@ -21,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.config import SourceConfig, SourceKind
+from gateway.languages import lookup, parse_accept_language
 from gateway.scope import RequestScope
 from gateway.sources.base import SourceAdapter
 from gateway.sources.query import GroupFilter
@@ -39,6 +44,9 @@ PUSHDOWN = {"search": "name", "store_id": "store_id", "code": "code",
             "external_id": "external_id"}
 STATES = {0: GroupStatus.DELETED, 1: GroupStatus.ACTIVE}
 LAST_CHANGE_FORMAT = "%Y-%m-%d %H:%M:%S"
+# The languages names exist in when the configuration names none (docs/emulators/carecloud.md);
+# the first is the upstream's own default (seed doc 000: "cs, en-gb;q=0.8").
+LANGUAGES = ("cs", "en")
 
 
 class CareCloudAdapter(SourceAdapter):
@@ -50,6 +58,12 @@ class CareCloudAdapter(SourceAdapter):
                  clock: Clock = SYSTEM_CLOCK) -> None:
         super().__init__(config, client, clock=clock)
         self._zone = ZoneInfo(config.timezone)
+        self._languages = tuple(tag.lower() for tag in config.languages or LANGUAGES)
+        configured = parse_accept_language(config.language) if config.language else ()
+        self._default_language = lookup(configured, self._languages, self._languages[0])
+
+    def language(self, scope: RequestScope) -> str:
+        return lookup(scope.language_ranges, self._languages, self._default_language)
 
     def unpushable(self, group_filter: GroupFilter) -> str | None:
         return "status" if group_filter.status is not None else None
@@ -57,11 +71,13 @@ class CareCloudAdapter(SourceAdapter):
     async def list_groups(self, group_filter: GroupFilter, window: Window,
                           scope: RequestScope) -> Page[GroupRecord]:
         params = _filter_params(group_filter)
+        language = self.language(scope)
 
         async def fetch(piece: Slice) -> Page[GroupRecord]:
             chunk: Page[GroupRecord] = await self.client.get_json(
                 PATH, {**params, "offset": piece.start, "count": piece.size}, scope=scope,
-                language_header="Accept-Language", freshness="groups", parse=Parse(self._chunk))
+                language=language, language_header="Accept-Language", freshness="groups",
+                parse=Parse(self._chunk))
             return chunk
 
         chunk = await fetch_window(window, fetch, max_size=None, page_aligned=False)

@@ -9,10 +9,13 @@ page and re-asks in the observed size, so pages are never silently short.
 Pushed down, every filter (Comestri has a parameter for each): ``search`` → ``name`` (part of the
 name), ``status`` → ``status``, ``code`` → ``code``, and the time windows ``createdAfter`` /
 ``createdBefore`` / ``updatedAfter`` / ``updatedBefore`` → ``created_time_from`` / ``_to`` /
-``updated_time_from`` / ``_to`` in ISO 8601 UTC with ``Z``. Comestri times have whole seconds, so
-a lower bound is rounded up and an upper bound down to the second: same matches, no sub-second
-format for the upstream to misread. ``root_products_only=true`` is sent explicitly (the document's
-default applies only to some tenants): child SKUs are not products of the catalogue.
+``updated_time_from`` / ``_to`` in ISO 8601 UTC with ``Z``, the year always four digits. Comestri
+times have whole seconds, so a lower bound is rounded up and an upper bound down to the second:
+same matches, no sub-second format for the upstream to misread. What Comestri would refuse is the
+client's error before any request (:func:`check_filter`): a ``status`` other than ``active`` or
+``inactive`` (doc 004), a time outside years 0001-9999 (no four-digit ISO 8601 form).
+``root_products_only=true`` is sent explicitly (the document's default applies only to some
+tenants): child SKUs are not products of the catalogue.
 
 Field selection: the response is narrowed to what the GraphQL selection needs.
 ``response_product_fields`` is ``name``/``status`` as selected (``name`` alone when neither is: the
@@ -32,6 +35,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from gateway.config import SourceKind
+from gateway.errors import BadUserInput
 from gateway.scope import RequestScope
 from gateway.sources.base import ProductKey, SourceAdapter
 from gateway.sources.query import ProductFields, ProductFilter
@@ -46,12 +50,18 @@ __all__ = ["ComestriAdapter"]
 PATH = "/products"
 MAX_PER_PAGE = 250  # the document gives none; see the module docstring
 DESCRIPTION_CODE = "description"
+STATUSES = ("active", "inactive")  # "Must be one of: active, inactive." (doc 004)
+# Times Comestri is sent: ISO 8601 with a four-digit year, in UTC (the doc: 2016-05-30T05:13:26Z).
+TIME_RANGE = (datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC))
 
 
 class ComestriAdapter(SourceAdapter):
     kind: ClassVar[SourceKind] = SourceKind.COMESTRI
     capabilities: ClassVar[tuple[Capability, ...]] = (
         Capability.PRODUCTS, Capability.PRODUCT_BY_ID)
+
+    def check_product_filter(self, product_filter: ProductFilter) -> None:
+        check_filter(self.name, product_filter)
 
     async def list_products(self, product_filter: ProductFilter, window: Window,
                             fields: ProductFields, scope: RequestScope) -> Page[ProductRecord]:
@@ -140,14 +150,34 @@ def filter_params(product_filter: ProductFilter) -> dict[str, str]:
 
 
 def _instant(moment: datetime | None, *, up: bool) -> str | None:
-    """ISO 8601 UTC with ``Z`` to the second, rounded ``up`` or down (a naive time is UTC)."""
+    """ISO 8601 UTC with ``Z`` to the second, rounded ``up`` or down (a naive time is UTC), the
+    year always four digits; ``moment`` is within :data:`TIME_RANGE` (:func:`check_filter`)."""
     if moment is None:
         return None
     moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     whole = moment.replace(microsecond=0)
     if up and whole != moment:
         whole += timedelta(seconds=1)
-    return whole.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # isoformat pads the year (strftime's %Y does not, below 1000: "843-01-01").
+    return whole.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
+
+
+def check_filter(source: str, product_filter: ProductFilter) -> None:
+    """Refuse, naming the argument, a filter value Comestri would refuse or cannot be sent."""
+    status = product_filter.status
+    if status is not None and status not in STATUSES:
+        raise BadUserInput(f"`filter.status` must be one of {', '.join(STATUSES)} for source "
+                           f"'{source}'", source=source)
+    low, high = TIME_RANGE
+    for argument, moment in (("createdAfter", product_filter.created_after),
+                             ("createdBefore", product_filter.created_before),
+                             ("updatedAfter", product_filter.updated_after),
+                             ("updatedBefore", product_filter.updated_before)):
+        utc = None if moment is None or moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+        if moment is not None and not low <= (utc or moment) <= high:
+            raise BadUserInput(f"`filter.{argument}` must be between {_instant(low, up=False)} "
+                               f"and {_instant(high, up=False)} for source '{source}'",
+                               source=source)
 
 
 def _attribute(row: Any) -> Attribute:

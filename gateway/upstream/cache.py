@@ -5,8 +5,10 @@ its TTL plus the stale grace. When the upstream then fails (an exception, 429 or
 entry within the grace exists, that entry answers, marked with ``STALE_AGE`` so the GraphQL
 response can say which source's data is stale.
 
-Keys say who asked: format version, source, path and normalised query, the language and a
-fingerprint of the credential — two tokens never share an entry.
+Keys say who asked: format version, source, path and normalised query, the language the source
+answers in (one of its own, as its adapter chose it; none for a source that ignores languages, so
+clients' ``Accept-Language`` values never multiply entries) and a fingerprint of the credential —
+two tokens never share an entry.
 """
 
 from __future__ import annotations

@@ -127,6 +127,7 @@ class UpstreamClient:
         params: Params,
         *,
         scope: RequestScope,
+        language: str | None = None,
         language_header: str | None = None,
         allow_404: bool = False,
         freshness: str = "products",
@@ -134,13 +135,14 @@ class UpstreamClient:
     ) -> Any:
         """GET ``path`` and decode JSON; identical calls in one scope are made once.
 
-        ``language_header`` names the header that carries the request's language (CareCloud's
-        ``Accept-Language``); the language is part of every call's identity either way.
+        ``language`` is the language the source answers this call in, as its adapter chose it
+        from the client's ranges (None: the source ignores languages); it is part of the call's
+        identity and cache key, and ``language_header`` names the header that carries it
+        (CareCloud's ``Accept-Language``). The client's own header never reaches a source.
         With ``allow_404`` a 404 answers None (an unknown id) instead of raising. ``freshness``
         ("groups" or "products") picks the cache TTL. With ``parse`` the answer is
         ``parse.fn(json, *parse.args)``, made once per cache entry in this process.
         """
-        language = scope.language or self.default_language
         key: CallKey = (
             self.source,
             path,

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,17 @@ import pytest
 
 from bench.reference import ceiling_app, stock_app
 from bench.run import WRK_SCRIPT
-from bench.scenarios import Scenario, body_bytes, load_dataset, post, prepare, tagged_language
+from bench.scenarios import (
+    Scenario,
+    body_bytes,
+    gateway_config,
+    load_dataset,
+    post,
+    prepare,
+    tagged_language,
+)
+from gateway.app import create_app
+from gateway.config import parse_config
 from gateway.serving import ServerThread
 from tests.conftest import RunningEmulator, RunningGateway
 
@@ -97,10 +108,19 @@ def test_a_tagged_uncached_query_answers_the_same_and_makes_its_own_calls(
     assert sum(len(emulator(k).log.records) for k in ("carecloud", "joptic", "comestri")) == 0
 
 
+@pytest.fixture(scope="module")
+def bench_uncached_gateway(emulator_servers: dict[str, RunningEmulator]) -> Iterator[str]:
+    """The gateway as the benchmark's uncached rows configure it (no cache, no de-duplication)."""
+    text = gateway_config({k: e.url for k, e in emulator_servers.items()},
+                          {k: e.token for k, e in emulator_servers.items()}, cached=False)
+    with ServerThread({"gw": create_app(parse_config(tomllib.loads(text)))}) as servers:
+        yield servers.urls["gw"]
+
+
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (apt-get install "
                                                         "wrk; .ci/run installs it)")
 def test_the_wrk_script_sends_distinct_requests_and_reports(
-    prepared: Prepared, gateway_server: RunningGateway, tmp_path: Path,
+    prepared: Prepared, bench_uncached_gateway: str, tmp_path: Path,
     emulator: Callable[[str], RunningEmulator],
 ) -> None:
     scenarios, _, _ = prepared
@@ -108,7 +128,7 @@ def test_the_wrk_script_sends_distinct_requests_and_reports(
     body = tmp_path / "body.json"
     body.write_bytes(body_bytes(main))
     done = subprocess.run(
-        ["wrk", "-t1", "-c2", "-d1s", "-s", str(WRK_SCRIPT), f"{gateway_server.url}/graphql",
+        ["wrk", "-t1", "-c2", "-d1s", "-s", str(WRK_SCRIPT), f"{bench_uncached_gateway}/graphql",
          "--", str(body), "distinct", "t"], capture_output=True, text=True, timeout=60,
         check=True, env={**os.environ, "BENCH_WRK_MODE": "distinct"})
     line = next(x for x in done.stdout.splitlines() if x.startswith("BENCH "))

@@ -11,7 +11,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from gateway.errors import ErrorCode, GatewayError, UpstreamUnavailable
-from gateway.graph.cursors import PageArgs, fingerprint
+from gateway.graph.cursors import Cursor, CursorCodec, PageArgs, fingerprint
 from gateway.graph.listing import (
     ErrorSink,
     Listing,
@@ -25,6 +25,12 @@ from gateway.window import Page, Window
 
 PROPERTY = settings(max_examples=150, deadline=None)
 FP = fingerprint("test-list")
+CODEC = CursorCodec("test-listing-cursor-secret")
+
+
+def wire(cursor: Cursor) -> Cursor:
+    """The cursor as the next request reads it, after a round trip through a client."""
+    return CODEC.decode(CODEC.encode(cursor), argument="after")
 
 Item = tuple[int, int, str]  # (stream, index in its stream, sort name)
 Call = Callable[[PageArgs, ErrorSink], Awaitable[Listing[Item]]]
@@ -97,7 +103,7 @@ def items_of(listing: Listing[Item]) -> list[Item]:
 async def walk(call: Call, size: int, *, forward: bool, total: int) -> list[Listing[Item]]:
     """Every page from one end to the other, each page checked on its own as it comes."""
     pages: list[Listing[Item]] = []
-    cursor: str | None = None
+    cursor: Cursor | None = None
     for _ in range(total // max(size, 1) + 3):
         errors: list[GatewayError] = []
         listing = await call(PageArgs(size, forward, cursor), errors.append)
@@ -108,7 +114,7 @@ async def walk(call: Call, size: int, *, forward: bool, total: int) -> list[List
         if not more:
             return pages
         assert len(listing.edges) == size  # a page is full while more items exist
-        cursor = listing.edges[-1 if forward else 0][1].encode()
+        cursor = wire(listing.edges[-1 if forward else 0][1])
     raise AssertionError("paging did not reach the end")
 
 
@@ -149,7 +155,7 @@ async def test_concatenated_forward_visits_every_item_once_in_order(
         assert page.total == (len(expected) if need_total else None)
     # `last` before a page's first item is the page before it.
     for k in range(1, len(pages)):
-        before = pages[k].edges[0][1].encode()
+        before = wire(pages[k].edges[0][1])
         back = await call(PageArgs(size, False, before), fail_on_report)
         assert items_of(back) == items_of(pages[k - 1])
         assert back.has_previous == (k > 1)
@@ -202,7 +208,7 @@ async def test_concatenated_example_two_streams() -> None:
     first = await call(PageArgs(5, True, None), fail_on_report)
     assert [(s, i) for s, i, _ in items_of(first)] == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1)]
     assert (first.total, first.has_previous, first.has_next) == (7, False, True)
-    second = await call(PageArgs(5, True, first.edges[-1][1].encode()), fail_on_report)
+    second = await call(PageArgs(5, True, wire(first.edges[-1][1])), fail_on_report)
     assert [(s, i) for s, i, _ in items_of(second)] == [(1, 2), (1, 3)]
     assert (second.total, second.has_previous, second.has_next) == (7, True, False)
 
@@ -301,7 +307,7 @@ async def walk_through_outage(
 ) -> list[Item]:
     """Pages forward with ``failing`` down for page ``outage`` only; the items seen."""
     visited: list[Item] = []
-    cursor: str | None = None
+    cursor: Cursor | None = None
     for number in range(total // size + 8):
         sources[failing].down = number == outage
         errors: list[GatewayError] = []
@@ -319,7 +325,7 @@ async def walk_through_outage(
         if not listing.has_next:
             return visited
         if listing.edges:
-            cursor = listing.edges[-1][1].encode()
+            cursor = wire(listing.edges[-1][1])
     raise AssertionError("paging did not reach the end")
 
 
@@ -355,12 +361,12 @@ async def test_concatenated_resumes_a_failed_last_stream() -> None:
     first = await call(PageArgs(3, True, None), fail_on_report)
     sources[1].down = True
     errors: list[GatewayError] = []
-    second = await call(PageArgs(3, True, first.edges[-1][1].encode()), errors.append)
+    second = await call(PageArgs(3, True, wire(first.edges[-1][1])), errors.append)
     assert [e.source for e in errors] == ["s1"]
     assert [(s, i) for s, i, _ in items_of(second)] == [(0, 3), (0, 4)]
     assert second.has_next and second.total is None
     sources[1].down = False
-    third = await call(PageArgs(3, True, second.edges[-1][1].encode()), fail_on_report)
+    third = await call(PageArgs(3, True, wire(second.edges[-1][1])), fail_on_report)
     assert [(s, i) for s, i, _ in items_of(third)] == [(1, 0), (1, 1), (1, 2)]
 
 
@@ -373,7 +379,7 @@ async def test_concatenated_resumes_a_failed_first_stream() -> None:
     assert [e.source for e in errors] == ["s0"]
     assert [(s, i) for s, i, _ in items_of(first)] == [(1, 0), (1, 1)]
     sources[0].down = False
-    second = await call(PageArgs(2, True, first.edges[-1][1].encode()), fail_on_report)
+    second = await call(PageArgs(2, True, wire(first.edges[-1][1])), fail_on_report)
     assert [(s, i) for s, i, _ in items_of(second)] == [(0, 0), (0, 1)]
 
 

@@ -198,7 +198,31 @@ async def test_configured_language_is_the_default(make: Factory, cc: RunningEmul
     page = await adapter.list_groups(GroupFilter(), Window(0, 3), RequestScope())
     assert [g.name for g in page.items] == [r["name"] for r in raw["en"][:3]]
     await adapter.list_groups(GroupFilter(), Window(0, 3), RequestScope(language="cs"))
-    assert [r.headers.get("accept-language") for r in cc.log.records] == ["en-GB", "cs"]
+    await adapter.list_groups(GroupFilter(), Window(0, 3), RequestScope(language="de, fr"))
+    # The configured value is mapped to a language the source serves, like a client's.
+    assert [r.headers.get("accept-language") for r in cc.log.records] == ["en", "cs", "en"]
+
+
+@pytest.mark.parametrize(("header", "sent"), [
+    (None, "cs"),  # the upstream's own default (seed doc 000: "cs, en-gb;q=0.8")
+    ("en", "en"), ("EN-gb", "en"), ("en-GB-x-private", "en"), ("cs-CZ", "cs"),
+    ("de, en;q=0.5, cs;q=0.4", "en"), ("cs;q=0.1, en;q=0.9", "en"), ("cs, en", "cs"),
+    ("en;q=0, cs;q=0.1", "cs"), ("*", "cs"), ("de", "cs"), ("de-AT, fr;q=0.9", "cs"),
+    ("en;q=0", "cs"), ("", "cs"),
+])
+async def test_the_client_ranges_map_to_a_language_the_source_serves(
+        make: Factory, cc: RunningEmulator, header: str | None, sent: str) -> None:
+    adapter = make()
+    assert adapter.language(RequestScope(language=header)) == sent
+    await adapter.list_groups(GroupFilter(), Window(0, 1), RequestScope(language=header))
+    assert [r.headers.get("accept-language") for r in cc.log.records] == [sent]
+
+
+async def test_configured_languages_replace_the_documented_ones(make: Factory) -> None:
+    adapter = make(languages=("de", "en"), language="de")
+    assert adapter.language(RequestScope(language="de-AT")) == "de"
+    assert adapter.language(RequestScope(language="cs")) == "de"
+    assert adapter.language(RequestScope(language="en-US")) == "en"
 
 
 async def test_language_search_uses_the_response_language(make: Factory, cc: RunningEmulator
@@ -246,23 +270,18 @@ async def test_group_table_is_one_request_and_memoized(make: Factory, cc: Runnin
 async def test_group_tables_of_many_languages_stay_within_the_memo_bound(
     make: Factory, cc: RunningEmulator,
 ) -> None:
-    # Every Accept-Language value makes a table of its own: 30 of them (~440 KB each, as
-    # estimated), kept in a 1 MiB memo (with the answers they were read from), hold at most
-    # 1 MiB, the most recently used kept.
+    # Whatever languages clients send, CareCloud answers in its own (cs, en): 30 distinct
+    # Accept-Language values make one table per language it serves, kept within the memo's
+    # bytes with the answers they were read from.
     adapter = make(stack=True, group_cache_ttl_seconds=300)
-    adapter.client.memo = ByteBoundedLRU(2**20)
-    languages = [f"x-lang-{i}" for i in range(30)]
+    adapter.client.memo = ByteBoundedLRU(4 * 2**20)
+    languages = [f"x-lang-{i}" for i in range(28)] + ["en-GB", "cs;q=0.9, en;q=0.8"]
     for language in languages:
         await adapter.group_table(RequestScope(language=language))
-        assert 0 < adapter.client.memo.bytes <= 2**20
-    assert len(cc.log) == 30
-    assert ("table", "carecloud", languages[-1]) in adapter.client.memo
-    assert ("table", "carecloud", languages[0]) not in adapter.client.memo
-
-    await adapter.group_table(RequestScope(language=languages[0]))  # from the store now
-    assert len(cc.log) == 30
-    assert ("table", "carecloud", languages[0]) in adapter.client.memo
-    assert adapter.client.memo.bytes <= 2**20
+        assert 0 < adapter.client.memo.bytes <= 4 * 2**20
+    assert len(cc.log) == 2  # one table read per language CareCloud serves
+    tables = [key for key in adapter.client.memo.keys() if key[0] == "table"]  # noqa: SIM118
+    assert sorted(tables) == [("table", "carecloud", "cs"), ("table", "carecloud", "en")]
 
 
 async def test_unauthorized(make: Factory, cc: RunningEmulator) -> None:
