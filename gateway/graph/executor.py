@@ -99,7 +99,8 @@ class _Position:
         return False
 
 
-Pending = tuple[Any, FieldPlan, dict[str, Any], _Position]
+# (awaitable, shape of its value, where it goes: container and key, the position above, field)
+Pending = tuple[Any, "Shape | None", Any, str | int, _Position, FieldPlan]
 
 
 class _Run:
@@ -130,19 +131,16 @@ class _Run:
             level, self.pending = self.pending, []
             results = await asyncio.gather(*(awaitable for awaitable, *_ in level),
                                            return_exceptions=True)
-            for (_, field_plan, out, position), result in zip(level, results, strict=True):
+            for (_, shape, container, key, position, field_plan), result in zip(
+                    level, results, strict=True):
                 if position.is_dead():
                     continue
                 if isinstance(result, asyncio.CancelledError):
                     raise result
-                if isinstance(result, Exception):
-                    self.fail(result, out, field_plan.key, field_plan.nullable, position,
-                              field_plan)
-                elif isinstance(result, BaseException):
+                if isinstance(result, BaseException) and not isinstance(result, Exception):
                     raise result
-                else:
-                    self.complete(field_plan.shape, result, out, field_plan.key, position,
-                                  field_plan)
+                # An exception is completed as a failure of the field (or list item).
+                self.complete(shape, result, container, key, position, field_plan)
         if self.tracked:  # work a resolver asked to be settled before the answer
             await asyncio.gather(*(t for t in self.tracked if inspect.isawaitable(t)),
                                  return_exceptions=True)
@@ -193,7 +191,8 @@ class _Run:
             self.fail(error, out, field_plan.key, field_plan.nullable, position, field_plan)
             return
         if inspect.isawaitable(result):
-            self.pending.append((result, field_plan, out, position))
+            self.pending.append((result, field_plan.shape, out, field_plan.key, position,
+                                 field_plan))
         else:
             self.complete(field_plan.shape, result, out, field_plan.key, position, field_plan)
 
@@ -329,7 +328,10 @@ class _Run:
                 items.append(item)
                 continue
             items.append(None)
-            self.complete(item_shape, item, items, index, position, field_plan)
+            if inspect.isawaitable(item):  # a resolver may answer a list of awaitables
+                self.pending.append((item, item_shape, items, index, position, field_plan))
+            else:
+                self.complete(item_shape, item, items, index, position, field_plan)
 
     def complete_abstract(self, shape: AbstractShape, value: Any, container: Any,
                           key: str | int, nullable: bool, parent: _Position,

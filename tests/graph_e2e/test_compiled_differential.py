@@ -296,3 +296,33 @@ DATES = st.datetimes(timezones=st.just(__import__("datetime").UTC)).map(
 def test_generated_operations_answer_the_same(pair: Pair, query: str, share: int) -> None:
     text, variables = with_variables(parse(query), share)
     pair.assert_same(text, variables or None)
+
+
+@pytest.fixture(scope="module")
+def federated_pair(emulator_servers: Emulators) -> Iterator[Pair]:
+    config = demo_config({kind: e.url for kind, e in emulator_servers.items()},
+                         defaults=UNCACHED)
+    config = config.model_copy(update={"response_cache": config.response_cache.model_copy(
+        update={"enabled": False})})
+
+    def served(compiled: bool) -> Any:
+        return create_app(config.model_copy(update={"server": config.server.model_copy(
+            update={"federation": True, "compiled_execution": compiled, "access_log": False})}))
+
+    compiled_app = served(True)
+    with ServerThread({"compiled": compiled_app, "standard": served(False)}) as servers:
+        pair = Pair(servers.urls["compiled"], servers.urls["standard"], compiled_app.state.plans)
+        yield pair
+        pair.client.close()
+
+
+def test_federation_entities_answer_the_same(federated_pair: Pair) -> None:
+    ids = run_ids(federated_pair)
+    query = """query ($r: [_Any!]!) { _entities(representations: $r) {
+      __typename ... on ProductGroup { id name parent { name } } ... on Product { id sku } } }"""
+    representations = [{"__typename": "ProductGroup" if i % 2 == 0 else "Product", "id": id_}
+                       for i, id_ in enumerate(ids)]
+    before = federated_pair.plans.runs["compiled"]
+    federated_pair.assert_same(query, {"r": representations})
+    federated_pair.assert_same("{ _service { sdl } }")
+    assert federated_pair.plans.runs["compiled"] == before + 2
