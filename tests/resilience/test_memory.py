@@ -98,7 +98,7 @@ def document(i: int) -> str:
 @pytest.fixture
 def gateway(emulator_servers: Emulators, tmp_path: Path) -> Iterator[tuple[str, int]]:
     """A gateway process with the default cache bounds; yields its URL and pid."""
-    lines = ["[server]", "graphiql = false", ""]
+    lines = ["[server]", "graphiql = false", 'cursor_secret = "memory-test-cursor-secret"', ""]
     for kind in KINDS:
         lines += ["[[sources]]", f'name = "{kind}"', f'kind = "{kind}"',
                   f'base_url = "{emulator_servers[kind].url}"',
