@@ -31,6 +31,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from gateway.errors import BadUserInput
 
 __all__ = ["DEFAULT_PAGE_SIZE", "END", "MAX_OFFSET", "MAX_PAGE_SIZE", "Cursor", "CursorCodec",
@@ -48,8 +50,9 @@ TAG_BYTES = 16  # HMAC-SHA256 truncated to 128 bits (RFC 2104 §5)
 
 
 def fingerprint(*parts: Any) -> str:
-    """A short, stable hash of a list's arguments."""
-    raw = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":")).encode()
+    """A short, stable hash of a list's arguments (orjson: every connection of a query has one,
+    twenty for twenty groups' products, so it is worth a fast encoder)."""
+    raw = orjson.dumps(parts, option=orjson.OPT_SORT_KEYS, default=str)
     return hashlib.blake2b(raw, digest_size=6).hexdigest()
 
 
