@@ -321,17 +321,26 @@ class _Run:
         container[key] = items
         position = _Position(container, key, nullable, parent)
         item_shape = shape.item
-        leaf = item_shape.inner if type(item_shape) is NonNullShape else item_shape
-        passthrough = leaf.passthrough if type(leaf) is LeafShape else None
+        item_nullable = type(item_shape) is not NonNullShape
+        inner = item_shape if item_nullable else item_shape.inner  # type: ignore[union-attr]
+        passthrough = inner.passthrough if type(inner) is LeafShape else None
+        objects = inner if type(inner) is ObjectShape else None
         for index, item in enumerate(value):
-            if passthrough is not None and type(item) is passthrough:
+            kind = type(item)
+            if kind is passthrough:
                 items.append(item)
-                continue
-            items.append(None)
-            if inspect.isawaitable(item):  # a resolver may answer a list of awaitables
-                self.pending.append((item, item_shape, items, index, position, field_plan))
+            elif objects is not None and kind in objects.accepted:
+                # A record of a class this type accepted before: its fields, straight away.
+                out: dict[str, Any] = {}
+                items.append(out)
+                self.fill(objects.selection, item, out,
+                          _Position(items, index, item_nullable, position))
             else:
-                self.complete(item_shape, item, items, index, position, field_plan)
+                items.append(None)
+                if _is_awaitable_type(kind, item):  # a resolver may answer awaitables
+                    self.pending.append((item, item_shape, items, index, position, field_plan))
+                else:
+                    self.complete(item_shape, item, items, index, position, field_plan)
 
     def complete_abstract(self, shape: AbstractShape, value: Any, container: Any,
                           key: str | int, nullable: bool, parent: _Position,
@@ -411,6 +420,17 @@ async def _gather(awaitables: Iterable[Any]) -> list[Any]:
 
 def _is_awaitable(value: Any) -> TypeGuard[Awaitable[Any]]:
     return inspect.isawaitable(value)
+
+
+_AWAITABLE_TYPES: dict[type, bool] = {}
+
+
+def _is_awaitable_type(kind: type, value: Any) -> bool:
+    """Whether values of ``kind`` are awaitable, asked once per class (list items are many)."""
+    known = _AWAITABLE_TYPES.get(kind)
+    if known is None:
+        known = _AWAITABLE_TYPES[kind] = inspect.isawaitable(value)
+    return known
 
 
 NO_INFO: Any = None
