@@ -15,12 +15,13 @@ response cache        query text, operation,         the shortest         memory
 (response_cache)      variables, language, client    freshness of the     (``max_bytes``);
                                                      upstream answers     Redis: its own
                                                      used, ≤ max TTL      maxmemory
-document cache        query text                     (parsed text: no     entries
-(graph/documents)                                    age)
-validation cache      document                       (no age)             entries
-(strawberry)
-plan cache            document, operation name,      (no age)             entries
-(graph/compiled)      directive variables
+document cache        query text (accepted           (parsed text: no     estimated bytes
+(graph/documents)     documents only)                age)                 ([limits] document_
+                                                                          cache_bytes), LRU
+validation verdicts   the document cache's entry     (no age)             its entry; cost
+(graph/documents)                                                         prices change: ≤ 4
+plan cache            document, operation name,      (no age)             the documents the
+(graph/compiled)      directive variables                                 document cache keeps
 upstream store        format, source, credential,    TTL (groups or       memory: aiocache;
 (upstream/cache,      path + sorted query,           products) + stale    Redis: maxmemory
 upstream/store)       language                       grace on failure
@@ -56,6 +57,7 @@ from gateway.config import Config, load_config
 from gateway.endpoint import GraphQLEndpoint
 from gateway.graph import build_schema
 from gateway.graph.compiled import PlanCache
+from gateway.graph.cost import CostModel
 from gateway.graph.documents import DocumentCache
 from gateway.playground import DEFAULT_ASSETS, Playground
 from gateway.response_cache import ResponseCache
@@ -114,15 +116,16 @@ def create_app(config: Config, *, clock: Clock = SYSTEM_CLOCK) -> Starlette:
     if server.graphiql:
         assets = Path(server.playground_assets) if server.playground_assets else DEFAULT_ASSETS
         playground = Playground(assets)
-    documents = DocumentCache()
-    plans = PlanCache() if server.compiled_execution else None
+    documents = DocumentCache(config.limits)
+    plans = PlanCache(documents=documents) if server.compiled_execution else None
+    cost = CostModel(runtime.adapters, config.limits.max_cost)
     responses = None
     if config.response_cache.enabled:
         shared = runtime.store if runtime.store.url_kind == "redis" else None
         responses = ResponseCache(config.response_cache, clock=runtime.clock, shared=shared)
     endpoint = GraphQLEndpoint(build_schema(federation=server.federation, documents=documents,
                                             plans=plans, introspection=server.introspection,
-                                            suggestions=server.field_suggestions),
+                                            suggestions=server.field_suggestions, cost=cost),
                                runtime, documents=documents,
                                playground=playground.page if playground else None,
                                max_body_bytes=server.max_body_bytes,
@@ -143,6 +146,8 @@ def create_app(config: Config, *, clock: Clock = SYSTEM_CLOCK) -> Starlette:
     app.state.runtime = runtime
     app.state.plans = plans
     app.state.responses = responses
+    app.state.documents = documents
+    app.state.cost = cost
     return app
 
 

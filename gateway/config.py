@@ -51,6 +51,7 @@ __all__ = [
     "CacheSettings",
     "Config",
     "ConfigError",
+    "LimitSettings",
     "ServerSettings",
     "SourceConfig",
     "SourceKind",
@@ -187,6 +188,31 @@ class ResponseCacheSettings(_Strict):
     public: bool = False  # Cache-Control of GET answers: public (CDNs may keep them) or private
 
 
+class LimitSettings(_Strict):
+    """``[limits]``: what one GraphQL request may cost (README, "Query safety").
+
+    Document limits are checked where the query is parsed, before validation; the cost before
+    execution; the budgets while executing. The defaults pass every published, README and test
+    query with room to spare and refuse the attacks of issue 11.
+    """
+
+    # The document, before validation (gateway/graph/limits.py).
+    max_tokens: int = Field(default=2000, ge=100)  # lexical tokens; comments count apart, as many
+    max_depth: int = Field(default=12, ge=2)  # nested selections, through fragments
+    max_aliases: int = Field(default=30, ge=0)  # aliases in an operation, fragments expanded
+    max_root_fields: int = Field(default=15, ge=1)  # fields of an operation's root selection
+    max_directives: int = Field(default=30, ge=0)  # directive uses in the document
+    max_variables: int = Field(default=30, ge=1)  # variable definitions; entries of `variables`
+    max_variable_values: int = Field(default=1000, ge=1)  # JSON values in `variables`, nested
+    # The cost: upstream requests the query may make at most (gateway/graph/cost.py).
+    max_cost: int = Field(default=1000, ge=1)
+    # Runtime backstops: upstream requests one GraphQL request may make, and its answer's size.
+    max_upstream_requests: int = Field(default=1000, ge=1)
+    max_response_bytes: int = Field(default=10_000_000, ge=1024)
+    # Parsed documents kept (with their validation and plans), by estimated memory.
+    document_cache_bytes: int = Field(default=32_000_000, ge=0)
+
+
 class SourceTuning(_Strict):
     """What ``[defaults]`` sets for every source and a ``[[sources]]`` entry may override."""
 
@@ -275,6 +301,7 @@ class Config(_Strict):
     server: ServerSettings = ServerSettings()
     cache: CacheSettings = CacheSettings()
     response_cache: ResponseCacheSettings = ResponseCacheSettings()
+    limits: LimitSettings = LimitSettings()
     defaults: SourceTuning = SourceTuning()
     sources: tuple[SourceConfig, ...] = Field(min_length=1)
 

@@ -9,7 +9,13 @@
   ``application/json`` (the default, always 200 once the request is well-formed). Either way a
   request error's body has no ``data`` key. An ``Accept`` naming neither: 406.
 * The query is parsed once, at the :class:`~gateway.graph.documents.DocumentCache` execution
-  shares.
+  shares, which refuses a document (or a ``variables`` map) over the ``[limits]`` before any
+  other work: ``DOCUMENT_LIMIT_EXCEEDED``, a request error. The ``variables`` map is checked
+  first of all, before the response cache hashes it.
+* Each request may make at most ``[limits] max_upstream_requests`` upstream requests (counted
+  on its :class:`~gateway.scope.RequestScope`), and its answer may be at most
+  ``max_response_bytes`` long: a longer one is replaced by a ``RESPONSE_TOO_LARGE`` error (and
+  not kept).
 * ``Accept-Language`` must be language ranges (:mod:`gateway.languages`): anything else answers
   400 ``BAD_USER_INPUT`` naming the header, before any GraphQL work.
 * Every error body is JSON, never plain text or a stack trace.
@@ -52,6 +58,7 @@ from strawberry import Schema
 from gateway.errors import BadUserInput, ErrorCode
 from gateway.graph.context import GatewayContext
 from gateway.graph.documents import DocumentCache
+from gateway.graph.limits import check_variables
 from gateway.response_cache import CachedResponse, ResponseCache
 from gateway.runtime import Runtime
 from gateway.scope import RequestScope
@@ -143,6 +150,11 @@ class GraphQLEndpoint:
             _require_preflight(request)
         media_type = negotiate(accept)
         params = await self._params(request)
+        try:
+            check_variables(params.get("variables"), self.documents.limits)
+        except GraphQLError as error:
+            return _result_response(None, [error], None, media_type,
+                                    ErrorCode.GRAPHQL_PARSE_FAILED)
         context = self._context(request)
         cache_key = self._response_key(params, context)
         if cache_key is not None:
@@ -151,7 +163,7 @@ class GraphQLEndpoint:
                 access.operation = params.get("operationName") or "-"
                 return self._cached(request, hit, media_type, "hit")
         try:
-            document = self.documents.parse(params["query"])
+            document = self.documents.parse(params["query"], params.get("variables"))
         except GraphQLError as error:
             return _result_response(None, [error], None, media_type,
                                     ErrorCode.GRAPHQL_PARSE_FAILED)
@@ -168,6 +180,9 @@ class GraphQLEndpoint:
             context_value=context, operation_name=params.get("operationName")))
         response = _result_response(result.data, result.errors, result.extensions, media_type,
                                     ErrorCode.GRAPHQL_VALIDATION_FAILED)
+        limited = _within(response, self.runtime.config.limits.max_response_bytes, media_type)
+        if limited is not response:
+            return limited
         if cache_key is not None and not result.errors and not (result.extensions or {}).get(
                 "stale") and self._keeps(document, params.get("operationName")):
             kept = await self.responses.put(  # type: ignore[union-attr]
@@ -225,6 +240,7 @@ class GraphQLEndpoint:
             request_id=request.headers.get("x-request-id") or uuid.uuid4().hex,
             deadline=(self.runtime.clock.monotonic()
                       + self.runtime.config.server.request_timeout_seconds),
+            upstream_budget=self.runtime.config.limits.max_upstream_requests,
         )
         try:
             scope.language_ranges  # noqa: B018  # read (and checked) once, before any work
@@ -410,6 +426,19 @@ def _result_response(data: Any, errors: list[GraphQLError] | None,
         body["extensions"] = extensions
     status = 400 if request_error and media_type == GRAPHQL_RESPONSE else 200
     return Response(orjson.dumps(body), status_code=status,
+                    media_type=f"{media_type}; charset=utf-8")
+
+
+def _within(response: Response, max_bytes: int, media_type: str) -> Response:
+    """The response, or a ``RESPONSE_TOO_LARGE`` error in its place when its body is longer
+    than ``max_bytes`` (the work is done, but no client gets an answer that size)."""
+    if len(response.body) <= max_bytes:
+        return response
+    error = {"message": f"the answer is larger than {max_bytes} bytes ([limits] "
+                        "max_response_bytes): ask for fewer or smaller lists",
+             "extensions": {"code": ErrorCode.RESPONSE_TOO_LARGE.value,
+                            "maxResponseBytes": max_bytes}}
+    return Response(orjson.dumps({"data": None, "errors": [error]}), status_code=200,
                     media_type=f"{media_type}; charset=utf-8")
 
 

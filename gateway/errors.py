@@ -1,6 +1,7 @@
 """One registry of error codes, and the one exception hierarchy the gateway raises.
 
     GatewayError                 code, message, source?, retryable, retry_after?
+    ├── UpstreamBudgetExceeded   UPSTREAM_BUDGET_EXCEEDED: the request used its upstream budget
     ├── BadUserInput             BAD_USER_INPUT: an argument, cursor or id the client must fix
     │   └── Unsupported          BAD_USER_INPUT: a source cannot answer this argument (names both)
     └── UpstreamError            UPSTREAM_*: a source failed; its data is missing, the rest arrives
@@ -26,6 +27,7 @@ __all__ = [
     "GatewayError",
     "Unsupported",
     "UpstreamBadResponse",
+    "UpstreamBudgetExceeded",
     "UpstreamError",
     "UpstreamRateLimited",
     "UpstreamTimeout",
@@ -47,6 +49,8 @@ class ErrorCode(StrEnum):
     # The document and the operation, before execution.
     GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
     GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
+    DOCUMENT_LIMIT_EXCEEDED = "DOCUMENT_LIMIT_EXCEEDED"
+    QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
     # Execution.
     BAD_USER_INPUT = "BAD_USER_INPUT"
     UPSTREAM_TIMEOUT = "UPSTREAM_TIMEOUT"
@@ -54,6 +58,8 @@ class ErrorCode(StrEnum):
     UPSTREAM_RATE_LIMITED = "UPSTREAM_RATE_LIMITED"
     UPSTREAM_BAD_RESPONSE = "UPSTREAM_BAD_RESPONSE"
     UPSTREAM_UNAUTHORIZED = "UPSTREAM_UNAUTHORIZED"
+    UPSTREAM_BUDGET_EXCEEDED = "UPSTREAM_BUDGET_EXCEEDED"
+    RESPONSE_TOO_LARGE = "RESPONSE_TOO_LARGE"
     INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 
 
@@ -118,3 +124,21 @@ class UpstreamBadResponse(UpstreamError):
 class UpstreamUnauthorized(UpstreamError):
     code = ErrorCode.UPSTREAM_UNAUTHORIZED
     retryable = False
+
+
+class UpstreamBudgetExceeded(GatewayError):
+    """This GraphQL request made all the upstream requests ``[limits] max_upstream_requests``
+    allows: the call is not made; the field (or one source's part of a list) fails, the rest
+    of the answer arrives."""
+
+    code = ErrorCode.UPSTREAM_BUDGET_EXCEEDED
+
+    def __init__(self, source: str, budget: int) -> None:
+        super().__init__(f"source '{source}' was not asked: this request made the "
+                         f"{budget} upstream requests it may make ([limits] "
+                         "max_upstream_requests)", source=source)
+        self.budget = budget
+
+    @property
+    def extensions(self) -> dict[str, Any]:
+        return {**super().extensions, "maxUpstreamRequests": self.budget}

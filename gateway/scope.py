@@ -7,7 +7,9 @@ id and deadline it holds the per-request memos, one per purpose, each with typed
   calls in one request are made once (:class:`~gateway.upstream.client.UpstreamClient`);
 * ``group_tables``: each source's whole group table, read once per request (adapters);
 * ``group_product_lists``: an Axim group's whole product list, read once per request (adapters);
-* ``selections``: what a field's value selects, per field of the query (the look-ahead).
+* ``selections``: what a field's value selects, per field of the query (the look-ahead);
+* ``upstream_requests``: upstream calls made so far, against ``upstream_budget``
+  (``[limits] max_upstream_requests``; the upstream client counts and refuses past it).
 
 Nothing in a scope outlives its request: no cross-user cache.
 """
@@ -70,6 +72,15 @@ class RequestScope:
         default_factory=TaskMemo)
     # ids of a field's AST nodes → names of the fields selected on its value
     selections: dict[tuple[int, ...], frozenset[str]] = field(default_factory=dict)
+    upstream_budget: int | None = None  # upstream calls this request may make (None: any)
+    upstream_requests: int = 0
+
+    def spend_upstream_request(self) -> bool:
+        """Count one upstream call; False (not counted) when the budget is spent."""
+        if self.upstream_budget is not None and self.upstream_requests >= self.upstream_budget:
+            return False
+        self.upstream_requests += 1
+        return True
 
     def fresh_for(self, until: float) -> None:
         """Note an answer the response was built from, fresh until ``until`` (wall clock)."""

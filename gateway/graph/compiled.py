@@ -4,7 +4,9 @@ runs them in place of graphql-core's executor.
 :class:`PlanCache` keeps, per parsed document (the :class:`~gateway.graph.documents.DocumentCache`
 hands out one object per query text) and operation name, the operation's plans: one per values
 of the variables its ``@skip``/``@include`` read. An operation the compiler does not support is
-remembered as such and always runs on the standard executor.
+remembered as such and always runs on the standard executor. Given the ``DocumentCache``, it
+keeps plans only for the documents that cache keeps, and drops them when the cache drops the
+document; a document it does not keep gets its plan built for the request only.
 
 :class:`CompiledExecution` (a schema extension) runs the plan before strawberry would execute;
 strawberry then skips its own execution and every other extension (error handling, the stale
@@ -13,7 +15,7 @@ report) sees the result as usual.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +30,7 @@ from graphql import (
 )
 from strawberry.extensions import SchemaExtension
 
-from gateway.bounded import BoundedDict
+from gateway.graph.documents import DocumentCache
 from gateway.graph.executor import coerce_variables, execute_plan
 from gateway.graph.plan import OperationPlan, Unsupported, build_plan, directive_variables
 
@@ -48,11 +50,16 @@ class _Operation:
 
 
 class PlanCache:
-    """Plans by document, operation name and directive variables' values; bounded."""
+    """Plans by document, operation name and directive variables' values; bounded (and, with
+    ``documents``, kept only for the documents that cache keeps)."""
 
-    def __init__(self, max_entries: int = DEFAULT_MAX_PLANS) -> None:
-        self._operations: BoundedDict[tuple[int, str | None], _Operation] = BoundedDict(
-            max_entries)
+    def __init__(self, max_entries: int = DEFAULT_MAX_PLANS, *,
+                 documents: DocumentCache | None = None) -> None:
+        self.max_entries = max_entries
+        self.documents = documents
+        self._operations: OrderedDict[tuple[int, str | None], _Operation] = OrderedDict()
+        if documents is not None:
+            documents.on_evict(self.forget)
         # Operations run by plan, refused for their variables, and left to the standard executor.
         self.runs = Counter[str]()
 
@@ -78,6 +85,14 @@ class PlanCache:
         self.runs["compiled"] += 1
         return await execute_plan(schema, plan, coerced, root_value=root_value, context=context)
 
+    def __len__(self) -> int:
+        return len(self._operations)
+
+    def forget(self, document: DocumentNode) -> None:
+        """Drop the plans of ``document`` (the document cache let it go)."""
+        for key in [k for k, entry in self._operations.items() if entry.document is document]:
+            del self._operations[key]
+
     def _entry(self, document: DocumentNode, operation_name: str | None) -> _Operation:
         key = (id(document), operation_name)
         entry = self._operations.get(key)
@@ -87,7 +102,12 @@ class PlanCache:
                          if isinstance(d, FragmentDefinitionNode)}
             names = directive_variables(operation, fragments) if operation else ()
             entry = _Operation(document, operation, fragments, names)
-            self._operations.put(key, entry)
+            if self.documents is None or self.documents.holds(document):
+                self._operations[key] = entry
+                while len(self._operations) > self.max_entries:
+                    self._operations.popitem(last=False)
+        else:
+            self._operations.move_to_end(key)
         return entry
 
     @staticmethod

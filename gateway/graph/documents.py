@@ -1,51 +1,162 @@
-"""The single parse site: each new GraphQL document is parsed once and kept in one cache.
+"""The single parse site: each GraphQL document is checked against the ``[limits]`` and parsed
+once, and only accepted documents are kept, within a bound in bytes.
 
-The endpoint parses a request's query here (to pick its operation before executing it), and the
-schema's :class:`ParsedDocuments` extension hands the same parsed document to execution, so
-strawberry never parses it again. Limits on documents belong here, before any further work.
+The endpoint parses a request's query here (to pick its operation before executing it); the
+schema's :class:`ParsedDocuments` extension hands the same parsed document to execution (strawberry
+never parses it again) and validates it once per document, keeping the verdict on the
+document's entry. A document is *accepted* once it passed validation, the cost rule included:
+only then is it kept. A document refused by a limit costs a bounded parse and is not kept; one
+that fails validation is not kept either, so no stream of distinct bad documents can push the
+good ones out.
+
+The cache is bounded by an estimate of the memory each entry holds (its text, tokens and
+nodes, and the plans compiled for it): ``len(query) * BYTES_PER_CHARACTER + ENTRY_OVERHEAD``,
+least recently used out first. Whatever keeps something per document (the compiled plans)
+subscribes with :meth:`DocumentCache.on_evict` and drops it with the entry.
 
 Example::
 
-    documents = DocumentCache()
+    documents = DocumentCache(LimitSettings())
     schema = build_schema(documents=documents)
-    document = documents.parse("{ sources { id } }")  # GraphQLError when it does not parse
+    document = documents.parse("{ sources { id } }")  # GraphQLError when refused
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
 
-from graphql import DocumentNode, GraphQLError, parse
+from graphql import ASTValidationRule, DocumentNode, GraphQLError, GraphQLSchema
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.schema import validate_document
 
-from gateway.bounded import BoundedDict
+from gateway.config import LimitSettings
+from gateway.graph.limits import check_variables, parse_within_limits
 
-__all__ = ["DEFAULT_MAX_DOCUMENTS", "DocumentCache", "ParsedDocuments"]
+__all__ = ["BYTES_PER_CHARACTER", "ENTRY_OVERHEAD", "DocumentCache", "ParsedDocuments"]
 
-DEFAULT_MAX_DOCUMENTS = 256
+# Measured with tracemalloc (tests/graph/test_documents.py keeps it honest): a parsed document
+# with its token list and one compiled plan holds 60-200 bytes per character of its text
+# (smaller documents more per character); 300 leaves room for a few plans per operation.
+BYTES_PER_CHARACTER = 300
+ENTRY_OVERHEAD = 4096
+MAX_VERDICTS = 4  # validations kept per document (a new one when the cost model's prices move)
+
+Rules = tuple[type[ASTValidationRule], ...]
+
+# The document this task parsed last: the endpoint parses, then execution (same task) asks
+# again, before the document is accepted and kept.
+_parsed: ContextVar[tuple[DocumentCache, str, DocumentNode] | None] = ContextVar(
+    "gateway_parsed_document", default=None)
+
+
+@dataclass(eq=False)
+class _Entry:
+    document: DocumentNode
+    size: int
+    verdicts: list[Rules] = field(default_factory=list)  # rules it passed
 
 
 class DocumentCache:
-    """Parsed documents by query text; at most ``max_entries``, oldest out first.
+    """Accepted documents by query text, bounded by estimated bytes (LRU)."""
 
-    Only documents that parse are kept: a syntax error is raised (a ``GraphQLError``) each time.
-    """
+    def __init__(self, limits: LimitSettings | None = None, *,
+                 max_bytes: int | None = None) -> None:
+        self.limits = limits or LimitSettings()
+        self.max_bytes = self.limits.document_cache_bytes if max_bytes is None else max_bytes
+        self.bytes = 0
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._listeners: list[Callable[[DocumentNode], None]] = []
+        # Refusals by limit ("max_tokens", …) and parses done: what the tests and bench read.
+        self.parses = 0
 
-    def __init__(self, max_entries: int = DEFAULT_MAX_DOCUMENTS) -> None:
-        self._documents: BoundedDict[str, DocumentNode] = BoundedDict(max_entries)
+    def __len__(self) -> int:
+        return len(self._entries)
 
-    def parse(self, query: str) -> DocumentNode:
-        document = self._documents.get(query)
-        if document is None:
-            document = parse(query)
-            self._documents.put(query, document)
+    def __contains__(self, query: object) -> bool:
+        return query in self._entries
+
+    def holds(self, document: DocumentNode) -> bool:
+        """Whether ``document`` is a kept (accepted) document."""
+        entry = self._entries.get(_query_of(document))
+        return entry is not None and entry.document is document
+
+    def on_evict(self, listener: Callable[[DocumentNode], None]) -> None:
+        """Call ``listener(document)`` whenever a kept document leaves the cache."""
+        self._listeners.append(listener)
+
+    def parse(self, query: str, variables: Mapping[str, Any] | None = None) -> DocumentNode:
+        """The parsed document, checked against the limits (and ``variables`` too).
+
+        Raises ``GraphQLError``: a syntax error, or a
+        :class:`~gateway.graph.limits.DocumentLimitExceeded`. Nothing refused is kept.
+        """
+        check_variables(variables, self.limits)
+        entry = self._entries.get(query)
+        if entry is not None:
+            self._entries.move_to_end(query)
+            return entry.document
+        last = _parsed.get()
+        if last is not None and last[0] is self and last[1] == query:
+            return last[2]
+        document = parse_within_limits(query, self.limits)
+        self.parses += 1
+        _parsed.set((self, query, document))
         return document
+
+    def validate(self, schema: GraphQLSchema, document: DocumentNode, rules: Rules
+                 ) -> list[GraphQLError]:
+        """Validation errors of ``document`` (strawberry's rules added), once per document and
+        rules; a document that passes is accepted and kept, one that fails is dropped."""
+        query = _query_of(document)
+        entry = self._entries.get(query)
+        if entry is not None and entry.document is document and rules in entry.verdicts:
+            return []
+        errors = validate_document(schema, document, rules)
+        if errors:
+            self._drop(query)
+        else:
+            self._accept(query, document, rules)
+        return errors
+
+    def _accept(self, query: str, document: DocumentNode, rules: Rules) -> None:
+        entry = self._entries.get(query)
+        if entry is None or entry.document is not document:
+            self._drop(query)
+            size = len(query) * BYTES_PER_CHARACTER + ENTRY_OVERHEAD
+            if size > self.max_bytes:
+                return  # larger than the whole cache: parsed again each time
+            entry = self._entries[query] = _Entry(document, size)
+            self.bytes += size
+        entry.verdicts = [*entry.verdicts[-(MAX_VERDICTS - 1):], rules]
+        self._entries.move_to_end(query)
+        while self.bytes > self.max_bytes:
+            self._drop(next(iter(self._entries)))
+
+    def _drop(self, query: str) -> None:
+        entry = self._entries.pop(query, None)
+        if entry is None:
+            return
+        self.bytes -= entry.size
+        for listener in self._listeners:
+            listener(entry.document)
+
+
+def _query_of(document: DocumentNode) -> str:
+    """The text a document was parsed from (graphql-core keeps it on the location)."""
+    loc = document.loc
+    return loc.source.body if loc is not None else ""
 
 
 class ParsedDocuments(SchemaExtension):
     """Gives execution the document from the :class:`DocumentCache` (strawberry then skips its
-    own parse). A document that does not parse is left to strawberry, which reports why."""
+    own parse) and validates it there, once per document (strawberry then skips its own
+    validation). A syntax error is left to strawberry, which reports it; a document over a
+    limit is refused with its :class:`~gateway.graph.limits.DocumentLimitExceeded`."""
 
     def __init__(self, *, documents: DocumentCache) -> None:
         self.documents = documents
@@ -53,7 +164,20 @@ class ParsedDocuments(SchemaExtension):
     def on_parse(self) -> Iterator[None]:
         context = self.execution_context
         if context.graphql_document is None and context.query:
-            # A syntax error is left to strawberry's own parse, which reports it.
-            with contextlib.suppress(GraphQLError):
-                context.graphql_document = self.documents.parse(context.query)
+            try:
+                context.graphql_document = self.documents.parse(context.query,
+                                                                context.variables)
+            except GraphQLError as error:
+                if error.extensions and "code" in error.extensions:
+                    raise  # a limit: strawberry must not parse it either
+                # A syntax error is left to strawberry's own parse, which reports it.
+        yield
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        document = context.graphql_document
+        if context.pre_execution_errors is None and document is not None:
+            with contextlib.suppress(RecursionError):
+                context.pre_execution_errors = self.documents.validate(
+                    context.schema._schema, document, context.validation_rules)
         yield

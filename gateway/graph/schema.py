@@ -9,7 +9,7 @@ from functools import partial
 import strawberry
 import strawberry.federation
 from graphql import GraphQLError, GraphQLSchema, print_schema
-from strawberry.extensions import DisableIntrospection, SchemaExtension, ValidationCache
+from strawberry.extensions import DisableIntrospection, SchemaExtension
 from strawberry.federation.schema_directives import ListSize
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext, Info
@@ -18,7 +18,8 @@ from gateway.graph import resolvers
 from gateway.graph.compiled import CompiledExecution, PlanCache
 from gateway.graph.connection import LIST_SIZE
 from gateway.graph.context import GatewayContext
-from gateway.graph.documents import DEFAULT_MAX_DOCUMENTS, DocumentCache, ParsedDocuments
+from gateway.graph.cost import CostLimit, CostModel
+from gateway.graph.documents import DocumentCache, ParsedDocuments
 from gateway.graph.extensions import GatewayErrors, LogBudget
 from gateway.graph.inputs import ProductFilter, ProductGroupFilter, ProductGroupOrder
 from gateway.graph.types import (
@@ -127,14 +128,17 @@ class FederatedSchema(_QuietErrors, strawberry.federation.Schema):
 
 
 FEDERATION_DIRECTIVES = frozenset({"key", "listSize", "cost", "link"})
-def _extensions(documents: DocumentCache, plans: PlanCache | None, introspection: bool
+def _extensions(documents: DocumentCache, plans: PlanCache | None, introspection: bool,
+                cost: CostModel | None
                 ) -> list[type[SchemaExtension] | Callable[[], SchemaExtension]]:
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
         # One log budget per schema: the bound on logged tracebacks holds across requests.
         partial(GatewayErrors, budget=LogBudget()),
+        # Parses and validates once per document; validations are kept with the document.
         partial(ParsedDocuments, documents=documents),
-        partial(ValidationCache, maxsize=DEFAULT_MAX_DOCUMENTS),
     ]
+    if cost is not None:
+        extensions.append(partial(CostLimit, model=cost))
     if not introspection:
         # graphql-core's NoSchemaIntrospectionCustomRule (__typename stays allowed).
         extensions.append(DisableIntrospection)
@@ -145,14 +149,17 @@ def _extensions(documents: DocumentCache, plans: PlanCache | None, introspection
 
 def build_schema(*, federation: bool = False, documents: DocumentCache | None = None,
                  plans: PlanCache | None = None, introspection: bool = True,
-                 suggestions: bool = True) -> strawberry.Schema:
+                 suggestions: bool = True, cost: CostModel | None = None) -> strawberry.Schema:
     """The schema: plain, or an Apollo Federation 2 subgraph (entities ProductGroup, Product).
 
-    ``documents`` is the parse cache the endpoint shares with execution (one parse per document);
-    with ``plans``, known query operations run as compiled plans (:mod:`gateway.graph.plan`).
+    ``documents`` is the parse cache the endpoint shares with execution (one parse and one
+    validation per document, within the document limits); with ``plans``, known query
+    operations run as compiled plans (:mod:`gateway.graph.plan`); with ``cost``, operations
+    that may cost more upstream requests than allowed are refused (:mod:`gateway.graph.cost`).
     ``introspection`` and ``suggestions`` ("Did you mean …?" in errors) are off in production.
     """
-    extensions = _extensions(documents or DocumentCache(), plans, introspection)
+    extensions = _extensions(DocumentCache() if documents is None else documents, plans,
+                             introspection, cost)
     config = StrawberryConfig(disable_field_suggestions=not suggestions)
     if federation:
         return FederatedSchema(

@@ -59,6 +59,10 @@ class SourceAdapter:
         self.name = config.name
         self.info = SourceInfo(config.name, self.kind, self.capabilities)
         self._clock = clock
+        # The last group table read: its size, and its largest group's product count (where
+        # the upstream says). The cost model prices a scan from them (gateway/graph/cost.py).
+        self.table_size: int | None = None
+        self.largest_group: int | None = None
 
     @contextlib.contextmanager
     def reading(self, what: str) -> Iterator[None]:
@@ -128,6 +132,8 @@ class SourceAdapter:
             table = await self._read_group_table(scope)
         finally:
             fresh_until, scope.fresh_until = scope.fresh_until, before
+        self.table_size = len(table)
+        self.largest_group = max((g.product_count or 0 for g in table), default=0)
         scope.fresh_for(fresh_until)
         if self.name not in scope.stale and fresh_until > self._clock.wall():
             self.client.memo.put(key, (fresh_until, table), _table_bytes(table))

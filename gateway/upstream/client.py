@@ -3,10 +3,11 @@
 ``UpstreamClient.get_json`` maps every failure to an :class:`~gateway.errors.UpstreamError` that
 names the source and never the URL, its query string, a header or the body. Within one GraphQL
 request, identical calls (same source, path, parameters and language) are made once (the
-request's :class:`~gateway.scope.RequestScope` keeps them). An answer read from a cache entry is
-decoded, and read by an adapter, once per entry in this process: the decoded JSON and the parsed
-records are kept in the process's :data:`Memo`, bounded by bytes (``[cache] decoded_max_bytes``)
-and shared by every source's client and adapter.
+request's :class:`~gateway.scope.RequestScope` keeps them), and each call made counts against
+the request's upstream budget (past it: ``UPSTREAM_BUDGET_EXCEEDED``, and no call). An answer
+read from a cache entry is decoded, and read by an adapter, once per entry in this process: the
+decoded JSON and the parsed records are kept in the process's :data:`Memo`, bounded by bytes
+(``[cache] decoded_max_bytes``) and shared by every source's client and adapter.
 
 Example::
 
@@ -28,6 +29,7 @@ from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.config import DEFAULT_DECODED_MAX_BYTES, SourceConfig
 from gateway.errors import (
     UpstreamBadResponse,
+    UpstreamBudgetExceeded,
     UpstreamError,
     UpstreamRateLimited,
     UpstreamTimeout,
@@ -178,6 +180,8 @@ class UpstreamClient:
         if scope.deadline is not None and self.clock.monotonic() >= scope.deadline:
             raise UpstreamTimeout(f"source '{self.source}' was not asked: the request's "
                                   "deadline has passed", source=self.source)
+        if not scope.spend_upstream_request():
+            raise UpstreamBudgetExceeded(self.source, scope.upstream_budget or 0)
         try:
             response = await self._http.get(path, params=params, headers=headers,
                                             extensions=extensions)

@@ -1,0 +1,671 @@
+"""Query cost: the upstream requests an operation may make, known before it runs.
+
+A graphql-core validation rule (:class:`CostLimit` adds it to the schema's validation, which the
+:class:`~gateway.graph.documents.DocumentCache` runs once per document) prices each field that
+costs upstream work from what the resolvers really do with each configured source, and refuses
+an operation whose price is over ``[limits] max_cost`` with ``QUERY_TOO_COMPLEX``
+(``extensions: {code, cost, maxCost}``), before any resolver runs.
+
+What costs what (each source's :class:`SourcePrice`, read from its adapter):
+
+* a page of a list (``productGroups``, ``products``, ``ProductGroup.products``): per source
+  asked, the fewest upstream pages covering the window (``ceil(size / page maximum)``, one more
+  when a cursor may start it mid-page; CareCloud's offset/count is one request for any window).
+  ``last`` first asks each source's total (one request more); ``totalCount`` after a cursor
+  may too;
+* a filter or an order the upstream cannot apply: the source's whole group table, read once
+  per request (``ceil(groups / table page)`` requests, the size learned from the last read,
+  ``scan_limit`` before any);
+* lookups by id (``node``, ``nodes``, ``productGroup``, ``product``, ``_entities``) and
+  ``parent``: batched per source and level. CareCloud and Joptic read their group table (once
+  per request); Axim fetches up to three groups one by one, more from its table; an Axim
+  product reads its group's whole product list (pages of 50); a Comestri product is one call;
+* Axim's look-ahead: groups whose items all ask the same first product page (at most 50) get
+  their products in the group list's own call, for nothing more.
+
+A field's price is multiplied by the sizes of the connections it sits in (``first``/``last``,
+or the default page size; a variable counts as the largest page, 100, whatever its default:
+the client may send any value), summed over aliases and fragments (expanded; ``@skip`` and
+``@include`` are not evaluated, so the price is an upper bound). The sizes follow the
+``@listSize`` the schema publishes (:data:`~gateway.graph.connection.LIST_SIZE`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from graphql import (
+    ASTValidationRule,
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLNamedType,
+    GraphQLObjectType,
+    GraphQLSchema,
+    InlineFragmentNode,
+    IntValueNode,
+    ListValueNode,
+    NullValueNode,
+    ObjectValueNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    StringValueNode,
+    ValidationContext,
+    ValueNode,
+    VariableNode,
+    get_named_type,
+    print_ast,
+)
+from graphql.language import VisitorAction
+from graphql.language.visitor import SKIP
+from strawberry.extensions import SchemaExtension
+
+from gateway.config import SourceKind
+from gateway.errors import ErrorCode
+from gateway.graph.connection import LIST_SIZE
+from gateway.graph.cursors import DEFAULT_PAGE_SIZE
+from gateway.graph.limits import SATURATED
+from gateway.ids import NodeKey, NodeType, decode_id
+from gateway.sources import axim, comestri, joptic
+from gateway.sources.base import SourceAdapter
+from gateway.sources.query import GroupFilter
+from gateway.sources.records import Capability, GroupStatus
+
+__all__ = ["Cost", "CostLimit", "CostModel", "Prices", "SourcePrice"]
+
+# The published @listSize: a connection is sized by `first`/`last`, its items are under
+# `nodes` and `edges`, and a size not known before the request (a variable) is its maximum.
+# (tests/graph/test_cost.py holds the two to each other.)
+SLICING_ARGUMENTS = ("first", "last")
+SIZED_FIELDS = ("edges", "nodes")
+ASSUMED_SIZE = LIST_SIZE.assumed_size or 100
+NODES_ASSUMED = 100  # `nodes(ids:)` takes at most 100 ids (its own @listSize)
+# Most items in one list request, per kind (None: any window is one offset/count request).
+LIST_PAGE: dict[SourceKind, int | None] = {
+    SourceKind.CARECLOUD: None, SourceKind.JOPTIC: joptic.MAX_LIMIT,
+    SourceKind.AXIM: axim.MAX_LIMIT, SourceKind.COMESTRI: comestri.MAX_PER_PAGE}
+# Kinds whose groups name a parent (Axim groups have none).
+PARENT_KINDS = frozenset({SourceKind.CARECLOUD, SourceKind.JOPTIC})
+# An Axim group's whole product list, in pages of 50, before any group table was read.
+ASSUMED_GROUP_PAGES = 2
+# One filter argument at a time, to ask each adapter which it pushes down (its `unpushable`).
+GROUP_FILTER_PROBES: dict[str, GroupFilter] = {
+    "search": GroupFilter(search="x"), "status": GroupFilter(status=GroupStatus.ACTIVE),
+    "store_id": GroupFilter(store_id="x"), "code": GroupFilter(code="x"),
+    "external_id": GroupFilter(external_id="x")}
+GRAPHQL_FILTER_NAMES = {"search": "search", "status": "status", "store_id": "storeId",
+                        "code": "code", "external_id": "externalId"}
+
+
+# -- what each source charges -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SourcePrice:
+    """What one configured source's requests cost, from its adapter."""
+
+    name: str
+    groups: bool  # lists product groups
+    products: bool  # lists products outside groups
+    group_products: bool  # its groups have products, paged per group
+    list_page: int | None  # most items per list request (None: any window in one request)
+    table_pages: int  # requests to read its whole group table
+    pushable: frozenset[str]  # group filter arguments (GraphQL names) the upstream applies
+    parents: bool  # its groups name a parent
+    by_id_limit: int  # groups fetched one by one up to this many ids; more read the table
+    product_by_id: bool  # a product is one call by id (Comestri)
+    group_pages: int  # pages of a group's whole product list (Axim product lookups)
+
+    @classmethod
+    def of(cls, adapter: SourceAdapter) -> SourcePrice:
+        capabilities = adapter.capabilities
+        size = adapter.table_size if adapter.table_size is not None \
+            else adapter.config.scan_limit
+        page = adapter.table_page_size
+        table_pages = 1 if page is None else max(1, math.ceil(size / page))
+        largest = adapter.largest_group
+        group_pages = ASSUMED_GROUP_PAGES if not largest \
+            else max(1, math.ceil(largest / axim.MAX_LIMIT))
+        pushable = frozenset(
+            GRAPHQL_FILTER_NAMES[name] for name, probe in GROUP_FILTER_PROBES.items()
+            if adapter.unpushable(probe) is None)
+        return cls(
+            name=adapter.name,
+            groups=Capability.PRODUCT_GROUPS in capabilities,
+            products=Capability.PRODUCTS in capabilities,
+            group_products=Capability.GROUP_PRODUCTS in capabilities,
+            list_page=LIST_PAGE.get(adapter.kind),
+            table_pages=table_pages,
+            pushable=pushable,
+            parents=adapter.kind in PARENT_KINDS,
+            by_id_limit=axim.BY_ID_LIMIT if Capability.GROUP_BY_ID in capabilities else 0,
+            product_by_id=Capability.PRODUCT_BY_ID in capabilities,
+            group_pages=group_pages if Capability.GROUP_PRODUCTS in capabilities else 0,
+        )
+
+
+Prices = tuple[SourcePrice, ...]
+
+
+def pages(size: int, page: int | None, *, mid_page: bool) -> int:
+    """Upstream requests for a window of ``size`` items (``mid_page``: it may start anywhere)."""
+    if size <= 0:
+        return 0
+    if page is None:
+        return 1
+    return math.ceil(size / page) + (1 if mid_page else 0)
+
+
+# -- a price under construction -----------------------------------------------------------------
+
+
+def _sat(value: int) -> int:
+    return min(value, SATURATED)
+
+
+@dataclass(frozen=True, slots=True)
+class Cost:
+    """Requests (scaled by the lists around them), group tables (read once per request) and
+    lookups by id of sources that fetch a few ids one by one (``(source, ids, sites)``)."""
+
+    requests: int = 0
+    tables: frozenset[str] = frozenset()
+    by_id: tuple[tuple[str, int, int], ...] = ()
+
+    def __add__(self, other: Cost) -> Cost:
+        merged: dict[str, tuple[int, int]] = {}
+        for source, ids, sites in (*self.by_id, *other.by_id):
+            known = merged.get(source, (0, 0))
+            merged[source] = (_sat(known[0] + ids), known[1] + sites)
+        return Cost(_sat(self.requests + other.requests), self.tables | other.tables,
+                    tuple((s, i, n) for s, (i, n) in sorted(merged.items())))
+
+    def times(self, count: int) -> Cost:
+        """This cost once per item of a list of ``count`` (tables are still read once)."""
+        return Cost(_sat(self.requests * count), self.tables,
+                    tuple((s, _sat(ids * count), sites) for s, ids, sites in self.by_id))
+
+    def total(self, prices: Mapping[str, SourcePrice]) -> int:
+        tables = set(self.tables)
+        total = self.requests
+        for source, ids, sites in self.by_id:
+            limit = prices[source].by_id_limit
+            if ids <= limit:
+                total += ids
+            else:  # batches of a few ids go one by one, a larger one reads the table
+                total += min(ids, limit * sites)
+                tables.add(source)
+        total += sum(prices[s].table_pages for s in tables)
+        return _sat(total)
+
+
+NOTHING = Cost()
+
+
+# -- the walk -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Scope:
+    """What the objects of a selection are: the sources their groups may come from, and the
+    sources whose group products the list's own call already carries (Axim's look-ahead)."""
+
+    groups: frozenset[str] = frozenset()
+    folded: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class _Arg:
+    """An argument as far as it is known before the request: absent, a literal, or unknown."""
+
+    node: ValueNode | None
+
+    @property
+    def given(self) -> bool:
+        """The argument may be set (a literal other than null, or a variable)."""
+        return self.node is not None and not isinstance(self.node, NullValueNode)
+
+    @property
+    def known(self) -> bool:
+        return not _has_variable(self.node)
+
+    def int_or(self, absent: int, unknown: int) -> int:
+        node = self.node
+        if node is None or isinstance(node, NullValueNode):
+            return absent
+        if isinstance(node, IntValueNode):
+            return int(node.value)
+        return unknown
+
+
+def _has_variable(node: Any) -> bool:
+    if isinstance(node, VariableNode):
+        return True
+    if isinstance(node, ListValueNode):
+        return any(_has_variable(v) for v in node.values)
+    if isinstance(node, ObjectValueNode):
+        return any(_has_variable(f.value) for f in node.fields)
+    return False
+
+
+def _args(node: FieldNode) -> dict[str, _Arg]:
+    return {a.name.value: _Arg(a.value) for a in node.arguments or ()}
+
+
+def _arg(args: Mapping[str, _Arg], name: str) -> _Arg:
+    return args.get(name, _Arg(None))
+
+
+def _object_fields(arg: _Arg) -> dict[str, _Arg] | None:
+    """The fields of an input object literal; None when the object is a variable."""
+    if isinstance(arg.node, ObjectValueNode):
+        return {f.name.value: _Arg(f.value) for f in arg.node.fields}
+    return None if arg.given else {}
+
+
+def _strings(arg: _Arg) -> list[str] | None:
+    """A literal list of strings (ids, source names); None when any of it is unknown."""
+    node = arg.node
+    if isinstance(node, StringValueNode):
+        return [node.value]
+    if isinstance(node, ListValueNode) and all(isinstance(v, StringValueNode)
+                                               for v in node.values):
+        return [v.value for v in node.values if isinstance(v, StringValueNode)]
+    return None
+
+
+@dataclass
+class _Pricer:
+    schema: GraphQLSchema
+    fragments: Mapping[str, FragmentDefinitionNode]
+    prices: Prices
+    by_name: dict[str, SourcePrice] = field(init=False)
+    memo: dict[tuple[str, str, _Scope], Cost] = field(default_factory=dict)
+    visiting: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.by_name = {p.name: p for p in self.prices}
+
+    def operation(self, operation: OperationDefinitionNode) -> int:
+        root = self.schema.get_root_type(operation.operation)
+        if root is None:
+            return 0
+        return self.selections(operation.selection_set, root, _Scope()).total(self.by_name)
+
+    # selections -------------------------------------------------------------------------------
+
+    def selections(self, selection_set: SelectionSetNode | None, parent: GraphQLNamedType,
+                   scope: _Scope) -> Cost:
+        cost = NOTHING
+        for selection in selection_set.selections if selection_set else ():
+            if isinstance(selection, FieldNode):
+                cost += self.field(selection, parent, scope)
+            elif isinstance(selection, InlineFragmentNode):
+                condition = selection.type_condition
+                target = self.schema.get_type(condition.name.value) if condition else parent
+                cost += self.selections(selection.selection_set, target or parent, scope)
+            elif isinstance(selection, FragmentSpreadNode):
+                cost += self.fragment(selection.name.value, scope)
+        return cost
+
+    def fragment(self, name: str, scope: _Scope) -> Cost:
+        fragment = self.fragments.get(name)
+        if fragment is None or name in self.visiting:
+            return NOTHING  # unknown or cyclic: validation says so
+        target = self.schema.get_type(fragment.type_condition.name.value)
+        if target is None:
+            return NOTHING
+        key = (name, target.name, scope)
+        known = self.memo.get(key)
+        if known is None:
+            self.visiting.add(name)
+            known = self.memo[key] = self.selections(fragment.selection_set, target, scope)
+            self.visiting.discard(name)
+        return known
+
+    def field(self, node: FieldNode, parent: GraphQLNamedType, scope: _Scope) -> Cost:
+        name = node.name.value
+        if name.startswith("__") or not isinstance(parent, GraphQLObjectType):
+            return NOTHING  # introspection, __typename, or an interface's id
+        definition = parent.fields.get(name)
+        if definition is None:
+            return NOTHING  # validation reports it
+        target = get_named_type(definition.type)
+        special = (parent.name, name)
+        if special in (("Query", "productGroups"), ("Query", "products")):
+            return self.root_list(node, target, name == "productGroups")
+        if special in (("Query", "node"), ("Query", "productGroup"), ("Query", "product")):
+            return self.lookup(node, target, [_arg(_args(node), "id")], 1)
+        if special == ("Query", "nodes"):
+            return self.lookup_list(node, target, _arg(_args(node), "ids"))
+        if special == ("Query", "_entities"):
+            return self.lookup_list(node, target, _arg(_args(node), "representations"))
+        if special == ("ProductGroup", "parent"):
+            return self.parent(node, target, scope)
+        if special == ("ProductGroup", "products"):
+            return self.group_products(node, target, scope)
+        # A plain field: its own selections, once per item (lists of records cost nothing).
+        return self.selections(node.selection_set, target, _Scope(scope.groups))
+
+    # connections ------------------------------------------------------------------------------
+
+    def connection(self, node: FieldNode, connection: GraphQLNamedType, size: int,
+                   scope: _Scope) -> tuple[Cost, bool]:
+        """The items' cost (``size`` of them) and whether ``totalCount`` is selected."""
+        item_cost = NOTHING
+        total_count = False
+        for child, on in self._children(node.selection_set, connection):
+            name = child.name.value
+            if name == "totalCount":
+                total_count = True
+            elif name == "nodes":
+                item_cost += self._items(child, on, scope)
+            elif name == "edges":
+                edge = self._type_of(on, child)
+                for grandchild, edge_type in self._children(child.selection_set, edge):
+                    if grandchild.name.value == "node":
+                        item_cost += self._items(grandchild, edge_type, scope)
+        return item_cost.times(size), total_count
+
+    def _items(self, node: FieldNode, parent: GraphQLNamedType | None, scope: _Scope) -> Cost:
+        if parent is None:
+            return NOTHING
+        return self.selections(node.selection_set, self._type_of(parent, node) or parent, scope)
+
+    def _type_of(self, parent: GraphQLNamedType | None, node: FieldNode
+                 ) -> GraphQLNamedType | None:
+        if not isinstance(parent, GraphQLObjectType):
+            return None
+        definition = parent.fields.get(node.name.value)
+        return None if definition is None else get_named_type(definition.type)
+
+    def _children(self, selection_set: SelectionSetNode | None, parent: GraphQLNamedType | None
+                  ) -> Iterator[tuple[FieldNode, GraphQLNamedType | None]]:
+        """Fields of a selection set through fragments, with the type they are selected on."""
+        for selection in selection_set.selections if selection_set else ():
+            if isinstance(selection, FieldNode):
+                yield selection, parent
+            elif isinstance(selection, InlineFragmentNode):
+                yield from self._children(selection.selection_set, parent)
+            elif isinstance(selection, FragmentSpreadNode):
+                fragment = self.fragments.get(selection.name.value)
+                if fragment is not None and selection.name.value not in self.visiting:
+                    self.visiting.add(selection.name.value)
+                    yield from self._children(fragment.selection_set, parent)
+                    self.visiting.discard(selection.name.value)
+
+    def root_list(self, node: FieldNode, connection: GraphQLNamedType, groups: bool) -> Cost:
+        args = _args(node)
+        size, forward, backward, cursor = _window(args)
+        filter_fields = _object_fields(_arg(args, "filter"))
+        capable = [p for p in self.prices if (p.groups if groups else p.products)]
+        sources = _named_sources(capable, filter_fields)
+        order = _arg(args, "orderBy").given if groups else False
+        cost = NOTHING
+        folding = self._folds(node, connection) if groups else False
+        folded: set[str] = set()
+        for price in sources:
+            table = groups and (order or _unpushed(price, filter_fields))
+            windowed = not (groups and _surely_table(price, filter_fields, args))
+            if table:
+                cost += Cost(tables=frozenset({price.name}))
+            if windowed:
+                cost += Cost(_list_requests(price.list_page, size, forward, backward, cursor))
+                if folding and not table and price.group_products:
+                    folded.add(price.name)
+        scope = _Scope(frozenset(p.name for p in sources if groups), frozenset(folded))
+        items, total_count = self.connection(node, connection, size, scope)
+        if total_count and cursor:  # a source past its end is asked its total
+            cost += Cost(sum(1 for p in sources if not (groups and _surely_table(
+                p, filter_fields, args))))
+        return cost + items
+
+    def _folds(self, node: FieldNode, connection: GraphQLNamedType) -> bool:
+        """Whether every group of the list asks its products the same first page, which Axim
+        then carries in the group list's call (``resolvers._nested_products``)."""
+        calls: list[str] = []
+        for child, _ in self._children(node.selection_set, connection):
+            if child.name.value not in SIZED_FIELDS:
+                continue
+            items: list[tuple[FieldNode, GraphQLNamedType | None]] = []
+            if child.name.value == "nodes":
+                items = list(self._children(child.selection_set, None))
+            else:
+                for grandchild, _ in self._children(child.selection_set, None):
+                    if grandchild.name.value == "node":
+                        items += list(self._children(grandchild.selection_set, None))
+            for item, _ in items:
+                if item.name.value != "products":
+                    continue
+                args = _args(item)
+                if any(_arg(args, k).given for k in ("after", "last", "before")):
+                    return False
+                first = _arg(args, "first").int_or(DEFAULT_PAGE_SIZE, ASSUMED_SIZE + 1)
+                if first > axim.MAX_LIMIT:
+                    return False  # not one (productPage, productLimit) pair
+                calls.append(" ".join(sorted(print_ast(a) for a in item.arguments or ())))
+        return bool(calls) and len(set(calls)) == 1
+
+    def group_products(self, node: FieldNode, connection: GraphQLNamedType, scope: _Scope
+                       ) -> Cost:
+        args = _args(node)
+        size, forward, backward, cursor = _window(args)
+        paying = [self.by_name[s] for s in scope.groups
+                  if self.by_name[s].group_products and s not in scope.folded]
+        cost = NOTHING
+        if paying:
+            cost = Cost(max(_list_requests(p.list_page, size, forward, backward, cursor)
+                            for p in paying))
+        items, total_count = self.connection(node, connection, size, _Scope())
+        if total_count and cursor and paying:
+            cost += Cost(1)
+        return cost + items
+
+    # lookups ----------------------------------------------------------------------------------
+
+    def lookup_list(self, node: FieldNode, target: GraphQLNamedType, ids: _Arg) -> Cost:
+        if isinstance(ids.node, ListValueNode):
+            return self.lookup(node, target, [_Arg(v) for v in ids.node.values],
+                               len(ids.node.values))
+        return self.lookup(node, target, [], NODES_ASSUMED, unknown=NODES_ASSUMED)
+
+    def lookup(self, node: FieldNode, target: GraphQLNamedType, ids: list[_Arg], count: int,
+               *, unknown: int = 0) -> Cost:
+        """Objects by global id: each source asked once per level for its ids."""
+        keys: list[NodeKey] = []
+        for arg in ids:
+            key = decode_id(arg.node.value) if isinstance(arg.node, StringValueNode) else None
+            if isinstance(arg.node, StringValueNode) and key is None:
+                continue  # a malformed id answers null without a request
+            if key is None:
+                unknown += 1
+            elif key.source in self.by_name:
+                keys.append(key)
+        cost = NOTHING
+        groups: set[str] = set()
+        for source in {k.source for k in keys}:
+            price = self.by_name[source]
+            group_ids = {k.upstream_id for k in keys
+                         if k.source == source and k.type is NodeType.PRODUCT_GROUP}
+            product_ids = {(k.upstream_id, k.group_id) for k in keys
+                           if k.source == source and k.type is NodeType.PRODUCT}
+            if group_ids:
+                groups.add(source)
+                cost += self._group_lookup(price, len(group_ids))
+            if product_ids:
+                cost += Cost(len(product_ids) if price.product_by_id
+                             else len({g for _, g in product_ids}) * price.group_pages)
+        if unknown:
+            cost += self._unknown_lookups(unknown)
+            groups |= {p.name for p in self.prices if p.groups}
+        # The items' own fields, once per object found (each one at most).
+        items = self.selections(node.selection_set, target, _Scope(frozenset(groups)))
+        return cost + items.times(max(count, unknown))
+
+    def _group_lookup(self, price: SourcePrice, ids: int) -> Cost:
+        if price.by_id_limit:
+            return Cost(by_id=((price.name, ids, 1),))
+        return Cost(tables=frozenset({price.name}))
+
+    def _unknown_lookups(self, count: int) -> Cost:
+        """``count`` ids of any type and source: the dearest lookup of each, every table."""
+        per_id = max([1 if p.product_by_id else p.group_pages for p in self.prices
+                      if p.product_by_id or p.group_products] or [0])
+        cost = Cost(per_id * count)
+        for price in self.prices:
+            if price.groups:
+                cost += self._group_lookup(price, count)
+        return cost
+
+    def parent(self, node: FieldNode, target: GraphQLNamedType, scope: _Scope) -> Cost:
+        with_parents = [self.by_name[s] for s in scope.groups if self.by_name[s].parents]
+        cost = NOTHING
+        for price in with_parents:
+            cost += self._group_lookup(price, 1)
+        inner = _Scope(frozenset(p.name for p in with_parents))
+        return cost + self.selections(node.selection_set, target, inner)
+
+
+def _window(args: Mapping[str, _Arg]) -> tuple[int, bool, bool, bool]:
+    """(size, may go forward, may go backward, may start at a cursor)."""
+    first, last = _arg(args, "first"), _arg(args, "last")
+    after, before = _arg(args, "after"), _arg(args, "before")
+    backward = last.given or before.given
+    forward = not (last.given and last.known) and not (before.given and before.known)
+    sizes = [a.int_or(DEFAULT_PAGE_SIZE, ASSUMED_SIZE) for a in (first, last) if a.given]
+    size = min(max(sizes or [DEFAULT_PAGE_SIZE]), ASSUMED_SIZE)
+    return size, forward, backward, after.given or before.given
+
+
+def _list_requests(page: int | None, size: int, forward: bool, backward: bool,
+                   cursor: bool) -> int:
+    requests = pages(size, page, mid_page=cursor) if forward else 0
+    if backward:  # each source's total first, then a window ending anywhere
+        requests = max(requests, 1 + pages(size, page, mid_page=True))
+    return requests
+
+
+def _named_sources(capable: Iterable[SourcePrice], filter_fields: dict[str, _Arg] | None
+                   ) -> list[SourcePrice]:
+    """The sources a list asks: those named in ``filter.sources`` (when known), else all."""
+    capable = list(capable)
+    named = _strings(filter_fields["sources"]) if filter_fields and "sources" in filter_fields \
+        and filter_fields["sources"].given else None
+    return capable if named is None else [p for p in capable if p.name in set(named)]
+
+
+def _unpushed(price: SourcePrice, filter_fields: dict[str, _Arg] | None) -> bool:
+    """The filter may ask what the source's upstream cannot apply (so: a table scan)."""
+    if filter_fields is None:  # the whole filter is a variable
+        return bool(set(GRAPHQL_FILTER_NAMES.values()) - price.pushable)
+    return any(arg.given and name in GRAPHQL_FILTER_NAMES.values() and name not in price.pushable
+               for name, arg in filter_fields.items())
+
+
+def _surely_table(price: SourcePrice, filter_fields: dict[str, _Arg] | None,
+                  args: Mapping[str, _Arg]) -> bool:
+    """The source is read only through its table (no window requests at all)."""
+    order = _arg(args, "orderBy")
+    if order.given and order.known:
+        return True
+    if filter_fields is None:
+        return False
+    return any(arg.given and arg.known and name in GRAPHQL_FILTER_NAMES.values()
+               and name not in price.pushable for name, arg in filter_fields.items())
+
+
+# -- the rule and the extension -----------------------------------------------------------------
+
+
+class CostModel:
+    """Prices operations against the configured sources, with what they last showed (group
+    table sizes); refuses over ``max_cost``."""
+
+    def __init__(self, adapters: Mapping[str, SourceAdapter], max_cost: int) -> None:
+        self.adapters = adapters
+        self.max_cost = max_cost
+        self._rules: dict[Prices, type[ASTValidationRule]] = {}
+        self._prices: dict[str, tuple[tuple[int | None, int | None], SourcePrice]] = {}
+
+    def prices(self) -> Prices:
+        """Each source's price now (rebuilt only when what it learned from a scan changed)."""
+        prices = []
+        for name, adapter in self.adapters.items():
+            learned = (adapter.table_size, adapter.largest_group)
+            kept = self._prices.get(name)
+            if kept is None or kept[0] != learned:
+                kept = self._prices[name] = (learned, SourcePrice.of(adapter))
+            prices.append(kept[1])
+        return tuple(prices)
+
+    def cost(self, schema: GraphQLSchema, document: DocumentNode,
+             operation_name: str | None = None, prices: Prices | None = None) -> int:
+        """The price of one operation of ``document`` (the only one, or the one named)."""
+        fragments = {d.name.value: d for d in document.definitions
+                     if isinstance(d, FragmentDefinitionNode)}
+        operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)
+                      and (operation_name is None or (d.name and d.name.value == operation_name))]
+        pricer = _Pricer(schema, fragments, prices or self.prices())
+        return max((_safely(pricer, o) for o in operations), default=0)
+
+    def rule(self) -> type[ASTValidationRule]:
+        """The validation rule for the current prices: one class per prices, so a validation
+        kept for a document is redone once when a source's table size changes."""
+        prices = self.prices()
+        rule = self._rules.get(prices)
+        if rule is None:
+            if len(self._rules) >= 16:
+                self._rules.clear()
+            rule = self._rules[prices] = _rule_for(self, prices)
+        return rule
+
+
+def _safely(pricer: _Pricer, operation: OperationDefinitionNode) -> int:
+    try:
+        return pricer.operation(operation)
+    except RecursionError:
+        return SATURATED  # fragments nested beyond Python's stack: not a query to run
+
+
+def _rule_for(model: CostModel, prices: Prices) -> type[ASTValidationRule]:
+    class QueryCost(ASTValidationRule):
+        """Refuses an operation that may cost more upstream requests than ``max_cost``."""
+
+        def __init__(self, context: ValidationContext) -> None:
+            super().__init__(context)
+            document = context.document
+            self.pricer = _Pricer(context.schema, {
+                d.name.value: d for d in document.definitions
+                if isinstance(d, FragmentDefinitionNode)}, prices)
+
+        def enter_operation_definition(self, node: OperationDefinitionNode,
+                                       *_: Any) -> VisitorAction:
+            cost = _safely(self.pricer, node)
+            if cost > model.max_cost:
+                self.report_error(GraphQLError(
+                    f"the query may cost {cost} upstream requests, more than the limit of "
+                    f"{model.max_cost} ([limits] max_cost): ask for fewer or smaller lists",
+                    node, extensions={"code": ErrorCode.QUERY_TOO_COMPLEX.value, "cost": cost,
+                                      "maxCost": model.max_cost}))
+            return SKIP
+
+    return QueryCost
+
+
+class CostLimit(SchemaExtension):
+    """Adds the cost rule to the schema's validation (as strawberry's AddValidationRules does),
+    for the prices of the moment."""
+
+    def __init__(self, *, model: CostModel) -> None:
+        self.model = model
+
+    def on_operation(self) -> Iterator[None]:
+        context = self.execution_context
+        context.validation_rules = (*context.validation_rules, self.model.rule())
+        yield
+
