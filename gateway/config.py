@@ -198,7 +198,7 @@ class LimitSettings(_Strict):
 
     # The document, before validation (gateway/graph/limits.py).
     max_tokens: int = Field(default=2000, ge=100)  # lexical tokens; comments count apart, as many
-    max_depth: int = Field(default=12, ge=2)  # nested selections, through fragments
+    max_depth: int = Field(default=15, ge=2)  # nested fields, through fragments (GraphiQL: 15)
     max_aliases: int = Field(default=30, ge=0)  # aliases in an operation, fragments expanded
     max_root_fields: int = Field(default=15, ge=1)  # fields of an operation's root selection
     max_directives: int = Field(default=30, ge=0)  # directive uses in the document

@@ -197,8 +197,9 @@ class Cost:
             limit = prices[source].by_id_limit
             if ids <= limit:
                 total += ids
-            else:  # batches of a few ids go one by one, a larger one reads the table
-                total += min(ids, limit * sites)
+            else:  # one batch per site: the large one reads the table, the others (a few
+                # ids each) may go one by one
+                total += min(ids, limit * (sites - 1))
                 tables.add(source)
         total += sum(prices[s].table_pages for s in tables)
         return _sat(total)

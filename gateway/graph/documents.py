@@ -39,11 +39,11 @@ from gateway.graph.limits import check_variables, parse_within_limits
 
 __all__ = ["BYTES_PER_CHARACTER", "ENTRY_OVERHEAD", "DocumentCache", "ParsedDocuments"]
 
-# Measured with tracemalloc (tests/graph/test_documents.py keeps it honest): a parsed document
-# with its token list and one compiled plan holds 60-200 bytes per character of its text
-# (smaller documents more per character); 300 leaves room for a few plans per operation.
-BYTES_PER_CHARACTER = 300
-ENTRY_OVERHEAD = 4096
+# Measured with tracemalloc over the test suite's documents (tests/graph/test_documents.py
+# keeps it honest): a parsed document with its token list and a compiled plan holds 40-160
+# bytes per character of its text, plus a few KB however small it is.
+BYTES_PER_CHARACTER = 160
+ENTRY_OVERHEAD = 16_384
 MAX_VERDICTS = 4  # validations kept per document (a new one when the cost model's prices move)
 
 Rules = tuple[type[ASTValidationRule], ...]
@@ -71,8 +71,7 @@ class DocumentCache:
         self.bytes = 0
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._listeners: list[Callable[[DocumentNode], None]] = []
-        # Refusals by limit ("max_tokens", …) and parses done: what the tests and bench read.
-        self.parses = 0
+        self.parses = 0  # documents parsed (not served from the cache)
 
     def __len__(self) -> int:
         return len(self._entries)

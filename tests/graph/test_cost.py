@@ -1,0 +1,190 @@
+"""The cost model: what each field costs per source, multiplied and summed as the resolvers
+really call their upstreams (the end-to-end test compares with the emulators' request logs)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from graphql import parse, specified_rules, validate
+
+from gateway.config import LimitSettings
+from gateway.demo import demo_config
+from gateway.emulators import KINDS
+from gateway.graph import build_schema
+from gateway.graph.connection import LIST_SIZE
+from gateway.graph.cost import SIZED_FIELDS, SLICING_ARGUMENTS, CostModel
+from gateway.ids import NodeKey, NodeType, encode_id
+from gateway.runtime import Runtime
+from tests.graph_e2e.test_compiled_differential import CORPUS
+
+SCHEMA = build_schema()._schema
+AXIM_GROUP = "6686d2c01f2ae707a53adcf1"
+# What the emulators' tables hold (joptic 270 groups: 3 pages of 100; axim 115: 3 pages of 50;
+# axim's largest group 60 products: 2 pages of 50).
+LEARNED = {"carecloud": (60, 0), "joptic": (270, 0), "axim": (115, 60)}
+
+
+@pytest.fixture(scope="module")
+def runtime() -> Iterator[Runtime]:
+    config = demo_config({kind: f"http://127.0.0.1:9/{kind}" for kind in KINDS})
+    yield Runtime.build(config)
+
+
+@pytest.fixture
+def model(runtime: Runtime) -> CostModel:
+    for name, (size, largest) in LEARNED.items():
+        runtime.adapters[name].table_size = size
+        runtime.adapters[name].largest_group = largest
+    return CostModel(runtime.adapters, LimitSettings().max_cost)
+
+
+def cost(model: CostModel, query: str) -> int:
+    return model.cost(SCHEMA, parse(query))
+
+
+def gid(source: str, upstream: str) -> str:
+    return encode_id(NodeKey(NodeType.PRODUCT_GROUP, source, upstream))
+
+
+def pid(source: str, upstream: str, group: str | None = None) -> str:
+    return encode_id(NodeKey(NodeType.PRODUCT, source, upstream, group))
+
+
+def test_the_model_sizes_connections_as_the_published_list_size() -> None:
+    assert set(LIST_SIZE.slicing_arguments or ()) == set(SLICING_ARGUMENTS)
+    assert set(LIST_SIZE.sized_fields or ()) == set(SIZED_FIELDS)
+
+
+def test_axim_groups_with_the_same_first_products_cost_one_call(model: CostModel) -> None:
+    query = """{ productGroups(first: 20, filter: {sources: ["axim"]}) {
+      nodes { name products(first: 5) { totalCount nodes { name } } } } }"""
+    assert cost(model, query) == 1
+
+
+def test_different_product_pages_cost_one_call_per_group(model: CostModel) -> None:
+    query = """{ productGroups(first: 20, filter: {sources: ["axim"]}) {
+      nodes { a: products(first: 5) { nodes { name } } b: products(first: 5, search: "x") {
+        nodes { name } } } } }"""
+    assert cost(model, query) == 1 + 20 * 2
+
+
+def test_a_product_page_over_fifty_is_two_calls_per_group(model: CostModel) -> None:
+    query = """{ productGroups(first: 10, filter: {sources: ["axim"]}) {
+      nodes { products(first: 60) { nodes { name } } } } }"""
+    assert cost(model, query) == 1 + 10 * 2
+
+
+def test_the_alias_attack_of_issue_11(model: CostModel) -> None:
+    aliases = " ".join(f'p{i}: products(first: 1, search: "{i}") {{ nodes {{ name }} }}'
+                       for i in range(40))
+    query = (f'{{ productGroups(first: 100, filter: {{sources: ["axim"]}}) '
+             f'{{ nodes {{ {aliases} }} }} }}')
+    assert cost(model, query) == 2 + 100 * 40
+
+
+def test_every_source_pays_its_own_pages(model: CostModel) -> None:
+    # CareCloud: one offset/count request; Joptic: 100 a page; Axim: 50 a page.
+    assert cost(model, "{ productGroups(first: 100) { nodes { name } } }") == 1 + 1 + 2
+    # After a cursor a window may straddle two pages (CareCloud's offset/count never does).
+    assert cost(model, "query($a: String) { productGroups(first: 100, after: $a) { "
+                       "nodes { name } } }") == 1 + 2 + 3
+    # `last` asks each source's total first.
+    assert cost(model, "{ productGroups(last: 10) { nodes { name } } }") == 2 + 3 + 3
+    assert cost(model, "{ products(first: 100) { nodes { name } } }") == 1
+
+
+def test_an_order_or_a_filter_an_upstream_cannot_apply_reads_the_table(model: CostModel) -> None:
+    # The merged order: every table once (1 + 3 + 3 requests), whatever the page.
+    assert cost(model, "{ productGroups(first: 100, orderBy: {field: NAME}) { "
+                       "nodes { name } } }") == 1 + 3 + 3
+    # status: pushed to Joptic; CareCloud and Axim filter their tables.
+    assert cost(model, "{ productGroups(first: 20, filter: {status: ACTIVE}) { "
+                       "nodes { name } } }") == 1 + 1 + 3
+    # A filter in a variable may be anything: table and pages.
+    assert cost(model, "query($f: ProductGroupFilter) { productGroups(first: 20, filter: $f) "
+                       "{ nodes { name } } }") == (1 + 1) + (1 + 3) + (1 + 3)
+
+
+def test_a_parent_walk_reads_each_table_once(model: CostModel) -> None:
+    query = """{ productGroups(first: 20, filter: {sources: ["joptic", "carecloud"]}) {
+      nodes { name parent { name parent { name parent { name } } } } } }"""
+    assert cost(model, query) == 2 + 3 + 1
+
+
+def test_lookups_by_id_per_source(model: CostModel) -> None:
+    ids = [gid("carecloud", "12"), gid("joptic", "abc"), gid("axim", AXIM_GROUP),
+           pid("axim", "p1", AXIM_GROUP), pid("axim", "p2", AXIM_GROUP), pid("comestri", "7"),
+           pid("comestri", "8"), "not an id"]
+    literal = ", ".join(f'"{i}"' for i in ids)
+    # CareCloud's table, Joptic's 3 pages, one Axim group, one Axim group's 2 product pages,
+    # two Comestri calls.
+    assert cost(model, f"{{ nodes(ids: [{literal}]) {{ id }} }}") == 1 + 3 + 1 + 2 + 2
+    four = ", ".join(f'"{gid("axim", str(n) * 24)}"' for n in range(4))
+    assert cost(model, f"{{ nodes(ids: [{four}]) {{ id }} }}") == 3  # more than 3: the table
+
+
+def test_unknown_ids_cost_the_dearest_lookup_each(model: CostModel) -> None:
+    one = cost(model, "query($id: ID!) { node(id: $id) { id } }")
+    assert one == 2 + 1 + 3 + 1  # an Axim product's pages, every table, an Axim group
+    hundred = cost(model, "query($ids: [ID!]!) { nodes(ids: $ids) { id } }")
+    assert hundred == 100 * 2 + 1 + 3 + 3  # a hundred Axim groups: its table
+
+
+def test_a_variable_page_size_counts_as_the_largest(model: CostModel) -> None:
+    inner = '{ nodes { products(first: 60) { nodes { name } } } }'
+    fixed = f'{{ productGroups(first: 10, filter: {{sources: ["axim"]}}) {inner} }}'
+    variable = (f'query($n: Int = 10) {{ productGroups(first: $n, filter: {{sources: ["axim"]}})'
+                f' {inner} }}')
+    assert cost(model, fixed) == 1 + 10 * 2
+    assert cost(model, variable) == 2 + 100 * 2
+
+
+def test_fragments_and_aliases_are_summed_and_multiplied(model: CostModel) -> None:
+    query = """{ a: productGroups(first: 10, filter: {sources: ["axim"]}) { nodes { ...P } }
+                 b: productGroups(first: 10, filter: {sources: ["axim"]}) {
+                   edges { node { ...P } } } }
+               fragment P on ProductGroup { x: products(first: 60) { nodes { name } }
+                                            y: products(first: 60) { nodes { name } } }"""
+    assert cost(model, query) == 2 * (1 + 10 * 2 * 2)
+
+
+def test_fields_without_upstream_work_cost_nothing(model: CostModel) -> None:
+    assert cost(model, "{ sources { id kind capabilities } __typename }") == 0
+
+
+def test_before_any_scan_a_table_is_priced_at_its_scan_limit(runtime: Runtime) -> None:
+    for adapter in runtime.adapters.values():
+        adapter.table_size = adapter.largest_group = None
+    model = CostModel(runtime.adapters, 1000)
+    # Joptic: 5000 / 100 pages; Axim: 5000 / 50; CareCloud one request for any table.
+    assert cost(model, "{ productGroups(orderBy: {field: NAME}) { nodes { name } } }") \
+        == 1 + 50 + 100
+
+
+def test_every_published_readme_and_suite_query_is_within_the_default_cost(
+        runtime: Runtime) -> None:
+    for adapter in runtime.adapters.values():
+        adapter.table_size = adapter.largest_group = None  # the dearest prices: nothing learned
+    model = CostModel(runtime.adapters, LimitSettings().max_cost)
+    for query in CORPUS:
+        document = parse(query)
+        assert validate(SCHEMA, document, (*specified_rules, model.rule())) == [], query
+
+
+def test_the_rule_refuses_over_the_limit_with_the_cost(model: CostModel) -> None:
+    query = "{ productGroups(first: 100) { nodes { products(first: 100) { nodes { name } } } } }"
+    assert cost(model, query) == 4 + 100 * 2
+    small = CostModel(model.adapters, 100)
+    errors = validate(SCHEMA, parse(query), (small.rule(),))
+    assert [e.extensions for e in errors] == [
+        {"code": "QUERY_TOO_COMPLEX", "cost": 204, "maxCost": 100}]
+    assert "[limits] max_cost" in errors[0].message
+    assert validate(SCHEMA, parse(query), (CostModel(model.adapters, 204).rule(),)) == []
+
+
+def test_a_new_table_size_makes_a_new_rule(model: CostModel) -> None:
+    rule = model.rule()
+    assert model.rule() is rule
+    model.adapters["joptic"].table_size = 1000
+    assert model.rule() is not rule
