@@ -204,6 +204,9 @@ class LimitSettings(_Strict):
     max_directives: int = Field(default=30, ge=0)  # directive uses in the document
     max_variables: int = Field(default=30, ge=1)  # variable definitions; entries of `variables`
     max_variable_values: int = Field(default=1000, ge=1)  # JSON values in `variables`, nested
+    # graphql-core's budget for comparing fields that share a response name (its quadratic
+    # part); the suite's queries use at most 10, graphql-core's own default 500,000 is ~1 s.
+    max_validation_work: int = Field(default=5000, ge=100)
     # The cost: upstream requests the query may make at most (gateway/graph/cost.py).
     max_cost: int = Field(default=1000, ge=1)
     # Runtime backstops: upstream requests one GraphQL request may make, and its answer's size.

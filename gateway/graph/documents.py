@@ -30,12 +30,20 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-from graphql import ASTValidationRule, DocumentNode, GraphQLError, GraphQLSchema
+from graphql import (
+    ASTValidationRule,
+    DocumentNode,
+    GraphQLError,
+    GraphQLSchema,
+    OverlappingFieldsCanBeMergedRule,
+    ValidationContext,
+)
+from graphql.validation.validate import ValidationAbortedError
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
 from gateway.config import LimitSettings
-from gateway.graph.limits import check_variables, parse_within_limits
+from gateway.graph.limits import DocumentLimitExceeded, check_variables, parse_within_limits
 
 __all__ = ["BYTES_PER_CHARACTER", "ENTRY_OVERHEAD", "DocumentCache", "ParsedDocuments"]
 
@@ -71,6 +79,7 @@ class DocumentCache:
         self.bytes = 0
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._listeners: list[Callable[[DocumentNode], None]] = []
+        self._merging = _bounded_merging(self.limits.max_validation_work)
         self.parses = 0  # documents parsed (not served from the cache)
 
     def __len__(self) -> int:
@@ -115,12 +124,23 @@ class DocumentCache:
         entry = self._entries.get(query)
         if entry is not None and entry.document is document and rules in entry.verdicts:
             return []
-        errors = validate_document(schema, document, rules)
+        bounded = tuple(self._merging if r is OverlappingFieldsCanBeMergedRule else r
+                        for r in rules)
+        errors = [self._aborted(e) for e in validate_document(schema, document, bounded)]
         if errors:
             self._drop(query)
         else:
             self._accept(query, document, rules)
         return errors
+
+    def _aborted(self, error: GraphQLError) -> GraphQLError:
+        """graphql-core gave up (its work budget, or fragments nested beyond the stack): the
+        document is over a limit, not wrong."""
+        if isinstance(error, ValidationAbortedError) and error.message == "Validation aborted.":
+            maximum = self.limits.max_validation_work
+            return DocumentLimitExceeded("max_validation_work", maximum, None,
+                                         "the work its validation needs")
+        return error
 
     def _accept(self, query: str, document: DocumentNode, rules: Rules) -> None:
         entry = self._entries.get(query)
@@ -143,6 +163,16 @@ class DocumentCache:
         self.bytes -= entry.size
         for listener in self._listeners:
             listener(entry.document)
+
+
+def _bounded_merging(budget: int) -> type[ASTValidationRule]:
+    """graphql-core's field merging rule with its own work budget (its knob is a global)."""
+    class BoundedFieldMerging(OverlappingFieldsCanBeMergedRule):
+        def __init__(self, context: ValidationContext) -> None:
+            super().__init__(context)
+            self.rule_context.remaining_complexity_budget = budget
+
+    return BoundedFieldMerging
 
 
 def _query_of(document: DocumentNode) -> str:

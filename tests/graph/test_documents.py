@@ -167,3 +167,18 @@ def _plans(document: DocumentNode) -> list[Any]:
             with contextlib.suppress(Unsupported, GraphQLError):
                 plans.append(build_plan(SCHEMA, operation, fragments, {}))
     return plans
+
+
+def test_the_work_of_validating_is_bounded() -> None:
+    # 490 mergeable `parent` fields: graphql-core compares every pair (~1 s of CPU under its
+    # own budget); here the configured budget stops it within milliseconds.
+    cache = DocumentCache()
+    document = cache.parse("{ productGroups { nodes { " + "parent { name } " * 490 + "} } }")
+    errors = cache.validate(SCHEMA, document, RULES)
+    assert [e.extensions for e in errors] == [{
+        "code": "DOCUMENT_LIMIT_EXCEEDED", "limit": "max_validation_work",
+        "max": LimitSettings().max_validation_work}]
+    assert len(cache) == 0
+    for text in CORPUS:  # far below it
+        assert in_new_task(lambda text=text: cache.validate(SCHEMA, cache.parse(text), RULES)) \
+            == [], text
