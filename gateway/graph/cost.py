@@ -385,20 +385,21 @@ class _Pricer:
         definition = parent.fields.get(node.name.value)
         return None if definition is None else get_named_type(definition.type)
 
-    def _children(self, selection_set: SelectionSetNode | None, parent: GraphQLNamedType | None
+    def _children(self, selection_set: SelectionSetNode | None, parent: GraphQLNamedType | None,
+                  within: frozenset[str] = frozenset()
                   ) -> Iterator[tuple[FieldNode, GraphQLNamedType | None]]:
-        """Fields of a selection set through fragments, with the type they are selected on."""
+        """Fields of a selection set through fragments, with the type they are selected on
+        (``within``: the fragments spread on the way, so a cycle ends)."""
         for selection in selection_set.selections if selection_set else ():
             if isinstance(selection, FieldNode):
                 yield selection, parent
             elif isinstance(selection, InlineFragmentNode):
-                yield from self._children(selection.selection_set, parent)
+                yield from self._children(selection.selection_set, parent, within)
             elif isinstance(selection, FragmentSpreadNode):
-                fragment = self.fragments.get(selection.name.value)
-                if fragment is not None and selection.name.value not in self.visiting:
-                    self.visiting.add(selection.name.value)
-                    yield from self._children(fragment.selection_set, parent)
-                    self.visiting.discard(selection.name.value)
+                name = selection.name.value
+                fragment = self.fragments.get(name)
+                if fragment is not None and name not in within:
+                    yield from self._children(fragment.selection_set, parent, within | {name})
 
     def root_list(self, node: FieldNode, connection: GraphQLNamedType, groups: bool) -> Cost:
         args = _args(node)

@@ -188,3 +188,11 @@ def test_a_new_table_size_makes_a_new_rule(model: CostModel) -> None:
     assert model.rule() is rule
     model.adapters["joptic"].table_size = 1000
     assert model.rule() is not rule
+
+
+def test_a_fragment_on_the_connection_is_priced_like_its_fields(model: CostModel) -> None:
+    inline = """{ productGroups(first: 10, filter: {sources: ["axim"]}) {
+      nodes { products(first: 60) { totalCount } } } }"""
+    spread = """{ productGroups(first: 10, filter: {sources: ["axim"]}) { ...G } }
+      fragment G on ProductGroupConnection { nodes { products(first: 60) { totalCount } } }"""
+    assert cost(model, spread) == cost(model, inline) == 1 + 10 * 2
