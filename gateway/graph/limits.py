@@ -35,7 +35,6 @@ from graphql import (
     GraphQLError,
     GraphQLSyntaxError,
     InlineFragmentNode,
-    Node,
     OperationDefinitionNode,
     SelectionSetNode,
     parse,
@@ -139,8 +138,9 @@ def check_shape(shape: DocumentShape, limits: LimitSettings) -> None:
 def measure(document: DocumentNode) -> DocumentShape:
     """Depth, aliases and root fields of the largest operation, directives and variable
     definitions of the whole document."""
-    walk = _Walk({d.name.value: d for d in document.definitions
-                  if isinstance(d, FragmentDefinitionNode)})
+    fragments = {d.name.value: d for d in document.definitions
+                 if isinstance(d, FragmentDefinitionNode)}
+    walk = _Walk(fragments)
     depth = aliases = root_fields = variables = 0
     try:
         for definition in document.definitions:
@@ -150,9 +150,13 @@ def measure(document: DocumentNode) -> DocumentShape:
                 aliases = max(aliases, counts.aliases)
                 root_fields = max(root_fields, walk.fields_at(definition.selection_set))
                 variables += len(definition.variable_definitions or ())
+                walk.directives += len(definition.directives or ()) + sum(
+                    len(v.directives or ()) for v in definition.variable_definitions or ())
+        for name in fragments:  # unused ones too: each is walked once, its directives counted
+            walk.fragment(name)
     except RecursionError:
         depth = SATURATED  # fragments spread inside fragments beyond Python's stack
-    return DocumentShape(depth, aliases, root_fields, _directives(document), variables)
+    return DocumentShape(depth, aliases, root_fields, walk.directives, variables)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,17 +166,21 @@ class _Counts:
 
 
 class _Walk:
-    """Counts per selection set, each fragment's computed once (memoized by name)."""
+    """Counts per selection set, each fragment's computed once (memoized by name), so each
+    node of the document is seen once: its directives are counted on the way."""
 
     def __init__(self, fragments: dict[str, FragmentDefinitionNode]) -> None:
         self.fragments = fragments
         self.memo: dict[str, _Counts] = {}
         self.field_memo: dict[str, int] = {}
         self.visiting: set[str] = set()
+        self.directives = 0
 
     def selection_set(self, selection_set: SelectionSetNode | None) -> _Counts:
         depth = aliases = 0
         for selection in selection_set.selections if selection_set else ():
+            if selection.directives:
+                self.directives += len(selection.directives)
             if isinstance(selection, FieldNode):
                 inner = self.selection_set(selection.selection_set)
                 depth = max(depth, 1 + inner.depth)
@@ -193,6 +201,7 @@ class _Walk:
         if fragment is None or name in self.visiting:
             return _Counts(0, 0)  # unknown or cyclic: validation reports it
         self.visiting.add(name)
+        self.directives += len(fragment.directives or ())
         counts = self.memo[name] = self.selection_set(fragment.selection_set)
         self.visiting.discard(name)
         return counts
@@ -221,18 +230,3 @@ class _Walk:
         self.visiting.discard(name)
         return count
 
-
-def _directives(document: DocumentNode) -> int:
-    """Directive uses anywhere in the document (not expanded: each is validated once)."""
-    count = 0
-    pending: list[Any] = [document]
-    while pending:
-        node = pending.pop()
-        if isinstance(node, Node):
-            directives = getattr(node, "directives", None)
-            count += len(directives or ())
-            pending.extend(getattr(node, key) for key in node.keys
-                           if key not in ("loc", "directives"))
-        elif isinstance(node, tuple | list):
-            pending.extend(node)
-    return count

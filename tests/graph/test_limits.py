@@ -71,6 +71,14 @@ def test_the_measures_of_a_document() -> None:
     assert shape.variables == 2
 
 
+def test_directives_are_counted_where_written_once_each() -> None:
+    shape = measure(parse("""
+      query Q($a: Int @d) @d { ...F ...F x: sources @d { id } }
+      fragment F on Query @d { sources @d { id } }
+      fragment Unused on Query { sources @d { id } }"""))
+    assert shape.directives == 6
+
+
 def test_the_introspection_graphiql_sends_is_fifteen_deep() -> None:
     assert measure(parse(graphiql_introspection())).depth == 15 == DEFAULTS.max_depth
 
