@@ -44,9 +44,11 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
+    GraphQLInterfaceType,
     GraphQLNamedType,
     GraphQLObjectType,
     GraphQLSchema,
+    GraphQLUnionType,
     InlineFragmentNode,
     IntValueNode,
     ListValueNode,
@@ -280,14 +282,20 @@ def _strings(arg: _Arg) -> list[str] | None:
     return None
 
 
+Sets = tuple[SelectionSetNode, ...]  # the selection sets of fields merged under one key
+
+
 @dataclass
 class _Pricer:
+    """Walks an operation as graphql-core executes it: per object type, the fields of a
+    selection (through fragments whose type condition applies) merged by response key, each
+    key priced once with the merged selections of its fields."""
+
     schema: GraphQLSchema
     fragments: Mapping[str, FragmentDefinitionNode]
     prices: Prices
     by_name: dict[str, SourcePrice] = field(init=False)
-    memo: dict[tuple[str, str, _Scope], Cost] = field(default_factory=dict)
-    visiting: set[str] = field(default_factory=set)
+    memo: dict[tuple[tuple[int, ...], str, _Scope], Cost] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.by_name = {p.name: p for p in self.prices}
@@ -296,120 +304,148 @@ class _Pricer:
         root = self.schema.get_root_type(operation.operation)
         if root is None:
             return 0
-        return self.selections(operation.selection_set, root, _Scope()).total(self.by_name)
+        return self.selections((operation.selection_set,), root, _Scope()).total(self.by_name)
 
     # selections -------------------------------------------------------------------------------
 
-    def selections(self, selection_set: SelectionSetNode | None, parent: GraphQLNamedType,
-                   scope: _Scope) -> Cost:
+    def selections(self, sets: Sets, parent: GraphQLNamedType | None, scope: _Scope) -> Cost:
+        """The price of ``sets`` selected on one object of type ``parent`` (an abstract type:
+        each possible type's price, summed)."""
+        if not sets or parent is None:
+            return NOTHING
+        key = (tuple(id(s) for s in sets), parent.name, scope)
+        known = self.memo.get(key)
+        if known is not None:
+            return known
+        self.memo[key] = NOTHING  # a cycle through fragments ends here; validation reports it
         cost = NOTHING
-        for selection in selection_set.selections if selection_set else ():
-            if isinstance(selection, FieldNode):
-                cost += self.field(selection, parent, scope)
-            elif isinstance(selection, InlineFragmentNode):
-                condition = selection.type_condition
-                target = self.schema.get_type(condition.name.value) if condition else parent
-                cost += self.selections(selection.selection_set, target or parent, scope)
-            elif isinstance(selection, FragmentSpreadNode):
-                cost += self.fragment(selection.name.value, scope)
+        for object_type in self._object_types(parent):
+            for nodes in self._collect(sets, object_type).values():
+                cost += self.field(nodes, object_type, scope)
+        self.memo[key] = cost
         return cost
 
-    def fragment(self, name: str, scope: _Scope) -> Cost:
-        fragment = self.fragments.get(name)
-        if fragment is None or name in self.visiting:
-            return NOTHING  # unknown or cyclic: validation says so
-        target = self.schema.get_type(fragment.type_condition.name.value)
-        if target is None:
-            return NOTHING
-        key = (name, target.name, scope)
-        known = self.memo.get(key)
-        if known is None:
-            self.visiting.add(name)
-            known = self.memo[key] = self.selections(fragment.selection_set, target, scope)
-            self.visiting.discard(name)
-        return known
+    def _object_types(self, parent: GraphQLNamedType) -> list[GraphQLObjectType]:
+        if isinstance(parent, GraphQLObjectType):
+            return [parent]
+        if isinstance(parent, GraphQLInterfaceType | GraphQLUnionType):
+            return list(self.schema.get_possible_types(parent))
+        return []
 
-    def field(self, node: FieldNode, parent: GraphQLNamedType, scope: _Scope) -> Cost:
+    def _applies(self, condition: str | None, object_type: GraphQLObjectType) -> bool:
+        if condition is None or condition == object_type.name:
+            return True
+        abstract = self.schema.get_type(condition)
+        return isinstance(abstract, GraphQLInterfaceType | GraphQLUnionType) and \
+            self.schema.is_sub_type(abstract, object_type)
+
+    def _collect(self, sets: Sets, object_type: GraphQLObjectType) -> dict[str, list[FieldNode]]:
+        """Fields by response key, as graphql-core collects them for an ``object_type``."""
+        fields: dict[str, list[FieldNode]] = {}
+        pending: list[tuple[SelectionSetNode, frozenset[str]]] = [(s, frozenset())
+                                                                   for s in reversed(sets)]
+        while pending:
+            selection_set, within = pending.pop()
+            entries: list[tuple[SelectionSetNode, frozenset[str]]] = []
+            for selection in selection_set.selections:
+                if isinstance(selection, FieldNode):
+                    key = (selection.alias or selection.name).value
+                    fields.setdefault(key, []).append(selection)
+                elif isinstance(selection, InlineFragmentNode):
+                    condition = selection.type_condition
+                    if self._applies(condition.name.value if condition else None, object_type):
+                        entries.append((selection.selection_set, within))
+                elif isinstance(selection, FragmentSpreadNode):
+                    name = selection.name.value
+                    fragment = self.fragments.get(name)
+                    if fragment is not None and name not in within and self._applies(
+                            fragment.type_condition.name.value, object_type):
+                        entries.append((fragment.selection_set, within | {name}))
+            pending.extend(reversed(entries))
+        return fields
+
+    def field(self, nodes: list[FieldNode], parent: GraphQLObjectType, scope: _Scope) -> Cost:
+        node = nodes[0]  # merged fields have the same name and arguments (validation)
         name = node.name.value
-        if name.startswith("__") or not isinstance(parent, GraphQLObjectType):
-            return NOTHING  # introspection, __typename, or an interface's id
+        if name.startswith("__"):
+            return NOTHING  # introspection and __typename
         definition = parent.fields.get(name)
         if definition is None:
             return NOTHING  # validation reports it
         target = get_named_type(definition.type)
+        sets = tuple(n.selection_set for n in nodes if n.selection_set is not None)
+        args = _args(node)
         special = (parent.name, name)
         if special in (("Query", "productGroups"), ("Query", "products")):
-            return self.root_list(node, target, name == "productGroups")
+            return self.root_list(args, sets, target, name == "productGroups")
         if special in (("Query", "node"), ("Query", "productGroup"), ("Query", "product")):
-            return self.lookup(node, target, [_arg(_args(node), "id")], 1)
+            return self.lookup(sets, target, [_arg(args, "id")], 1)
         if special == ("Query", "nodes"):
-            return self.lookup_list(node, target, _arg(_args(node), "ids"))
+            return self.lookup_list(sets, target, _arg(args, "ids"))
         if special == ("Query", "_entities"):
-            return self.lookup_list(node, target, _arg(_args(node), "representations"))
+            return self.lookup_list(sets, target, _arg(args, "representations"))
         if special == ("ProductGroup", "parent"):
-            return self.parent(node, target, scope)
+            return self.parent(sets, target, scope)
         if special == ("ProductGroup", "products"):
-            return self.group_products(node, target, scope)
+            return self.group_products(args, sets, target, scope)
         # A plain field: its own selections, once per item (lists of records cost nothing).
-        return self.selections(node.selection_set, target, _Scope(scope.groups))
+        return self.selections(sets, target, _Scope(scope.groups))
 
     # connections ------------------------------------------------------------------------------
 
-    def connection(self, node: FieldNode, connection: GraphQLNamedType, size: int,
-                   scope: _Scope) -> tuple[Cost, bool]:
+    def connection(self, sets: Sets, connection: GraphQLNamedType, size: int, scope: _Scope
+                   ) -> tuple[Cost, bool]:
         """The items' cost (``size`` of them) and whether ``totalCount`` is selected."""
         item_cost = NOTHING
         total_count = False
-        for child, on in self._children(node.selection_set, connection):
-            name = child.name.value
-            if name == "totalCount":
-                total_count = True
-            elif name == "nodes":
-                item_cost += self._items(child, on, scope)
-            elif name == "edges":
-                edge = self._type_of(on, child)
-                for grandchild, edge_type in self._children(child.selection_set, edge):
-                    if grandchild.name.value == "node":
-                        item_cost += self._items(grandchild, edge_type, scope)
+        for object_type in self._object_types(connection):
+            for nodes in self._collect(sets, object_type).values():
+                name = nodes[0].name.value
+                target = self._type_of(object_type, nodes[0])
+                inner = tuple(n.selection_set for n in nodes if n.selection_set is not None)
+                if name == "totalCount":
+                    total_count = True
+                elif name == "nodes":
+                    item_cost += self.selections(inner, target, scope)
+                elif name == "edges" and isinstance(target, GraphQLObjectType):
+                    for edge_nodes in self._collect(inner, target).values():
+                        if edge_nodes[0].name.value == "node":
+                            item_cost += self.selections(
+                                tuple(n.selection_set for n in edge_nodes if n.selection_set),
+                                self._type_of(target, edge_nodes[0]), scope)
         return item_cost.times(size), total_count
 
-    def _items(self, node: FieldNode, parent: GraphQLNamedType | None, scope: _Scope) -> Cost:
-        if parent is None:
-            return NOTHING
-        return self.selections(node.selection_set, self._type_of(parent, node) or parent, scope)
-
-    def _type_of(self, parent: GraphQLNamedType | None, node: FieldNode
-                 ) -> GraphQLNamedType | None:
-        if not isinstance(parent, GraphQLObjectType):
-            return None
+    def _type_of(self, parent: GraphQLObjectType, node: FieldNode) -> GraphQLNamedType | None:
         definition = parent.fields.get(node.name.value)
         return None if definition is None else get_named_type(definition.type)
 
-    def _children(self, selection_set: SelectionSetNode | None, parent: GraphQLNamedType | None,
-                  within: frozenset[str] = frozenset()
-                  ) -> Iterator[tuple[FieldNode, GraphQLNamedType | None]]:
-        """Fields of a selection set through fragments, with the type they are selected on
-        (``within``: the fragments spread on the way, so a cycle ends)."""
-        for selection in selection_set.selections if selection_set else ():
-            if isinstance(selection, FieldNode):
-                yield selection, parent
-            elif isinstance(selection, InlineFragmentNode):
-                yield from self._children(selection.selection_set, parent, within)
-            elif isinstance(selection, FragmentSpreadNode):
-                name = selection.name.value
-                fragment = self.fragments.get(name)
-                if fragment is not None and name not in within:
-                    yield from self._children(fragment.selection_set, parent, within | {name})
+    def _raw_fields(self, sets: Iterable[SelectionSetNode | None]
+                    ) -> Iterator[FieldNode]:
+        """Every field of ``sets`` through every fragment, as the look-ahead reads them
+        (:func:`gateway.graph.lookahead.fields`: no type condition, no merging)."""
+        pending = [(s, frozenset[str]()) for s in sets if s is not None]
+        while pending:
+            selection_set, within = pending.pop()
+            for selection in selection_set.selections:
+                if isinstance(selection, FieldNode):
+                    yield selection
+                elif isinstance(selection, InlineFragmentNode):
+                    pending.append((selection.selection_set, within))
+                elif isinstance(selection, FragmentSpreadNode):
+                    name = selection.name.value
+                    fragment = self.fragments.get(name)
+                    if fragment is not None and name not in within:
+                        pending.append((fragment.selection_set, within | {name}))
 
-    def root_list(self, node: FieldNode, connection: GraphQLNamedType, groups: bool) -> Cost:
-        args = _args(node)
+    def root_list(self, args: Mapping[str, _Arg], sets: Sets, connection: GraphQLNamedType,
+                  groups: bool) -> Cost:
         size, forward, backward, cursor = _window(args)
         filter_fields = _object_fields(_arg(args, "filter"))
         capable = [p for p in self.prices if (p.groups if groups else p.products)]
         sources = _named_sources(capable, filter_fields)
         order = _arg(args, "orderBy").given if groups else False
         cost = NOTHING
-        folding = self._folds(node, connection) if groups else False
+        folding = self._folds(sets) if groups else False
         folded: set[str] = set()
         for price in sources:
             table = groups and (order or _unpushed(price, filter_fields))
@@ -421,41 +457,37 @@ class _Pricer:
                 if folding and not table and price.group_products:
                     folded.add(price.name)
         scope = _Scope(frozenset(p.name for p in sources if groups), frozenset(folded))
-        items, total_count = self.connection(node, connection, size, scope)
+        items, total_count = self.connection(sets, connection, size, scope)
         if total_count and cursor:  # a source past its end is asked its total
             cost += Cost(sum(1 for p in sources if not (groups and _surely_table(
                 p, filter_fields, args))))
         return cost + items
 
-    def _folds(self, node: FieldNode, connection: GraphQLNamedType) -> bool:
+    def _folds(self, sets: Sets) -> bool:
         """Whether every group of the list asks its products the same first page, which Axim
         then carries in the group list's call (``resolvers._nested_products``)."""
-        calls: list[str] = []
-        for child, _ in self._children(node.selection_set, connection):
-            if child.name.value not in SIZED_FIELDS:
-                continue
-            items: list[tuple[FieldNode, GraphQLNamedType | None]] = []
+        items: list[SelectionSetNode | None] = []
+        for child in self._raw_fields(sets):
             if child.name.value == "nodes":
-                items = list(self._children(child.selection_set, None))
-            else:
-                for grandchild, _ in self._children(child.selection_set, None):
-                    if grandchild.name.value == "node":
-                        items += list(self._children(grandchild.selection_set, None))
-            for item, _ in items:
-                if item.name.value != "products":
-                    continue
-                args = _args(item)
-                if any(_arg(args, k).given for k in ("after", "last", "before")):
-                    return False
-                first = _arg(args, "first").int_or(DEFAULT_PAGE_SIZE, ASSUMED_SIZE + 1)
-                if first > axim.MAX_LIMIT:
-                    return False  # not one (productPage, productLimit) pair
-                calls.append(" ".join(sorted(print_ast(a) for a in item.arguments or ())))
-        return bool(calls) and len(set(calls)) == 1
+                items.append(child.selection_set)
+            elif child.name.value == "edges":
+                items += [g.selection_set for g in self._raw_fields([child.selection_set])
+                          if g.name.value == "node"]
+        calls: set[str] = set()
+        for item in self._raw_fields(items):
+            if item.name.value != "products":
+                continue
+            args = _args(item)
+            if any(_arg(args, k).given for k in ("after", "last", "before")):
+                return False
+            first = _arg(args, "first").int_or(DEFAULT_PAGE_SIZE, ASSUMED_SIZE + 1)
+            if first > axim.MAX_LIMIT:
+                return False  # not one (productPage, productLimit) pair
+            calls.add(" ".join(sorted(print_ast(a) for a in item.arguments or ())))
+        return len(calls) == 1
 
-    def group_products(self, node: FieldNode, connection: GraphQLNamedType, scope: _Scope
-                       ) -> Cost:
-        args = _args(node)
+    def group_products(self, args: Mapping[str, _Arg], sets: Sets,
+                       connection: GraphQLNamedType, scope: _Scope) -> Cost:
         size, forward, backward, cursor = _window(args)
         paying = [self.by_name[s] for s in scope.groups
                   if self.by_name[s].group_products and s not in scope.folded]
@@ -463,20 +495,20 @@ class _Pricer:
         if paying:
             cost = Cost(max(_list_requests(p.list_page, size, forward, backward, cursor)
                             for p in paying))
-        items, total_count = self.connection(node, connection, size, _Scope())
+        items, total_count = self.connection(sets, connection, size, _Scope())
         if total_count and cursor and paying:
             cost += Cost(1)
         return cost + items
 
     # lookups ----------------------------------------------------------------------------------
 
-    def lookup_list(self, node: FieldNode, target: GraphQLNamedType, ids: _Arg) -> Cost:
+    def lookup_list(self, sets: Sets, target: GraphQLNamedType, ids: _Arg) -> Cost:
         if isinstance(ids.node, ListValueNode):
-            return self.lookup(node, target, [_Arg(v) for v in ids.node.values],
+            return self.lookup(sets, target, [_Arg(v) for v in ids.node.values],
                                len(ids.node.values))
-        return self.lookup(node, target, [], NODES_ASSUMED, unknown=NODES_ASSUMED)
+        return self.lookup(sets, target, [], NODES_ASSUMED, unknown=NODES_ASSUMED)
 
-    def lookup(self, node: FieldNode, target: GraphQLNamedType, ids: list[_Arg], count: int,
+    def lookup(self, sets: Sets, target: GraphQLNamedType, ids: list[_Arg], count: int,
                *, unknown: int = 0) -> Cost:
         """Objects by global id: each source asked once per level for its ids."""
         keys: list[NodeKey] = []
@@ -506,7 +538,7 @@ class _Pricer:
             cost += self._unknown_lookups(unknown)
             groups |= {p.name for p in self.prices if p.groups}
         # The items' own fields, once per object found (each one at most).
-        items = self.selections(node.selection_set, target, _Scope(frozenset(groups)))
+        items = self.selections(sets, target, _Scope(frozenset(groups)))
         return cost + items.times(max(count, unknown))
 
     def _group_lookup(self, price: SourcePrice, ids: int) -> Cost:
@@ -524,13 +556,13 @@ class _Pricer:
                 cost += self._group_lookup(price, count)
         return cost
 
-    def parent(self, node: FieldNode, target: GraphQLNamedType, scope: _Scope) -> Cost:
+    def parent(self, sets: Sets, target: GraphQLNamedType, scope: _Scope) -> Cost:
         with_parents = [self.by_name[s] for s in scope.groups if self.by_name[s].parents]
         cost = NOTHING
         for price in with_parents:
             cost += self._group_lookup(price, 1)
         inner = _Scope(frozenset(p.name for p in with_parents))
-        return cost + self.selections(node.selection_set, target, inner)
+        return cost + self.selections(sets, target, inner)
 
 
 def _window(args: Mapping[str, _Arg]) -> tuple[int, bool, bool, bool]:

@@ -196,3 +196,20 @@ def test_a_fragment_on_the_connection_is_priced_like_its_fields(model: CostModel
     spread = """{ productGroups(first: 10, filter: {sources: ["axim"]}) { ...G } }
       fragment G on ProductGroupConnection { nodes { products(first: 60) { totalCount } } }"""
     assert cost(model, spread) == cost(model, inline) == 1 + 10 * 2
+
+
+def test_fields_merged_under_one_name_are_priced_as_they_run(model: CostModel) -> None:
+    # graphql-core merges the two lists into one field; its groups then ask two product pages,
+    # so the look-ahead cannot fold them: one list call, then two calls per group.
+    query = """{
+      productGroups(first: 10, filter: {sources: ["axim"]}) {
+        nodes { products(first: 5) { nodes { name } } } }
+      productGroups(first: 10, filter: {sources: ["axim"]}) {
+        nodes { p: products(first: 5, search: "x") { nodes { name } } } } }"""
+    assert cost(model, query) == 1 + 10 * 2
+
+
+def test_a_cyclic_fragment_is_priced_once(model: CostModel) -> None:
+    query = """{ productGroups(first: 5, filter: {sources: ["joptic"]}) { nodes { ...A } } }
+      fragment A on ProductGroup { name parent { ...A } }"""
+    assert cost(model, query) == 1 + 3

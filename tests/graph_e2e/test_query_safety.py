@@ -12,7 +12,9 @@ from typing import Any
 
 import httpx
 import pytest
-from graphql import parse
+from graphql import OperationDefinitionNode, parse
+from hypothesis import HealthCheck, given, settings
+from hypothesis_graphql import queries
 from starlette.applications import Starlette
 
 from gateway.app import create_app
@@ -22,6 +24,7 @@ from gateway.graph import build_schema
 from gateway.serving import ServerThread
 from tests.conftest import UNCACHED
 from tests.graph_e2e.conftest import Emulators, clear_logs
+from tests.graph_e2e.test_compiled_differential import CORPUS, DATES
 
 SCHEMA = build_schema()._schema
 DEFAULTS = LimitSettings()
@@ -224,6 +227,30 @@ def test_the_cost_bounds_the_requests_made_within_twice(
     made = upstream_requests(emulators)
     cost = gateway.cost(query)
     assert made <= cost <= 2 * made, (made, cost)
+
+
+def test_the_cost_bounds_the_requests_of_every_suite_query(
+        gateway: Gateway, emulators: Emulators) -> None:
+    learn_tables(gateway)  # the tighter prices
+    for query in CORPUS:
+        operations = [d for d in parse(query).definitions
+                      if isinstance(d, OperationDefinitionNode)]
+        if len(operations) != 1:
+            continue  # refused before execution: no operation named
+        clear_logs(emulators)
+        gateway.ask(query)
+        assert upstream_requests(emulators) <= gateway.cost(query), query
+
+
+@settings(max_examples=150, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                 HealthCheck.data_too_large])
+@given(query=queries(SCHEMA, custom_scalars={"DateTime": DATES}, allow_x00=False))
+def test_the_cost_bounds_the_requests_of_generated_operations(
+        gateway: Gateway, emulators: Emulators, query: str) -> None:
+    clear_logs(emulators)
+    gateway.ask(query)
+    assert upstream_requests(emulators) <= gateway.cost(query)
 
 
 def test_a_query_at_the_cost_limit_runs_and_one_more_is_refused(
