@@ -9,13 +9,16 @@ id and deadline it holds the per-request memos, one per purpose, each with typed
 * ``group_product_lists``: an Axim group's whole product list, read once per request (adapters);
 * ``selections``: what a field's value selects, per field of the query (the look-ahead);
 * ``upstream_requests``: upstream calls made so far, against ``upstream_budget``
-  (``[limits] max_upstream_requests``; the upstream client counts and refuses past it).
+  (``[limits] max_upstream_requests``; the upstream client counts and refuses past it);
+* ``slots``: per source, the calls of this request in flight at once (at most the source's
+  ``max_concurrency``: a query priced within ``max_cost`` never fills the shared queue alone).
 
 Nothing in a scope outlives its request: no cross-user cache.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -74,6 +77,16 @@ class RequestScope:
     selections: dict[tuple[int, ...], frozenset[str]] = field(default_factory=dict)
     upstream_budget: int | None = None  # upstream calls this request may make (None: any)
     upstream_requests: int = 0
+    # source → this request's own slots: its calls to one source wait here, in the request,
+    # beyond the source's max_concurrency, instead of filling the source's shared queue
+    slots: dict[str, asyncio.Semaphore] = field(default_factory=dict)
+
+    def slot(self, source: str, limit: int) -> asyncio.Semaphore:
+        """This request's slots for ``source`` (``limit`` calls in flight at once)."""
+        slots = self.slots.get(source)
+        if slots is None:
+            slots = self.slots[source] = asyncio.Semaphore(limit)
+        return slots
 
     def spend_upstream_request(self) -> bool:
         """Count one upstream call; False (not counted) when the budget is spent."""

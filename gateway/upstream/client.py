@@ -92,6 +92,7 @@ class UpstreamClient:
     ) -> None:
         self.source = source.name
         self.clock = clock
+        self.max_concurrency = source.max_concurrency
         self.default_language = source.language
         # Shared by the runtime's clients and adapters (one bound per process); its own otherwise.
         self.memo: Memo = ByteBoundedLRU(DEFAULT_DECODED_MAX_BYTES) if memo is None else memo
@@ -182,6 +183,18 @@ class UpstreamClient:
                                   "deadline has passed", source=self.source)
         if not scope.spend_upstream_request():
             raise UpstreamBudgetExceeded(self.source, scope.upstream_budget or 0)
+        # One request's own calls wait for each other here (a wide query priced within
+        # max_cost must not take the source's whole shared queue, nor fail for it).
+        async with scope.slot(self.source, self.max_concurrency):
+            return await self._send(path, params, headers, extensions, allow_404, scope)
+
+    async def _send(
+        self, path: str, params: dict[str, str], headers: dict[str, str],
+        extensions: dict[str, Any], allow_404: bool, scope: RequestScope,
+    ) -> Any:
+        if scope.deadline is not None and self.clock.monotonic() >= scope.deadline:
+            raise UpstreamTimeout(f"source '{self.source}' was not asked: the request's "
+                                  "deadline has passed", source=self.source)
         try:
             response = await self._http.get(path, params=params, headers=headers,
                                             extensions=extensions)

@@ -324,3 +324,12 @@ def test_health_answers_while_the_dearest_allowed_query_runs(
     assert "errors" not in answers[0]
     assert len(waits) >= 3 and max(waits) < 2, waits
     assert upstream_requests(emulators) <= cost
+    # Its ~900 calls went at most max_concurrency at a time: the rest waited in the request,
+    # not in the source's shared queue (max_queue 100), which would have refused them.
+    records = emulators["axim"].log.records
+    events = sorted([(r.started, 1) for r in records] + [(r.finished, -1) for r in records])
+    in_flight = peak = 0
+    for _, change in events:
+        in_flight += change
+        peak = max(peak, in_flight)
+    assert peak <= gateway.app.state.config.sources[2].max_concurrency
