@@ -205,7 +205,7 @@ def ids(gateway: Gateway) -> list[str]:
 
 NESTED_LIST = """{ productGroups(first: 30, filter: {sources: ["axim"]}) {
   totalCount nodes { name products(first: 60) { totalCount nodes { name sku } } } } }"""
-PARENT_WALK = """{ productGroups(first: 50, filter: {sources: ["carecloud", "joptic"]}) {
+PARENT_WALK = """{ productGroups(first: 50, filter: {sources: ["joptic"]}) {
   nodes { name parent { name parent { name parent { name } } } } } }"""
 
 
