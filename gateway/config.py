@@ -200,7 +200,7 @@ class LimitSettings(_Strict):
     max_tokens: int = Field(default=2000, ge=100)  # lexical tokens; comments count apart, as many
     max_depth: int = Field(default=15, ge=2)  # nested fields, through fragments (GraphiQL: 15)
     max_aliases: int = Field(default=30, ge=0)  # aliases in an operation, fragments expanded
-    max_root_fields: int = Field(default=15, ge=1)  # fields of an operation's root selection
+    max_root_fields: int = Field(default=30, ge=1)  # fields of an operation's root selection
     max_directives: int = Field(default=30, ge=0)  # directive uses in the document
     max_variables: int = Field(default=30, ge=1)  # variable definitions; entries of `variables`
     max_variable_values: int = Field(default=1000, ge=1)  # JSON values in `variables`, nested
