@@ -40,7 +40,7 @@ from typing import Any
 
 import httpx
 
-from bench import profile
+from bench import profile, refusals
 from bench.scenarios import (
     SOURCES,
     Scenario,
@@ -523,6 +523,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="upstream latencies, ms")
     parser.add_argument("--profile-seconds", type=float, default=5,
                         help="py-spy sampling per path (0: no profile)")
+    parser.add_argument("--refusal-repeat", type=int, default=10,
+                        help="timed requests per refusal (bench/refusals.py)")
     parser.add_argument("--output", default=str(ROOT / "bench" / "README.md"),
                         help="the results file ('-': print only)")
     args = parser.parse_args(argv)
@@ -575,9 +577,11 @@ def main(argv: list[str] | None = None) -> int:
             main_scenario = scenarios[0]
             profiles = (profile_paths(bench, main_scenario, bodies[main_scenario.name])
                         if args.profile_seconds > 0 else None)
+    print("refusals: the attacks of query safety, in process", flush=True)
+    refused = refusals.report(asyncio.run(refusals.measure(args.refusal_repeat)))
     text, problems = table(bench, scenarios, samples)
     minutes = (time.monotonic() - started_at) / 60
-    report = render(bench, command, scenarios, text, problems, profiles, minutes)
+    report = render(bench, command, scenarios, text, problems, profiles, minutes, refused)
     print(report)
     if args.output != "-":
         Path(args.output).write_text(report)
@@ -586,7 +590,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def render(bench: Bench, command: str, scenarios: list[Scenario], text: str,
-           problems: list[str], profiles: str | None, minutes: float) -> str:
+           problems: list[str], profiles: str | None, minutes: float, refused: str) -> str:
     args = bench.args
     today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     described = "\n".join(f"- `{s.name}`: {s.title}; upstream calls of one uncached query: "
@@ -613,6 +617,14 @@ Medians of the runs; ± is half the spread ((max - min) / median); ⚠ marks a s
 Checks (upstream calls per query as expected; wrk below {WRK_CPU_LIMIT:.0%} of a core):
 {checks}
 
+## What a refusal costs
+
+Each attack query safety refuses (README, "Query safety"), sent to a gateway in this process
+(`bench/refusals.py`, a new document each time so no cache helps; {args.refusal_repeat} timed
+requests each): the milliseconds from the request body to the error answer.
+
+{refused}
+
 ## Profile
 
 {profiles or "not recorded (--profile-seconds 0)"}
@@ -635,7 +647,9 @@ gateway against two references, for three scenarios, at upstream latency 0 and 2
   part of every upstream call's identity in the gateway, so neither the in-flight de-duplication
   nor any cache can share work between requests. The row must show exactly the upstream calls of
   one query alone (1.00 for the main query), or the benchmark fails;
-- **the gateway with upstream caches warm**: the same request repeated; must show 0 calls.
+- **the gateway with upstream caches warm**: the same request repeated; must show 0 calls;
+- the same two on **graphql-core's executor** (compiled execution off: the path before it), and
+  the **whole-response cache**'s hits, in memory and in Redis (they run no GraphQL at all).
 
 wrk (Debian's package) is the load generator; its own CPU share is read from `/proc/self/stat` at
 the end of each run and must stay below the stated limit, or the benchmark fails. The servers are
