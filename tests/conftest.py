@@ -18,7 +18,7 @@ from gateway.emulators import DEMO_TOKENS, KINDS, create_emulator
 from gateway.emulators.common import FaultPlan, RequestLog
 from gateway.serving import ServerThread
 from tests.clock import ManualClock
-from tests.leaks import SecretScan, SessionLog
+from tests.leaks import CONFIGURED, SecretScan, SessionLog
 
 
 @dataclass
@@ -131,13 +131,19 @@ def manual() -> ManualClock:
     return ManualClock()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def session_log() -> Iterator[SessionLog]:
-    """Every record logged in the session from the first test that asks on, any logger."""
+    """Every record logged in the session, any logger. When the session ends, no line of the
+    whole suite may hold a secret it configured: every demo token, and every secret a test
+    registered (``tests.leaks.CONFIGURED``: cursor secrets, API keys…)."""
     handler = SessionLog()
     uninstall = handler.install()
     yield handler
     uninstall()
+    lines, _ = handler.since(0)
+    secrets = {*DEMO_TOKENS.values(), *CONFIGURED} - {""}
+    leaked = [(secret, line) for line in lines for secret in secrets if secret in line]
+    assert not leaked, f"a configured secret was logged during the suite: {leaked[0][1][:300]!r}"
 
 
 DEBUG_LOGGERS = ("", "gateway", "httpx", "httpcore", "uvicorn")

@@ -13,7 +13,10 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 
-__all__ = ["SecretScan", "SessionLog"]
+__all__ = ["CONFIGURED", "SecretScan", "SessionLog"]
+
+# Secrets tests configured (beyond the demo tokens): the whole suite's log is scanned for them.
+CONFIGURED: set[str] = set()
 
 
 class SessionLog(logging.Handler):
@@ -60,11 +63,13 @@ class SecretScan:
     def __init__(self, log: SessionLog, secrets: Iterable[str]) -> None:
         self.log = log
         self.secrets = {s for s in secrets if s}
+        CONFIGURED.update(self.secrets)
         self._texts: list[str] = []
         _, self._start = log.since(0)
 
     def add_secret(self, secret: str) -> None:
         self.secrets.add(secret)
+        CONFIGURED.add(secret)
 
     def seen(self, text: str) -> str:
         """Remember a text the client saw (a response body); returns it."""

@@ -4,10 +4,10 @@ Two gateways over the same emulators, one compiling known operations and one exe
 operation with graphql-core, get the same requests: every published operation, the README's
 examples, every GraphQL document written in the test suite, and generated operations
 (hypothesis-graphql over our schema, with some literal arguments moved into variables) — with
-healthy sources and with failing ones. Deadlines are long: a request that runs out of time on a
-busy machine is timing, not a difference between the executors. Data (key order included), errors (message, path,
+healthy sources and with failing ones. Data (key order included), errors (message, path,
 locations, extensions; compared in path order, as the order of errors from concurrent fields
-is timing) and extensions must be equal.
+is timing) and extensions must be equal. Deadlines are long: a request that runs out of time
+on a busy machine is timing, not a difference between the executors.
 """
 
 from __future__ import annotations
