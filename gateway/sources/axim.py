@@ -25,7 +25,6 @@ import asyncio
 import re
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
 
 import msgspec
@@ -44,7 +43,7 @@ from gateway.sources.records import (
     Variant,
     VariantOption,
 )
-from gateway.sources.shape import ShapeError
+from gateway.sources.shape import ShapeError, parse_iso_time
 from gateway.upstream.client import Params, Parse
 from gateway.upstream.paging import Slice, fetch_window, plan_pages, read_all
 from gateway.window import Page, Window
@@ -305,17 +304,6 @@ GROUPS_WITH_PRODUCTS = msgspec.json.Decoder(_GroupsWithProductsList)
 ONE_GROUP = msgspec.json.Decoder(_OneGroup)
 
 
-def _time(value: str | None, field: str) -> datetime | None:
-    """An ISO 8601 time with ``Z`` or an offset, timezone-aware; one without a zone is UTC."""
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise ShapeError(f"'{field}' is not an ISO 8601 time") from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 def _group(adapter: AximAdapter, row: _Group) -> GroupRecord:
     return GroupRecord(
         source=adapter.info,
@@ -323,8 +311,8 @@ def _group(adapter: AximAdapter, row: _Group) -> GroupRecord:
         name=row.name,
         status=GroupStatus.INACTIVE if row.status is False else GroupStatus.ACTIVE,
         restrict_access=row.restrictAccess,
-        created_at=_time(row.createdAt, "createdAt"),
-        updated_at=_time(row.updatedAt, "updatedAt"),
+        created_at=parse_iso_time(row.createdAt, "createdAt"),
+        updated_at=parse_iso_time(row.updatedAt, "updatedAt"),
         product_count=row.productCount,
     )
 
@@ -341,6 +329,6 @@ def _product(adapter: AximAdapter, row: _Product, group_id: str) -> ProductRecor
         description=row.description,
         categories=row.categories or [],
         variants=list(row.variants or ()),
-        created_at=_time(row.createdAt, "createdAt"),
-        updated_at=_time(row.updatedAt, "updatedAt"),
+        created_at=parse_iso_time(row.createdAt, "createdAt"),
+        updated_at=parse_iso_time(row.updatedAt, "updatedAt"),
     )

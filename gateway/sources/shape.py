@@ -9,7 +9,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["ShapeError", "iso_time", "number", "optional", "required", "strings", "text"]
+__all__ = ["ShapeError", "iso_time", "number", "optional", "parse_iso_time", "required",
+           "strings", "text"]
 
 
 class ShapeError(Exception):
@@ -60,8 +61,12 @@ def strings(container: Any, key: str) -> list[str]:
 
 
 def iso_time(container: Any, key: str) -> datetime | None:
+    """``container[key]`` as an ISO 8601 time (see :func:`parse_iso_time`)."""
+    return parse_iso_time(text(container, key), key)
+
+
+def parse_iso_time(raw: str | None, key: str) -> datetime | None:
     """An ISO 8601 time with ``Z`` or an offset, timezone-aware; one without a zone is UTC."""
-    raw = text(container, key)
     if raw is None:
         return None
     try:

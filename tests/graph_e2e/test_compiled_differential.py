@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ from graphql.utilities import ast_from_value
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis_graphql import queries
+from starlette.applications import Starlette
 
 from gateway.app import create_app
 from gateway.demo import demo_config
@@ -100,22 +102,33 @@ def normalised(body: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def served(emulators: Emulators, *, compiled: bool, federation: bool = False) -> Starlette:
+    """A gateway over the emulators that executes every request (no response cache) with long
+    deadlines, compiling known operations or not."""
+    config = demo_config({kind: e.url for kind, e in emulators.items()},
+                         defaults=UNCACHED, request_timeout=120)
+    return create_app(config.model_copy(update={
+        "response_cache": config.response_cache.model_copy(update={"enabled": False}),
+        "server": config.server.model_copy(update={
+            "compiled_execution": compiled, "federation": federation, "access_log": False})}))
+
+
+@contextmanager
+def serving_pair(emulators: Emulators, *, federation: bool = False) -> Iterator[Pair]:
+    compiled = served(emulators, compiled=True, federation=federation)
+    standard = served(emulators, compiled=False, federation=federation)
+    with ServerThread({"compiled": compiled, "standard": standard}) as servers:
+        pair = Pair(servers.urls["compiled"], servers.urls["standard"], compiled.state.plans)
+        try:
+            yield pair
+        finally:
+            pair.client.close()
+
+
 @pytest.fixture(scope="module")
 def pair(emulator_servers: Emulators) -> Iterator[Pair]:
-    config = demo_config({kind: e.url for kind, e in emulator_servers.items()},
-                         defaults=UNCACHED, request_timeout=120)
-    # Every request executes (answers of upstream-free queries would otherwise be kept).
-    config = config.model_copy(update={"response_cache": config.response_cache.model_copy(
-        update={"enabled": False})})
-    standard = config.model_copy(update={"server": config.server.model_copy(
-        update={"compiled_execution": False, "access_log": False})})
-    compiled = config.model_copy(update={"server": config.server.model_copy(
-        update={"access_log": False})})
-    compiled_app = create_app(compiled)
-    with ServerThread({"compiled": compiled_app, "standard": create_app(standard)}) as servers:
-        pair = Pair(servers.urls["compiled"], servers.urls["standard"], compiled_app.state.plans)
-        yield pair
-        pair.client.close()
+    with serving_pair(emulator_servers) as served_pair:
+        yield served_pair
 
 
 @pytest.fixture
@@ -301,20 +314,8 @@ def test_generated_operations_answer_the_same(pair: Pair, query: str, share: int
 
 @pytest.fixture(scope="module")
 def federated_pair(emulator_servers: Emulators) -> Iterator[Pair]:
-    config = demo_config({kind: e.url for kind, e in emulator_servers.items()},
-                         defaults=UNCACHED, request_timeout=120)
-    config = config.model_copy(update={"response_cache": config.response_cache.model_copy(
-        update={"enabled": False})})
-
-    def served(compiled: bool) -> Any:
-        return create_app(config.model_copy(update={"server": config.server.model_copy(
-            update={"federation": True, "compiled_execution": compiled, "access_log": False})}))
-
-    compiled_app = served(True)
-    with ServerThread({"compiled": compiled_app, "standard": served(False)}) as servers:
-        pair = Pair(servers.urls["compiled"], servers.urls["standard"], compiled_app.state.plans)
-        yield pair
-        pair.client.close()
+    with serving_pair(emulator_servers, federation=True) as served_pair:
+        yield served_pair
 
 
 def test_federation_entities_answer_the_same(federated_pair: Pair) -> None:
