@@ -9,6 +9,10 @@ id and deadline it holds the per-request memos, one per purpose, each with typed
 * ``group_product_lists``: an Axim group's whole product list, read once per request (adapters);
 * ``selections``: what a field's value selects, per field of the query (the look-ahead).
 
+It also carries the client's own upstream credentials (``credentials``, per source with
+``pass_through_header``), and counts the upstream calls the request made (``upstream_calls``:
+what a client's cost budget is charged).
+
 Nothing in a scope outlives its request: no cross-user cache.
 """
 
@@ -19,6 +23,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from gateway.credentials import Credential
 from gateway.languages import LanguageRange, parse_accept_language
 from gateway.shared import SharedTasks
 
@@ -70,6 +75,18 @@ class RequestScope:
         default_factory=TaskMemo)
     # ids of a field's AST nodes → names of the fields selected on its value
     selections: dict[tuple[int, ...], frozenset[str]] = field(default_factory=dict)
+    # source → the client's own credential for it (pass_through_header), sent in place of the
+    # configured token and part of every key of that source's data
+    credentials: dict[str, Credential] = field(default_factory=dict)
+    # Upstream calls made (one per distinct call of the request, cached or not: the cost
+    # model's unit; counted by the upstream client).
+    upstream_calls: int = 0
+
+    def credential_fingerprint(self, source: str) -> str:
+        """The fingerprint of the client's credential for ``source``; "" for the configured
+        token."""
+        credential = self.credentials.get(source)
+        return credential.fingerprint if credential is not None else ""
 
     def fresh_for(self, until: float) -> None:
         """Note an answer the response was built from, fresh until ``until`` (wall clock)."""
