@@ -155,8 +155,9 @@ DEBUG_LOGGERS = ("", "gateway", "httpx", "httpcore", "uvicorn")
 def no_secret_leaks(session_log: SessionLog, gateway_server: RunningGateway
                     ) -> Iterator[SecretScan]:
     """Fails the test if a configured secret (a demo token, the test gateway's cursor secret, or
-    one the test adds with ``add_secret``: API keys, JWTs, JWT secrets, clients' pass-through
-    tokens, each test of access control adds those it configures) appears in a record logged during it or a text it hands to ``seen``.
+    one the test adds with ``add_secret``: each test of access control adds the API keys, JWTs,
+    JWT secrets and clients' pass-through tokens it configures) appears in a record logged
+    during it or a text it hands to ``seen``.
 
     The test runs with the gateway's and the HTTP libraries' loggers at DEBUG (a server the
     test starts sets its own levels), so the scan sees what they could log.

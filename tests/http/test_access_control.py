@@ -316,7 +316,7 @@ def test_trusted_documents_that_do_not_validate_stop_the_start(
         emulators: Emulators, tmp_path: Path) -> None:
     (tmp_path / "ops").mkdir()
     (tmp_path / "ops" / "bad.graphql").write_text("{ noSuchField }")
-    with pytest.raises(ConfigError, match="bad.graphql"):
+    with pytest.raises(ConfigError, match=r"bad\.graphql"):
         create_app(_config(emulators, persisted={"mode": "trusted",
                                                  "operation_dirs": [str(tmp_path / "ops")]}))
     (tmp_path / "relay.json").write_text(json.dumps(["not", "a", "manifest"]))
