@@ -106,10 +106,13 @@ def create_app(config: Config, *, clock: Clock = SYSTEM_CLOCK) -> Starlette:
         )
     ]
     runtime = Runtime.build(config, clock=clock)
+    rate_limits = RateLimits(config.rate_limits, cache_url=config.cache.url,
+                             namespace=config.cache.namespace)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
+        await rate_limits.aclose()
         await runtime.aclose()
 
     async def readyz(request: Request) -> Response:
@@ -144,9 +147,7 @@ def create_app(config: Config, *, clock: Clock = SYSTEM_CLOCK) -> Starlette:
                                persisted=persisted_operations(config, schema, documents,
                                                               runtime),
                                auth=Authenticator(config.auth),
-                               rate_limits=RateLimits(config.rate_limits,
-                                                      cache_url=config.cache.url,
-                                                      namespace=config.cache.namespace))
+                               rate_limits=rate_limits)
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),

@@ -30,6 +30,7 @@ import math
 import time
 from collections.abc import Callable
 
+import redis.asyncio
 from graphql import DocumentNode
 from limits import RateLimitItem, RateLimitItemPerMinute
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
@@ -71,9 +72,13 @@ class RateLimits:
     def __init__(self, settings: RateLimitSettings, *, cache_url: str, namespace: str) -> None:
         self.settings = settings
         self._storage: Storage
+        self._pool: redis.asyncio.ConnectionPool | None = None
         if cache_url.startswith(("redis://", "rediss://")):
+            # Our own pool, so that closing the gateway closes its connections.
+            self._pool = redis.asyncio.ConnectionPool.from_url(cache_url)
             self._storage = RedisStorage(f"async+{cache_url}", implementation="redispy",
-                                         key_prefix=f"{namespace}:limits")
+                                         key_prefix=f"{namespace}:limits",
+                                         connection_pool=self._pool)  # type: ignore[arg-type]
         else:
             self._storage = MemoryStorage()
         self._limiter = FixedWindowRateLimiter(self._storage)
@@ -140,6 +145,10 @@ class RateLimits:
             await self._limiter.hit(item, "cost", client.rate_key, cost=calls)
         except Exception as exc:
             logger.warning("rate limit store failed: %s", type(exc).__name__)
+
+    async def aclose(self) -> None:
+        if self._pool is not None:
+            await self._pool.aclose()
 
     async def _retry_after(self, item: RateLimitItem, what: str, client: Client) -> int:
         try:

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+import redis
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.applications import Starlette
@@ -50,10 +51,10 @@ AUDIENCE = "catalogue-gateway"
 ISSUER = "https://issuer.example.com/"
 
 
-def _config(emulators: Emulators, **sections: Any) -> Config:
+def _config(emulators: Emulators, *, cache_url: str = "memory://", **sections: Any) -> Config:
     data: dict[str, Any] = {
         "server": {"profile": "development", "cursor_secret": secrets.token_urlsafe(32)},
-        "cache": {"url": "memory://", "namespace": f"t{uuid.uuid4().hex[:10]}"},
+        "cache": {"url": cache_url, "namespace": f"t{uuid.uuid4().hex[:10]}"},
         "response_cache": {"enabled": False},
         "defaults": dict(UNCACHED),
         "sources": [{"name": k, "kind": k, "base_url": emulators[k].url,
@@ -228,8 +229,9 @@ def test_optional_auth_lets_anonymous_in_but_refuses_a_bad_key(
 # --- rate limits and cost budgets ----------------------------------------------------------------
 
 
+@pytest.mark.parametrize("store", ["memory", "redis"])
 def test_a_client_over_its_request_rate_gets_429_with_retry_after(
-        emulators: Emulators, no_secret_leaks: SecretScan) -> None:
+        emulators: Emulators, no_secret_leaks: SecretScan, redis_url: str, store: str) -> None:
     scan = no_secret_leaks
     keys = {"shop": "ak_" + secrets.token_urlsafe(24), "batch": "ak_" + secrets.token_urlsafe(24)}
     for key in keys.values():
@@ -237,7 +239,9 @@ def test_a_client_over_its_request_rate_gets_429_with_retry_after(
     auth = {"required": True, "api_keys": [
         {"client": c, "sha256": hashlib.sha256(k.encode()).hexdigest()} for c, k in keys.items()]}
     limits = {"requests_per_minute": 100, "clients": {"shop": {"requests_per_minute": 2}}}
-    with _gateway(_config(emulators, auth=auth, rate_limits=limits)) as gw:
+    cache_url = redis_url if store == "redis" else "memory://"
+    config = _config(emulators, auth=auth, rate_limits=limits, cache_url=cache_url)
+    with _gateway(config) as gw:
         shop = {"X-API-Key": keys["shop"]}
         assert [_post(gw, scan, TWO_CALLS, shop).status_code for _ in range(2)] == [200, 200]
         calls = _upstream(emulators)
@@ -248,6 +252,9 @@ def test_a_client_over_its_request_rate_gets_429_with_retry_after(
         assert _upstream(emulators) == calls  # refused before any upstream request
         # Another client has its own window.
         assert _post(gw, scan, TWO_CALLS, {"X-API-Key": keys["batch"]}).status_code == 200
+    if store == "redis":  # the counters are in Redis, where every gateway process sees them
+        with redis.Redis.from_url(redis_url) as client:
+            assert client.keys(f"{config.cache.namespace}:limits*")
 
 
 def test_cost_budget_admits_on_the_estimate_and_charges_the_actual_upstream_requests(
