@@ -11,7 +11,7 @@ table of them, outermost first. Wall-clock times are those of entries shared bet
 ====================  =============================  ===================  ===================
 cache (module)        keyed by                       answers up to        bounded by
 ====================  =============================  ===================  ===================
-response cache        query text, operation,         the shortest         memory tier: bytes
+response cache        document hash, operation,      the shortest         memory tier: bytes
 (response_cache)      variables, language, client    freshness of the     (``max_bytes``);
                                                      upstream answers     Redis: its own
                                                      used, ≤ max TTL      maxmemory
@@ -22,19 +22,22 @@ validation verdicts   the document cache's entry     (no age)             its en
 (graph/documents)                                                         prices change: ≤ 4
 plan cache            document, operation name,      (no age)             the documents the
 (graph/compiled)      directive variables                                 document cache keeps
-upstream store        format, source, credential,    TTL (groups or       memory: aiocache;
-(upstream/cache,      path + sorted query,           products) + stale    Redis: maxmemory
-upstream/store)       language                       grace on failure
+upstream store        format, source, credential     TTL (groups or       memory: ours, by
+(upstream/cache,      (the client's own when passed  products) + stale    bytes; Redis:
+upstream/store)       through), path + sorted        grace on failure     maxmemory
+                      query, language
 in-flight dedup       the upstream store's key       the call in flight   calls in flight
 (upstream/dedup)
 decoded JSON, parsed  upstream store entry           that entry's life    entries per source
 records (upstream/
 client)
-group tables          source, language               the freshness of     languages per
+group tables          source, language, credential   the freshness of     languages per
 (sources/base)                                       the answers read     source
                                                      for them
 per-request memos     call, field, group             the request          the request
 (scope.RequestScope)
+APQ documents         document SHA-256 (documents,   apq_ttl_seconds      as the upstream
+(persisted)           not answers: no credential)                         store (shared)
 ====================  =============================  ===================  ===================
 """
 
@@ -43,23 +46,29 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 
+from graphql import DocumentNode, GraphQLError, specified_rules, validate
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from strawberry import Schema
 
+from gateway.auth import Authenticator
 from gateway.clock import SYSTEM_CLOCK, Clock
-from gateway.config import Config, load_config
+from gateway.config import Config, ConfigError, load_config
 from gateway.endpoint import GraphQLEndpoint
 from gateway.graph import build_schema
 from gateway.graph.compiled import PlanCache
 from gateway.graph.cost import CostModel
 from gateway.graph.documents import DocumentCache
+from gateway.persisted import PersistedOperations, TrustedDocumentError, load_trusted
 from gateway.playground import DEFAULT_ASSETS, Playground
+from gateway.rate_limits import RateLimits
 from gateway.response_cache import ResponseCache
 from gateway.runtime import Runtime
 
@@ -91,15 +100,22 @@ def create_app(config: Config, *, clock: Clock = SYSTEM_CLOCK) -> Starlette:
                 # What a GET query carries under CSRF prevention (gateway/endpoint.py).
                 "apollo-require-preflight",
                 "x-apollo-operation-name",
+                # Client authentication and the sources' pass-through credentials.
+                "x-api-key",
+                *(s.pass_through_header.lower() for s in config.sources
+                  if s.pass_through_header),
             ],
             max_age=600,
         )
     ]
     runtime = Runtime.build(config, clock=clock)
+    rate_limits = RateLimits(config.rate_limits, cache_url=config.cache.url,
+                             namespace=config.cache.namespace)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
+        await rate_limits.aclose()
         await runtime.aclose()
 
     async def readyz(request: Request) -> Response:
@@ -123,14 +139,20 @@ def create_app(config: Config, *, clock: Clock = SYSTEM_CLOCK) -> Starlette:
     if config.response_cache.enabled:
         shared = runtime.store if runtime.store.url_kind == "redis" else None
         responses = ResponseCache(config.response_cache, clock=runtime.clock, shared=shared)
-    endpoint = GraphQLEndpoint(build_schema(federation=server.federation, documents=documents,
-                                            plans=plans, introspection=server.introspection,
-                                            suggestions=server.field_suggestions, cost=cost),
+    schema = build_schema(federation=server.federation, documents=documents, plans=plans,
+                          introspection=server.introspection,
+                          suggestions=server.field_suggestions, cost=cost)
+    endpoint = GraphQLEndpoint(schema,
                                runtime, documents=documents,
                                playground=playground.page if playground else None,
                                max_body_bytes=server.max_body_bytes,
                                access_log=server.access_log, responses=responses,
-                               csrf_prevention=server.csrf_prevention)
+                               csrf_prevention=server.csrf_prevention,
+                               persisted=persisted_operations(config, schema, documents,
+                                                              runtime, cost),
+                               auth=Authenticator(config.auth),
+                               rate_limits=rate_limits,
+                               estimate_cost=partial(cost.cost, schema._schema))
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
@@ -149,6 +171,31 @@ def create_app(config: Config, *, clock: Clock = SYSTEM_CLOCK) -> Starlette:
     app.state.documents = documents
     app.state.cost = cost
     return app
+
+
+def persisted_operations(config: Config, schema: Schema, documents: DocumentCache,
+                         runtime: Runtime, cost: CostModel) -> PersistedOperations:
+    """``[persisted]``: APQ documents in the runtime's store (shared through Redis); in
+    trusted mode the registered operations, each parsed at the single parse site and validated
+    against the schema at start (a document that fails stops the start)."""
+    settings = config.persisted
+    trusted = None
+    if settings.mode == "trusted":
+        def check(text: str) -> DocumentNode | list[GraphQLError]:
+            try:
+                document = documents.parse(text)
+            except GraphQLError as error:
+                return [error]
+            # Registered only within the query-safety limits: the cost rule validates too.
+            rules = [*specified_rules, cost.rule()]
+            return validate(schema._schema, document, rules) or document
+
+        try:
+            trusted = load_trusted(settings, check)
+        except TrustedDocumentError as exc:
+            raise ConfigError(f"[persisted]: {exc}") from None
+    return PersistedOperations(settings, store=runtime.store, clock=runtime.clock,
+                               trusted=trusted)
 
 
 def app_from_env() -> Starlette:

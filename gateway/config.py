@@ -48,10 +48,15 @@ from gateway.languages import TAG, parse_accept_language
 __all__ = [
     "DEFAULT_DECODED_MAX_BYTES",
     "DEFAULT_MEMORY_MAX_BYTES",
+    "ApiKey",
+    "AuthSettings",
     "CacheSettings",
     "Config",
     "ConfigError",
+    "JwtSettings",
     "LimitSettings",
+    "PersistedSettings",
+    "RateLimitSettings",
     "ServerSettings",
     "SourceConfig",
     "SourceKind",
@@ -216,6 +221,104 @@ class LimitSettings(_Strict):
     document_cache_bytes: int = Field(default=32_000_000, ge=0)
 
 
+PersistedMode = Literal["off", "apq", "trusted"]
+
+
+class PersistedSettings(_Strict):
+    """``[persisted]``: persisted operations (gateway/persisted.py)."""
+
+    # "apq": Apollo's automatic persisted queries (a client sends a hash; the query once when
+    # it misses); "trusted": only the registered operations run (a safelist); "off": neither.
+    mode: PersistedMode = "apq"
+    # APQ documents are kept this long in the [cache] store (memory, or Redis: shared).
+    apq_ttl_seconds: float = Field(default=86400.0, gt=0, le=30 * 86400)
+    # Trusted mode's registered operations: every *.graphql file of these directories (one
+    # operation or several per file) and these manifests (Apollo's persisted-query manifest,
+    # or Relay's {"<id>": "<query text>"}). Relative paths: from the working directory.
+    operation_dirs: tuple[str, ...] = ()
+    manifests: tuple[str, ...] = ()
+
+
+class ApiKey(_Strict):
+    """One client's API key, configured by its SHA-256 (the key itself is never stored)."""
+
+    client: str = Field(pattern=r"^[A-Za-z0-9_.:@-]{1,100}$")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")  # `printf %s KEY | sha256sum`
+
+
+class JwtSettings(_Strict):
+    """``[auth.jwt]``: bearer tokens signed with HS256 (a shared secret) or RS256 (a public key
+    from a PEM file, a JWKS file or a JWKS URL)."""
+
+    algorithms: tuple[Literal["HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256",
+                              "PS256"], ...] = Field(default=("RS256",), min_length=1)
+    secret: SecretStr | None = None  # HS*: the shared secret, inline or …
+    secret_env: str | None = None  # … from this environment variable
+    public_key_file: str | None = None  # RS*/ES*/PS*: a PEM public key
+    jwks_file: str | None = None  # or a JSON Web Key Set, from a file
+    jwks_url: AnyHttpUrl | None = None  # or from a URL (cached; refetched for an unknown kid)
+    issuer: str | None = None  # checked when set (`iss`)
+    audience: str | None = None  # checked when set (`aud`)
+    client_claim: str = "sub"  # the claim naming the client
+    leeway_seconds: float = Field(default=0.0, ge=0, le=300)  # clock skew allowed on exp/nbf
+
+    def hmac_secret(self, environ: Mapping[str, str] | None = None) -> str | None:
+        """The HS* secret: inline, or read from ``secret_env``; None for public keys."""
+        if self.secret is not None:
+            return self.secret.get_secret_value()
+        if self.secret_env is not None:
+            return (os.environ if environ is None else environ)[self.secret_env]
+        return None
+
+    @model_validator(mode="after")
+    def _one_key(self) -> JwtSettings:
+        keys = [k for k in ("secret", "secret_env", "public_key_file", "jwks_file", "jwks_url")
+                if getattr(self, k) is not None]
+        if len(keys) != 1:
+            raise ValueError("give exactly one of secret, secret_env, public_key_file, "
+                             "jwks_file and jwks_url")
+        hmac = all(a.startswith("HS") for a in self.algorithms)
+        if hmac != (keys[0] in ("secret", "secret_env")):
+            raise ValueError("HS* algorithms take secret or secret_env; the others a public "
+                             "key (public_key_file, jwks_file or jwks_url), and the two kinds "
+                             "do not mix")
+        if self.secret is not None and len(self.secret.get_secret_value()) < 32:
+            raise ValueError("an HMAC secret must have at least 32 characters")
+        return self
+
+
+class AuthSettings(_Strict):
+    """``[auth]``: who the client is (gateway/auth.py). Off (anyone, anonymous) by default."""
+
+    # True: a request without valid credentials is refused (401). False: credentials are
+    # optional, but credentials sent and not valid are still refused.
+    required: bool = False
+    api_keys: tuple[ApiKey, ...] = ()  # sent as `X-API-Key: <key>`
+    jwt: JwtSettings | None = None  # sent as `Authorization: Bearer <token>`
+
+    @model_validator(mode="after")
+    def _some_method(self) -> AuthSettings:
+        if self.required and not self.api_keys and self.jwt is None:
+            raise ValueError("required = true needs api_keys or [auth.jwt]")
+        return self
+
+
+class ClientLimits(_Strict):
+    requests_per_minute: int | None = Field(default=None, ge=0)
+    cost_per_minute: int | None = Field(default=None, ge=0)
+
+
+class RateLimitSettings(_Strict):
+    """``[rate_limits]``: per client and minute (gateway/rate_limits.py); 0 is no limit.
+
+    A client is its authenticated identity, else (anonymous) its address."""
+
+    requests_per_minute: int = Field(default=0, ge=0)  # GraphQL requests
+    # Upstream requests: a request is admitted on its estimated cost, charged its actual calls.
+    cost_per_minute: int = Field(default=0, ge=0)
+    clients: dict[str, ClientLimits] = Field(default_factory=dict)  # per client overrides
+
+
 class SourceTuning(_Strict):
     """What ``[defaults]`` sets for every source and a ``[[sources]]`` entry may override."""
 
@@ -278,6 +381,10 @@ class SourceConfig(SourceTuning):
     # The languages the source answers in (CareCloud; default "cs" and "en"): the client's
     # Accept-Language is mapped to one of them, so no other value reaches the upstream or a key.
     languages: tuple[str, ...] | None = Field(default=None, min_length=1, max_length=50)
+    # A client header whose value, when sent, is the credential used for this source in place
+    # of the configured token (the client's own upstream account); every cache of the source's
+    # data is then keyed by it (gateway/upstream/credentials.py).
+    pass_through_header: str | None = Field(default=None, pattern=r"^[A-Za-z0-9-]{1,64}$")
 
     @field_validator("languages")
     @classmethod
@@ -305,6 +412,11 @@ class Config(_Strict):
     cache: CacheSettings = CacheSettings()
     response_cache: ResponseCacheSettings = ResponseCacheSettings()
     limits: LimitSettings = LimitSettings()
+
+
+    persisted: PersistedSettings = PersistedSettings()
+    auth: AuthSettings = AuthSettings()
+    rate_limits: RateLimitSettings = RateLimitSettings()
     defaults: SourceTuning = SourceTuning()
     sources: tuple[SourceConfig, ...] = Field(min_length=1)
 
@@ -329,6 +441,7 @@ def parse_config(
         problems += _describe(exc, data)
     problems += _token_problems(data, environ)
     problems += _profile_problems(data)
+    problems += _jwt_secret_problems(data, environ)
     problems += _duplicate_names(data)
     if problems or config is None:
         problems.sort(key=lambda problem: problem[0])
@@ -380,6 +493,23 @@ def _profile_problems(data: Mapping[str, Any]) -> list[_Problem]:
                 "with: set cursor_secret (e.g. the output of `python -c \"import secrets; "
                 "print(secrets.token_urlsafe(32))\"`), or profile = \"development\" on a "
                 "machine of your own")]
+
+
+def _jwt_secret_problems(data: Mapping[str, Any], environ: Mapping[str, str]
+                         ) -> list[_Problem]:
+    """``[auth.jwt] secret_env`` names a variable that is set, with a long enough secret."""
+    auth = data.get("auth")
+    jwt = auth.get("jwt") if isinstance(auth, dict) else None
+    variable = jwt.get("secret_env") if isinstance(jwt, dict) else None
+    if not isinstance(variable, str):
+        return []
+    value = environ.get(variable)
+    if value is None:
+        return [(0, f"auth.jwt.secret_env: environment variable {variable} is not set")]
+    if len(value.strip()) < 32:
+        return [(0, f"auth.jwt.secret_env: the secret in {variable} must have at least 32 "
+                    "characters")]
+    return []
 
 
 def _duplicate_names(data: Mapping[str, Any]) -> list[_Problem]:

@@ -35,6 +35,14 @@
   or stale data is kept (``X-Response-Cache: miss``). A ``GET`` answer that can be kept carries
   an ``ETag`` and ``Cache-Control: max-age`` (``private`` unless configured ``public``), and a
   matching ``If-None-Match`` gets 304 with no body; other ``GET`` answers say ``no-store``.
+* Access control, in this order, before any GraphQL work: the client authenticates
+  (:mod:`gateway.auth`; 401 ``UNAUTHENTICATED`` with ``WWW-Authenticate``), its request rate is
+  counted (:mod:`gateway.rate_limits`; 429 ``RATE_LIMITED`` with ``Retry-After``), the
+  persisted operation is read (:mod:`gateway.persisted`: APQ or trusted documents) and each
+  source's pass-through credential taken (:mod:`gateway.credentials`). The response cache is
+  keyed by the document's SHA-256, the client and its credentials' fingerprints. After parsing,
+  the operation is admitted on its estimated cost (429 ``COST_BUDGET_EXCEEDED``) and, executed,
+  charged its upstream calls.
 """
 
 from __future__ import annotations
@@ -55,10 +63,15 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from strawberry import Schema
 
+from gateway.auth import Authenticator, Client, Unauthenticated
+from gateway.config import AuthSettings, PersistedSettings, RateLimitSettings
+from gateway.credentials import Credential
 from gateway.errors import BadUserInput, ErrorCode
 from gateway.graph.context import GatewayContext
 from gateway.graph.documents import DocumentCache
 from gateway.graph.limits import check_variables
+from gateway.persisted import Persisted, PersistedError, PersistedOperations
+from gateway.rate_limits import CostEstimate, RateLimited, RateLimits, one_request
 from gateway.response_cache import CachedResponse, ResponseCache
 from gateway.runtime import Runtime
 from gateway.scope import RequestScope
@@ -110,7 +123,11 @@ class GraphQLEndpoint:
                  playground: Callable[[Request], Response] | None = None,
                  max_body_bytes: int = DEFAULT_MAX_BODY, access_log: bool = False,
                  responses: ResponseCache | None = None,
-                 csrf_prevention: bool = False) -> None:
+                 csrf_prevention: bool = False,
+                 persisted: PersistedOperations | None = None,
+                 auth: Authenticator | None = None,
+                 rate_limits: RateLimits | None = None,
+                 estimate_cost: CostEstimate = one_request) -> None:
         self.schema = schema
         self.responses = responses
         self.runtime = runtime
@@ -119,6 +136,22 @@ class GraphQLEndpoint:
         self.max_body_bytes = max_body_bytes
         self.access_log = access_log
         self.csrf_prevention = csrf_prevention
+        self.persisted = persisted or PersistedOperations(PersistedSettings(), store=None,
+                                                          clock=runtime.clock)
+        self.auth = auth or Authenticator(AuthSettings())
+        self.rate_limits = rate_limits or RateLimits(RateLimitSettings(), cache_url="memory://",
+                                                     namespace="-")
+        # The seam for the cost model: an operation's estimated upstream requests.
+        self.estimate_cost = estimate_cost
+        # Sources whose client may send its own credential: (source, header).
+        self.pass_through = [(s.name, s.pass_through_header.lower())
+                             for s in runtime.config.sources if s.pass_through_header]
+        varying = ["Accept", "Accept-Language"]
+        if self.auth.enabled:
+            varying += ["Authorization", "X-API-Key"]
+        varying += [s.pass_through_header for s in runtime.config.sources
+                    if s.pass_through_header]
+        self.vary = ", ".join(varying)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -150,18 +183,28 @@ class GraphQLEndpoint:
             _require_preflight(request)
         media_type = negotiate(accept)
         params = await self._params(request)
+        client = await self._client(request)
         try:
             check_variables(params.get("variables"), self.documents.limits)
         except GraphQLError as error:
             return _result_response(None, [error], None, media_type,
                                     ErrorCode.GRAPHQL_PARSE_FAILED)
         context = self._context(request)
-        cache_key = self._response_key(params, context)
+        try:
+            persisted = self.persisted.read(params)
+        except PersistedError as exc:
+            return _persisted_error(exc, media_type)
+        cache_key = self._response_key(params, persisted, context, client)
         if cache_key is not None:
             hit = await self.responses.get(cache_key)  # type: ignore[union-attr]
             if hit is not None:
                 access.operation = params.get("operationName") or "-"
-                return self._cached(request, hit, media_type, "hit")
+                return self._cached(request, hit, media_type, "hit", private=bool(
+                    client.id or context.scope.credentials))
+        try:
+            params["query"] = await self.persisted.lookup(persisted)
+        except PersistedError as exc:
+            return _persisted_error(exc, media_type)
         try:
             document = self.documents.parse(params["query"], params.get("variables"))
         except GraphQLError as error:
@@ -175,9 +218,15 @@ class GraphQLEndpoint:
         if request.method == "GET" and _is_mutation(document, params.get("operationName")):
             raise RequestError(405, "mutations are not allowed over GET: use POST",
                                code=ErrorCode.METHOD_NOT_ALLOWED, headers={"Allow": "POST"})
-        result = await _unless_disconnected(request, self.schema.execute(
-            params["query"], variable_values=params.get("variables"),
-            context_value=context, operation_name=params.get("operationName")))
+        await self._admit_cost(client, document, params.get("operationName"))
+        try:
+            result = await _unless_disconnected(request, self.schema.execute(
+                params["query"], variable_values=params.get("variables"),
+                context_value=context, operation_name=params.get("operationName")))
+        finally:  # a client that left is charged what its request made too
+            await self.rate_limits.charge(client, context.scope.upstream_requests)
+        if persisted.register and _validated(result.data, result.errors):
+            await self.persisted.register(persisted)
         response = _result_response(result.data, result.errors, result.extensions, media_type,
                                     ErrorCode.GRAPHQL_VALIDATION_FAILED)
         limited = _within(response, self.runtime.config.limits.max_response_bytes, media_type)
@@ -188,16 +237,21 @@ class GraphQLEndpoint:
             kept = await self.responses.put(  # type: ignore[union-attr]
                 cache_key, bytes(response.body), fresh_until=context.scope.fresh_until)
             if kept is not None:
-                return self._cached(request, kept, media_type, "miss")
+                return self._cached(request, kept, media_type, "miss", private=bool(
+                    client.id or context.scope.credentials))
         if request.method == "GET":
             response.headers["Cache-Control"] = "no-store"
         return response
 
-    def _response_key(self, params: dict[str, Any], context: GatewayContext) -> str | None:
+    def _response_key(self, params: dict[str, Any], persisted: Persisted,
+                      context: GatewayContext, client: Client) -> str | None:
         """The request's response-cache key; None when answers are not kept for it.
 
-        The language part is what each source answers in (a source that ignores languages adds
+        The document is named by its SHA-256 (a hash-only APQ request needs no lookup). The
+        language part is what each source answers in (a source that ignores languages adds
         nothing), so clients whose headers differ but choose the same languages share answers.
+        The client part is the client's identity and the fingerprints of its own upstream
+        credentials: clients never see each other's answers.
         """
         responses = self.responses
         if responses is None or params.get("operationName") in responses.settings.\
@@ -205,8 +259,33 @@ class GraphQLEndpoint:
             return None
         language = " ".join(adapter.language(context.scope) or "-"
                             for adapter in self.runtime.adapters.values())
-        return responses.key(params["query"], params.get("operationName"),
-                             params.get("variables"), language=language)
+        credentials = " ".join(f"{source}={credential.fingerprint}" for source, credential
+                               in sorted(context.scope.credentials.items()))
+        return responses.key(f"sha256:{persisted.hash}", params.get("operationName"),
+                             params.get("variables"), language=language,
+                             client=f"{client.id}\n{credentials}")
+
+    async def _client(self, request: Request) -> Client:
+        """The authenticated client, its request counted: 401 or 429 otherwise."""
+        address = request.client.host if request.client is not None else "-"
+        try:
+            client = await self.auth.authenticate(request.headers, address=address)
+        except Unauthenticated as exc:
+            raise RequestError(401, exc.message, code=ErrorCode.UNAUTHENTICATED,
+                               headers={"WWW-Authenticate": exc.challenge}) from None
+        try:
+            await self.rate_limits.admit(client)
+        except RateLimited as exc:
+            raise _too_many(exc) from None
+        return client
+
+    async def _admit_cost(self, client: Client, document: DocumentNode,
+                          operation_name: str | None) -> None:
+        try:
+            await self.rate_limits.admit_cost(client, self.estimate_cost(document,
+                                                                         operation_name))
+        except RateLimited as exc:
+            raise _too_many(exc) from None
 
     def _keeps(self, document: DocumentNode, operation_name: str | None) -> bool:
         """Whether the operation's answers may be kept: queries not excluded by name."""
@@ -218,17 +297,19 @@ class GraphQLEndpoint:
         excluded = self.responses.settings.exclude_operations  # type: ignore[union-attr]
         return name is None or name.value not in excluded
 
-    def _cached(self, request: Request, entry: CachedResponse, media_type: str, outcome: str
-                ) -> Response:
-        """A kept answer: from the cache (``hit``) or just kept (``miss``)."""
+    def _cached(self, request: Request, entry: CachedResponse, media_type: str, outcome: str,
+                *, private: bool = False) -> Response:
+        """A kept answer: from the cache (``hit``) or just kept (``miss``). ``private``: the
+        answer is one client's (authenticated, or with its own credentials), never public."""
         now = self.runtime.clock.wall()
-        headers = {"X-Response-Cache": outcome, "Vary": "Accept, Accept-Language"}
+        headers = {"X-Response-Cache": outcome, "Vary": self.vary}
         if outcome == "hit":
             headers["Age"] = str(max(0, int(now - entry.stored_at)))
         if request.method == "GET":
             settings = self.responses.settings  # type: ignore[union-attr]
+            public = settings.public and not private
             headers["ETag"] = entry.etag
-            headers["Cache-Control"] = (f"{'public' if settings.public else 'private'}, "
+            headers["Cache-Control"] = (f"{'public' if public else 'private'}, "
                                         f"max-age={entry.max_age(now)}")
             if entry.etag in _etags(request.headers.get("if-none-match", "")):
                 return Response(status_code=304, headers=headers)
@@ -246,6 +327,15 @@ class GraphQLEndpoint:
             scope.language_ranges  # noqa: B018  # read (and checked) once, before any work
         except BadUserInput as exc:
             raise RequestError(400, exc.message) from None
+        for source, header in self.pass_through:
+            token = request.headers.get(header)
+            if token is None:
+                continue
+            token = token.strip()
+            if not Credential.acceptable(token):  # never echoed: it is a credential
+                raise RequestError(400, f"the header {header} must be a token: at most 4096 "
+                                        "visible ASCII characters")
+            scope.credentials[source] = Credential.of(token)
         return GatewayContext(adapters=self.runtime.adapters, scope=scope,
                               cursors=self.runtime.cursors)
 
@@ -371,7 +461,9 @@ def _json(raw: str | bytes, message: str) -> Any:
 
 def _checked(params: dict[str, Any]) -> dict[str, Any]:
     query = params.get("query")
-    if not isinstance(query, str) or not query.strip():
+    extensions = params.get("extensions")
+    persisted = isinstance(extensions, dict) and "persistedQuery" in extensions
+    if not (persisted and query is None) and (not isinstance(query, str) or not query.strip()):
         raise RequestError(400, "`query` must be a non-empty string")
     if params.get("operationName") is not None and not isinstance(params["operationName"], str):
         raise RequestError(400, "`operationName` must be a string or null")
@@ -455,6 +547,23 @@ def _formatted(error: GraphQLError, request_error_code: ErrorCode) -> dict[str, 
             code = request_error_code
         formatted["extensions"] = {**extensions, "code": code.value}
     return formatted
+
+
+def _validated(data: Any, errors: list[GraphQLError] | None) -> bool:
+    """Whether the document passed parsing and validation (execution began): no request
+    error."""
+    return data is not None or not errors or any(e.path is not None for e in errors)
+
+
+def _persisted_error(error: PersistedError, media_type: str) -> Response:
+    if error.status is not None:
+        return _json_error(RequestError(error.status, error.message, code=error.code))
+    return _result_response(None, [error.graphql_error()], None, media_type, error.code)
+
+
+def _too_many(exc: RateLimited) -> RequestError:
+    return RequestError(429, exc.message, code=exc.code,
+                        headers={"Retry-After": str(exc.retry_after)})
 
 
 def _json_error(error: RequestError) -> Response:

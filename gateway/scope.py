@@ -13,6 +13,10 @@ id and deadline it holds the per-request memos, one per purpose, each with typed
 * ``slots``: per source, the calls of this request in flight at once (at most the source's
   ``max_concurrency``: a query priced within ``max_cost`` never fills the shared queue alone).
 
+It also carries the client's own upstream credentials (``credentials``, per source with
+``pass_through_header``); ``upstream_requests`` (above) is also what a client's cost budget is
+charged.
+
 Nothing in a scope outlives its request: no cross-user cache.
 """
 
@@ -24,6 +28,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from gateway.credentials import Credential
 from gateway.languages import LanguageRange, parse_accept_language
 from gateway.shared import SharedTasks
 
@@ -94,6 +99,15 @@ class RequestScope:
             return False
         self.upstream_requests += 1
         return True
+    # source → the client's own credential for it (pass_through_header), sent in place of the
+    # configured token and part of every key of that source's data
+    credentials: dict[str, Credential] = field(default_factory=dict)
+
+    def credential_fingerprint(self, source: str) -> str:
+        """The fingerprint of the client's credential for ``source``; "" for the configured
+        token."""
+        credential = self.credentials.get(source)
+        return credential.fingerprint if credential is not None else ""
 
     def fresh_for(self, until: float) -> None:
         """Note an answer the response was built from, fresh until ``until`` (wall clock)."""

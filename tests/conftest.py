@@ -15,7 +15,7 @@ import pytest
 from starlette.applications import Starlette
 
 from gateway.emulators import DEMO_TOKENS, KINDS, create_emulator
-from gateway.emulators.common import FaultPlan, RequestLog
+from gateway.emulators.common import FaultPlan, RequestLog, Tenants
 from gateway.serving import ServerThread
 from tests.clock import ManualClock
 from tests.leaks import CONFIGURED, SecretScan, SessionLog
@@ -37,6 +37,12 @@ class RunningEmulator:
     def faults(self) -> FaultPlan:
         faults: FaultPlan = self.app.state.faults
         return faults
+
+    @property
+    def tenants(self) -> Tenants:
+        """Other accounts' tokens the emulator accepts (their answers' names marked)."""
+        tenants: Tenants = self.app.state.tenants
+        return tenants
 
     def client(self, *, token: str | None = None, **kwargs: object) -> httpx.Client:
         """An httpx client with this kind's auth header (``token=""`` sends none)."""
@@ -69,9 +75,11 @@ def emulator(
     for running in emulator_servers.values():
         running.log.clear()
         running.faults.clear()
+        running.tenants.clear()
     yield emulator_servers.__getitem__
     for running in emulator_servers.values():
         running.faults.clear()
+        running.tenants.clear()
 
 
 # The shared test gateway measures cold behaviour: no cache, quick retries, and a breaker that
@@ -153,7 +161,9 @@ DEBUG_LOGGERS = ("", "gateway", "httpx", "httpcore", "uvicorn")
 def no_secret_leaks(session_log: SessionLog, gateway_server: RunningGateway
                     ) -> Iterator[SecretScan]:
     """Fails the test if a configured secret (a demo token, the test gateway's cursor secret, or
-    one the test adds) appears in a record logged during it or a text it hands to ``seen``.
+    one the test adds with ``add_secret``: each test of access control adds the API keys, JWTs,
+    JWT secrets and clients' pass-through tokens it configures) appears in a record logged
+    during it or a text it hands to ``seen``.
 
     The test runs with the gateway's and the HTTP libraries' loggers at DEBUG (a server the
     test starts sets its own levels), so the scan sees what they could log.

@@ -331,4 +331,4 @@ def create_app(*, token: str = DEMO_TOKEN) -> Starlette:
             Route(f"{prefix}/productGroup/{{group_id}}", _endpoint(token, _one_group),
                   methods=["GET"]),
         ]
-    return emulator_app("axim", routes)
+    return emulator_app("axim", routes, token=token)

@@ -396,4 +396,4 @@ def create_app(*, token: str = DEMO_TOKEN) -> Starlette:
                               {"WWW-Authenticate": 'Bearer realm="comestri"'})
         return _products(request)
 
-    return emulator_app("comestri", [Route("/products", endpoint, methods=["GET"])])
+    return emulator_app("comestri", [Route("/products", endpoint, methods=["GET"])], token=token)

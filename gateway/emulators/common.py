@@ -14,8 +14,16 @@ Every emulator app is wrapped by :class:`EmulatorMiddleware`, which
       DELETE /_emulator/requests      -> clears the log
       PUT    /_emulator/faults        <- {"latency_ms": 100, "status": 503, "rate": 0.5, "seed": 7}
       DELETE /_emulator/faults        -> no faults
+      PUT    /_emulator/tenants       <- {"token": "other-token", "marker": "[other]"}
+      DELETE /_emulator/tenants       -> only the demo token again
 
-In process, the same objects are reachable as ``app.state.log`` and ``app.state.faults``.
+* accepts **tenant tokens** besides its own: a request with one sees the same data, every
+  ``name`` in the answer suffixed with the tenant's marker — another account's view, so a test
+  can tell which credential an answer was fetched with (the request log keeps the header as
+  sent).
+
+In process, the same objects are reachable as ``app.state.log``, ``app.state.faults`` and
+``app.state.tenants``.
 The emulators share no code with the gateway's adapters on purpose: a misreading of an upstream
 document must not hide in both.
 """
@@ -23,6 +31,7 @@ document must not hide in both.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import threading
@@ -45,6 +54,7 @@ __all__ = [
     "FaultPlan",
     "RecordedRequest",
     "RequestLog",
+    "Tenants",
     "bearer_token",
     "emulator_app",
     "json_error",
@@ -194,14 +204,49 @@ def parse_list(value: str | None) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
+class Tenants:
+    """Tokens of other accounts: token → the marker added to every name their answers carry."""
+
+    def __init__(self) -> None:
+        self._markers: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def add(self, token: str, marker: str) -> None:
+        with self._lock:
+            self._markers[token] = marker
+
+    def clear(self) -> None:
+        with self._lock:
+            self._markers.clear()
+
+    def marker(self, token: str | None) -> str | None:
+        with self._lock:
+            return self._markers.get(token) if token else None
+
+
+def _marked(value: Any, marker: str) -> Any:
+    """``value`` with every string ``name`` suffixed by ``marker``."""
+    if isinstance(value, dict):
+        return {k: (f"{v} {marker}" if k == "name" and isinstance(v, str) else _marked(v, marker))
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_marked(v, marker) for v in value]
+    return value
+
+
 class EmulatorMiddleware:
     """Request log, fault injection and the ``/_emulator/`` control API around one emulator."""
 
-    def __init__(self, app: ASGIApp, *, kind: str, log: RequestLog, faults: FaultPlan) -> None:
+    def __init__(self, app: ASGIApp, *, kind: str, log: RequestLog, faults: FaultPlan,
+                 tenants: Tenants | None = None, token: str | None = None) -> None:
         self.app = app
         self.kind = kind
         self.log = log
         self.faults = faults
+        self.tenants = tenants or Tenants()
+        self.token = token  # the emulator's own token, which a tenant's stands in for
+        # Where the kind reads its token: Axim's raw accessToken header, the others' Bearer.
+        self.auth_header = b"accesstoken" if kind == "axim" else b"authorization"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -248,7 +293,48 @@ class EmulatorMiddleware:
             body = b'{"data": [{"id": "1", "name": "trunc'
             await Response(body, media_type="application/json")(scope, receive, send)
             return
+        marker = self.tenants.marker(self._token(scope))
+        if marker is not None and self.token is not None:
+            await self._as_tenant(scope, receive, send, marker)
+            return
         await self.app(scope, receive, send)
+
+    def _token(self, scope: Scope) -> str | None:
+        for name, value in scope.get("headers", []):
+            if name.lower() == self.auth_header:
+                text = value.decode("latin-1").strip()
+                if self.auth_header == b"authorization":
+                    scheme, _, text = text.partition(" ")
+                    text = text.strip() if scheme.lower() == "bearer" else ""
+                return text or None
+        return None
+
+    async def _as_tenant(self, scope: Scope, receive: Receive, send: Send, marker: str) -> None:
+        """Serve as the emulator's own token, then mark every name of a JSON answer."""
+        own = (self.token or "").encode()
+        value = own if self.auth_header == b"accesstoken" else b"Bearer " + own
+        headers = [(n, v) for n, v in scope["headers"] if n.lower() != self.auth_header]
+        start: dict[str, Any] = {}
+        body = bytearray()
+
+        async def buffered(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+            elif message["type"] == "http.response.body":
+                body.extend(message.get("body", b""))
+
+        await self.app({**scope, "headers": [*headers, (self.auth_header, value)]}, receive,
+                       buffered)
+        content = bytes(body)
+        if start.get("status") == 200:
+            with contextlib.suppress(ValueError):
+                content = json.dumps(_marked(json.loads(content), marker)).encode()
+        response_headers = [(n, v) for n, v in start.get("headers", [])
+                            if n.lower() != b"content-length"]
+        await send({"type": "http.response.start", "status": start.get("status", 500),
+                    "headers": [*response_headers,
+                                (b"content-length", str(len(content)).encode())]})
+        await send({"type": "http.response.body", "body": content})
 
     def _fault_response(self, decision: _Decision) -> Response:
         headers = {}
@@ -287,6 +373,17 @@ class EmulatorMiddleware:
         elif what == "faults" and request.method == "DELETE":
             self.faults.clear()
             response = JSONResponse({"fault": None})
+        elif what == "tenants" and request.method in ("PUT", "POST"):
+            payload = json.loads(await request.body() or b"{}")
+            token, marker = payload.get("token"), payload.get("marker")
+            if not (isinstance(token, str) and token and isinstance(marker, str) and marker):
+                response = json_error(400, {"error": "give a token and a marker"})
+            else:
+                self.tenants.add(token, marker)
+                response = JSONResponse({"tenant": marker})
+        elif what == "tenants" and request.method == "DELETE":
+            self.tenants.clear()
+            response = JSONResponse({"tenants": None})
         else:
             response = json_error(404, {"error": f"no control endpoint {request.method} {what}"})
         await response(scope, receive, send)
@@ -310,12 +407,14 @@ def _record(scope: Scope, started: float, status: int) -> RecordedRequest:
     )
 
 
-def emulator_app(kind: str, routes: list[BaseRoute]) -> Starlette:
+def emulator_app(kind: str, routes: list[BaseRoute], *, token: str | None = None) -> Starlette:
     """A Starlette app for one upstream kind, with log, faults and JSON 404/405 bodies.
 
-    ``app.state.log`` is its :class:`RequestLog`, ``app.state.faults`` its :class:`FaultPlan`.
+    ``app.state.log`` is its :class:`RequestLog`, ``app.state.faults`` its :class:`FaultPlan`,
+    ``app.state.tenants`` its :class:`Tenants` (other accounts' tokens; ``token``, the app's
+    own, is what they stand in for).
     """
-    log, faults = RequestLog(), FaultPlan()
+    log, faults, tenants = RequestLog(), FaultPlan(), Tenants()
 
     async def http_error(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
@@ -325,10 +424,12 @@ def emulator_app(kind: str, routes: list[BaseRoute]) -> Starlette:
 
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(EmulatorMiddleware, kind=kind, log=log, faults=faults)],
+        middleware=[Middleware(EmulatorMiddleware, kind=kind, log=log, faults=faults,
+                               tenants=tenants, token=token)],
         exception_handlers={HTTPException: http_error},
     )
     app.state.kind = kind
     app.state.log = log
     app.state.faults = faults
+    app.state.tenants = tenants
     return app

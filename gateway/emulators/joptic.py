@@ -207,4 +207,5 @@ def _endpoint(token: str) -> Callable[[Request], Awaitable[Response]]:
 
 def create_app(*, token: str = DEMO_TOKEN) -> Starlette:
     """A Joptic emulator accepting ``token`` and serving the seeded demo data."""
-    return emulator_app("joptic", [Route("/product-groups", _endpoint(token), methods=["GET"])])
+    return emulator_app("joptic", [Route("/product-groups", _endpoint(token), methods=["GET"])],
+                        token=token)

@@ -29,5 +29,7 @@ def build_adapter(config: SourceConfig, *, transport: httpx.AsyncBaseTransport |
     reads in ``memo``, the process's, or its own)."""
     adapter_class = ADAPTERS[config.kind]
     client = UpstreamClient(config, auth_headers=adapter_class.auth_headers(config.secret()),
+                            credential_headers=(adapter_class.auth_headers
+                                                if config.pass_through_header else None),
                             transport=transport, clock=clock, memo=memo)
     return adapter_class(config, client, clock=clock)

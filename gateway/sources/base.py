@@ -116,9 +116,11 @@ class SourceAdapter:
         return await scope.group_tables.once(self.name, lambda: self._kept_table(scope))
 
     async def _kept_table(self, scope: RequestScope) -> list[GroupRecord]:
-        # Kept by language: (clock.wall() until which the upstream answers it was read from stay
+        # Kept by language and credential (a client's own token may see other groups):
+        # (clock.wall() until which the upstream answers it was read from stay
         # fresh, table). A table never outlives the answers it came from.
-        key = ("table", self.name, self.language(scope) or "")
+        key = ("table", self.name, self.language(scope) or "",
+               scope.credential_fingerprint(self.name))
         kept: tuple[float, list[GroupRecord]] | None = self.client.memo.get(key)
         if kept is not None:
             fresh_until, kept_table = kept

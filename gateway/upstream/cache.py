@@ -20,10 +20,12 @@ from urllib.parse import parse_qsl, urlencode
 import httpx
 
 from gateway.clock import SYSTEM_CLOCK, Clock
+from gateway.credentials import fingerprint
 from gateway.errors import GatewayError
 from gateway.upstream.extensions import (
     CACHE_ENTRY,
     CACHE_KEY,
+    CREDENTIAL,
     FRESH_UNTIL,
     FRESHNESS,
     LANGUAGE,
@@ -48,11 +50,16 @@ class CachePolicy:
 
 def credential_fingerprint(secret: str) -> str:
     """A short one-way fingerprint of a credential (never the credential itself)."""
-    return hashlib.sha256(secret.encode()).hexdigest()[:16]
+    return fingerprint(secret)
 
 
 def cache_key(source: str, credential: str, request: httpx.Request) -> str:
-    """The request's cache key, computed once per request (the dedup and cache layers share it)."""
+    """The request's cache key, computed once per request (the dedup and cache layers share it).
+
+    ``credential`` is the fingerprint of the source's configured token; a request sent with a
+    client's own credential (``CREDENTIAL`` extension) is keyed by that one's instead.
+    """
+    credential = request.extensions.get(CREDENTIAL) or credential
     known = request.extensions.get(CACHE_KEY)
     if isinstance(known, tuple) and known[:2] == (source, credential):
         return str(known[2])

@@ -39,6 +39,7 @@ from gateway.errors import (
 from gateway.scope import CallKey, RequestScope
 from gateway.upstream.extensions import (
     CACHE_ENTRY,
+    CREDENTIAL,
     DEADLINE,
     FRESH_UNTIL,
     FRESHNESS,
@@ -86,6 +87,7 @@ class UpstreamClient:
         source: SourceConfig,
         *,
         auth_headers: Mapping[str, str],
+        credential_headers: Callable[[str], Mapping[str, str]] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Clock = SYSTEM_CLOCK,
         memo: Memo | None = None,
@@ -94,6 +96,9 @@ class UpstreamClient:
         self.clock = clock
         self.max_concurrency = source.max_concurrency
         self.default_language = source.language
+        # How a client's own credential is sent (the adapter's auth header format), for a
+        # request that carries one for this source (``scope.credentials``).
+        self._credential_headers = credential_headers
         # Shared by the runtime's clients and adapters (one bound per process); its own otherwise.
         self.memo: Memo = ByteBoundedLRU(DEFAULT_DECODED_MAX_BYTES) if memo is None else memo
         self._http = httpx.AsyncClient(
@@ -154,6 +159,11 @@ class UpstreamClient:
         )
         headers = {language_header: language} if language_header and language else {}
         extensions = {LANGUAGE: language, FRESHNESS: freshness, DEADLINE: scope.deadline}
+        credential = scope.credentials.get(self.source)
+        if credential is not None and self._credential_headers is not None:
+            # In place of the configured token (same header names), and keyed by it below.
+            headers.update(self._credential_headers(credential.token))
+            extensions[CREDENTIAL] = credential.fingerprint
         content, entry = await scope.calls.once(
             key, lambda: self._get(path, dict(key[2]), headers, extensions, allow_404, scope))
         if content is None:

@@ -5,8 +5,8 @@ Like httpx's own ``timeout`` extension: each layer reads what it needs and passe
 
 from __future__ import annotations
 
-__all__ = ["CACHE_ENTRY", "CACHE_KEY", "DEADLINE", "FRESHNESS", "FRESH_UNTIL", "LANGUAGE",
-           "STALE_AGE"]
+__all__ = ["CACHE_ENTRY", "CACHE_KEY", "CREDENTIAL", "DEADLINE", "FRESHNESS", "FRESH_UNTIL",
+           "LANGUAGE", "STALE_AGE"]
 
 DEADLINE = "gateway.deadline"  # clock.monotonic() by which the GraphQL request must answer
 LANGUAGE = "gateway.language"  # the request's language: part of the call's identity
@@ -16,3 +16,6 @@ CACHE_KEY = "gateway.cache_key"  # (source, credential, key): the cache key, onc
 CACHE_ENTRY = "gateway.cache_entry"  # on a response: (key, stored_at) of the cache entry it is
 # On a response: clock.wall() until which the answer is fresh (absent: not fresh past now).
 FRESH_UNTIL = "gateway.fresh_until"
+# The fingerprint of a client's own credential the call is sent with (absent: the source's
+# configured token): part of the cache and dedup keys.
+CREDENTIAL = "gateway.credential"

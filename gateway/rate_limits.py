@@ -1,0 +1,158 @@
+"""Per-client rate limits and cost budgets per minute (``[rate_limits]``), with ``limits``.
+
+Two fixed one-minute windows per client (its authenticated name, else its address):
+
+* ``requests_per_minute``: every GraphQL request counts one, before anything else is done;
+  past it, 429 ``RATE_LIMITED``;
+* ``cost_per_minute``: upstream requests. A request is **admitted on its estimated cost**
+  (:data:`CostEstimate`: refused with 429 ``COST_BUDGET_EXCEEDED`` when the estimate exceeds
+  what is left of the window) and, after execution, **charged its actual upstream calls**
+  (``RequestScope.upstream_requests``: distinct calls of the request, cached or not — the cost
+  model's unit). A whole-response-cache hit runs nothing and is charged nothing.
+
+Both answer ``Retry-After``: the seconds until the window resets. Counters live in memory (per
+process), or in the Redis of ``[cache] url`` so every gateway process shares them (limits'
+async Redis storage over redis-py). A counter store that fails admits the request (logged):
+rate limits must not take the gateway down with Redis.
+
+Example::
+
+    limits = RateLimits(config.rate_limits, cache_url="memory://", namespace="cgw")
+    await limits.admit(client)                      # or RateLimited
+    await limits.admit_cost(client, estimate=3)     # or RateLimited
+    await limits.charge(client, scope.upstream_requests)
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+
+import redis.asyncio
+from graphql import DocumentNode
+from limits import RateLimitItem, RateLimitItemPerMinute
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import FixedWindowRateLimiter
+
+from gateway.auth import Client
+from gateway.config import RateLimitSettings
+from gateway.errors import ErrorCode
+
+__all__ = ["CostEstimate", "RateLimited", "RateLimits", "one_request"]
+
+logger = logging.getLogger("gateway.rate_limits")
+
+# The estimated upstream requests of an operation: ``estimate(document, operation_name)``.
+CostEstimate = Callable[[DocumentNode, str | None], int]
+
+
+def one_request(document: DocumentNode, operation_name: str | None) -> int:
+    """The seam for the cost model: every operation is estimated at one upstream request.
+
+    When the query-safety work (``gateway/graph/cost.py``, ``CostModel.cost(schema, document,
+    operation_name)``) is merged, ``gateway/app.py`` passes its estimate instead; until then a
+    request is admitted while one request of budget is left, and charged what it really made.
+    """
+    return 1
+
+
+class RateLimited(Exception):
+    """Over a limit: 429 with ``code`` and ``Retry-After: retry_after``."""
+
+    def __init__(self, code: ErrorCode, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.retry_after = retry_after
+
+
+class RateLimits:
+    def __init__(self, settings: RateLimitSettings, *, cache_url: str, namespace: str) -> None:
+        self.settings = settings
+        self._storage: Storage
+        self._pool: redis.asyncio.ConnectionPool | None = None
+        if cache_url.startswith(("redis://", "rediss://")):
+            # Our own pool, so that closing the gateway closes its connections.
+            self._pool = redis.asyncio.ConnectionPool.from_url(cache_url)
+            self._storage = RedisStorage(f"async+{cache_url}", implementation="redispy",
+                                         key_prefix=f"{namespace}:limits",
+                                         connection_pool=self._pool)  # type: ignore[arg-type]
+        else:
+            self._storage = MemoryStorage()
+        self._limiter = FixedWindowRateLimiter(self._storage)
+        self._items: dict[int, RateLimitItem] = {}
+
+    @property
+    def enabled(self) -> bool:
+        settings = self.settings
+        return bool(settings.requests_per_minute or settings.cost_per_minute or any(
+            c.requests_per_minute or c.cost_per_minute for c in settings.clients.values()))
+
+    def _item(self, client: Client, what: str) -> RateLimitItem | None:
+        own = self.settings.clients.get(client.id) if client.id else None
+        limit = getattr(own, what, None) if own is not None else None
+        if limit is None:
+            limit = getattr(self.settings, what)
+        if not limit:
+            return None
+        item = self._items.get(limit)
+        if item is None:
+            item = self._items[limit] = RateLimitItemPerMinute(limit)
+        return item
+
+    async def admit(self, client: Client) -> None:
+        """Count one request; :class:`RateLimited` past ``requests_per_minute``."""
+        item = self._item(client, "requests_per_minute")
+        if item is None:
+            return
+        try:
+            allowed = await self._limiter.hit(item, "requests", client.rate_key)
+        except Exception as exc:  # the counter store is down: admit
+            logger.warning("rate limit store failed: %s", type(exc).__name__)
+            return
+        if not allowed:
+            raise RateLimited(ErrorCode.RATE_LIMITED,
+                              f"too many requests: at most {item.amount} a minute for this "
+                              "client", await self._retry_after(item, "requests", client))
+
+    async def admit_cost(self, client: Client, estimate: int) -> None:
+        """Admit an operation estimated at ``estimate`` upstream requests, or
+        :class:`RateLimited` when what is left of the client's budget is less."""
+        item = self._item(client, "cost_per_minute")
+        if item is None or estimate <= 0:
+            return
+        try:
+            allowed = estimate <= item.amount and await self._limiter.test(
+                item, "cost", client.rate_key, cost=estimate)
+        except Exception as exc:
+            logger.warning("rate limit store failed: %s", type(exc).__name__)
+            return
+        if not allowed:
+            raise RateLimited(ErrorCode.COST_BUDGET_EXCEEDED,
+                              f"the query may make {estimate} upstream requests, more than is "
+                              f"left of this client's budget of {item.amount} a minute",
+                              await self._retry_after(item, "cost", client))
+
+    async def charge(self, client: Client, calls: int) -> None:
+        """Charge the upstream calls a request made (past the budget too: the next waits)."""
+        item = self._item(client, "cost_per_minute")
+        if item is None or calls <= 0:
+            return
+        try:
+            # A fixed window adds the cost even past the limit: what was spent is spent.
+            await self._limiter.hit(item, "cost", client.rate_key, cost=calls)
+        except Exception as exc:
+            logger.warning("rate limit store failed: %s", type(exc).__name__)
+
+    async def aclose(self) -> None:
+        if self._pool is not None:
+            await self._pool.aclose()
+
+    async def _retry_after(self, item: RateLimitItem, what: str, client: Client) -> int:
+        try:
+            stats = await self._limiter.get_window_stats(item, what, client.rate_key)
+        except Exception:
+            return item.get_expiry()
+        return max(1, math.ceil(stats.reset_time - time.time()))
