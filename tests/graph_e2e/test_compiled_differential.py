@@ -47,6 +47,7 @@ from hypothesis_graphql import queries
 from starlette.applications import Starlette
 
 from gateway.app import create_app
+from gateway.config import Config
 from gateway.demo import demo_config
 from gateway.emulators.common import Fault
 from gateway.graph import build_schema
@@ -102,11 +103,9 @@ def normalised(body: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def served(emulators: Emulators, *, compiled: bool, federation: bool = False) -> Starlette:
-    """A gateway over the emulators that executes every request (no response cache) with long
-    deadlines, compiling known operations or not."""
-    config = demo_config({kind: e.url for kind, e in emulators.items()},
-                         defaults=UNCACHED, request_timeout=120)
+def served(config: Config, *, compiled: bool, federation: bool) -> Starlette:
+    """A gateway that executes every request (no response cache), compiling known operations or
+    not."""
     return create_app(config.model_copy(update={
         "response_cache": config.response_cache.model_copy(update={"enabled": False}),
         "server": config.server.model_copy(update={
@@ -115,8 +114,11 @@ def served(emulators: Emulators, *, compiled: bool, federation: bool = False) ->
 
 @contextmanager
 def serving_pair(emulators: Emulators, *, federation: bool = False) -> Iterator[Pair]:
-    compiled = served(emulators, compiled=True, federation=federation)
-    standard = served(emulators, compiled=False, federation=federation)
+    # One configuration for both: the same cursor secret, long deadlines, no upstream cache.
+    config = demo_config({kind: e.url for kind, e in emulators.items()},
+                         defaults=UNCACHED, request_timeout=120)
+    compiled = served(config, compiled=True, federation=federation)
+    standard = served(config, compiled=False, federation=federation)
     with ServerThread({"compiled": compiled, "standard": standard}) as servers:
         pair = Pair(servers.urls["compiled"], servers.urls["standard"], compiled.state.plans)
         try:

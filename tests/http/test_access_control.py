@@ -46,6 +46,8 @@ TWO_CALLS = """{
   j: productGroups(first: 3, filter: {sources: ["joptic"]}) { nodes { name } }
   c: productGroups(first: 3, filter: {sources: ["carecloud"]}) { nodes { name } }
 }"""
+ESTIMATED_FIVE = """query ($n: Int) { productGroups(first: 2, filter: {sources: ["axim"]}) {
+  nodes { products(first: $n) { nodes { sku } } } } }"""
 HMAC_SECRET = "test-hmac-secret-" + "k" * 32
 AUDIENCE = "catalogue-gateway"
 ISSUER = "https://issuer.example.com/"
@@ -259,27 +261,28 @@ def test_a_client_over_its_request_rate_gets_429_with_retry_after(
 
 def test_cost_budget_admits_on_the_estimate_and_charges_the_actual_upstream_requests(
         emulators: Emulators, no_secret_leaks: SecretScan) -> None:
-    """TWO_CALLS makes two upstream requests and is estimated at one (until the cost model
-    is merged): a budget of 3 admits it twice (1 <= 3, then 1 <= 1 left) and charges 2 each,
-    so the third is refused — it would pass were requests charged their estimate."""
+    """ESTIMATED_FIVE is priced at 5 upstream requests (its product pages' size is a variable,
+    so the cost rule prices the largest) and makes 1 (the look-ahead folds it into one Axim
+    call): a budget of 6 admits it twice (5 <= 6, then 5 <= 5 left) and charges 1 each, so the
+    third (5 > 4 left) is refused — were requests charged their estimate, the second would be."""
     scan = no_secret_leaks
     key = "ak_" + secrets.token_urlsafe(24)
     scan.add_secret(key)
     auth = {"api_keys": [{"client": "shop", "sha256": hashlib.sha256(key.encode()).hexdigest()}]}
     with _gateway(_config(emulators, auth=auth,
-                          rate_limits={"cost_per_minute": 3})) as gw:
+                          rate_limits={"cost_per_minute": 6})) as gw:
         shop = {"X-API-Key": key}
         for _ in range(2):
-            response = _post(gw, scan, TWO_CALLS, shop)
+            response = _post(gw, scan, ESTIMATED_FIVE, shop, variables={"n": 2})
             assert response.status_code == 200 and "errors" not in response.json()
-        assert _upstream(emulators) == 4
-        refused = _post(gw, scan, TWO_CALLS, shop)
+        assert _upstream(emulators) == 2
+        refused = _post(gw, scan, ESTIMATED_FIVE, shop, variables={"n": 2})
         assert refused.status_code == 429, refused.text
         assert _code(refused) == "COST_BUDGET_EXCEEDED"
         assert 1 <= int(refused.headers["retry-after"]) <= 60
-        assert _upstream(emulators) == 4
+        assert _upstream(emulators) == 2
         # Anonymous clients are counted by address, apart from "shop".
-        assert _post(gw, scan, TWO_CALLS).status_code == 200
+        assert _post(gw, scan, ESTIMATED_FIVE, None, variables={"n": 2}).status_code == 200
 
 
 # --- trusted documents ---------------------------------------------------------------------------
