@@ -11,7 +11,7 @@ from tests.leaks import SecretScan, SessionLog
 
 
 def test_a_secret_in_any_logger_or_a_response_fails_the_scan(session_log: SessionLog) -> None:
-    scan = SecretScan(session_log, ["very-secret-token"])
+    scan = SecretScan(session_log, ["very-secret-token"], suite=False)  # leaks on purpose
     quiet = logging.getLogger("tests.leaks.quiet")
     quiet.propagate = False  # like uvicorn's configuration of the gateway's loggers
     quiet.setLevel(logging.INFO)
