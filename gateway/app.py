@@ -1,4 +1,8 @@
-"""The HTTP edge: GraphQL at ``/graphql`` (and its playground), ``/healthz``, ``/readyz``, CORS.
+"""The HTTP edge: GraphQL at ``/graphql`` (and its playground), ``/healthz``, ``/readyz``,
+``/metrics``, CORS, and the process's life: on SIGTERM ``/readyz`` answers 503 for ``[server]
+drain_seconds`` while requests are still served, then uvicorn stops accepting connections and
+waits up to ``grace_seconds`` for those in flight; then upstream clients and the cache store
+(its Redis pool) are closed.
 
 Example::
 
@@ -53,13 +57,16 @@ from starlette.routing import Route
 
 from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.config import Config, load_config
-from gateway.endpoint import GraphQLEndpoint
+from gateway.endpoint import Estimate, GraphQLEndpoint
 from gateway.graph import build_schema
 from gateway.graph.compiled import PlanCache
 from gateway.graph.documents import DocumentCache
+from gateway.metrics import CONTENT_TYPE, worker_exited
 from gateway.playground import DEFAULT_ASSETS, Playground
 from gateway.response_cache import ResponseCache
 from gateway.runtime import Runtime
+from gateway.serving import Drain
+from gateway.tracing import Tracing, tracing_for
 
 __all__ = ["CONFIG_ENV", "app_from_env", "create_app"]
 
@@ -71,9 +78,12 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-def create_app(config: Config, *, clock: Clock = SYSTEM_CLOCK) -> Starlette:
-    """The gateway as an ASGI app for ``config`` (``clock``: what every cache reads time on)."""
+def create_app(config: Config, *, clock: Clock = SYSTEM_CLOCK,
+               tracing: Tracing | None = None) -> Starlette:
+    """The gateway as an ASGI app for ``config`` (``clock``: what every cache reads time on;
+    ``tracing``: spans to these instead of what ``[tracing]`` configures, for tests)."""
     server = config.server
+    tracing = tracing or tracing_for(config.tracing)
     middleware = [
         Middleware(
             CORSMiddleware,
@@ -86,24 +96,38 @@ def create_app(config: Config, *, clock: Clock = SYSTEM_CLOCK) -> Starlette:
                 "accept-language",
                 "authorization",
                 "x-request-id",
+                "x-gateway-cost",
+                "traceparent",
+                "tracestate",
                 # What a GET query carries under CSRF prevention (gateway/endpoint.py).
                 "apollo-require-preflight",
                 "x-apollo-operation-name",
             ],
             max_age=600,
+            expose_headers=["x-request-id"],
         )
     ]
-    runtime = Runtime.build(config, clock=clock)
+    runtime = Runtime.build(config, clock=clock, tracing=tracing)
+    drain = Drain(server.drain_seconds)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
-        await runtime.aclose()
+        restore = drain.install()  # SIGTERM drains first (under a uvicorn server in `serve`)
+        try:
+            yield
+        finally:
+            restore()
+            await runtime.aclose()
+            if tracing is not None:
+                tracing.shutdown()
+            worker_exited()
 
     async def readyz(request: Request) -> Response:
         """Ready (200) while the gateway can answer at all: a failing source costs only its own
         data; unready (503) while every source's breaker is open. With ``readyz_detail`` also
         each source's breaker state, last error and last success (not for strangers' eyes)."""
+        if drain.draining:  # a load balancer stops sending new requests here
+            return JSONResponse({"status": "draining"}, status_code=503)
         report = runtime.readiness()
         status = 503 if report["status"] == "unready" else 200
         if not server.readyz_detail:  # "degraded" would say a source is failing
@@ -127,10 +151,21 @@ def create_app(config: Config, *, clock: Clock = SYSTEM_CLOCK) -> Starlette:
                                playground=playground.page if playground else None,
                                max_body_bytes=server.max_body_bytes,
                                access_log=server.access_log, responses=responses,
-                               csrf_prevention=server.csrf_prevention)
+                               csrf_prevention=server.csrf_prevention,
+                               cost_extension=server.cost_extension, estimate=_estimate(),
+                               tracing=tracing)
+    metrics = runtime.metrics
+
+    async def metrics_page(request: Request) -> Response:
+        assert metrics is not None
+        return Response(metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
+
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        # On the gateway's port unless [metrics] port moves it (`serve` serves it there).
+        *([Route("/metrics", metrics_page, methods=["GET"])]
+          if metrics is not None and config.metrics.port is None else []),
         # Every method reaches the endpoint, which answers 405 itself with a JSON body.
         Route("/graphql", endpoint),
         *(playground.routes() if playground else []),
@@ -143,7 +178,17 @@ def create_app(config: Config, *, clock: Clock = SYSTEM_CLOCK) -> Starlette:
     app.state.runtime = runtime
     app.state.plans = plans
     app.state.responses = responses
+    app.state.drain = drain
     return app
+
+
+def _estimate() -> Estimate | None:
+    """The query-safety rule's price of an operation, for ``extensions.cost.estimated``.
+
+    None until the cost rule (gateway/graph/cost.py) is merged; then this returns
+    ``lambda document, name: model.cost(schema, document, name)`` with its CostModel.
+    """
+    return None
 
 
 def app_from_env() -> Starlette:

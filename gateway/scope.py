@@ -9,6 +9,9 @@ id and deadline it holds the per-request memos, one per purpose, each with typed
 * ``group_product_lists``: an Axim group's whole product list, read once per request (adapters);
 * ``selections``: what a field's value selects, per field of the query (the look-ahead).
 
+``usage`` tallies, per source, what the request cost upstream (the transport layers count into
+it): the request log line, ``extensions.cost`` and the metrics read it.
+
 Nothing in a scope outlives its request: no cross-user cache.
 """
 
@@ -25,7 +28,7 @@ from gateway.shared import SharedTasks
 if TYPE_CHECKING:
     from gateway.sources.records import GroupRecord, ProductRecord
 
-__all__ = ["CallKey", "RequestScope", "TaskMemo"]
+__all__ = ["CallKey", "RequestScope", "SourceUsage", "TaskMemo"]
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -52,6 +55,22 @@ class TaskMemo(Generic[K, V]):
         return await self._tasks.run(key, make)
 
 
+@dataclass(slots=True)
+class SourceUsage:
+    """What one request cost one source."""
+
+    requests: int = 0  # sent to the upstream, each try counted (what its request log shows)
+    cache_hits: int = 0  # answered by a fresh upstream-cache entry
+    stale_hits: int = 0  # answered by a stale entry for a failing upstream
+    shared: int = 0  # joined an identical call another request had in flight
+    seconds: float = 0.0  # time its upstream calls took, summed (concurrent calls each count)
+
+    def report(self) -> dict[str, float | int]:
+        return {"requests": self.requests, "cacheHits": self.cache_hits,
+                "staleHits": self.stale_hits, "shared": self.shared,
+                "ms": round(self.seconds * 1000, 1)}
+
+
 @dataclass
 class RequestScope:
     """Everything one GraphQL request carries to every upstream call it makes."""
@@ -70,6 +89,16 @@ class RequestScope:
         default_factory=TaskMemo)
     # ids of a field's AST nodes → names of the fields selected on its value
     selections: dict[tuple[int, ...], frozenset[str]] = field(default_factory=dict)
+    usage: dict[str, SourceUsage] = field(default_factory=dict)  # source → its usage
+
+    def usage_of(self, source: str) -> SourceUsage:
+        usage = self.usage.get(source)
+        if usage is None:
+            usage = self.usage[source] = SourceUsage()
+        return usage
+
+    def upstream_requests(self) -> int:
+        return sum(usage.requests for usage in self.usage.values())
 
     def fresh_for(self, until: float) -> None:
         """Note an answer the response was built from, fresh until ``until`` (wall clock)."""
