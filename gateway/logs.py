@@ -31,8 +31,9 @@ from uvicorn.config import LOGGING_CONFIG
 __all__ = ["formatter", "log_config", "wants_json"]
 
 
-def _drop_uvicorn_colors(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+def _drop_copies(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
     event.pop("color_message", None)  # uvicorn's own copy of the message, with ANSI colours
+    event.pop("message", None)  # the message another formatter left on the record: the event
     return event
 
 
@@ -47,7 +48,7 @@ def formatter(json: bool = True) -> logging.Formatter:
         structlog.stdlib.add_logger_name,
         structlog.stdlib.add_log_level,
         structlog.stdlib.ExtraAdder(),
-        _drop_uvicorn_colors,
+        _drop_copies,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     renderer: Any
