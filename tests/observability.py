@@ -18,7 +18,7 @@ from gateway.serving import ServerThread
 from gateway.tracing import Tracing
 from tests.conftest import RunningEmulator
 
-__all__ = ["Samples", "config_for", "serving", "scrape"]
+__all__ = ["Samples", "config_for", "scrape", "serving"]
 
 # Caches on (the demo's TTLs), quick retries, a breaker one test's faults cannot open.
 CACHED = {"retry_backoff_seconds": 0.01, "breaker_threshold": 1000}

@@ -17,7 +17,7 @@ from gateway.logs import formatter
 from tests.conftest import UNCACHED, RunningEmulator, RunningGateway
 from tests.leaks import SecretScan
 from tests.observability import config_for, serving
-from tests.test_metrics import CROSS, GROUP_PRODUCTS, post
+from tests.test_metrics import GROUP_PRODUCTS, post
 
 
 class Lines(logging.Handler):
