@@ -49,10 +49,9 @@ def test_an_operation_span_parents_one_span_per_upstream_request(
     # Each upstream request carried its own span's context.
     sent = sorted(r.headers["traceparent"] for r in records)
     assert sent == sorted(f"00-{TRACE_ID}-{s.context.span_id:016x}-01" for s in upstream)
-    assert operation.attributes is not None
-    assert sum(int(operation.attributes[f"gateway.upstream.{kind}.requests"])  # type: ignore[arg-type]
-               for kind in KINDS if f"gateway.upstream.{kind}.requests" in operation.attributes
-               ) == len(records)
+    attributes = dict(operation.attributes or {})
+    counted = [value for name, value in attributes.items() if name.endswith(".requests")]
+    assert sum(int(str(value)) for value in counted) == len(records)
 
 
 def test_without_a_client_trace_a_new_one_starts(
