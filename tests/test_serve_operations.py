@@ -25,6 +25,8 @@ def _config(path: Path, emulators: dict[str, RunningEmulator], server: str = "")
     sources = "".join(
         f'[[sources]]\nname = "{kind}"\nkind = "{kind}"\nbase_url = "{e.url}"\n'
         f'token = "{DEMO_TOKENS[kind]}"\n' for kind, e in emulators.items())
+    if "drain_seconds" not in server:
+        server += "drain_seconds = 0\n"  # stop at once (the drain has its own test)
     path.write_text('[server]\nport = 0\ncursor_secret = "s3cret-cursor-key-0123"\n'
                     f'access_log = true\n{server}\n'
                     "[defaults]\ncache_ttl_seconds = 0\ngroup_cache_ttl_seconds = 0\n"
@@ -124,3 +126,18 @@ def _wait_ready(url: str) -> None:
             pass
         time.sleep(0.1)
     raise AssertionError("the gateway did not come up")
+
+
+def test_metrics_on_their_own_port_are_off_the_gateway_port(
+        tmp_path: Path, emulator_servers: dict[str, RunningEmulator]) -> None:
+    metrics_port = _free_port()
+    config = _config(tmp_path / "gateway.toml", emulator_servers)
+    config.write_text(config.read_text() + f"\n[metrics]\nport = {metrics_port}\n")
+    with Process([sys.executable, "-m", "gateway", "serve", "--config", str(config)]) as serve:
+        url = serve.wait_for(r"Uvicorn running on (http://[\d.:]+)").group(1)
+        assert httpx.post(f"{url}/graphql", json={"query": PRODUCTS},
+                          timeout=30).status_code == 200
+        assert httpx.get(f"{url}/metrics", timeout=10).status_code == 404
+        metrics = scrape(f"http://127.0.0.1:{metrics_port}")
+        assert serve.stop(signal.SIGTERM) == 0
+    assert metrics.total("gateway_graphql_requests_total", operation="Products") == 1
