@@ -15,6 +15,8 @@ from collections.abc import Iterator, Mapping
 
 import uvicorn
 import uvloop
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from gateway.app import CONFIG_ENV, create_app
 from gateway.config import Config, ConfigError, load_config
@@ -85,9 +87,6 @@ def _metrics_port(config: Config, host: str, app: object) -> None:
     the app's metrics, or in multiprocess mode every worker's."""
     if not config.metrics.enabled or config.metrics.port is None:
         return
-    from prometheus_client import CollectorRegistry, start_http_server
-    from prometheus_client.multiprocess import MultiProcessCollector
-
     if app is None:
         registry = CollectorRegistry(auto_describe=False)
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
