@@ -74,6 +74,7 @@ class Server:
     compiled: bool = True  # gateway: compiled execution (False: graphql-core executes)
     response_cache: bool = False  # gateway: the whole-response cache
     redis: bool = False  # gateway: caches in the benchmark's Redis (else in memory)
+    observed: bool = False  # gateway: metrics and a JSON log line per request (else both off)
 
     def path(self, scenario: Scenario) -> str:
         return f"/{scenario.name}" if self.kind == "ceiling" else "/graphql"
@@ -115,6 +116,11 @@ ROWS: tuple[Row, ...] = (
     Row("warm-gc", "gateway on graphql-core, upstream cache warm",
         Server("gw-warm-gc", "gateway", cached=True, compiled=False), calls="zero",
         first_latency_only=True),
+    # Observability's price: the uncached and warm rows with metrics and request logs on.
+    Row("uncached-obs", "gateway, upstream caches off, metrics and logs on",
+        Server("gw-uncached-obs", "gateway", observed=True), distinct=True),
+    Row("warm-obs", "gateway, upstream cache warm, metrics and logs on",
+        Server("gw-warm-obs", "gateway", cached=True, observed=True), calls="zero"),
     Row("hit", "gateway, response cache hit (memory)",
         Server("gw-hit", "gateway", cached=True, response_cache=True), calls="zero",
         first_latency_only=True),
@@ -252,12 +258,17 @@ def _start_gateway(bench: Bench, server: Server) -> Running:
     config.write_text(gateway_config(
         bench.emulators, DEMO_TOKENS, cached=server.cached, compiled=server.compiled,
         response_cache=server.response_cache,
-        cache_url=bench.redis_url if server.redis else None))
+        cache_url=bench.redis_url if server.redis else None, observed=server.observed))
     port = free_port()
+    # Observed: the request lines are written (to a file: what a log shipper reads).
+    level = "info" if server.observed else "warning"
+    log = (bench.tmp / f"{server.name}.log").open("wb") if server.observed else None
     process = subprocess.Popen(
         pinned(bench.server_cpu, [sys.executable, "-m", "gateway", "serve", "--config",
-                                  str(config), "--port", str(port), "--log-level", "warning"]),
-        cwd=ROOT)
+                                  str(config), "--port", str(port), "--log-level", level]),
+        cwd=ROOT, stderr=log)
+    if log is not None:
+        log.close()  # the server holds its own copy
     url = f"http://127.0.0.1:{port}"
     wait_http(f"{url}/healthz", process)
     return Running(server, process, url)

@@ -172,13 +172,17 @@ def load_dataset(url: str) -> dict[str, Any]:
 
 def gateway_config(emulator_urls: dict[str, str], tokens: dict[str, str], *, cached: bool,
                    compiled: bool = True, response_cache: bool = False,
-                   cache_url: str | None = None) -> str:
+                   cache_url: str | None = None, observed: bool = False) -> str:
     """A ``gateway serve`` TOML config over the emulators: upstream caches warm-able or off
     (off: no de-duplication either, so every query makes its own upstream calls), compiled
-    execution on or off, the whole-response cache on or off (in memory, or ``cache_url``)."""
+    execution on or off, the whole-response cache on or off (in memory, or ``cache_url``),
+    and ``observed``: Prometheus metrics and a JSON log line per request on (else both off)."""
     ttl = 3600 if cached else 0
+    on = str(observed).lower()
     lines = ["[server]", "graphiql = false", 'cursor_secret = "bench-cursor-secret"',
-             f"compiled_execution = {str(compiled).lower()}", "",
+             f"compiled_execution = {str(compiled).lower()}", f"access_log = {on}", "",
+             "[metrics]", f"enabled = {on}", "",
+             "[logging]", 'level = "info"', 'format = "json"', "",
              "[response_cache]", f"enabled = {str(response_cache).lower()}", "",
              "[defaults]", f"cache_ttl_seconds = {ttl}", f"group_cache_ttl_seconds = {ttl}",
              f"stale_grace_seconds = {ttl}", f"dedup = {str(cached).lower()}"]

@@ -1,4 +1,8 @@
-"""The HTTP edge: GraphQL at ``/graphql`` (and its playground), ``/healthz``, ``/readyz``, CORS.
+"""The HTTP edge: GraphQL at ``/graphql`` (and its playground), ``/healthz``, ``/readyz``,
+``/metrics``, CORS, and the process's life: on SIGTERM ``/readyz`` answers 503 for ``[server]
+drain_seconds`` while requests are still served, then uvicorn stops accepting connections and
+waits up to ``grace_seconds`` for those in flight; then upstream clients and the cache store
+(its Redis pool) are closed.
 
 Example::
 
@@ -66,11 +70,14 @@ from gateway.graph import build_schema
 from gateway.graph.compiled import PlanCache
 from gateway.graph.cost import CostModel
 from gateway.graph.documents import DocumentCache
+from gateway.metrics import CONTENT_TYPE, worker_exited
 from gateway.persisted import PersistedOperations, TrustedDocumentError, load_trusted
 from gateway.playground import DEFAULT_ASSETS, Playground
 from gateway.rate_limits import RateLimits
 from gateway.response_cache import ResponseCache
 from gateway.runtime import Runtime
+from gateway.serving import Drain
+from gateway.tracing import Tracing, tracing_for
 
 __all__ = ["CONFIG_ENV", "app_from_env", "create_app"]
 
@@ -82,9 +89,12 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-def create_app(config: Config, *, clock: Clock = SYSTEM_CLOCK) -> Starlette:
-    """The gateway as an ASGI app for ``config`` (``clock``: what every cache reads time on)."""
+def create_app(config: Config, *, clock: Clock = SYSTEM_CLOCK,
+               tracing: Tracing | None = None) -> Starlette:
+    """The gateway as an ASGI app for ``config`` (``clock``: what every cache reads time on;
+    ``tracing``: spans to these instead of what ``[tracing]`` configures, for tests)."""
     server = config.server
+    tracing = tracing or tracing_for(config.tracing)
     middleware = [
         Middleware(
             CORSMiddleware,
@@ -97,6 +107,9 @@ def create_app(config: Config, *, clock: Clock = SYSTEM_CLOCK) -> Starlette:
                 "accept-language",
                 "authorization",
                 "x-request-id",
+                "x-gateway-cost",
+                "traceparent",
+                "tracestate",
                 # What a GET query carries under CSRF prevention (gateway/endpoint.py).
                 "apollo-require-preflight",
                 "x-apollo-operation-name",
@@ -106,22 +119,33 @@ def create_app(config: Config, *, clock: Clock = SYSTEM_CLOCK) -> Starlette:
                   if s.pass_through_header),
             ],
             max_age=600,
+            expose_headers=["x-request-id"],
         )
     ]
-    runtime = Runtime.build(config, clock=clock)
+    runtime = Runtime.build(config, clock=clock, tracing=tracing)
     rate_limits = RateLimits(config.rate_limits, cache_url=config.cache.url,
                              namespace=config.cache.namespace)
+    drain = Drain(server.drain_seconds)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
-        await rate_limits.aclose()
-        await runtime.aclose()
+        restore = drain.install()  # SIGTERM drains first (under a uvicorn server in `serve`)
+        try:
+            yield
+        finally:
+            restore()
+            await rate_limits.aclose()
+            await runtime.aclose()
+            if tracing is not None:
+                tracing.shutdown()
+            worker_exited()
 
     async def readyz(request: Request) -> Response:
         """Ready (200) while the gateway can answer at all: a failing source costs only its own
         data; unready (503) while every source's breaker is open. With ``readyz_detail`` also
         each source's breaker state, last error and last success (not for strangers' eyes)."""
+        if drain.draining:  # a load balancer stops sending new requests here
+            return JSONResponse({"status": "draining"}, status_code=503)
         report = runtime.readiness()
         status = 503 if report["status"] == "unready" else 200
         if not server.readyz_detail:  # "degraded" would say a source is failing
@@ -152,10 +176,20 @@ def create_app(config: Config, *, clock: Clock = SYSTEM_CLOCK) -> Starlette:
                                                               runtime, cost),
                                auth=Authenticator(config.auth),
                                rate_limits=rate_limits,
-                               estimate_cost=partial(cost.cost, schema._schema))
+                               estimate_cost=partial(cost.cost, schema._schema),
+                               cost_extension=server.cost_extension, tracing=tracing)
+    metrics = runtime.metrics
+
+    async def metrics_page(request: Request) -> Response:
+        assert metrics is not None
+        return Response(metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
+
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        # On the gateway's port unless [metrics] port moves it (`serve` serves it there).
+        *([Route("/metrics", metrics_page, methods=["GET"])]
+          if metrics is not None and config.metrics.port is None else []),
         # Every method reaches the endpoint, which answers 405 itself with a JSON body.
         Route("/graphql", endpoint),
         *(playground.routes() if playground else []),
@@ -170,6 +204,7 @@ def create_app(config: Config, *, clock: Clock = SYSTEM_CLOCK) -> Starlette:
     app.state.responses = responses
     app.state.documents = documents
     app.state.cost = cost
+    app.state.drain = drain
     return app
 
 

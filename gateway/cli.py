@@ -6,15 +6,21 @@ Every option says what it does and what its default is (``--help`` of each subco
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import shutil
 import sys
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Iterator, Mapping
 
 import uvicorn
 import uvloop
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from gateway.app import CONFIG_ENV, create_app
-from gateway.config import ConfigError, load_config
+from gateway.config import Config, ConfigError, load_config
+from gateway.metrics import MULTIPROC_ENV
 from gateway.serving import (
     LOG_LEVELS,
     BoundApp,
@@ -37,18 +43,56 @@ def _serve(args: argparse.Namespace) -> int:
     config = load_config(path)
     host = args.host or config.server.host
     port = config.server.port if args.port is None else args.port
-    options = {"host": host, "port": port, "log_level": args.log_level,
-               "log_config": log_config(args.log_level), **uvicorn_options(config.server)}
+    level = args.log_level or config.logging.level
+    # uvicorn's own access line is off: the gateway's line per GraphQL request replaces it.
+    options = {"host": host, "port": port, "log_level": level, "access_log": False,
+               "log_config": log_config(level, config.logging.format),
+               **uvicorn_options(config.server)}
     if args.workers > 1:
         if config.server.cursor_secret is None:
             print("warning: no [server] cursor_secret: each worker signs cursors with its own "
                   "random secret, so a cursor may be refused by another worker", file=sys.stderr)
-        # Workers import the app themselves: hand them the config path.
-        os.environ[CONFIG_ENV] = os.path.abspath(path)
-        uvicorn.run("gateway.app:app_from_env", factory=True, workers=args.workers, **options)
+        with _multiprocess_metrics():
+            # Workers import the app themselves: hand them the config path.
+            os.environ[CONFIG_ENV] = os.path.abspath(path)
+            _metrics_port(config, host, None)
+            uvicorn.run("gateway.app:app_from_env", factory=True, workers=args.workers,
+                        **options)
     else:
-        uvicorn.run(create_app(config), **options)
+        app = create_app(config)
+        _metrics_port(config, host, app)
+        uvicorn.run(app, **options)
     return 0
+
+
+@contextlib.contextmanager
+def _multiprocess_metrics() -> Iterator[None]:
+    """Workers write their metrics to files in one directory, so that a scrape of any of them
+    (or of ``[metrics] port``) adds every worker's numbers up. One given in the environment is
+    used as it is; else a temporary one, removed at exit."""
+    if os.environ.get(MULTIPROC_ENV):
+        yield
+        return
+    directory = tempfile.mkdtemp(prefix="gateway-metrics-")
+    os.environ[MULTIPROC_ENV] = directory
+    try:
+        yield
+    finally:
+        del os.environ[MULTIPROC_ENV]
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _metrics_port(config: Config, host: str, app: object) -> None:
+    """``[metrics] port``: /metrics served from this process on a port of its own (a thread):
+    the app's metrics, or in multiprocess mode every worker's."""
+    if not config.metrics.enabled or config.metrics.port is None:
+        return
+    if app is None:
+        registry = CollectorRegistry(auto_describe=False)
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    else:
+        registry = app.state.runtime.metrics.registry  # type: ignore[attr-defined]
+    start_http_server(config.metrics.port, addr=host, registry=registry)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -107,8 +151,8 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
-def _log_level(parser: argparse.ArgumentParser, what: str) -> None:
-    parser.add_argument("--log-level", default="info", choices=LOG_LEVELS, metavar="LEVEL",
+def _log_level(parser: argparse.ArgumentParser, what: str, default: str | None = "info") -> None:
+    parser.add_argument("--log-level", default=default, choices=LOG_LEVELS, metavar="LEVEL",
                         help=f"{what}; one of {', '.join(LOG_LEVELS)}")
 
 
@@ -134,7 +178,8 @@ def parser(prog: str = PROG) -> argparse.ArgumentParser:
                                                 "the configuration, itself 8000 by default)")
     serve.add_argument("--workers", type=int, default=1, metavar="N",
                        help="worker processes (share a Redis cache between them)")
-    _log_level(serve, "log level of the server and the gateway")
+    _log_level(serve, "log level of the server and the gateway (default: [logging] level of "
+                      "the configuration, itself info by default)", default=None)
     serve.set_defaults(run=_serve)
 
     demo = command("demo", "serve the gateway over the four embedded emulators "

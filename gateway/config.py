@@ -55,11 +55,14 @@ __all__ = [
     "ConfigError",
     "JwtSettings",
     "LimitSettings",
+    "LoggingSettings",
+    "MetricsSettings",
     "PersistedSettings",
     "RateLimitSettings",
     "ServerSettings",
     "SourceConfig",
     "SourceKind",
+    "TracingSettings",
     "load_config",
     "parse_config",
 ]
@@ -88,11 +91,11 @@ class _Strict(BaseModel):
 Profile = Literal["production", "development"]
 
 # What a profile turns on when the file does not say (the README's "Running in production").
-PROFILE_DEFAULTS: dict[str, dict[str, bool]] = {
+PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
     "production": {"graphiql": False, "introspection": False, "field_suggestions": False,
-                   "readyz_detail": False, "csrf_prevention": True},
+                   "readyz_detail": False, "csrf_prevention": True, "cost_extension": "off"},
     "development": {"graphiql": True, "introspection": True, "field_suggestions": True,
-                    "readyz_detail": True, "csrf_prevention": False},
+                    "readyz_detail": True, "csrf_prevention": False, "cost_extension": "header"},
 }
 
 
@@ -125,8 +128,18 @@ class ServerSettings(_Strict):
     keep_alive_seconds: float = Field(default=75.0, gt=0, le=3600)
     # Overall deadline of one GraphQL request: retries and slow sources stop within it.
     request_timeout_seconds: float = Field(default=15.0, gt=0, le=600)
-    # One log line per GraphQL request (operation, status, duration); the demo turns it on.
+    # One log line per GraphQL request (request id, operation, document hash, status,
+    # duration, upstream requests and cache hits per source, error codes): JSON unless stderr
+    # is a terminal ([logging] format). The demo turns it on.
     access_log: bool = False
+    # What a request costs in `extensions.cost` of its answer: "off", "header" (when the request
+    # sends `X-Gateway-Cost: 1`) or "always". Development: header; production: off.
+    cost_extension: Literal["off", "header", "always"] = "off"
+    # On SIGTERM /readyz answers 503 this long while requests are still served (so a load
+    # balancer stops sending new ones), then the server stops accepting connections…
+    drain_seconds: float = Field(default=5.0, ge=0, le=600)
+    # …and requests in flight get this long to finish before they are cut off.
+    grace_seconds: float = Field(default=30.0, ge=0, le=3600)
     # Known query operations run as compiled plans (gateway/graph/plan.py); false: graphql-core
     # executes every operation.
     compiled_execution: bool = True
@@ -319,6 +332,41 @@ class RateLimitSettings(_Strict):
     clients: dict[str, ClientLimits] = Field(default_factory=dict)  # per client overrides
 
 
+class MetricsSettings(_Strict):
+    """Prometheus metrics (gateway/metrics.py)."""
+
+    enabled: bool = True  # /metrics on the gateway's port (or on `port`)
+    # Serve /metrics on this port of [server] host instead of the gateway's port (`serve` only;
+    # keeps metrics off a port the public reaches).
+    port: int | None = Field(default=None, ge=1, le=65535)
+    # Operation names that get their own label; later names count under "other" (a client
+    # chooses operation names: unbounded labels would grow Prometheus without end).
+    max_operation_names: int = Field(default=100, ge=0, le=10_000)
+
+
+LogLevel = Literal["critical", "error", "warning", "info", "debug"]
+
+
+class LoggingSettings(_Strict):
+    """The gateway's log lines (gateway/logs.py)."""
+
+    level: LogLevel = "info"
+    # "auto": human-readable lines when stderr is a terminal (make run), JSON lines otherwise.
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class TracingSettings(_Strict):
+    """OpenTelemetry tracing (gateway/tracing.py; needs the `tracing` extra installed)."""
+
+    enabled: bool = False
+    # "otlp": OTLP over HTTP to `endpoint` (default: the SDK's, http://localhost:4318, or
+    # OTEL_EXPORTER_OTLP_ENDPOINT); "console": spans printed to stdout (trying it out).
+    exporter: Literal["otlp", "console"] = "otlp"
+    endpoint: str | None = None
+    service_name: str = Field(default="catalogue-gateway", min_length=1, max_length=100)
+    sample_ratio: float = Field(default=1.0, ge=0, le=1)  # of traces the client did not start
+
+
 class SourceTuning(_Strict):
     """What ``[defaults]`` sets for every source and a ``[[sources]]`` entry may override."""
 
@@ -417,6 +465,11 @@ class Config(_Strict):
     persisted: PersistedSettings = PersistedSettings()
     auth: AuthSettings = AuthSettings()
     rate_limits: RateLimitSettings = RateLimitSettings()
+
+
+    metrics: MetricsSettings = MetricsSettings()
+    logging: LoggingSettings = LoggingSettings()
+    tracing: TracingSettings = TracingSettings()
     defaults: SourceTuning = SourceTuning()
     sources: tuple[SourceConfig, ...] = Field(min_length=1)
 

@@ -28,8 +28,20 @@
 * A client that disconnects stops its request: execution is cancelled with every resolver and
   upstream call it still waits for (an upstream call shared with another request goes on for
   that one), and nothing is answered.
+* Every request has an id: the client's ``X-Request-ID`` when it is 1 to 128 letters, digits or
+  ``-_.:@/+=`` (anything else is replaced, never echoed), else a new one. It is answered in
+  ``X-Request-ID`` and sent upstream with every call the request makes.
 * With ``access_log``, one line per GraphQL request on the ``gateway.access`` logger (info):
-  method, path, operation name, status and duration (499 for a client that left).
+  request id, method, path, operation name, a hash of the document, status, outcome, duration
+  (status 499 for a client that left), upstream requests and cache hits per source, the error
+  codes of the answer, and the client (empty until clients authenticate).
+* With metrics, each request is counted by operation and outcome and timed
+  (:mod:`gateway.metrics`); with tracing, it runs in a span continuing the client's
+  ``traceparent`` (:mod:`gateway.tracing`).
+* ``extensions.cost`` (``[server] cost_extension``: always, or when the request sends
+  ``X-Gateway-Cost: 1``): ``actual``, what the request cost each source (upstream requests,
+  cache hits, time), and ``estimated``, the query-safety rule's price. Such a request is neither
+  answered from nor kept in the response cache (its answer is its own).
 * With a :class:`~gateway.response_cache.ResponseCache`, a repeated request is answered from it
   before any parsing (``X-Response-Cache: hit``, with ``Age``); a fresh answer without errors
   or stale data is kept (``X-Response-Cache: miss``). A ``GET`` answer that can be kept carries
@@ -49,12 +61,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 from graphql import DocumentNode, GraphQLError, OperationDefinitionNode, OperationType
@@ -70,13 +84,19 @@ from gateway.errors import BadUserInput, ErrorCode
 from gateway.graph.context import GatewayContext
 from gateway.graph.documents import DocumentCache
 from gateway.graph.limits import check_variables
+from gateway.metrics import Metrics
 from gateway.persisted import Persisted, PersistedError, PersistedOperations
 from gateway.rate_limits import CostEstimate, RateLimited, RateLimits, one_request
 from gateway.response_cache import CachedResponse, ResponseCache
 from gateway.runtime import Runtime
 from gateway.scope import RequestScope
 
-__all__ = ["GRAPHQL_RESPONSE", "GraphQLEndpoint"]
+if TYPE_CHECKING:
+    from gateway.tracing import Tracing
+
+__all__ = ["GRAPHQL_RESPONSE", "GraphQLEndpoint", "request_id"]
+
+# The estimated cost of an operation of a document (the query-safety rule's price), or None.
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
@@ -87,6 +107,10 @@ SIMPLE_CONTENT_TYPES = frozenset({"application/x-www-form-urlencoded", "multipar
                                   "text/plain"})
 PREFLIGHT_HEADERS = ("apollo-require-preflight", "x-apollo-operation-name")
 CLIENT_LEFT = 499  # the access log's status for a client that disconnected (nginx's)
+# A client's X-Request-ID is kept when it is short and plain (it reaches logs and upstreams).
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
+# The name of a document's first operation, read without parsing (a response-cache hit).
+LEADING_NAME = re.compile(r"\s*(?:query|mutation|subscription)\s+([_A-Za-z][_0-9A-Za-z]*)")
 
 access_logger = logging.getLogger("gateway.access")
 T = TypeVar("T")
@@ -110,10 +134,23 @@ class _ClientLeft(Exception):
 
 @dataclass
 class _Access:
-    """What the access log says of one request, filled in as the request is understood."""
+    """What the log line and the metrics say of one request, filled in as it is understood."""
 
+    request_id: str
     graphql: bool = True  # False for the playground's page
     operation: str = "-"
+    query: str | None = None  # the document's text (its hash is logged)
+    outcome: str = "error"  # ok, partial, error, cancelled
+    codes: list[str] = field(default_factory=list)  # extensions.code of the answer's errors
+    scope: RequestScope | None = None
+    cost: bool = False  # the answer carries extensions.cost
+
+
+def request_id(sent: str | None) -> str:
+    """The client's request id when it is acceptable, else a new one."""
+    if sent and REQUEST_ID.fullmatch(sent):
+        return sent
+    return uuid.uuid4().hex
 
 
 class GraphQLEndpoint:
@@ -127,8 +164,12 @@ class GraphQLEndpoint:
                  persisted: PersistedOperations | None = None,
                  auth: Authenticator | None = None,
                  rate_limits: RateLimits | None = None,
-                 estimate_cost: CostEstimate = one_request) -> None:
+                 estimate_cost: CostEstimate = one_request, cost_extension: str = "off",
+                 tracing: Tracing | None = None) -> None:
         self.schema = schema
+        self.metrics: Metrics | None = runtime.metrics
+        self.tracing = tracing
+        self.cost_extension = cost_extension
         self.responses = responses
         self.runtime = runtime
         self.documents = documents
@@ -156,19 +197,53 @@ class GraphQLEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         request = Request(scope, receive)
-        access = _Access()
-        try:
-            response = await self._handle(request, access)
-        except RequestError as exc:
-            response = _json_error(exc)
-        except (_ClientLeft, ClientDisconnect):
-            response = None
+        access = _Access(request_id(request.headers.get("x-request-id")))
+        if self.tracing is None:
+            response = await self._answer(request, access)
+        else:
+            with self.tracing.operation_span(request.headers) as span:
+                response = await self._answer(request, access)
+                self.tracing.finish_operation(span, access.operation, access.request_id,
+                                              access.scope, access.outcome)
         if response is not None:
+            response.headers["X-Request-ID"] = access.request_id
             await response(scope, receive, send)
-        if self.access_log and access.graphql:
-            status = CLIENT_LEFT if response is None else response.status_code
-            access_logger.info("%s %s %s %d %.1f ms", request.method, request.url.path,
-                               access.operation, status, (time.perf_counter() - started) * 1000)
+        if access.graphql:
+            self._observe(request, access, response, time.perf_counter() - started)
+
+    async def _answer(self, request: Request, access: _Access) -> Response | None:
+        try:
+            return await self._handle(request, access)
+        except RequestError as exc:
+            access.codes.append(exc.code.value)
+            return _json_error(exc)
+        except (_ClientLeft, ClientDisconnect):
+            access.outcome = "cancelled"
+            return None
+
+    def _observe(self, request: Request, access: _Access, response: Response | None,
+                 seconds: float) -> None:
+        """The request's metrics and its log line."""
+        scope = access.scope
+        if self.metrics is not None:
+            operation = None if access.operation in ("-", "(anonymous)") else access.operation
+            self.metrics.graphql(operation, access.outcome, seconds,
+                                 0 if scope is None else scope.sent_requests())
+        if not self.access_log:
+            return
+        usage = {} if scope is None else scope.usage
+        access_logger.info("graphql request", extra={
+            "request_id": access.request_id, "method": request.method,
+            "path": request.url.path, "operation": access.operation,
+            "document": None if access.query is None else _document_hash(access.query),
+            "status": CLIENT_LEFT if response is None else response.status_code,
+            "outcome": access.outcome, "duration_ms": round(seconds * 1000, 1),
+            "upstream_requests": sum(u.requests for u in usage.values()),
+            "cache_hits": sum(u.cache_hits for u in usage.values()),
+            "upstream": {name: u.report() for name, u in usage.items()},
+            "errors": access.codes,
+            "client": "",  # the client's identity, once clients authenticate
+        })
 
     async def _handle(self, request: Request, access: _Access) -> Response:
         if request.method not in ("GET", "POST"):
@@ -189,16 +264,25 @@ class GraphQLEndpoint:
         except GraphQLError as error:
             return _result_response(None, [error], None, media_type,
                                     ErrorCode.GRAPHQL_PARSE_FAILED)
-        context = self._context(request)
+        access.query = params.get("query") or ""
+        context = self._context(request, access.request_id)
+        access.scope = context.scope
+        access.cost = self.cost_extension == "always" or (
+            self.cost_extension == "header" and request.headers.get("x-gateway-cost") == "1")
         try:
             persisted = self.persisted.read(params)
         except PersistedError as exc:
             return _persisted_error(exc, media_type)
-        cache_key = self._response_key(params, persisted, context, client)
+        cache_key = None if access.cost else self._response_key(params, persisted, context,
+                                                                client)
         if cache_key is not None:
             hit = await self.responses.get(cache_key)  # type: ignore[union-attr]
+            if self.metrics is not None:
+                (self.metrics.response_miss if hit is None else self.metrics.response_hit).inc()
             if hit is not None:
-                access.operation = params.get("operationName") or "-"
+                access.operation = (params.get("operationName")
+                                    or _leading_name(params.get("query") or ""))
+                access.outcome = "ok"
                 return self._cached(request, hit, media_type, "hit", private=bool(
                     client.id or context.scope.credentials))
         try:
@@ -209,12 +293,12 @@ class GraphQLEndpoint:
             document = self.documents.parse(params["query"], params.get("variables"))
         except GraphQLError as error:
             return _result_response(None, [error], None, media_type,
-                                    ErrorCode.GRAPHQL_PARSE_FAILED)
+                                    ErrorCode.GRAPHQL_PARSE_FAILED, access.codes)
         access.operation = _operation_label(document, params.get("operationName"))
         operation_error = _operation_error(document, params.get("operationName"))
         if operation_error is not None:
             return _result_response(None, [GraphQLError(operation_error)], None, media_type,
-                                    ErrorCode.GRAPHQL_VALIDATION_FAILED)
+                                    ErrorCode.GRAPHQL_VALIDATION_FAILED, access.codes)
         if request.method == "GET" and _is_mutation(document, params.get("operationName")):
             raise RequestError(405, "mutations are not allowed over GET: use POST",
                                code=ErrorCode.METHOD_NOT_ALLOWED, headers={"Allow": "POST"})
@@ -225,10 +309,16 @@ class GraphQLEndpoint:
                 context_value=context, operation_name=params.get("operationName")))
         finally:  # a client that left is charged what its request made too
             await self.rate_limits.charge(client, context.scope.upstream_requests)
+        access.outcome = ("ok" if not result.errors else
+                          "error" if result.data is None else "partial")
         if persisted.register and _validated(result.data, result.errors):
             await self.persisted.register(persisted)
-        response = _result_response(result.data, result.errors, result.extensions, media_type,
-                                    ErrorCode.GRAPHQL_VALIDATION_FAILED)
+        extensions = result.extensions
+        if access.cost:
+            extensions = {**(extensions or {}), "cost": self._cost(
+                context.scope, document, params.get("operationName"))}
+        response = _result_response(result.data, result.errors, extensions, media_type,
+                                    ErrorCode.GRAPHQL_VALIDATION_FAILED, access.codes)
         limited = _within(response, self.runtime.config.limits.max_response_bytes, media_type)
         if limited is not response:
             return limited
@@ -242,6 +332,19 @@ class GraphQLEndpoint:
         if request.method == "GET":
             response.headers["Cache-Control"] = "no-store"
         return response
+
+    def _cost(self, scope: RequestScope, document: DocumentNode, operation_name: str | None
+              ) -> dict[str, Any]:
+        """``extensions.cost``: what the request cost each source, and its estimated price."""
+        usage = scope.usage
+        return {
+            "actual": {
+                "requests": sum(u.requests for u in usage.values()),
+                "cacheHits": sum(u.cache_hits for u in usage.values()),
+                "sources": {name: u.report() for name, u in sorted(usage.items())},
+            },
+            "estimated": self.estimate_cost(document, operation_name),
+        }
 
     def _response_key(self, params: dict[str, Any], persisted: Persisted,
                       context: GatewayContext, client: Client) -> str | None:
@@ -315,10 +418,10 @@ class GraphQLEndpoint:
                 return Response(status_code=304, headers=headers)
         return Response(entry.body, headers=headers, media_type=f"{media_type}; charset=utf-8")
 
-    def _context(self, request: Request) -> GatewayContext:
+    def _context(self, request: Request, request_id: str) -> GatewayContext:
         scope = RequestScope(
             language=request.headers.get("accept-language"),
-            request_id=request.headers.get("x-request-id") or uuid.uuid4().hex,
+            request_id=request_id,
             deadline=(self.runtime.clock.monotonic()
                       + self.runtime.config.server.request_timeout_seconds),
             upstream_budget=self.runtime.config.limits.max_upstream_requests,
@@ -369,6 +472,17 @@ class GraphQLEndpoint:
                     413, f"the request body is larger than {self.max_body_bytes} bytes",
                     code=ErrorCode.PAYLOAD_TOO_LARGE)
         return bytes(body)
+
+
+def _document_hash(query: str) -> str:
+    """A short hash of the document's text: the same query has the same hash in every line."""
+    return hashlib.sha256(query.encode()).hexdigest()[:16]
+
+
+def _leading_name(query: str) -> str:
+    """The name of the document's first operation, read without parsing; "-" if none."""
+    match = LEADING_NAME.match(query)
+    return match.group(1) if match else "-"
 
 
 def _etags(header: str) -> set[str]:
@@ -506,7 +620,9 @@ def _is_mutation(document: DocumentNode, operation_name: str | None) -> bool:
 
 def _result_response(data: Any, errors: list[GraphQLError] | None,
                      extensions: dict[str, Any] | None, media_type: str,
-                     request_error_code: ErrorCode) -> Response:
+                     request_error_code: ErrorCode, codes: list[str] | None = None
+                     ) -> Response:
+    """The answer's response; the codes of its errors are added to ``codes``."""
     body: dict[str, Any] = {}
     # No execution happened (parse, validation, variable coercion): the spec sends no `data`.
     request_error = data is None and bool(errors) and all(e.path is None for e in errors or ())
@@ -514,6 +630,8 @@ def _result_response(data: Any, errors: list[GraphQLError] | None,
         body["data"] = data
     if errors:
         body["errors"] = [_formatted(e, request_error_code) for e in errors]
+        if codes is not None:
+            codes += [error["extensions"]["code"] for error in body["errors"]]
     if extensions:
         body["extensions"] = extensions
     status = 400 if request_error and media_type == GRAPHQL_RESPONSE else 200

@@ -13,16 +13,21 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from gateway.bounded import ByteBoundedLRU
 from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.config import Config, ServerSettings
 from gateway.graph.cursors import CursorCodec
+from gateway.metrics import Metrics
 from gateway.sources import SourceAdapter, build_adapter
 from gateway.upstream.breaker import BreakerState, SourceHealth
 from gateway.upstream.client import Memo
 from gateway.upstream.stack import build_transport, health_for
 from gateway.upstream.store import ResponseStore
+
+if TYPE_CHECKING:
+    from gateway.tracing import Tracing
 
 __all__ = ["Runtime", "cursor_codec"]
 
@@ -48,21 +53,28 @@ class Runtime:
     health: dict[str, SourceHealth]
     clock: Clock = SYSTEM_CLOCK
     cursors: CursorCodec = field(default_factory=CursorCodec.random)
+    metrics: Metrics | None = None  # [metrics] enabled
+    tracing: Tracing | None = None  # [tracing] enabled
 
     @classmethod
-    def build(cls, config: Config, *, clock: Clock = SYSTEM_CLOCK) -> Runtime:
+    def build(cls, config: Config, *, clock: Clock = SYSTEM_CLOCK,
+              tracing: Tracing | None = None) -> Runtime:
         store = ResponseStore(config.cache.url, namespace=config.cache.namespace, clock=clock,
                               memory_max_bytes=config.cache.memory_max_bytes)
         memo: Memo = ByteBoundedLRU(config.cache.decoded_max_bytes)  # one bound for all sources
         health = {s.name: health_for(s, clock=clock) for s in config.sources}
-        adapters = {
-            s.name: build_adapter(s, transport=build_transport(s, store=store,
-                                                               health=health[s.name],
-                                                               clock=clock),
-                                  clock=clock, memo=memo)
-            for s in config.sources
-        }
-        return cls(config, store, adapters, health, clock, cursor_codec(config.server))
+        metrics = (Metrics(max_operation_names=config.metrics.max_operation_names)
+                   if config.metrics.enabled else None)
+        adapters = {}
+        for s in config.sources:
+            source_metrics = None if metrics is None else metrics.source(s.name)
+            if source_metrics is not None:
+                health[s.name].watch(source_metrics.breaker)
+            transport = build_transport(s, store=store, health=health[s.name], clock=clock,
+                                        metrics=source_metrics, tracing=tracing)
+            adapters[s.name] = build_adapter(s, transport=transport, clock=clock, memo=memo)
+        return cls(config, store, adapters, health, clock, cursor_codec(config.server), metrics,
+                   tracing)
 
     def readiness(self) -> dict[str, object]:
         """Each source's breaker state, last error and last success (``/readyz``).

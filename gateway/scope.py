@@ -17,6 +17,9 @@ It also carries the client's own upstream credentials (``credentials``, per sour
 ``pass_through_header``); ``upstream_requests`` (above) is also what a client's cost budget is
 charged.
 
+``usage`` tallies, per source, what the request cost upstream (the transport layers count into
+it): the request log line, ``extensions.cost`` and the metrics read it.
+
 Nothing in a scope outlives its request: no cross-user cache.
 """
 
@@ -35,7 +38,7 @@ from gateway.shared import SharedTasks
 if TYPE_CHECKING:
     from gateway.sources.records import GroupRecord, ProductRecord
 
-__all__ = ["CallKey", "RequestScope", "TaskMemo"]
+__all__ = ["CallKey", "RequestScope", "SourceUsage", "TaskMemo"]
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -60,6 +63,22 @@ class TaskMemo(Generic[K, V]):
 
     async def once(self, key: K, make: Callable[[], Awaitable[V]]) -> V:
         return await self._tasks.run(key, make)
+
+
+@dataclass(slots=True)
+class SourceUsage:
+    """What one request cost one source."""
+
+    requests: int = 0  # sent to the upstream, each try counted (what its request log shows)
+    cache_hits: int = 0  # answered by a fresh upstream-cache entry
+    stale_hits: int = 0  # answered by a stale entry for a failing upstream
+    shared: int = 0  # joined an identical call another request had in flight
+    seconds: float = 0.0  # time its upstream calls took, summed (concurrent calls each count)
+
+    def report(self) -> dict[str, float | int]:
+        return {"requests": self.requests, "cacheHits": self.cache_hits,
+                "staleHits": self.stale_hits, "shared": self.shared,
+                "ms": round(self.seconds * 1000, 1)}
 
 
 @dataclass
@@ -108,6 +127,17 @@ class RequestScope:
         token."""
         credential = self.credentials.get(source)
         return credential.fingerprint if credential is not None else ""
+    usage: dict[str, SourceUsage] = field(default_factory=dict)  # source → its usage
+
+    def usage_of(self, source: str) -> SourceUsage:
+        usage = self.usage.get(source)
+        if usage is None:
+            usage = self.usage[source] = SourceUsage()
+        return usage
+
+    def sent_requests(self) -> int:
+        """Upstream requests sent (tries, retries included), every source."""
+        return sum(usage.requests for usage in self.usage.values())
 
     def fresh_for(self, until: float) -> None:
         """Note an answer the response was built from, fresh until ``until`` (wall clock)."""

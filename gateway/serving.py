@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
+import logging
 import signal
 import socket
 import threading
@@ -26,36 +26,69 @@ from typing import Any
 import uvicorn
 import uvloop
 from starlette.types import ASGIApp
-from uvicorn.config import LOGGING_CONFIG
 
 from gateway.config import Config, ServerSettings
+from gateway.logs import log_config as _log_config
 from gateway.protocol import http_protocol
 
-__all__ = ["LOG_LEVELS", "BoundApp", "ServerThread", "bind", "log_config", "serve_forever",
-           "uvicorn_options"]
+__all__ = ["LOG_LEVELS", "BoundApp", "Drain", "ServerThread", "bind", "log_config",
+           "serve_forever", "uvicorn_options"]
+
+logger = logging.getLogger("gateway.runtime")
 
 # uvicorn's levels ("trace" is its own, below debug), most severe first.
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
-def log_config(level: str) -> dict[str, Any]:
-    """uvicorn's logging configuration, plus the gateway's own loggers at ``level``.
+def log_config(level: str, log_format: str = "auto") -> dict[str, Any]:
+    """uvicorn's logging configuration, plus the gateway's own loggers at ``level``
+    (:func:`gateway.logs.log_config`: JSON lines, or human-readable ones on a terminal)."""
+    return _log_config(level, log_format)
 
-    ``gateway.access`` (one line per GraphQL request, when ``[server] access_log`` is on),
-    ``gateway.errors`` and ``gateway.cache`` write to stderr. uvicorn applies this in every
-    process it starts, worker processes included.
+
+class Drain:
+    """SIGTERM first drains: ``/readyz`` answers 503 (``draining``) for ``seconds`` while every
+    request is still served, so a load balancer stops sending new ones; then the uvicorn
+    server shuts down as it does on a signal (stops accepting, waits for the requests in
+    flight up to its ``timeout_graceful_shutdown``, runs the app's lifespan shutdown) and the
+    process exits with status 0. A second SIGTERM ends the drain at once.
+
+    :meth:`install`, from the app's lifespan, takes over SIGTERM from the uvicorn server that
+    serves the app in this process's main thread (``serve``, each of its workers); elsewhere
+    (the demo's and the tests' servers) it does nothing.
     """
-    config = copy.deepcopy(LOGGING_CONFIG)
-    config["formatters"]["gateway"] = {
-        "format": "%(asctime)s %(levelname)s %(name)s: %(message)s",
-    }
-    config["handlers"]["gateway"] = {
-        "formatter": "gateway", "class": "logging.StreamHandler", "stream": "ext://sys.stderr",
-    }
-    config["loggers"]["gateway"] = {
-        "handlers": ["gateway"], "level": level.upper(), "propagate": False,
-    }
-    return config
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.draining = False
+
+    def install(self) -> Callable[[], None]:
+        """Take over SIGTERM; returns what gives it back."""
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        previous = signal.getsignal(signal.SIGTERM)
+        server = getattr(previous, "__self__", None)
+        if not isinstance(server, uvicorn.Server):
+            return lambda: None
+        loop = asyncio.get_running_loop()
+
+        def stop() -> None:
+            server.should_exit = True
+
+        def on_term(signum: int, frame: object) -> None:
+            if self.draining:
+                loop.call_soon_threadsafe(stop)
+                return
+            self.draining = True
+            logger.info("SIGTERM: draining", extra={"drain_seconds": self.seconds})
+            loop.call_soon_threadsafe(loop.call_later, self.seconds, stop)
+
+        signal.signal(signal.SIGTERM, on_term)
+
+        def restore() -> None:
+            signal.signal(signal.SIGTERM, previous)
+
+        return restore
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -95,7 +128,8 @@ def uvicorn_options(settings: ServerSettings | None) -> dict[str, Any]:
     return {"http": http_protocol(header_timeout=settings.header_timeout_seconds,
                                   body_timeout=settings.body_timeout_seconds),
             "ws": "none", "server_header": False,
-            "timeout_keep_alive": int(settings.keep_alive_seconds)}
+            "timeout_keep_alive": int(settings.keep_alive_seconds),
+            "timeout_graceful_shutdown": int(settings.grace_seconds)}
 
 
 def _settings(app: ASGIApp) -> ServerSettings | None:
@@ -118,10 +152,16 @@ def _servers(bound: Mapping[str, BoundApp], log_level: str) -> list[tuple[_Serve
     own = "warning" if log_level == "info" else log_level
     return [
         (_Server(uvicorn.Config(b.app, lifespan="auto", log_level=own, access_log=False,
-                                log_config=log_config(log_level), timeout_graceful_shutdown=2,
-                                **uvicorn_options(_settings(b.app)))), b)
+                                log_config=log_config(log_level, _log_format(b.app)),
+                                **{**uvicorn_options(_settings(b.app)),
+                                   "timeout_graceful_shutdown": 2})), b)
         for b in bound.values()
     ]
+
+
+def _log_format(app: ASGIApp) -> str:
+    config = getattr(getattr(app, "state", None), "config", None)
+    return config.logging.format if isinstance(config, Config) else "auto"
 
 
 async def serve_forever(bound: Mapping[str, BoundApp], *, log_level: str = "warning",

@@ -42,6 +42,10 @@ class SharedTasks(Generic[K, V]):
     def __len__(self) -> int:
         return len(self._tasks)
 
+    def __contains__(self, key: K) -> bool:
+        """Whether a task of ``key`` is on (or kept): a caller now would join it."""
+        return key in self._tasks
+
     async def run(self, key: K, make: Callable[[], Awaitable[V]], *,
                   timeout: float | None = None) -> V:
         """The result of the key's task (started by ``make()`` if none is on); with ``timeout``,

@@ -19,8 +19,14 @@ __all__ = ["CONFIGURED", "SecretScan", "SessionLog"]
 CONFIGURED: set[str] = set()
 
 
+# What every LogRecord has: anything else on a record is a field a caller passed in ``extra``.
+STANDARD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message", "asctime"}
+
+
 class SessionLog(logging.Handler):
-    """Every log line of the session, as text, from any thread (the test servers log too)."""
+    """Every log line of the session, as text, from any thread (the test servers log too);
+    a record's ``extra`` fields are part of its line, as the JSON formatter writes them."""
 
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
@@ -33,6 +39,9 @@ class SessionLog(logging.Handler):
             line = self.format(record)
         except Exception:  # a record whose arguments do not format: keep what can be read
             line = f"{record.msg!r} {record.args!r}"
+        extra = {k: v for k, v in vars(record).items() if k not in STANDARD_ATTRIBUTES}
+        if extra:
+            line += f" {extra!r}"
         with self._guard:
             self._lines.append(line)
 

@@ -24,6 +24,14 @@ LAZY_IMPORTS = frozenset({
     ("gateway.cli", "gateway.demo"),  # `demo` alone loads the emulators
     ("gateway.cli", "gateway.emulators"),  # … and names their demo tokens
     ("gateway.cli", "gateway.graph"),  # `schema` alone builds the schema
+    # OpenTelemetry is an optional extra ([tracing]): loaded only when tracing is configured.
+    ("gateway.tracing", "opentelemetry.trace"),
+    ("gateway.tracing", "opentelemetry.trace.propagation.tracecontext"),
+    ("gateway.tracing", "opentelemetry.sdk.resources"),
+    ("gateway.tracing", "opentelemetry.sdk.trace"),
+    ("gateway.tracing", "opentelemetry.sdk.trace.export"),
+    ("gateway.tracing", "opentelemetry.sdk.trace.sampling"),
+    ("gateway.tracing", "opentelemetry.exporter.otlp.proto.http.trace_exporter"),
 })
 
 

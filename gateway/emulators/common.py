@@ -62,7 +62,8 @@ __all__ = [
 
 CONTROL_PREFIX = "/_emulator/"
 # Headers worth keeping in the log: what a test may want to assert about the gateway's requests.
-LOGGED_HEADERS = ("accept-language", "authorization", "accesstoken", "user-agent")
+LOGGED_HEADERS = ("accept-language", "authorization", "accesstoken", "user-agent", "x-request-id",
+                  "traceparent")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -53,6 +53,7 @@ __all__ = ["AximAdapter"]
 T = TypeVar("T")
 
 ALL_PATH = "/productGroup/all"
+GROUP_ROUTE = "/productGroup/{id}"  # one group's path, as metrics and spans name it
 MAX_LIMIT = 50  # both levels, both endpoints (docs 002 and 003)
 # Axim ids are MongoDB ObjectIds: 24 lowercase hex digits. Anything else cannot name a group.
 GROUP_ID = re.compile(r"[0-9a-f]{24}")
@@ -168,7 +169,7 @@ class AximAdapter(SourceAdapter):
     async def _group_by_id(self, group_id: str, scope: RequestScope) -> GroupRecord | None:
         group: GroupRecord | None = await self.client.get_json(
             f"/productGroup/{group_id}", {"page": 1, "limit": 1}, scope=scope, allow_404=True,
-            parse=Parse(self._one_group, raw=True))
+            parse=Parse(self._one_group, raw=True), route=GROUP_ROUTE)
         return group
 
     # -- products -------------------------------------------------------------------------------
@@ -183,7 +184,7 @@ class AximAdapter(SourceAdapter):
             chunk: Page[ProductRecord] | None = await self.client.get_json(
                 f"/productGroup/{group_id}", {**params, "page": piece.page, "limit": piece.size},
                 scope=scope, allow_404=True,
-                parse=Parse(self._products_page, (group_id,), raw=True))
+                parse=Parse(self._products_page, (group_id,), raw=True), route=GROUP_ROUTE)
             return Page([], 0) if chunk is None else chunk
 
         chunk = await fetch_window(window, fetch, max_size=MAX_LIMIT, page_aligned=True)

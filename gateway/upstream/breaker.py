@@ -10,6 +10,7 @@ itself, and retries honour its ``Retry-After``.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -48,6 +49,19 @@ class SourceHealth:
         self.last_success: float | None = None  # clock.wall()
         self.last_error: str | None = None
         self.last_error_at: float | None = None
+        # Told each state the breaker is seen in when it differs from the last (the metrics'
+        # gauge); an open breaker turns half-open with time, noticed at the next request.
+        self.on_state: Callable[[BreakerState], None] | None = None
+        self._published: BreakerState | None = None
+
+    def watch(self, on_state: Callable[[BreakerState], None]) -> None:
+        self.on_state = on_state
+        self._publish(self.state)
+
+    def _publish(self, state: BreakerState) -> None:
+        if state is not self._published and self.on_state is not None:
+            self._published = state
+            self.on_state(state)
 
     @property
     def state(self) -> BreakerState:
@@ -60,6 +74,8 @@ class SourceHealth:
     def admit(self) -> None:
         """Let a request through, or fail it at once while the breaker is open."""
         state = self.state
+        if state is not self._published:
+            self._publish(state)
         if state is BreakerState.OPEN or (state is BreakerState.HALF_OPEN and self.probing):
             self._refuse()
         if state is BreakerState.HALF_OPEN:
@@ -81,12 +97,15 @@ class SourceHealth:
     def succeeded(self) -> None:
         self.failures, self.opened_at, self.probing = 0, None, False
         self.last_success = self.clock.wall()
+        if self._published is not BreakerState.CLOSED:
+            self._publish(BreakerState.CLOSED)
 
     def failed(self, what: str) -> None:
         self.failures += 1
         self.last_error, self.last_error_at = what, self.clock.wall()
         if self.probing or self.failures >= self.policy.threshold:
             self.opened_at = self.clock.monotonic()
+            self._publish(BreakerState.OPEN)
         self.probing = False
 
     def report(self) -> dict[str, object]:

@@ -22,14 +22,18 @@ import httpx
 from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.credentials import fingerprint
 from gateway.errors import GatewayError
+from gateway.metrics import SourceMetrics
+from gateway.scope import SourceUsage
 from gateway.upstream.extensions import (
     CACHE_ENTRY,
     CACHE_KEY,
+    CACHE_RESULT,
     CREDENTIAL,
     FRESH_UNTIL,
     FRESHNESS,
     LANGUAGE,
     STALE_AGE,
+    USAGE,
 )
 from gateway.upstream.headers import decoded_body_headers
 from gateway.upstream.layer import Layer
@@ -78,8 +82,10 @@ def _failed(response: httpx.Response) -> bool:
 
 class CacheTransport(Layer):
     def __init__(self, inner: httpx.AsyncBaseTransport, *, store: ResponseStore, source: str,
-                 credential: str, policy: CachePolicy, clock: Clock = SYSTEM_CLOCK) -> None:
+                 credential: str, policy: CachePolicy, clock: Clock = SYSTEM_CLOCK,
+                 metrics: SourceMetrics | None = None) -> None:
         super().__init__(inner)
+        self.metrics = metrics
         self.store = store
         self.source = source
         self.credential = credential
@@ -93,17 +99,23 @@ class CacheTransport(Layer):
         ttl = self.policy.ttl(request.extensions.get(FRESHNESS))
         cached = await self.store.get(key) if ttl > 0 else None
         if cached is not None and cached.age(self.clock.wall()) <= ttl:
+            self._count(request, "hit")
             return _response(cached, request, key, ttl)
+        request.extensions[CACHE_RESULT] = "miss"
         try:
             response = await self.inner.handle_async_request(request)
             body = await response.aread()
         except (httpx.HTTPError, GatewayError):
             stale = self._stale(cached, ttl, request, key)
+            self._count(request, "miss" if stale is None else "stale")
             if stale is None:
                 raise
             return stale
         if _failed(response):
-            return self._stale(cached, ttl, request, key) or _rebuilt(response, body, request)
+            stale = self._stale(cached, ttl, request, key)
+            self._count(request, "miss" if stale is None else "stale")
+            return stale or _rebuilt(response, body, request)
+        self._count(request, "miss")
         if 200 <= response.status_code < 300 and ttl > 0:
             # Stored at the precision the entry keeps, so a later hit names the same entry.
             answer = CachedAnswer(round(self.clock.wall(), 3), response.status_code,
@@ -111,6 +123,23 @@ class CacheTransport(Layer):
             await self.store.set(key, answer, ttl + self.policy.stale_grace)
             return _response(answer, request, key, ttl)
         return _rebuilt(response, body, request)
+
+    def _count(self, request: httpx.Request, result: str) -> None:
+        """One lookup's result, in the metrics and the GraphQL request's usage."""
+        usage: SourceUsage | None = request.extensions.get(USAGE)
+        metrics = self.metrics
+        if result == "hit":
+            if usage is not None:
+                usage.cache_hits += 1
+            if metrics is not None:
+                metrics.cache_hit.inc()
+        elif result == "stale":
+            if usage is not None:
+                usage.stale_hits += 1
+            if metrics is not None:
+                metrics.cache_stale.inc()
+        elif metrics is not None:
+            metrics.cache_miss.inc()
 
     def _stale(self, cached: CachedAnswer | None, ttl: float, request: httpx.Request, key: str
                ) -> httpx.Response | None:

@@ -44,7 +44,9 @@ from gateway.upstream.extensions import (
     FRESH_UNTIL,
     FRESHNESS,
     LANGUAGE,
+    ROUTE,
     STALE_AGE,
+    USAGE,
 )
 from gateway.upstream.headers import retry_after_seconds
 
@@ -140,6 +142,7 @@ class UpstreamClient:
         allow_404: bool = False,
         freshness: str = "products",
         parse: Parse | None = None,
+        route: str | None = None,
     ) -> Any:
         """GET ``path`` and decode JSON; identical calls in one scope are made once.
 
@@ -149,7 +152,12 @@ class UpstreamClient:
         (CareCloud's ``Accept-Language``). The client's own header never reaches a source.
         With ``allow_404`` a 404 answers None (an unknown id) instead of raising. ``freshness``
         ("groups" or "products") picks the cache TTL. With ``parse`` the answer is
-        ``parse.fn(json, *parse.args)``, made once per cache entry in this process.
+        ``parse.fn(json, *parse.args)``, made once per cache entry in this process. ``route``
+        is ``path`` with its ids replaced (``/productGroup/{id}``): metrics and spans name the
+        call by it (default: ``path``, for paths without ids).
+
+        The request's id goes upstream as ``X-Request-ID``, so an upstream's logs can be matched
+        with the gateway's.
         """
         key: CallKey = (
             self.source,
@@ -157,8 +165,11 @@ class UpstreamClient:
             tuple(sorted((k, str(v)) for k, v in params.items())),
             language,
         )
-        headers = {language_header: language} if language_header and language else {}
-        extensions = {LANGUAGE: language, FRESHNESS: freshness, DEADLINE: scope.deadline}
+        headers = {"X-Request-ID": scope.request_id} if scope.request_id else {}
+        if language_header and language:
+            headers[language_header] = language
+        extensions = {LANGUAGE: language, FRESHNESS: freshness, DEADLINE: scope.deadline,
+                      ROUTE: route or path, USAGE: scope.usage_of(self.source)}
         credential = scope.credentials.get(self.source)
         if credential is not None and self._credential_headers is not None:
             # In place of the configured token (same header names), and keyed by it below.

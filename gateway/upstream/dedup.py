@@ -12,9 +12,11 @@ from __future__ import annotations
 import httpx
 
 from gateway.clock import SYSTEM_CLOCK, Clock
+from gateway.metrics import SourceMetrics
+from gateway.scope import SourceUsage
 from gateway.shared import SharedTasks
 from gateway.upstream.cache import cache_key
-from gateway.upstream.extensions import DEADLINE
+from gateway.upstream.extensions import DEADLINE, USAGE
 from gateway.upstream.headers import decoded_body_headers
 from gateway.upstream.layer import Layer
 
@@ -25,8 +27,9 @@ Answer = tuple[int, list[tuple[str, str]], bytes, dict[str, object]]
 
 class DedupTransport(Layer):
     def __init__(self, inner: httpx.AsyncBaseTransport, *, source: str, credential: str,
-                 clock: Clock = SYSTEM_CLOCK) -> None:
+                 clock: Clock = SYSTEM_CLOCK, metrics: SourceMetrics | None = None) -> None:
         super().__init__(inner)
+        self.metrics = metrics
         self.source = source
         self.credential = credential
         self.clock = clock
@@ -39,6 +42,8 @@ class DedupTransport(Layer):
         deadline = request.extensions.get(DEADLINE)
         timeout = (max(0.0, deadline - self.clock.monotonic()) if isinstance(deadline, float)
                    else None)
+        if key in self._inflight:
+            self._joined(request)
         try:
             status, headers, body, extensions = await self._inflight.run(
                 key, lambda: self._fetch(request), timeout=timeout)
@@ -47,6 +52,13 @@ class DedupTransport(Layer):
                                     request=request) from None
         return httpx.Response(status, headers=headers, content=body, request=request,
                               extensions=dict(extensions))
+
+    def _joined(self, request: httpx.Request) -> None:
+        usage: SourceUsage | None = request.extensions.get(USAGE)
+        if usage is not None:
+            usage.shared += 1
+        if self.metrics is not None:
+            self.metrics.dedup_join.inc()
 
     async def _fetch(self, request: httpx.Request) -> Answer:
         response = await self.inner.handle_async_request(request)

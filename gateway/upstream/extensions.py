@@ -5,8 +5,8 @@ Like httpx's own ``timeout`` extension: each layer reads what it needs and passe
 
 from __future__ import annotations
 
-__all__ = ["CACHE_ENTRY", "CACHE_KEY", "CREDENTIAL", "DEADLINE", "FRESHNESS", "FRESH_UNTIL",
-           "LANGUAGE", "STALE_AGE"]
+__all__ = ["CACHE_ENTRY", "CACHE_KEY", "CACHE_RESULT", "CREDENTIAL", "DEADLINE", "FRESHNESS",
+           "FRESH_UNTIL", "LANGUAGE", "RETRIED", "ROUTE", "STALE_AGE", "USAGE"]
 
 DEADLINE = "gateway.deadline"  # clock.monotonic() by which the GraphQL request must answer
 LANGUAGE = "gateway.language"  # the request's language: part of the call's identity
@@ -19,3 +19,8 @@ FRESH_UNTIL = "gateway.fresh_until"
 # The fingerprint of a client's own credential the call is sent with (absent: the source's
 # configured token): part of the cache and dedup keys.
 CREDENTIAL = "gateway.credential"
+ROUTE = "gateway.route"  # the path's template ("/productGroup/{id}"): metrics and spans name it
+USAGE = "gateway.usage"  # the GraphQL request's SourceUsage of the source: layers count into it
+# The status classes ("5xx", "none") of the tries the retry layer tried again, in order.
+RETRIED = "gateway.retried"
+CACHE_RESULT = "gateway.cache_result"  # "miss" once the cache layer let the request go on

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import httpx
 
 from gateway.clock import SYSTEM_CLOCK, Clock
-from gateway.upstream.extensions import DEADLINE
+from gateway.upstream.extensions import DEADLINE, RETRIED
 from gateway.upstream.headers import retry_after_seconds
 from gateway.upstream.layer import Layer
 
@@ -40,6 +40,14 @@ class RetryPolicy:
         return rng.uniform(0, min(self.max_backoff, self.backoff * 2 ** attempt))
 
 
+def _note_retried(request: httpx.Request, status_class: str) -> None:
+    """For the metrics layer above: a try that failed and was tried again."""
+    retried = request.extensions.get(RETRIED)
+    if retried is None:
+        retried = request.extensions[RETRIED] = []
+    retried.append(status_class)
+
+
 class RetryTransport(Layer):
     def __init__(self, inner: httpx.AsyncBaseTransport, *, policy: RetryPolicy,
                  rng: random.Random | None = None, clock: Clock = SYSTEM_CLOCK) -> None:
@@ -57,12 +65,14 @@ class RetryTransport(Layer):
             except RETRY_ERRORS:
                 if not await self._backoff(request, attempt, None):
                     raise
+                _note_retried(request, "none")
             else:
                 if (response.status_code not in RETRY_STATUSES
                         or not await self._backoff(request, attempt,
                                                    response.headers.get("retry-after"))):
                     return response
                 await response.aclose()
+                _note_retried(request, f"{response.status_code // 100}xx")
             attempt += 1
 
     async def _backoff(self, request: httpx.Request, attempt: int, retry_after: str | None

@@ -18,6 +18,7 @@ import pytest
 from starlette.applications import Starlette
 
 from gateway.app import create_app
+from gateway.clock import SYSTEM_CLOCK
 from gateway.config import CacheSettings, Config, ResponseCacheSettings
 from gateway.demo import demo_config
 from gateway.emulators.common import Fault
@@ -66,7 +67,7 @@ class Gateway:
 
 @contextmanager
 def gateway(config: Config, clock: ManualClock | None = None) -> Iterator[Gateway]:
-    app = create_app(config, **({"clock": clock.clock} if clock else {}))
+    app = create_app(config, clock=clock.clock if clock else SYSTEM_CLOCK)
     with ServerThread({"gw": app}) as servers:
         served = Gateway(app, servers.urls["gw"])
         try:

@@ -156,15 +156,17 @@ def layers(transport: httpx.AsyncBaseTransport) -> list[str]:
 
 
 @pytest.mark.parametrize(("tuning", "expected"), [
-    ({}, ["DedupTransport", "CacheTransport", "RetryTransport", "BreakerTransport",
-          "ConcurrencyLimitTransport", "MockTransport"]),
+    ({}, ["DedupTransport", "CacheTransport", "ObserveTransport", "RetryTransport",
+          "BreakerTransport", "ConcurrencyLimitTransport", "MockTransport"]),
     ({"max_retries": 0, "cache_ttl_seconds": 0, "group_cache_ttl_seconds": 0},
-     ["DedupTransport", "BreakerTransport", "ConcurrencyLimitTransport", "MockTransport"]),
-    ({"cache_ttl_seconds": 0}, ["DedupTransport", "CacheTransport", "RetryTransport",
-                                "BreakerTransport", "ConcurrencyLimitTransport",
-                                "MockTransport"]),
-    ({"dedup": False, "max_retries": 0}, ["CacheTransport", "BreakerTransport",
-                                          "ConcurrencyLimitTransport", "MockTransport"]),
+     ["DedupTransport", "ObserveTransport", "BreakerTransport", "ConcurrencyLimitTransport",
+      "MockTransport"]),
+    ({"cache_ttl_seconds": 0}, ["DedupTransport", "CacheTransport", "ObserveTransport",
+                                "RetryTransport", "BreakerTransport",
+                                "ConcurrencyLimitTransport", "MockTransport"]),
+    ({"dedup": False, "max_retries": 0}, ["CacheTransport", "ObserveTransport",
+                                          "BreakerTransport", "ConcurrencyLimitTransport",
+                                          "MockTransport"]),
 ], ids=["all", "retries-and-cache-off", "group-cache-only", "dedup-off"])
 def test_a_policy_that_is_off_has_no_layer(store: ResponseStore, manual: ManualClock,
                                            tuning: dict[str, Any], expected: list[str]) -> None:
