@@ -91,6 +91,11 @@ class RequestLog:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._records: list[RecordedRequest] = []
+        self.arrived = 0  # requests received, answered or not yet (a record comes at the end)
+
+    def arrive(self) -> None:
+        with self._lock:
+            self.arrived += 1
 
     def append(self, record: RecordedRequest) -> None:
         with self._lock:
@@ -99,6 +104,7 @@ class RequestLog:
     def clear(self) -> None:
         with self._lock:
             self._records.clear()
+            self.arrived = 0
 
     @property
     def records(self) -> list[RecordedRequest]:
@@ -257,6 +263,7 @@ class EmulatorMiddleware:
             await self._control(scope, receive, send)
             return
         started = time.monotonic()
+        self.log.arrive()
         status_box = [0]
 
         logged = [False]

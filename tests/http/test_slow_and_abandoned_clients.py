@@ -220,6 +220,10 @@ def test_a_client_that_leaves_after_half_a_second_costs_no_further_upstream_requ
     with socket.create_connection((host, int(port)), timeout=BOUND) as sock:
         sock.sendall(post(gateway_server.url, NODES, {"ids": comestri_ids(100, first=9_000_000)}))
         time.sleep(0.5)
+        # On a busy machine the first wave may not have reached Comestri yet: leave once it has.
+        deadline = time.monotonic() + BOUND
+        while comestri.log.arrived == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
         left = time.monotonic()
     # Had the query gone on, its second wave would start about a second in, the last about
     # four seconds later; 2.5 s is enough to see the second.
