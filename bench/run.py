@@ -388,7 +388,7 @@ def wrk(bench: Bench, url: str, body: Path, row: Row, tag: str, seconds: float
     mode = "distinct" if row.distinct else "lean" if row.lean else "same"
     command = pinned(bench.load_cpu, [
         "wrk", "-t1", f"-c{bench.args.connections}", f"-d{seconds:g}s", "--timeout", "30s",
-        "-s", str(WRK_SCRIPT), url, "--", str(body), mode, tag])
+        "-s", str(WRK_SCRIPT), url, "--", str(body), mode, tagged_language(tag)])
     done = subprocess.run(command, capture_output=True, text=True, check=False,
                           env={**os.environ, "BENCH_WRK_MODE": mode})
     lines = [line for line in done.stdout.splitlines() if line.startswith("BENCH ")]

@@ -4,7 +4,8 @@
 -- references). MODE "lean": the same, but without per-request Lua (no request() or response()
 -- callbacks: the ceiling's rate would make them wrk's own bottleneck; wrk still counts non-2xx
 -- answers, and the ceiling's bytes are checked before timing); "sent" is then the requests
--- answered. MODE "distinct": every request carries its own Accept-Language "x-bench-TAG-<n>"
+-- answered. MODE "distinct": every request carries its own Accept-Language "TAG-<n>" (TAG: an
+-- "x-bench-…" prefix from bench.scenarios.tagged_language)
 -- (bench.scenarios.tagged_language): an unknown private-use language that changes no answer, but
 -- is part of every upstream call's identity in the gateway, so no two requests share one.
 -- Counts requests sent, non-200 answers and answers with GraphQL errors; at the end prints one
@@ -36,7 +37,7 @@ end
 local function request_each()
   sent = sent + 1
   if mode == "distinct" then
-    headers["Accept-Language"] = "x-bench-" .. tag .. "-" .. sent
+    headers["Accept-Language"] = tag .. "-" .. sent
     return wrk.format("POST", nil, headers, body)
   end
   return fixed
