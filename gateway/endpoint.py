@@ -62,6 +62,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import itertools
 import logging
 import re
 import time
@@ -78,6 +79,7 @@ from starlette.types import Receive, Scope, Send
 from strawberry import Schema
 
 from gateway.auth import Authenticator, Client, Unauthenticated
+from gateway.bounded import BoundedDict
 from gateway.config import AuthSettings, PersistedSettings, RateLimitSettings
 from gateway.credentials import Credential
 from gateway.errors import BadUserInput, ErrorCode
@@ -147,10 +149,16 @@ class _Access:
 
 
 def request_id(sent: str | None) -> str:
-    """The client's request id when it is acceptable, else a new one."""
+    """The client's request id when it is acceptable, else a new one: this process's random
+    prefix and a counter (unique without a random draw per request)."""
     if sent and REQUEST_ID.fullmatch(sent):
         return sent
-    return uuid.uuid4().hex
+    return f"{PROCESS_ID}{next(_REQUEST_NUMBERS):016x}"  # 32 hex digits, as a UUID's
+
+
+PROCESS_ID = uuid.uuid4().hex[:16]
+_REQUEST_NUMBERS = itertools.count(1)
+LANGUAGE_KEYS = 1024  # Accept-Language values whose sources' languages are kept
 
 
 class GraphQLEndpoint:
@@ -171,6 +179,7 @@ class GraphQLEndpoint:
         self.tracing = tracing
         self.cost_extension = cost_extension
         self.responses = responses
+        self._language_keys: BoundedDict[str | None, str] = BoundedDict(LANGUAGE_KEYS)
         self.runtime = runtime
         self.documents = documents
         self.playground = playground
@@ -265,16 +274,24 @@ class GraphQLEndpoint:
             return _result_response(None, [error], None, media_type,
                                     ErrorCode.GRAPHQL_PARSE_FAILED)
         access.query = params.get("query") or ""
-        context = self._context(request, access.request_id)
-        access.scope = context.scope
         access.cost = self.cost_extension == "always" or (
             self.cost_extension == "header" and request.headers.get("x-gateway-cost") == "1")
         try:
             persisted = self.persisted.read(params)
         except PersistedError as exc:
             return _persisted_error(exc, media_type)
-        cache_key = None if access.cost else self._response_key(params, persisted, context,
-                                                                client)
+        # Without clients' own upstream credentials the response-cache key needs no request
+        # context: a hit is answered before one is made.
+        early = not access.cost and not self.pass_through
+        cache_key = self._response_key(params, persisted, request, client, None) if early \
+            else None
+        context = None
+        if cache_key is None:
+            context = self._context(request, access.request_id)
+            access.scope = context.scope
+            if not access.cost:
+                cache_key = self._response_key(params, persisted, request, client,
+                                               context.scope)
         if cache_key is not None:
             hit = await self.responses.get(cache_key)  # type: ignore[union-attr]
             if self.metrics is not None:
@@ -284,7 +301,10 @@ class GraphQLEndpoint:
                                     or _leading_name(params.get("query") or ""))
                 access.outcome = "ok"
                 return self._cached(request, hit, media_type, "hit", private=bool(
-                    client.id or context.scope.credentials))
+                    client.id or (context is not None and context.scope.credentials)))
+        if context is None:
+            context = self._context(request, access.request_id)
+            access.scope = context.scope
         try:
             params["query"] = await self.persisted.lookup(persisted)
         except PersistedError as exc:
@@ -346,8 +366,8 @@ class GraphQLEndpoint:
             "estimated": self.estimate_cost(document, operation_name),
         }
 
-    def _response_key(self, params: dict[str, Any], persisted: Persisted,
-                      context: GatewayContext, client: Client) -> str | None:
+    def _response_key(self, params: dict[str, Any], persisted: Persisted, request: Request,
+                      client: Client, scope: RequestScope | None) -> str | None:
         """The request's response-cache key; None when answers are not kept for it.
 
         The document is named by its SHA-256 (a hash-only APQ request needs no lookup). The
@@ -360,13 +380,29 @@ class GraphQLEndpoint:
         if responses is None or params.get("operationName") in responses.settings.\
                 exclude_operations:
             return None
-        language = " ".join(adapter.language(context.scope) or "-"
-                            for adapter in self.runtime.adapters.values())
-        credentials = " ".join(f"{source}={credential.fingerprint}" for source, credential
-                               in sorted(context.scope.credentials.items()))
+        language = self._language_key(request.headers.get("accept-language"))
+        if language is None:
+            return None  # a header the request context refuses, with its own error
+        credentials = "" if scope is None else " ".join(
+            f"{source}={credential.fingerprint}"
+            for source, credential in sorted(scope.credentials.items()))
         return responses.key(f"sha256:{persisted.hash}", params.get("operationName"),
                              params.get("variables"), language=language,
                              client=f"{client.id}\n{credentials}")
+
+    def _language_key(self, header: str | None) -> str | None:
+        """What each source answers in for this ``Accept-Language`` (a source that ignores
+        languages: "-"), kept per header value (clients send few); None for a bad header."""
+        key = self._language_keys.get(header)
+        if key is None:
+            scope = RequestScope(language=header)
+            try:
+                key = " ".join(adapter.language(scope) or "-"
+                               for adapter in self.runtime.adapters.values())
+            except BadUserInput:
+                return None
+            self._language_keys.put(header, key)
+        return key
 
     async def _client(self, request: Request) -> Client:
         """The authenticated client, its request counted: 401 or 429 otherwise."""

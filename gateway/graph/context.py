@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from graphql import GraphQLError
 
@@ -30,12 +31,13 @@ class GatewayContext:
     adapters: Mapping[str, SourceAdapter]
     scope: RequestScope
     cursors: CursorCodec  # signs and reads this deployment's cursors
-    loaders: RequestLoaders = field(init=False)
     # Source failures by (source, code, path): one error each, however often it happened.
     _reported: dict[_ReportKey, GraphQLError] = field(default_factory=dict, init=False)
 
-    def __post_init__(self) -> None:
-        self.loaders = RequestLoaders(self.adapters, self.scope)
+    @cached_property
+    def loaders(self) -> RequestLoaders:
+        """Made on first use: a request answered from the response cache never needs them."""
+        return RequestLoaders(self.adapters, self.scope)
 
     @property
     def errors(self) -> list[GraphQLError]:
