@@ -345,13 +345,16 @@ class _Run:
     def complete_abstract(self, shape: AbstractShape, value: Any, container: Any,
                           key: str | int, nullable: bool, parent: _Position,
                           field_plan: FieldPlan) -> None:
-        try:
-            object_type = self.runtime_type(shape, value, field_plan, parent)
-        except Exception as error:
-            self.fail(error, container, key, nullable, parent, field_plan)
-            return
-        self.complete_object(shape.for_type(object_type), value, container, key, nullable,
-                             parent, field_plan)
+        kind = type(value)
+        object_shape = shape.by_class.get(kind)
+        if object_shape is None:
+            try:
+                object_type = self.runtime_type(shape, value, field_plan, parent)
+            except Exception as error:
+                self.fail(error, container, key, nullable, parent, field_plan)
+                return
+            object_shape = shape.by_class[kind] = shape.for_type(object_type)
+        self.complete_object(object_shape, value, container, key, nullable, parent, field_plan)
 
     def runtime_type(self, shape: AbstractShape, value: Any, field_plan: FieldPlan,
                      parent: _Position) -> GraphQLObjectType:

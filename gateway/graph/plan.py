@@ -98,6 +98,9 @@ class AbstractShape:
     nodes: list[FieldNode]
     compiler: _Compiler
     by_type: dict[str, ObjectShape] = field(default_factory=dict)
+    # The object shape each Python class resolved to: our types' resolution reads only the
+    # value's class (records are served as they are), so one answer per class holds.
+    by_class: dict[builtins.type, ObjectShape] = field(default_factory=dict)
 
     def for_type(self, object_type: GraphQLObjectType) -> ObjectShape:
         shape = self.by_type.get(object_type.name)
