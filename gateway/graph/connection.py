@@ -43,7 +43,7 @@ class Connection(Generic[T]):
 
     @classmethod
     def of(cls, listing: Listing[Any], cursors: CursorCodec) -> Any:
-        return cls(listing=listing, cursors=cursors, nodes=[item for item, _ in listing.edges],
+        return cls(listing=listing, cursors=cursors, nodes=listing.items,
                    total_count=listing.total)
 
     @strawberry.field

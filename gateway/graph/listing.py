@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Generic, Protocol, TypeVar
 
 from gateway.errors import GatewayError
@@ -80,14 +81,29 @@ class ListStream(Generic[T]):
         return len(await self.items())
 
 
-@dataclass(slots=True)
+@dataclass
 class Listing(Generic[T]):
-    """A page of a list: items with their cursors, the list's total, and the page's neighbours."""
+    """A page of a list: items with their cursors, the list's total, and the page's neighbours.
 
-    edges: list[tuple[T, Cursor]]
+    Cursors are made only when asked for (``edges``): a query that selects only ``nodes`` (a
+    group's first products, twenty times a page) pays for none.
+    """
+
+    items: list[T]
     total: int | None
     has_previous: bool
     has_next: bool
+    cursors: Callable[[], list[Cursor]]
+
+    @classmethod
+    def of_edges(cls, edges: list[tuple[T, Cursor]], total: int | None, has_previous: bool,
+                 has_next: bool) -> Listing[T]:
+        return cls([item for item, _ in edges], total, has_previous, has_next,
+                   lambda: [cursor for _, cursor in edges])
+
+    @cached_property
+    def edges(self) -> list[tuple[T, Cursor]]:
+        return list(zip(self.items, self.cursors(), strict=True))
 
 
 async def _guard(call: Awaitable[R], report: ErrorSink) -> R | None:
@@ -139,22 +155,29 @@ async def _concat_forward(streams: Sequence[Stream[T]], size: int, fp: str,
              for i, s in enumerate(streams)]
     # One stream (a group's products, twenty times a page): no tasks for a gather of one.
     pages = [await calls[0]] if len(calls) == 1 else await asyncio.gather(*calls)
-    edges: list[tuple[T, Cursor]] = []
+    items: list[T] = []
+    places: list[tuple[int, int]] = []  # (stream, position) of each item, for its cursor
     failed = {i for i, page in enumerate(pages) if page is None and start[i] != END}
     has_next = bool(failed)  # a failed stream resumes on the next page
     for i, page in enumerate(pages):
         if page is None:
             continue
-        taken = page.items[: size - len(edges)]
-        edges += [(item, Cursor(fp, i, _concat_offsets(start, failed, i, start[i] + j)))
-                  for j, item in enumerate(taken)]
+        taken = page.items[: size - len(items)]
+        items += taken
+        places += [(i, start[i] + j) for j in range(len(taken))]
         known = page.total - start[i] if page.total is not None else len(page.items)
         has_next = has_next or known > len(taken)
     total = None
     if need_total and not failed:
         total = await _total(streams, report)
     has_previous = any(o == END or o > 0 for o in start)
-    return Listing(edges, total, has_previous, has_next)
+    begin = start
+
+    def cursors() -> list[Cursor]:
+        return [Cursor(fp, i, _concat_offsets(begin, failed, i, position))
+                for i, position in places]
+
+    return Listing(items, total, has_previous, has_next, cursors)
 
 
 async def _none() -> None:
@@ -187,7 +210,8 @@ async def _concat_backward(streams: Sequence[Stream[T]], size: int, fp: str,
         i, offset = first_position
         has_previous = offset > 0 or any((t or 0) > 0 for t in totals[:i])
     total = None if any(t is None for t in totals) else sum(t or 0 for t in totals)
-    return Listing(edges, total, has_previous, any(o != END for o in end) and bool(edges))
+    return Listing.of_edges(edges, total, has_previous,
+                            any(o != END for o in end) and bool(edges))
 
 
 async def _total(streams: Sequence[Stream[Any]], report: ErrorSink) -> int | None:
@@ -219,7 +243,7 @@ async def merged(streams: Sequence[ListStream[T]], sort: Callable[[list[T]], lis
         kept = end
     failed = {i for i, items in enumerate(loaded) if items is None}
     edges = _merged_edges(page, ordered, fp, kept, failed, forward=args.forward)
-    return Listing(edges, total, has_previous, has_next)
+    return Listing.of_edges(edges, total, has_previous, has_next)
 
 
 def _ranked(loaded: Sequence[list[T] | None], sort: Callable[[list[T]], list[T]]
