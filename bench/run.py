@@ -529,7 +529,7 @@ def machine(bench: Bench) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=float, default=3, help="seconds per row and run")
+    parser.add_argument("--duration", type=float, default=4, help="seconds per row and run")
     parser.add_argument("--warmup", type=float, default=1, help="seconds before a row's 1st run")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
@@ -647,7 +647,7 @@ requests each): the milliseconds from the request body to the error answer.
 
 HEADER = """# Benchmark
 
-`make bench` (`python -m bench.run`, about 8 minutes) measures, in one run on one machine, the
+`make bench` (`python -m bench.run`, about 10 minutes) measures, in one run on one machine, the
 gateway against two references, for three scenarios, at upstream latency 0 and 20 ms:
 
 - **bare Starlette returning the same bytes** (the ceiling: what HTTP alone costs under the same
