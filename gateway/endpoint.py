@@ -88,7 +88,7 @@ from gateway.graph.documents import DocumentCache
 from gateway.graph.limits import check_variables
 from gateway.metrics import Metrics
 from gateway.persisted import Persisted, PersistedError, PersistedOperations
-from gateway.rate_limits import CostEstimate, RateLimited, RateLimits, one_request
+from gateway.rate_limits import CostEstimate, RateLimited, RateLimits
 from gateway.response_cache import CachedResponse, ResponseCache
 from gateway.runtime import Runtime
 from gateway.scope import RequestScope
@@ -165,6 +165,7 @@ class GraphQLEndpoint:
     """The ASGI app behind ``/graphql``."""
 
     def __init__(self, schema: Schema, runtime: Runtime, *, documents: DocumentCache,
+                 estimate_cost: CostEstimate,
                  playground: Callable[[Request], Response] | None = None,
                  max_body_bytes: int = DEFAULT_MAX_BODY, access_log: bool = False,
                  responses: ResponseCache | None = None,
@@ -172,7 +173,7 @@ class GraphQLEndpoint:
                  persisted: PersistedOperations | None = None,
                  auth: Authenticator | None = None,
                  rate_limits: RateLimits | None = None,
-                 estimate_cost: CostEstimate = one_request, cost_extension: str = "off",
+                 cost_extension: str = "off",
                  tracing: Tracing | None = None) -> None:
         self.schema = schema
         self.metrics: Metrics | None = runtime.metrics

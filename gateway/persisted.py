@@ -7,8 +7,8 @@ documents.
 ``PersistedQueryNotFound`` (``extensions.code`` ``PERSISTED_QUERY_NOT_FOUND``); the client then
 sends the hash with the query, which is checked (the SHA-256 of the query must be the hash, else
 400 ``PERSISTED_QUERY_HASH_MISMATCH``), run, and registered — only once it parsed and passed
-validation (the single parse site and the schema's rules, the query-safety limits among them
-once merged: see :meth:`PersistedOperations.register`). Registered documents live in the
+validation (the single parse site and the schema's rules, the query-safety limits and the cost
+rule among them: see :meth:`PersistedOperations.register`). Registered documents live in the
 ``[cache]`` store under their own key prefix: with Redis, every gateway process shares them.
 
 **Trusted documents** (``mode = "trusted"``): only registered operations run — read at start
@@ -139,9 +139,8 @@ class PersistedOperations:
 
     async def register(self, persisted: Persisted) -> None:
         """Keep an APQ document. Called only once the request's document parsed and passed
-        validation: the endpoint's single parse site (``DocumentCache.parse``) and the schema's
-        rules — the query-safety limits and cost rule join those when merged, and so guard
-        registration too, with nothing to change here."""
+        validation: the endpoint's single parse site (``DocumentCache.parse``, with the document
+        limits) and the schema's rules (the cost rule among them), so those guard registration."""
         if not persisted.register or persisted.query is None:
             return
         self._local.put(persisted.hash, persisted.query)

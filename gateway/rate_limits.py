@@ -40,22 +40,14 @@ from gateway.auth import Client
 from gateway.config import RateLimitSettings
 from gateway.errors import ErrorCode
 
-__all__ = ["CostEstimate", "RateLimited", "RateLimits", "one_request"]
+__all__ = ["CostEstimate", "RateLimited", "RateLimits"]
 
 logger = logging.getLogger("gateway.rate_limits")
 
-# The estimated upstream requests of an operation: ``estimate(document, operation_name)``.
+# The estimated upstream requests of an operation: ``estimate(document, operation_name)`` (the
+# cost rule's price, gateway/graph/cost.py).
 CostEstimate = Callable[[DocumentNode, str | None], int]
 
-
-def one_request(document: DocumentNode, operation_name: str | None) -> int:
-    """The seam for the cost model: every operation is estimated at one upstream request.
-
-    When the query-safety work (``gateway/graph/cost.py``, ``CostModel.cost(schema, document,
-    operation_name)``) is merged, ``gateway/app.py`` passes its estimate instead; until then a
-    request is admitted while one request of budget is left, and charged what it really made.
-    """
-    return 1
 
 
 class RateLimited(Exception):
