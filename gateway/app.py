@@ -63,6 +63,7 @@ from starlette.routing import Route
 from strawberry import Schema
 
 from gateway.auth import Authenticator
+from gateway.changes.feed import ChangeFeed
 from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.config import Config, ConfigError, load_config
 from gateway.endpoint import GraphQLEndpoint
@@ -126,14 +127,17 @@ def create_app(config: Config, *, clock: Clock = SYSTEM_CLOCK,
     rate_limits = RateLimits(config.rate_limits, cache_url=config.cache.url,
                              namespace=config.cache.namespace)
     drain = Drain(server.drain_seconds)
+    changes = ChangeFeed.build(config, runtime.adapters, clock=runtime.clock)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         restore = drain.install()  # SIGTERM drains first (under a uvicorn server in `serve`)
+        await changes.start()
         try:
             yield
         finally:
             restore()
+            await changes.aclose()
             await rate_limits.aclose()
             await runtime.aclose()
             if tracing is not None:
@@ -177,7 +181,8 @@ def create_app(config: Config, *, clock: Clock = SYSTEM_CLOCK,
                                auth=Authenticator(config.auth),
                                rate_limits=rate_limits,
                                estimate_cost=partial(cost.cost, schema._schema),
-                               cost_extension=server.cost_extension, tracing=tracing)
+                               cost_extension=server.cost_extension, tracing=tracing,
+                               changes=changes)
     metrics = runtime.metrics
 
     async def metrics_page(request: Request) -> Response:
@@ -205,6 +210,7 @@ def create_app(config: Config, *, clock: Clock = SYSTEM_CLOCK,
     app.state.documents = documents
     app.state.cost = cost
     app.state.drain = drain
+    app.state.changes = changes
     return app
 
 

@@ -51,6 +51,7 @@ __all__ = [
     "ApiKey",
     "AuthSettings",
     "CacheSettings",
+    "ChangeSettings",
     "Config",
     "ConfigError",
     "JwtSettings",
@@ -344,6 +345,21 @@ class MetricsSettings(_Strict):
     max_operation_names: int = Field(default=100, ge=0, le=10_000)
 
 
+class ChangeSettings(_Strict):
+    """The change feed behind subscriptions (gateway/changes): limits, and where its state is
+    kept. Which sources are watched, and how often, is ``poll_interval_seconds`` per source."""
+
+    queue_size: int = Field(default=100, ge=1, le=10_000)  # events a subscriber may lag behind
+    max_subscriptions: int = Field(default=1000, ge=0, le=1_000_000)  # in this process
+    max_subscriptions_per_connection: int = Field(default=20, ge=1, le=1000)
+    replay_events: int = Field(default=1000, ge=0, le=1_000_000)  # kept for a reconnect
+    lease_seconds: float = Field(default=15.0, ge=1, le=3600)  # a poller's claim (Redis)
+    # Watermarks and snapshots of known ids without Redis (with it: in Redis). Unset: kept in
+    # memory only, so a restart takes a new baseline and announces nothing made while down.
+    state_dir: str | None = None
+    max_snapshot_items: int = Field(default=20_000, ge=1, le=1_000_000)  # per source and kind
+
+
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 
 
@@ -393,6 +409,11 @@ class SourceTuning(_Strict):
     # Concurrent identical upstream requests share one call (off: each makes its own; for
     # measuring the uncached path honestly).
     dedup: bool = True
+    # The change feed (gateway/changes): how often the source is asked what changed (None: the
+    # source is not watched), and how often its whole listing is compared to find deletions
+    # (None: every 10 polls). A watched source costs one poller per gateway (see [changes]).
+    poll_interval_seconds: float | None = Field(default=None, ge=0.1, le=86400)
+    full_poll_interval_seconds: float | None = Field(default=None, ge=0.1, le=7 * 86400)
 
     @field_validator("language")
     @classmethod
@@ -470,6 +491,7 @@ class Config(_Strict):
     metrics: MetricsSettings = MetricsSettings()
     logging: LoggingSettings = LoggingSettings()
     tracing: TracingSettings = TracingSettings()
+    changes: ChangeSettings = ChangeSettings()
     defaults: SourceTuning = SourceTuning()
     sources: tuple[SourceConfig, ...] = Field(min_length=1)
 

@@ -80,6 +80,7 @@ from strawberry import Schema
 
 from gateway.auth import Authenticator, Client, Unauthenticated
 from gateway.bounded import BoundedDict
+from gateway.changes.feed import ChangeFeed
 from gateway.config import AuthSettings, PersistedSettings, RateLimitSettings
 from gateway.credentials import Credential
 from gateway.errors import BadUserInput, ErrorCode
@@ -174,8 +175,10 @@ class GraphQLEndpoint:
                  auth: Authenticator | None = None,
                  rate_limits: RateLimits | None = None,
                  cost_extension: str = "off",
-                 tracing: Tracing | None = None) -> None:
+                 tracing: Tracing | None = None,
+                 changes: ChangeFeed | None = None) -> None:
         self.schema = schema
+        self.changes = changes
         self.metrics: Metrics | None = runtime.metrics
         self.tracing = tracing
         self.cost_extension = cost_extension
@@ -477,7 +480,7 @@ class GraphQLEndpoint:
                                         "visible ASCII characters")
             scope.credentials[source] = Credential.of(token)
         return GatewayContext(adapters=self.runtime.adapters, scope=scope,
-                              cursors=self.runtime.cursors)
+                              cursors=self.runtime.cursors, changes=self.changes)
 
     async def _params(self, request: Request) -> dict[str, Any]:
         if request.method == "GET":

@@ -25,6 +25,8 @@ __all__ = [
     "BadUserInput",
     "ErrorCode",
     "GatewayError",
+    "SubscriptionEnded",
+    "SubscriptionRefused",
     "Unsupported",
     "UpstreamBadResponse",
     "UpstreamBudgetExceeded",
@@ -68,6 +70,10 @@ class ErrorCode(StrEnum):
     UPSTREAM_UNAUTHORIZED = "UPSTREAM_UNAUTHORIZED"
     UPSTREAM_BUDGET_EXCEEDED = "UPSTREAM_BUDGET_EXCEEDED"
     RESPONSE_TOO_LARGE = "RESPONSE_TOO_LARGE"
+    # Subscriptions (gateway/changes): refused at start, or ended by the gateway.
+    SUBSCRIPTION_LIMIT = "SUBSCRIPTION_LIMIT"
+    SLOW_SUBSCRIBER = "SLOW_SUBSCRIBER"
+    SHUTTING_DOWN = "SHUTTING_DOWN"
     INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 
 
@@ -150,3 +156,18 @@ class UpstreamBudgetExceeded(GatewayError):
     @property
     def extensions(self) -> dict[str, Any]:
         return {**super().extensions, "maxUpstreamRequests": self.budget}
+
+
+class SubscriptionRefused(GatewayError):
+    """A subscription the gateway will not start (a limit, or no change feed for it)."""
+
+    code = ErrorCode.SUBSCRIPTION_LIMIT
+
+
+class SubscriptionEnded(GatewayError):
+    """A subscription the gateway ended: a subscriber too slow, or the gateway shutting down.
+    ``code`` says which; a client may reconnect (with its last event id) on either."""
+
+    def __init__(self, message: str, code: ErrorCode) -> None:
+        super().__init__(message)
+        self.code = code

@@ -99,6 +99,9 @@ class RequestScope:
         default_factory=TaskMemo)
     # ids of a field's AST nodes → names of the fields selected on its value
     selections: dict[tuple[int, ...], frozenset[str]] = field(default_factory=dict)
+    # Read every answer from its source now, and store it (the change feed's polls): no cached
+    # answer, decoded table or parsed record stands in for a read.
+    refresh: bool = False
     upstream_budget: int | None = None  # upstream calls this request may make (None: any)
     upstream_requests: int = 0
     # source → this request's own slots: its calls to one source wait here, in the request,

@@ -8,6 +8,7 @@ from functools import cached_property
 
 from graphql import GraphQLError
 
+from gateway.changes.feed import ChangeFeed
 from gateway.errors import GatewayError
 from gateway.graph.cursors import CursorCodec
 from gateway.graph.loaders import RequestLoaders
@@ -31,6 +32,7 @@ class GatewayContext:
     adapters: Mapping[str, SourceAdapter]
     scope: RequestScope
     cursors: CursorCodec  # signs and reads this deployment's cursors
+    changes: ChangeFeed | None = None  # what subscriptions listen to (gateway/changes)
     # Source failures by (source, code, path): one error each, however often it happened.
     _reported: dict[_ReportKey, GraphQLError] = field(default_factory=dict, init=False)
 

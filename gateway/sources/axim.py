@@ -202,6 +202,12 @@ class AximAdapter(SourceAdapter):
                 for group_id, products in zip(groups, lists, strict=True)
                 for p in products if p.upstream_id in by_group[group_id]}
 
+    async def product_listing(self, scope: RequestScope) -> list[ProductRecord]:
+        # Axim cannot say what changed: its lists are compared whole, group by group.
+        table = await self.group_table(scope)
+        lists = await asyncio.gather(*(self._all_products(g.upstream_id, scope) for g in table))
+        return [product for products in lists for product in products]
+
     async def _all_products(self, group_id: str, scope: RequestScope) -> list[ProductRecord]:
         """Every product of a group, read once per request (concurrent callers share the read)."""
         return await scope.group_product_lists.once(

@@ -18,8 +18,9 @@ answers and parsed records: one byte bound per process.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
-from typing import ClassVar
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from datetime import datetime
+from typing import ClassVar, TypeVar
 
 from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.config import SourceConfig, SourceKind
@@ -42,6 +43,9 @@ BYTES_PER_CHARACTER = 2
 # A product as its id names it: (upstream id, group id or None).
 ProductKey = tuple[str, str | None]
 GroupsWithProducts = tuple[Page[GroupRecord], dict[str, Page[ProductRecord]]]
+Changed = TypeVar("Changed", GroupRecord, ProductRecord)
+# Items per request when reading what changed, newest first (most polls find a few).
+CHANGES_PAGE_SIZE = 50
 
 
 class SourceAdapter:
@@ -122,7 +126,7 @@ class SourceAdapter:
         key = ("table", self.name, self.language(scope) or "",
                scope.credential_fingerprint(self.name))
         kept: tuple[float, list[GroupRecord]] | None = self.client.memo.get(key)
-        if kept is not None:
+        if kept is not None and not scope.refresh:
             fresh_until, kept_table = kept
             if self._clock.wall() < fresh_until:
                 scope.fresh_for(fresh_until)
@@ -201,6 +205,39 @@ class SourceAdapter:
     ) -> dict[ProductKey, ProductRecord]:
         """The products these keys name (unknown ones are absent)."""
         return {}
+
+
+    # -- changes (the change feed's polls: gateway/changes) -------------------------------------
+
+    async def groups_changed_since(self, since: datetime, scope: RequestScope
+                                   ) -> list[GroupRecord] | None:
+        """The groups changed at or after ``since``; None where the upstream cannot say (the
+        poller then compares the whole group table)."""
+        return None
+
+    async def products_changed_since(self, since: datetime, scope: RequestScope
+                                     ) -> list[ProductRecord] | None:
+        """The products changed at or after ``since``; None where the upstream cannot say."""
+        return None
+
+    async def product_listing(self, scope: RequestScope) -> list[ProductRecord]:
+        """Every product of the source (within ``scan_limit``): what deletions are found in."""
+        return []
+
+    async def newest_first(self, fetch: Callable[[Window], Awaitable[Page[Changed]]],
+                           since: datetime) -> list[Changed]:
+        """Read a list sorted by change time, newest first, until an item older than ``since``
+        (an item without a change time never stops it), within ``scan_limit`` items."""
+        found: list[Changed] = []
+        while len(found) < self.config.scan_limit:
+            page = await fetch(Window(len(found), CHANGES_PAGE_SIZE))
+            for item in page.items:
+                if item.updated_at is not None and item.updated_at < since:
+                    return found
+                found.append(item)
+            if not page.items or (page.total is not None and len(found) >= page.total):
+                break
+        return found
 
 
 def _table_bytes(table: list[GroupRecord]) -> int:

@@ -39,6 +39,8 @@ __all__ = ["CareCloudAdapter"]
 
 PATH = "/product-groups"
 STABLE_ORDER = {"sort_field": "product_group_id", "sort_direction": "asc"}
+# Newest change first, ties in a stable order (the emulator's; the doc names no tie-break).
+CHANGES_ORDER = {"sort_field": "last_change", "sort_direction": "desc"}
 # GroupFilter attribute → CareCloud query parameter.
 PUSHDOWN = {"search": "name", "store_id": "store_id", "code": "code",
             "external_id": "external_id"}
@@ -70,7 +72,16 @@ class CareCloudAdapter(SourceAdapter):
 
     async def list_groups(self, group_filter: GroupFilter, window: Window,
                           scope: RequestScope) -> Page[GroupRecord]:
-        params = _filter_params(group_filter)
+        return await self._list(_filter_params(group_filter), window, scope)
+
+    async def groups_changed_since(self, since: datetime, scope: RequestScope
+                                   ) -> list[GroupRecord]:
+        # Sorted by last_change (second precision: the second of ``since`` is read again).
+        return await self.newest_first(
+            lambda window: self._list(dict(CHANGES_ORDER), window, scope), since)
+
+    async def _list(self, params: dict[str, str | int], window: Window, scope: RequestScope
+                    ) -> Page[GroupRecord]:
         language = self.language(scope)
 
         async def fetch(piece: Slice) -> Page[GroupRecord]:

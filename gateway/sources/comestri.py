@@ -35,14 +35,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from gateway.config import SourceKind
-from gateway.errors import BadUserInput
+from gateway.errors import BadUserInput, Unsupported
 from gateway.scope import RequestScope
 from gateway.sources.base import ProductKey, SourceAdapter
-from gateway.sources.query import ProductFields, ProductFilter
+from gateway.sources.query import ALL_PRODUCT_FIELDS, ProductFields, ProductFilter
 from gateway.sources.records import Attribute, Capability, ProductClass, ProductRecord
 from gateway.sources.shape import ShapeError, iso_time, optional, required
 from gateway.upstream.client import Params, Parse
-from gateway.upstream.paging import Slice, fetch_window
+from gateway.upstream.paging import Slice, fetch_window, read_all
 from gateway.window import Page, Window
 
 __all__ = ["ComestriAdapter"]
@@ -76,6 +76,28 @@ class ComestriAdapter(SourceAdapter):
 
         chunk = await fetch_window(window, fetch, max_size=MAX_PER_PAGE, page_aligned=True)
         return Page(chunk.items, chunk.total)
+
+    async def products_changed_since(self, since: datetime, scope: RequestScope
+                                     ) -> list[ProductRecord]:
+        # updated_time_from is to the second: a second earlier reads ``since``'s own again.
+        changed = ProductFilter(updated_after=since - timedelta(seconds=1))
+        return await self._whole(changed, scope)
+
+    async def product_listing(self, scope: RequestScope) -> list[ProductRecord]:
+        return await self._whole(ProductFilter(), scope)
+
+    async def _whole(self, product_filter: ProductFilter, scope: RequestScope
+                     ) -> list[ProductRecord]:
+        limit = self.config.scan_limit
+
+        def within_scan_limit(total: int) -> None:
+            if total > limit:
+                raise Unsupported(self.name, "the change feed",
+                                  f"{total} products are more than the scan_limit ({limit})")
+
+        return await read_all(lambda window: self.list_products(product_filter, window,
+                                                                ALL_PRODUCT_FIELDS, scope),
+                              MAX_PER_PAGE, check_total=within_scan_limit)
 
     async def products_by_keys(self, keys: Sequence[ProductKey], fields: ProductFields,
                                scope: RequestScope) -> dict[ProductKey, ProductRecord]:

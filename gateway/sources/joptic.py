@@ -13,6 +13,7 @@ deleted groups — so it answers an empty page without a request. Not pushed dow
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, ClassVar
 
 from gateway.config import SourceKind
@@ -30,6 +31,7 @@ __all__ = ["JopticAdapter"]
 PATH = "/product-groups"
 MAX_LIMIT = 100
 STABLE_ORDER = {"sortBy": "createdAt", "sortOrder": "desc"}
+CHANGES_ORDER = {"sortBy": "updatedAt", "sortOrder": "desc"}  # newest change first
 IS_ACTIVE = {GroupStatus.ACTIVE: "true", GroupStatus.INACTIVE: "false"}
 STATUSES = {1: GroupStatus.ACTIVE, 0: GroupStatus.INACTIVE}
 # GroupFilter attributes Joptic cannot filter on, with the client's spelling.
@@ -49,7 +51,15 @@ class JopticAdapter(SourceAdapter):
                           scope: RequestScope) -> Page[GroupRecord]:
         if group_filter.status is GroupStatus.DELETED:
             return Page([], 0)
-        params = _filter_params(group_filter)
+        return await self._list(_filter_params(group_filter), window, scope)
+
+    async def groups_changed_since(self, since: datetime, scope: RequestScope
+                                   ) -> list[GroupRecord]:
+        return await self.newest_first(
+            lambda window: self._list(dict(CHANGES_ORDER), window, scope), since)
+
+    async def _list(self, params: Params, window: Window, scope: RequestScope
+                    ) -> Page[GroupRecord]:
 
         async def fetch(piece: Slice) -> Page[GroupRecord]:
             chunk: Page[GroupRecord] = await self.client.get_json(

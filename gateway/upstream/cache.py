@@ -32,6 +32,7 @@ from gateway.upstream.extensions import (
     FRESH_UNTIL,
     FRESHNESS,
     LANGUAGE,
+    REFRESH,
     STALE_AGE,
     USAGE,
 )
@@ -98,7 +99,9 @@ class CacheTransport(Layer):
         key = cache_key(self.source, self.credential, request)
         ttl = self.policy.ttl(request.extensions.get(FRESHNESS))
         cached = await self.store.get(key) if ttl > 0 else None
-        if cached is not None and cached.age(self.clock.wall()) <= ttl:
+        # A refresh (a change-feed poll) reads the source, and keeps ``cached`` for stale-if-error.
+        if (cached is not None and cached.age(self.clock.wall()) <= ttl
+                and not request.extensions.get(REFRESH)):
             self._count(request, "hit")
             return _response(cached, request, key, ttl)
         request.extensions[CACHE_RESULT] = "miss"

@@ -44,6 +44,7 @@ from gateway.upstream.extensions import (
     FRESH_UNTIL,
     FRESHNESS,
     LANGUAGE,
+    REFRESH,
     ROUTE,
     STALE_AGE,
     USAGE,
@@ -169,7 +170,8 @@ class UpstreamClient:
         if language_header and language:
             headers[language_header] = language
         extensions = {LANGUAGE: language, FRESHNESS: freshness, DEADLINE: scope.deadline,
-                      ROUTE: route or path, USAGE: scope.usage_of(self.source)}
+                      ROUTE: route or path, USAGE: scope.usage_of(self.source),
+                      REFRESH: scope.refresh}
         credential = scope.credentials.get(self.source)
         if credential is not None and self._credential_headers is not None:
             # In place of the configured token (same header names), and keyed by it below.

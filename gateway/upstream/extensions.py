@@ -6,7 +6,7 @@ Like httpx's own ``timeout`` extension: each layer reads what it needs and passe
 from __future__ import annotations
 
 __all__ = ["CACHE_ENTRY", "CACHE_KEY", "CACHE_RESULT", "CREDENTIAL", "DEADLINE", "FRESHNESS",
-           "FRESH_UNTIL", "LANGUAGE", "RETRIED", "ROUTE", "STALE_AGE", "USAGE"]
+           "FRESH_UNTIL", "LANGUAGE", "REFRESH", "RETRIED", "ROUTE", "STALE_AGE", "USAGE"]
 
 DEADLINE = "gateway.deadline"  # clock.monotonic() by which the GraphQL request must answer
 LANGUAGE = "gateway.language"  # the request's language: part of the call's identity
@@ -23,4 +23,6 @@ ROUTE = "gateway.route"  # the path's template ("/productGroup/{id}"): metrics a
 USAGE = "gateway.usage"  # the GraphQL request's SourceUsage of the source: layers count into it
 # The status classes ("5xx", "none") of the tries the retry layer tried again, in order.
 RETRIED = "gateway.retried"
+# True: the answer must be read from the source now (the change feed's polls), and stored.
+REFRESH = "gateway.refresh"
 CACHE_RESULT = "gateway.cache_result"  # "miss" once the cache layer let the request go on

@@ -1,0 +1,72 @@
+"""What the change feed announces: one change of one group or product of one source."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import Enum
+
+import msgspec
+
+from gateway.sources.records import GroupRecord, ProductRecord
+
+__all__ = ["ChangeEvent", "ChangeType", "Topic", "decode_event", "encode_event"]
+
+
+class ChangeType(Enum):
+    CREATED = "CREATED"
+    UPDATED = "UPDATED"
+    DELETED = "DELETED"
+
+
+class Topic(Enum):
+    """What a poller watches and a subscription listens to."""
+
+    GROUPS = "groups"
+    PRODUCTS = "products"
+
+
+Record = GroupRecord | ProductRecord
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeEvent:
+    topic: Topic
+    change: ChangeType
+    source: str
+    record: Record  # for DELETED, the last state the gateway knew
+    observed_at: datetime
+    id: str = ""  # the bus's event id ("<milliseconds>-<sequence>"), ordered; set on publish
+
+    def with_id(self, event_id: str) -> ChangeEvent:
+        return replace(self, id=event_id)
+
+
+class _Wire(msgspec.Struct, frozen=True):
+    topic: str
+    change: str
+    source: str
+    observed_at: datetime
+    record: msgspec.Raw
+
+
+def encode_event(event: ChangeEvent) -> bytes:
+    """The event as JSON, for the Redis stream (its id is the stream's, not in the body)."""
+    return msgspec.json.encode(_Wire(event.topic.value, event.change.value, event.source,
+                                     event.observed_at, msgspec.Raw(encode_record(event.record))))
+
+
+def decode_event(data: bytes, event_id: str) -> ChangeEvent:
+    wire = msgspec.json.decode(data, type=_Wire)
+    topic = Topic(wire.topic)
+    return ChangeEvent(topic, ChangeType(wire.change), wire.source,
+                       decode_record(topic, bytes(wire.record)), wire.observed_at, event_id)
+
+
+def encode_record(record: Record) -> bytes:
+    return msgspec.json.encode(record)
+
+
+def decode_record(topic: Topic, data: bytes) -> Record:
+    kind: type[Record] = GroupRecord if topic is Topic.GROUPS else ProductRecord
+    return msgspec.json.decode(data, type=kind)

@@ -1,0 +1,124 @@
+"""Subscribers in this process: each has a bounded queue; the hub hands every event to the
+subscriptions that want it, and ends one that falls behind rather than let it hold memory."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator, Iterable
+
+from gateway.changes.events import ChangeEvent, Topic
+from gateway.errors import ErrorCode, SubscriptionEnded, SubscriptionRefused
+
+__all__ = ["ChangeHub", "Subscription", "event_order"]
+
+
+def event_order(event_id: str) -> tuple[int, int]:
+    """An event id ("<milliseconds>-<sequence>", as Redis streams make them) as a sortable key;
+    a malformed id sorts first (a reconnect with it replays all that is kept)."""
+    milliseconds, _, sequence = event_id.partition("-")
+    try:
+        return int(milliseconds), int(sequence or 0)
+    except ValueError:
+        return -1, -1
+
+
+class Subscription:
+    """One subscriber's events, in order. Iterating raises :class:`SubscriptionEnded` once the
+    gateway ends it (too slow, or shutting down)."""
+
+    def __init__(self, hub: ChangeHub, topic: Topic, sources: frozenset[str] | None,
+                 queue_size: int) -> None:
+        self.topic = topic
+        self.sources = sources
+        self._hub = hub
+        self._events: deque[ChangeEvent] = deque()
+        self._queue_size = queue_size
+        self._ready = asyncio.Event()
+        self._ended: SubscriptionEnded | None = None
+        self._closed = False
+        self._after = (-1, -1)  # events at or before this order were replayed: skip them live
+
+    def wants(self, event: ChangeEvent) -> bool:
+        return event.topic is self.topic and (self.sources is None or event.source in self.sources)
+
+    def offer(self, event: ChangeEvent) -> None:
+        """Queue ``event``; a subscriber whose queue is full is ended (it would hold memory)."""
+        if self._closed or event_order(event.id) <= self._after:
+            return
+        if len(self._events) >= self._queue_size:
+            self.end(f"the subscriber fell {self._queue_size} events behind and was dropped; "
+                     "reconnect with the last event id received", ErrorCode.SLOW_SUBSCRIBER)
+            return
+        self._events.append(event)
+        self._ready.set()
+
+    def replayed(self, events: Iterable[ChangeEvent]) -> None:
+        """Queue events read back for a reconnect, and skip their live copies."""
+        for event in events:
+            if self.wants(event):
+                self.offer(event)
+                self._after = max(self._after, event_order(event.id))
+
+    def end(self, message: str, code: ErrorCode) -> None:
+        """End the subscription: queued events are dropped, the iterator raises
+        :class:`SubscriptionEnded` with ``message`` and ``code``."""
+        if self._closed:
+            return
+        self._ended = SubscriptionEnded(message, code)
+        self._events.clear()
+        self._ready.set()
+        self.close()
+
+    def close(self) -> None:
+        """The subscriber is gone (or ended): it leaves the hub."""
+        if not self._closed:
+            self._closed = True
+            self._ready.set()
+            self._hub.leave(self)
+
+    def __aiter__(self) -> AsyncIterator[ChangeEvent]:
+        return self
+
+    async def __anext__(self) -> ChangeEvent:
+        while not self._events:
+            if self._ended is not None:
+                raise self._ended
+            if self._closed:
+                raise StopAsyncIteration
+            self._ready.clear()
+            await self._ready.wait()
+        return self._events.popleft()
+
+
+class ChangeHub:
+    """The subscriptions of this process, within ``max_subscriptions``."""
+
+    def __init__(self, *, max_subscriptions: int, queue_size: int) -> None:
+        self.max_subscriptions = max_subscriptions
+        self.queue_size = queue_size
+        self._subscriptions: set[Subscription] = set()
+
+    def __len__(self) -> int:
+        return len(self._subscriptions)
+
+    def join(self, topic: Topic, sources: frozenset[str] | None) -> Subscription:
+        if len(self._subscriptions) >= self.max_subscriptions:
+            raise SubscriptionRefused(
+                f"the gateway serves at most {self.max_subscriptions} subscriptions; "
+                "try again later")
+        subscription = Subscription(self, topic, sources, self.queue_size)
+        self._subscriptions.add(subscription)
+        return subscription
+
+    def leave(self, subscription: Subscription) -> None:
+        self._subscriptions.discard(subscription)
+
+    def deliver(self, event: ChangeEvent) -> None:
+        for subscription in list(self._subscriptions):
+            if subscription.wants(event):
+                subscription.offer(event)
+
+    def end_all(self, message: str, code: ErrorCode) -> None:
+        for subscription in list(self._subscriptions):
+            subscription.end(message, code)
