@@ -203,9 +203,20 @@ class AximAdapter(SourceAdapter):
                 for p in products if p.upstream_id in by_group[group_id]}
 
     async def product_listing(self, scope: RequestScope) -> list[ProductRecord]:
-        # Axim cannot say what changed: its lists are compared whole, group by group.
-        table = await self.group_table(scope)
-        lists = await asyncio.gather(*(self._all_products(g.upstream_id, scope) for g in table))
+        # Axim cannot say what changed: its lists are compared whole. A page of /all carries 50
+        # groups with their first 50 products each; only larger groups are read on, alone.
+        async def fetch(window: Window) -> Page[tuple[str, Page[ProductRecord]]]:
+            answer = await self.list_groups_with_products(GroupFilter(), window, None,
+                                                          Window(0, MAX_LIMIT), scope)
+            assert answer is not None  # one product page per group is one call
+            groups, products = answer
+            return Page([(g.upstream_id, products[g.upstream_id]) for g in groups.items],
+                        groups.total)
+
+        rows = await read_all(fetch, MAX_LIMIT, check_total=self.within_scan_limit)
+        lists = await asyncio.gather(*(
+            self._all_products(group_id, scope) if (first.total or 0) > len(first.items)
+            else _given(first.items) for group_id, first in rows))
         return [product for products in lists for product in products]
 
     async def _all_products(self, group_id: str, scope: RequestScope) -> list[ProductRecord]:
@@ -339,3 +350,7 @@ def _product(adapter: AximAdapter, row: _Product, group_id: str) -> ProductRecor
         created_at=parse_iso_time(row.createdAt, "createdAt"),
         updated_at=parse_iso_time(row.updatedAt, "updatedAt"),
     )
+
+
+async def _given(products: list[ProductRecord]) -> list[ProductRecord]:
+    return products

@@ -146,16 +146,17 @@ class SourceAdapter:
         return table
 
     async def _read_group_table(self, scope: RequestScope) -> list[GroupRecord]:
-        limit = self.config.scan_limit
-
-        def within_scan_limit(total: int) -> None:
-            if total > limit:
-                raise Unsupported(self.name, "this query",
-                                  f"it needs the whole group table ({total} groups), larger "
-                                  f"than the configured scan_limit ({limit})")
-
         return await read_all(lambda window: self.list_groups(GroupFilter(), window, scope),
-                              self.table_page_size or limit, check_total=within_scan_limit)
+                              self.table_page_size or self.config.scan_limit,
+                              check_total=self.within_scan_limit)
+
+    def within_scan_limit(self, total: int, what: str = "groups") -> None:
+        """Refuse a whole list of ``total`` items larger than the configured ``scan_limit``."""
+        limit = self.config.scan_limit
+        if total > limit:
+            raise Unsupported(self.name, "this query",
+                              f"it needs the whole list ({total} {what}), larger than the "
+                              f"configured scan_limit ({limit})")
 
     async def groups_by_ids(
         self, ids: Sequence[str], scope: RequestScope

@@ -35,7 +35,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from gateway.config import SourceKind
-from gateway.errors import BadUserInput, Unsupported
+from gateway.errors import BadUserInput
 from gateway.scope import RequestScope
 from gateway.sources.base import ProductKey, SourceAdapter
 from gateway.sources.query import ALL_PRODUCT_FIELDS, ProductFields, ProductFilter
@@ -88,16 +88,10 @@ class ComestriAdapter(SourceAdapter):
 
     async def _whole(self, product_filter: ProductFilter, scope: RequestScope
                      ) -> list[ProductRecord]:
-        limit = self.config.scan_limit
-
-        def within_scan_limit(total: int) -> None:
-            if total > limit:
-                raise Unsupported(self.name, "the change feed",
-                                  f"{total} products are more than the scan_limit ({limit})")
-
         return await read_all(lambda window: self.list_products(product_filter, window,
                                                                 ALL_PRODUCT_FIELDS, scope),
-                              MAX_PER_PAGE, check_total=within_scan_limit)
+                              MAX_PER_PAGE,
+                              check_total=lambda total: self.within_scan_limit(total, "products"))
 
     async def products_by_keys(self, keys: Sequence[ProductKey], fields: ProductFields,
                                scope: RequestScope) -> dict[ProductKey, ProductRecord]:
