@@ -127,7 +127,8 @@ def create_app(config: Config, *, clock: Clock = SYSTEM_CLOCK,
     rate_limits = RateLimits(config.rate_limits, cache_url=config.cache.url,
                              namespace=config.cache.namespace)
     drain = Drain(server.drain_seconds)
-    changes = ChangeFeed.build(config, runtime.adapters, clock=runtime.clock)
+    changes = ChangeFeed.build(config, runtime.adapters, clock=runtime.clock,
+                               metrics=runtime.metrics)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

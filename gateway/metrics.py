@@ -18,6 +18,9 @@ gateway_cache_lookups_total                 layer, source, result              c
 gateway_upstream_dedup_joins_total          source                             calls shared
 gateway_upstream_breaker_state              source, state                      processes whose
                                                                                breaker is in it
+gateway_change_polls_total                  source, topic, outcome             change-feed polls
+gateway_change_events_total                 source, topic, change              changes announced
+gateway_subscriptions                       topic                              subscriptions open
 ==========================================  =================================  ==================
 
 * ``operation``: the operation's name, for the first ``max_operation_names`` names seen (per
@@ -32,6 +35,9 @@ gateway_upstream_breaker_state              source, state                      p
   ``retried`` (a try that failed and was tried again), ``cancelled`` (the GraphQL request left).
 * ``layer``: ``response`` (the whole-response cache; source ``-``) or ``upstream``; ``result``:
   ``hit``, ``miss`` or ``stale`` (a stale entry answered for a failing upstream).
+* ``outcome`` of a change poll: ``ok``, ``failed`` (the source failed; the next poll tries
+  again) or ``lost`` (another process took the lease); a process that does not hold a source's
+  lease makes no poll, and counts none.
 * ``gateway_upstream_breaker_state``: 1 for the state each source's breaker is in (summed over
   worker processes: with ``--workers 2``, ``{state="closed"} 2`` when both are closed).
 
@@ -123,6 +129,15 @@ class Metrics:
             "gateway_upstream_breaker_state",
             "1 for the state of each source's circuit breaker (summed over processes)",
             ["source", "state"], multiprocess_mode="livesum", registry=registry)
+        self.change_polls = Counter(
+            "gateway_change_polls", "Change-feed polls by source, topic and outcome",
+            ["source", "topic", "outcome"], registry=registry)
+        self.change_events = Counter(
+            "gateway_change_events", "Changes announced by source, topic and change",
+            ["source", "topic", "change"], registry=registry)
+        self.subscriptions = Gauge(
+            "gateway_subscriptions", "Subscriptions open, by topic (summed over processes)",
+            ["topic"], multiprocess_mode="livesum", registry=registry)
         self.response_hit = self.cache_lookups.labels("response", NO_SOURCE, "hit")
         self.response_miss = self.cache_lookups.labels("response", NO_SOURCE, "miss")
         self._operations: dict[str, str] = {}

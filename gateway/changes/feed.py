@@ -24,6 +24,7 @@ from gateway.changes.poller import Poller, watches_of
 from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.config import ChangeSettings, Config
 from gateway.errors import ErrorCode, SubscriptionRefused
+from gateway.metrics import Metrics
 from gateway.sources.base import SourceAdapter
 
 __all__ = ["ChangeFeed"]
@@ -33,18 +34,19 @@ SHUTDOWN_MESSAGE = "the gateway is shutting down; reconnect with the last event 
 
 class ChangeFeed:
     def __init__(self, settings: ChangeSettings, backend: Backend, pollers: Sequence[Poller],
-                 *, watched: Mapping[Topic, frozenset[str]]) -> None:
+                 *, watched: Mapping[Topic, frozenset[str]],
+                 metrics: Metrics | None = None) -> None:
         self.settings = settings
         self.backend = backend
         self.pollers = tuple(pollers)
         self.watched = dict(watched)  # topic -> the sources whose changes it announces
         self.hub = ChangeHub(max_subscriptions=settings.max_subscriptions,
-                             queue_size=settings.queue_size)
+                             queue_size=settings.queue_size, metrics=metrics)
         self._tasks: list[asyncio.Task[None]] = []
 
     @classmethod
     def build(cls, config: Config, adapters: Mapping[str, SourceAdapter], *,
-              clock: Clock = SYSTEM_CLOCK) -> ChangeFeed:
+              clock: Clock = SYSTEM_CLOCK, metrics: Metrics | None = None) -> ChangeFeed:
         settings = config.changes
         backend: Backend
         if config.cache.url.startswith(("redis://", "rediss://", "unix://")):
@@ -55,11 +57,11 @@ class ChangeFeed:
             backend = MemoryBackend(state_dir=settings.state_dir,
                                     replay_events=settings.replay_events, clock=clock)
         watches = [watch for adapter in adapters.values() for watch in watches_of(adapter)]
-        pollers = [Poller(watch, backend, settings=settings, clock=clock) for watch in watches
-                   if watch.interval is not None]
+        pollers = [Poller(watch, backend, settings=settings, clock=clock, metrics=metrics)
+                   for watch in watches if watch.interval is not None]
         watched = {topic: frozenset(p.watch.source for p in pollers if p.watch.topic is topic)
                    for topic in Topic}
-        return cls(settings, backend, pollers, watched=watched)
+        return cls(settings, backend, pollers, watched=watched, metrics=metrics)
 
     async def start(self) -> None:
         """Listen for events, and start every poller (each polls while it holds its lease)."""

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterable
 
 from gateway.changes.events import ChangeEvent, Topic
 from gateway.errors import ErrorCode, SubscriptionEnded, SubscriptionRefused
+from gateway.metrics import Metrics
 
 __all__ = ["ChangeHub", "Subscription", "event_order"]
 
@@ -94,7 +95,9 @@ class Subscription:
 class ChangeHub:
     """The subscriptions of this process, within ``max_subscriptions``."""
 
-    def __init__(self, *, max_subscriptions: int, queue_size: int) -> None:
+    def __init__(self, *, max_subscriptions: int, queue_size: int,
+                 metrics: Metrics | None = None) -> None:
+        self.metrics = metrics
         self.max_subscriptions = max_subscriptions
         self.queue_size = queue_size
         self._subscriptions: set[Subscription] = set()
@@ -109,10 +112,15 @@ class ChangeHub:
                 "try again later")
         subscription = Subscription(self, topic, sources, self.queue_size)
         self._subscriptions.add(subscription)
+        if self.metrics is not None:
+            self.metrics.subscriptions.labels(topic.value).inc()
         return subscription
 
     def leave(self, subscription: Subscription) -> None:
-        self._subscriptions.discard(subscription)
+        if subscription in self._subscriptions:
+            self._subscriptions.discard(subscription)
+            if self.metrics is not None:
+                self.metrics.subscriptions.labels(subscription.topic.value).dec()
 
     def deliver(self, event: ChangeEvent) -> None:
         for subscription in list(self._subscriptions):

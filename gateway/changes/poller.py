@@ -29,6 +29,7 @@ from gateway.changes.events import (
 from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.config import ChangeSettings
 from gateway.errors import GatewayError
+from gateway.metrics import Metrics
 from gateway.scope import RequestScope
 from gateway.sources.base import SourceAdapter
 from gateway.sources.records import Capability, GroupRecord, GroupStatus
@@ -144,8 +145,9 @@ class Poller:
     """Polls one :class:`Watch` every ``interval`` while this process holds its lease."""
 
     def __init__(self, watch: Watch, backend: Backend, *, settings: ChangeSettings,
-                 clock: Clock = SYSTEM_CLOCK) -> None:
+                 clock: Clock = SYSTEM_CLOCK, metrics: Metrics | None = None) -> None:
         self.watch = watch
+        self.metrics = metrics
         self.backend = backend
         self.settings = settings
         self.clock = clock
@@ -161,10 +163,12 @@ class Poller:
             except asyncio.CancelledError:
                 raise
             except GatewayError as exc:  # the source failed: the next poll tries again
+                self._count("failed")
                 logger.warning("change poll failed", extra={"source": self.watch.source,
                                                             "topic": self.watch.topic.value,
                                                             "code": exc.code.value})
             except Exception:
+                self._count("failed")
                 logger.exception("change poll failed", extra={"source": self.watch.source})
             await self.clock.sleep(interval)
 
@@ -199,6 +203,16 @@ class Poller:
         self.polls += 1
         if await self.backend.commit(self.watch.key, after, events):
             self._state = after
+            self._count("ok", events)
             return events
         self._holding, self._state = False, None  # the lease went to another process
+        self._count("lost")
         return []
+
+    def _count(self, outcome: str, events: Sequence[ChangeEvent] = ()) -> None:
+        if self.metrics is None:
+            return
+        source, topic = self.watch.source, self.watch.topic.value
+        self.metrics.change_polls.labels(source, topic, outcome).inc()
+        for event in events:
+            self.metrics.change_events.labels(source, topic, event.change.value).inc()
