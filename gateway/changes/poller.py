@@ -158,6 +158,9 @@ class Poller:
     async def run(self) -> None:
         interval = self.watch.interval or 0.0
         while True:
+            # Waiting first gives a restarted process's subscribers time to reconnect before
+            # what changed while it was down is announced.
+            await self.clock.sleep(interval)
             try:
                 await self.step()
             except asyncio.CancelledError:
@@ -170,7 +173,6 @@ class Poller:
             except Exception:
                 self._count("failed")
                 logger.exception("change poll failed", extra={"source": self.watch.source})
-            await self.clock.sleep(interval)
 
     async def step(self) -> list[ChangeEvent]:
         """Poll once if this process holds (or takes) the lease; the events published."""
