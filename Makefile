@@ -8,6 +8,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 PORT   ?= 8000
 HOST   ?= 127.0.0.1
+ARGS   ?=
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
 .PHONY: setup setup-dev run test test-fast lint schema bench clean
@@ -40,8 +41,9 @@ $(BENCH_STAMP): $(RUN_STAMP)
 	$(PIP) install -e '.[bench]'
 	@touch $@
 
+# More demo options through ARGS, e.g. make run ARGS=--churn (python -m gateway demo --help).
 run: $(RUN_STAMP)
-	$(BIN)/python -m gateway demo --host $(HOST) --port $(PORT)
+	$(BIN)/python -m gateway demo --host $(HOST) --port $(PORT) $(ARGS)
 
 # pytest exits 5 when it collects no test: that must never pass as green.
 PYTEST = $(BIN)/python -m pytest $(1) $(PYTEST_ARGS); rc=$$?; \

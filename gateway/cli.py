@@ -33,6 +33,8 @@ from gateway.serving import (
 __all__ = ["main"]
 
 PROG = "catalogue-gateway"
+CHURN_DEFAULT_SECONDS = 5.0  # demo --churn given no value
+CHURN_SECONDS = (0.2, 3600.0)  # the bounds of demo --churn SECONDS
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -96,34 +98,56 @@ def _metrics_port(config: Config, host: str, app: object) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from gateway.demo import demo_servers  # the emulators load only for the demo
+    from gateway.demo import Churn, demo_servers  # the emulators load only for the demo
     from gateway.emulators import DEMO_TOKENS
 
     config, emulators = demo_servers(host=args.host, port=args.port, latency_ms=args.latency_ms)
     gateway = BoundApp(create_app(config), bind(args.host, args.port))
+    churn = Churn.of(emulators, args.churn) if args.churn is not None else None
 
     def ready() -> None:
         print(_banner(gateway.url, {kind: b.url for kind, b in emulators.items()}, DEMO_TOKENS,
-                      args.latency_ms), flush=True)
+                      args.latency_ms, args.churn), flush=True)
+        if churn is not None:
+            churn.start()  # after the banner: its lines follow it
 
-    uvloop.run(serve_forever({"gateway": gateway, **emulators}, log_level=args.log_level,
-                             on_ready=ready))
+    try:
+        uvloop.run(serve_forever({"gateway": gateway, **emulators}, log_level=args.log_level,
+                                 on_ready=ready))
+    finally:
+        if churn is not None:
+            churn.stop()
     return 0
 
 
 def _banner(gateway: str, emulators: Mapping[str, str], tokens: Mapping[str, str],
-            latency_ms: int) -> str:
+            latency_ms: int, churn_seconds: float | None = None) -> str:
     """The demo's one start-up message: where everything is, and how to stop."""
     latency = f", {latency_ms} ms added to each answer" if latency_ms else ""
+    churn = ([f"Every {churn_seconds:g} s a random emulator's data changes (a churn: line each)."]
+             if churn_seconds is not None else [])
     lines = [
         f"Catalogue gateway demo: the gateway over four emulated catalogues{latency}.",
         f"  GraphQL    {gateway}/graphql",
         f"  GraphiQL   {gateway}/graphql  (open it in a browser)",
         "  emulators  (each accepts its demo token)",
         *(f"    {kind:<10} {url:<24} {tokens[kind]}" for kind, url in emulators.items()),
+        *churn,
         "Press Ctrl+C to stop. One line per GraphQL request follows.",
     ]
     return "\n".join(lines)
+
+
+def _churn_seconds(value: str) -> float:
+    """``--churn``'s value: seconds within :data:`CHURN_SECONDS`."""
+    low, high = CHURN_SECONDS
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from None
+    if not low <= seconds <= high:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"{value} is outside {low:g}..{high:g} seconds")
+    return seconds
 
 
 def _check_config(args: argparse.Namespace) -> int:
@@ -189,6 +213,12 @@ def parser(prog: str = PROG) -> argparse.ArgumentParser:
                       help="port of the gateway (0: any free port); the emulators get free ports")
     demo.add_argument("--latency-ms", type=int, default=0, metavar="MS",
                       help="latency each emulator adds to every answer, to feel a real upstream")
+    demo.add_argument("--churn", nargs="?", type=_churn_seconds, const=CHURN_DEFAULT_SECONDS,
+                      metavar="SECONDS",
+                      help=f"every SECONDS ({CHURN_SECONDS[0]:g}..{CHURN_SECONDS[1]:g}; "
+                           f"{CHURN_DEFAULT_SECONDS:g} when given no value) change a random "
+                           "emulator's data: create, rename or delete a group or product, one "
+                           "'churn:' line each, so change events arrive (default: off)")
     _log_level(demo, "log level; info shows one line per GraphQL request, debug adds the "
                      "servers' own messages")
     demo.set_defaults(run=_demo)

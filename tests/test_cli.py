@@ -222,6 +222,38 @@ def test_demo_prints_one_banner_then_a_line_per_graphql_request() -> None:
         assert noise not in demo.output
 
 
+def test_demo_churn_changes_an_emulator_every_interval_and_says_what() -> None:
+    with Process([sys.executable, "-m", "gateway", "demo", "--port", "0", "--churn", "0.2"]
+                 ) as demo:
+        joptic = demo.wait_for(r"^    joptic +(http://127\.0\.0\.1:\d+) ").group(1)
+        demo.wait_for(r"^Press Ctrl\+C to stop\.")
+        startup = demo.output
+        # A Joptic group created or renamed: its own API lists it under the new name.
+        line = demo.wait_for(r'^churn: joptic (?:created|renamed) group (\S+) (?:to )?"([^"]+)"$')
+        group_id, name = line.group(1), line.group(2)
+        found = httpx.get(f"{joptic}/product-groups", params={"search": name},
+                          headers={"Authorization": f"Bearer {DEMO_TOKENS['joptic']}"},
+                          timeout=30).json()["data"]
+        assert [(g["id"], g["name"]) for g in found] == [(group_id, name)]
+        code = demo.stop()
+    assert "Every 0.2 s a random emulator's data changes (a churn: line each)." in startup
+    assert len(startup.splitlines()) == 10, startup  # the banner and that one line
+    churn = [line for line in demo.output.splitlines() if line.startswith("churn: ")]
+    assert all(re.match(r"^churn: (carecloud|joptic|axim|comestri) (created|renamed|deleted) ",
+                        line) for line in churn), churn
+    assert code == 0, demo.output
+    assert "Traceback" not in demo.output
+
+
+@pytest.mark.parametrize(("value", "problem"), [
+    ("0.1", "0.1 is outside 0.2..3600 seconds"), ("3601", "3601 is outside 0.2..3600 seconds"),
+    ("nan", "nan is outside 0.2..3600 seconds"), ("soon", "not a number of seconds: 'soon'")])
+def test_demo_churn_refuses_a_bad_interval(value: str, problem: str) -> None:
+    result = run("demo", "--churn", value)
+    assert result.returncode == 2
+    assert f"argument --churn: {problem}" in result.stderr
+
+
 def _serve(tmp_path: Path, extra: str) -> Process:
     path = tmp_path / "gateway.toml"
     path.write_text(f'[server]\nport = 0\ncursor_secret = "s3cret-cursor-key-0"\n{extra}\n'

@@ -21,7 +21,8 @@ Choices where the documents are silent (also in ``docs/emulators/axim.md``):
 * inactive and access-restricted groups are listed like the others (their flags say what they are).
 
 The demo data (115 groups, 0-60 products each, 1-4 variants per product) is generated once from
-``random.Random(SEED)``, never from the clock.
+``random.Random(SEED)``, never from the clock. Each app changes its own copy at run time
+(:class:`AximData`, ``app.state.data``): what it creates or changes is stamped by its clock.
 """
 
 from __future__ import annotations
@@ -29,20 +30,33 @@ from __future__ import annotations
 import itertools
 import random
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cache
-from typing import Any
+from functools import cache, partial
+from typing import Any, ClassVar
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from gateway.emulators.changes import (
+    MAX_ID,
+    BadChange,
+    Check,
+    Clock,
+    EmulatorData,
+    UnknownId,
+    boolean,
+    choice,
+    number,
+    text,
+    utc_now,
+)
 from gateway.emulators.common import emulator_app, json_error
 
-__all__ = ["DEMO_TOKEN", "MAX_LIMIT", "PREFIX", "SEED", "create_app", "groups"]
+__all__ = ["DEMO_TOKEN", "MAX_LIMIT", "PREFIX", "SEED", "AximData", "create_app", "groups"]
 
 DEMO_TOKEN = "demo-axim-token"
 PREFIX = "/open-api/api"
@@ -240,9 +254,146 @@ def groups() -> tuple[_Group, ...]:
     return tuple(made)
 
 
-@cache
-def _by_id() -> dict[str, _Group]:
-    return {group.info["id"]: group for group in groups()}
+def _products_of(made: Sequence[_Group]) -> Iterator[dict[str, Any]]:
+    for group in made:
+        yield from group.products
+
+
+class AximData(EmulatorData):
+    """The app's groups and their products, changeable (:mod:`gateway.emulators.changes`).
+
+    A new group has no products; a new product (``group_id`` required) comes last in its group,
+    with one variant, its SKU prefixed after the category the group's name mentions. A change
+    bumps the changed object's ``updatedAt`` only (a product's change leaves its group's as it
+    was). A deleted group disappears with its products; a deleted product disappears.
+    """
+
+    kind = "axim"
+    group_fields: ClassVar[Mapping[str, Check]] = {
+        "name": text(), "status": boolean(), "restrictAccess": boolean(),
+    }
+    product_fields: ClassVar[Mapping[str, Check]] = {
+        "name": text(), "sku": text(max_length=MAX_ID), "price": number(0, 1_000_000),
+        "status": choice("active", "inactive", "draft"), "description": text(),
+    }
+    product_create_fields: ClassVar[Mapping[str, Check]] = {"group_id": text(max_length=MAX_ID)}
+
+    def __init__(self, *, now: Clock = utc_now) -> None:
+        seed = groups()
+        products = list(_products_of(seed))
+        self._restore_seed()
+        # New ids never repeat one of the seed's (nor each other); SKUs continue the seed's.
+        self._factory = _Factory(SEED + 1)
+        self._factory.ids.update(group.info["id"] for group in seed)
+        self._factory.ids.update(product["id"] for product in products)
+        self._factory.skus = itertools.count(len(products) + 1)
+        latest = max(datetime.fromisoformat(item["updatedAt"])
+                     for item in (*(g.info for g in seed), *products))
+        super().__init__(now=now, resolution=timedelta(milliseconds=1), latest_seeded=latest)
+
+    def group_ids(self) -> list[str]:
+        return [group.info["id"] for group in self.groups]
+
+    def product_ids(self) -> list[str]:
+        return list(self._group_of)
+
+    def _size(self) -> int:
+        return len(self._groups) + len(self._group_of)
+
+    def _restore_seed(self) -> None:
+        self._groups = {group.info["id"]: group for group in groups()}
+        self._group_of = {product["id"]: group_id for group_id, group in self._groups.items()
+                          for product in group.products}
+        self._publish()
+
+    def _publish(self) -> None:
+        """What readers see, replaced whole: the groups in order, and by id."""
+        self.groups = tuple(sorted(self._groups.values(),
+                                   key=lambda g: (g.info["createdAt"], g.info["id"])))
+        self.by_id = dict(self._groups)
+
+    def _add_group(self, values: dict[str, Any]) -> str:
+        moment = self._stamp()
+        group_id = self._factory.object_id(moment)
+        info = {"id": group_id, "name": values["name"], "status": values.get("status", True),
+                "restrictAccess": values.get("restrictAccess", False),
+                "createdAt": _iso(moment), "updatedAt": _iso(moment)}
+        self._groups[group_id] = _Group(info, ())
+        self._publish()
+        return group_id
+
+    def _change_group(self, group_id: str, values: dict[str, Any]) -> None:
+        group = self._group(group_id)
+        info = {**group.info, **values, "updatedAt": _iso(self._stamp())}
+        self._groups[group_id] = _Group(info, group.products)
+        self._publish()
+
+    def _remove_group(self, group_id: str, purge: bool) -> None:
+        group = self._group(group_id)
+        for product in group.products:
+            del self._group_of[product["id"]]
+        del self._groups[group_id]
+        self._publish()
+
+    def _add_product(self, values: dict[str, Any]) -> str:
+        group_id = values.pop("group_id", None)
+        if group_id is None:
+            raise BadChange("group_id: required (the id of the group the product joins)")
+        group = self._group(group_id)
+        product = self._new_product(values, group.info["name"], self._stamp())
+        self._groups[group_id] = _Group(group.info, (*group.products, product))
+        self._group_of[product["id"]] = group_id
+        self._publish()
+        return str(product["id"])
+
+    def _new_product(self, values: dict[str, Any], group_name: str,
+                     moment: datetime) -> dict[str, Any]:
+        category = next((c for c in _CATALOGUE if c.lower() in group_name.lower()), None)
+        prefix = _CATALOGUE[category][0] if category else "GEN"
+        name, price = values["name"], values.get("price", 10.0)
+        sku = values.get("sku", f"{prefix}-{next(self._factory.skus):05d}")
+        status = values.get("status", "active")
+        description = values.get("description", f"{name}: new in the catalogue.")
+        variant = {"id": self._factory.object_id(moment), "sku": f"{sku}-STD", "name": name,
+                   "price": price, "cost": round(price * 0.6, 2), "options": [],
+                   "inventory": {"stock": 0, "minStock": 5}, "isActive": status == "active"}
+        return {
+            "id": self._factory.object_id(moment), "name": name, "sku": sku, "price": price,
+            "status": status, "description": description, "variants": [variant],
+            "categories": [_slug(category)] if category else [], "mediaGallery": [],
+            "seo": {"title": f"{name} | Axim Store", "description": description},
+            "createdAt": _iso(moment), "updatedAt": _iso(moment),
+        }
+
+    def _change_product(self, product_id: str, values: dict[str, Any]) -> None:
+        group, index = self._product(product_id)
+        product = {**group.products[index], **values, "updatedAt": _iso(self._stamp())}
+        product["seo"] = {"title": f"{product['name']} | Axim Store",
+                          "description": product["description"]}
+        products = (*group.products[:index], product, *group.products[index + 1:])
+        self._groups[group.info["id"]] = _Group(group.info, products)
+        self._publish()
+
+    def _remove_product(self, product_id: str) -> None:
+        group, index = self._product(product_id)
+        products = (*group.products[:index], *group.products[index + 1:])
+        self._groups[group.info["id"]] = _Group(group.info, products)
+        del self._group_of[product_id]
+        self._publish()
+
+    def _group(self, group_id: str) -> _Group:
+        group = self._groups.get(group_id)
+        if group is None:
+            raise UnknownId(f"no axim group {group_id!r}")
+        return group
+
+    def _product(self, product_id: str) -> tuple[_Group, int]:
+        group_id = self._group_of.get(product_id)
+        if group_id is None:
+            raise UnknownId(f"no axim product {product_id!r}")
+        group = self._groups[group_id]
+        index = next(i for i, p in enumerate(group.products) if p["id"] == product_id)
+        return group, index
 
 
 # -- request handling ------------------------------------------------------------------------
@@ -287,14 +438,14 @@ def _endpoint(token: str, handler: Callable[[Request], Response]) -> Handler:
     return endpoint
 
 
-def _all_groups(request: Request) -> Response:
+def _all_groups(store: AximData, request: Request) -> Response:
     page = _number(request, "page", 1)
     limit = _number(request, "limit", 10, MAX_LIMIT)
     product_page = _number(request, "productPage", 1)
     product_limit = _number(request, "productLimit", 5, MAX_LIMIT)
     search = request.query_params.get("search", "").strip().lower()
     product_search = request.query_params.get("productSearch", "").strip().lower()
-    matching = [g for g in groups() if search in g.info["name"].lower()]
+    matching = [g for g in store.groups if search in g.info["name"].lower()]
     chosen, pagination = _page(matching, page, limit)
     data = []
     for group in chosen:
@@ -305,14 +456,14 @@ def _all_groups(request: Request) -> Response:
     return JSONResponse({"success": True, "data": data, "pagination": pagination})
 
 
-def _one_group(request: Request) -> Response:
+def _one_group(store: AximData, request: Request) -> Response:
     group_id = request.path_params["group_id"]
     if not _ID_RE.fullmatch(group_id):
         raise _Invalid(f"Invalid product group id '{group_id}': must be 24 lowercase hex digits.")
     page = _number(request, "page", 1)
     limit = _number(request, "limit", 10, MAX_LIMIT)
     search = request.query_params.get("search", "").strip().lower()
-    group = _by_id().get(group_id)
+    group = store.by_id.get(group_id)
     if group is None:
         return json_error(404, {"success": False, "message": NOT_FOUND_MESSAGE})
     found = [p for p in group.products if _matches_product(p, search)]
@@ -321,14 +472,16 @@ def _one_group(request: Request) -> Response:
     return JSONResponse({"success": True, "data": data})
 
 
-def create_app(*, token: str = DEMO_TOKEN) -> Starlette:
-    """The Axim emulator accepting ``accessToken: <token>``."""
-    groups()  # build the data set now, not during the first request
+def create_app(*, token: str = DEMO_TOKEN, now: Clock = utc_now) -> Starlette:
+    """The Axim emulator accepting ``accessToken: <token>``, serving its own copy of the seeded
+    demo data (``app.state.data``, an :class:`AximData`; ``now`` stamps its changes)."""
+    data = AximData(now=now)
     routes: list[BaseRoute] = []
     for prefix in ("", PREFIX):
         routes += [
-            Route(f"{prefix}/productGroup/all", _endpoint(token, _all_groups), methods=["GET"]),
-            Route(f"{prefix}/productGroup/{{group_id}}", _endpoint(token, _one_group),
+            Route(f"{prefix}/productGroup/all", _endpoint(token, partial(_all_groups, data)),
                   methods=["GET"]),
+            Route(f"{prefix}/productGroup/{{group_id}}",
+                  _endpoint(token, partial(_one_group, data)), methods=["GET"]),
         ]
-    return emulator_app("axim", routes, token=token)
+    return emulator_app("axim", routes, token=token, data=data)

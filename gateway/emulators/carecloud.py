@@ -18,24 +18,37 @@ Choices where the document is silent (see ``docs/emulators/carecloud.md``):
   ascending and first descending (the exact reverse); strings compare by code point;
 * names exist in ``cs`` and ``en``; the best-q supported primary subtag wins, else ``cs``;
   ``name`` filters and ``sort_field=name`` sorts on the name in the response language;
-* deleted groups (``state`` 0) are listed like the others.
+* deleted groups (``state`` 0) are listed like the others;
+* ``last_change`` is in UTC; a change made through the control API (:class:`CareCloudData`)
+  sets it to the app's ``now``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import random
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from gateway.emulators.changes import (
+    MAX_ID,
+    Check,
+    Clock,
+    EmulatorData,
+    UnknownId,
+    choice,
+    text,
+    utc_now,
+)
 from gateway.emulators.common import bearer_token, emulator_app, json_error
 
 __all__ = [
@@ -43,6 +56,7 @@ __all__ = [
     "DEMO_TOKEN",
     "LANGUAGES",
     "SORT_FIELDS",
+    "CareCloudData",
     "Group",
     "create_app",
     "demo_groups",
@@ -58,6 +72,7 @@ SORT_FIELDS: tuple[str, ...] = (
 )
 DEFAULT_COUNT = 100
 SEED = 20240611
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # last_change, in UTC
 _NUMERIC_FIELDS = frozenset({"product_group_id", "parent_product_group_id"})
 _INTEGER = re.compile(r"[0-9]+")
 
@@ -154,7 +169,7 @@ def _tree(rng: random.Random) -> list[_Node]:
 
 def _timestamp(rng: random.Random) -> str:
     moment = datetime(2019, 1, 1) + timedelta(seconds=rng.randrange(6 * 365 * 24 * 3600))
-    return moment.strftime("%Y-%m-%d %H:%M:%S")
+    return moment.strftime(TIME_FORMAT)
 
 
 @functools.cache
@@ -195,6 +210,102 @@ def _parent_refs(
     if draw < 0.5:
         return by_id, by_ext
     return (by_id, None) if draw < 0.75 else (None, by_ext)
+
+
+_OPTIONAL_ID = text(nullable=True, max_length=MAX_ID)
+
+
+class CareCloudData(EmulatorData):
+    """The app's groups, changeable (:mod:`gateway.emulators.changes`).
+
+    ``name`` sets the name in every language. A deletion is the upstream's: ``state`` 0 and a
+    new ``last_change``, the group still listed (a group already deleted is left as it is).
+    """
+
+    kind = "carecloud"
+    group_fields: ClassVar[Mapping[str, Check]] = {
+        "name": text(),
+        "parent_product_group_id": _OPTIONAL_ID,
+        "parent_external_id": _OPTIONAL_ID,
+        "code": _OPTIONAL_ID,
+        "external_id": text(max_length=MAX_ID),
+        "store_id": _OPTIONAL_ID,
+        "state": choice(0, 1),
+    }
+
+    def __init__(self, *, now: Clock = utc_now) -> None:
+        seed = demo_groups()
+        self._groups = {group.product_group_id: group for group in seed}
+        self.groups: tuple[Group, ...] = seed  # what readers see: replaced, never changed
+        self._issued = set(self._groups)  # ids are never reused, not even after a reset
+        self._serial = len(seed)  # numbers new external ids and codes after the seed's
+        self._rng = random.Random(SEED + 1)
+        latest = max(datetime.strptime(g.last_change, TIME_FORMAT) for g in seed)
+        super().__init__(now=now, resolution=timedelta(seconds=1), latest_seeded=latest)
+
+    def group_ids(self) -> list[str]:
+        return [group.product_group_id for group in self.groups if group.state == 1]
+
+    def _size(self) -> int:
+        return len(self._groups)
+
+    def _restore_seed(self) -> None:
+        self._groups = {group.product_group_id: group for group in demo_groups()}
+        self._publish()
+
+    def _publish(self) -> None:
+        self.groups = tuple(self._groups.values())
+
+    def _last_change(self) -> str:
+        return self._stamp().astimezone(UTC).strftime(TIME_FORMAT)
+
+    def _add_group(self, values: dict[str, Any]) -> str:
+        group_id = self._new_id()
+        self._serial += 1
+        name = values.pop("name")
+        self._groups[group_id] = Group(
+            product_group_id=group_id,
+            names=dict.fromkeys(LANGUAGES, name),
+            parent_product_group_id=values.pop("parent_product_group_id", None),
+            parent_external_id=values.pop("parent_external_id", None),
+            code=values.pop("code", f"PG-{self._serial:04d}"),
+            external_id=values.pop("external_id", f"ext-{self._serial:04d}"),
+            store_id=values.pop("store_id", None),
+            last_change=self._last_change(),
+            state=values.pop("state", 1),
+        )
+        self._publish()
+        return group_id
+
+    def _new_id(self) -> str:
+        while True:
+            group_id = str(self._rng.randrange(1000, 1_000_000))
+            if group_id not in self._issued:
+                self._issued.add(group_id)
+                return group_id
+
+    def _change_group(self, group_id: str, values: dict[str, Any]) -> None:
+        group = self._group(group_id)
+        if "name" in values:
+            values["names"] = dict.fromkeys(LANGUAGES, values.pop("name"))
+        self._groups[group_id] = dataclasses.replace(group, **values,
+                                                     last_change=self._last_change())
+        self._publish()
+
+    def _remove_group(self, group_id: str, purge: bool) -> None:
+        group = self._group(group_id)
+        if purge:
+            del self._groups[group_id]
+        elif group.state != 0:
+            self._groups[group_id] = dataclasses.replace(group, state=0,
+                                                         last_change=self._last_change())
+        self._publish()
+
+    def _group(self, group_id: str) -> Group:
+        group = self._groups.get(group_id)
+        if group is None:
+            raise UnknownId(f"no carecloud group {group_id!r}")
+        return group
 
 
 def negotiate_language(header: str | None) -> str:
@@ -240,7 +351,9 @@ def _sort_key(field: str, language: str) -> Callable[[Group], tuple[bool, Any]]:
     return key
 
 
-def _select(params: dict[str, str], language: str) -> tuple[list[Group], int, int]:
+def _select(
+    groups: tuple[Group, ...], params: dict[str, str], language: str
+) -> tuple[list[Group], int, int]:
     """Filtered and sorted groups, and the validated offset and count."""
     count = _integer(params, "count", DEFAULT_COUNT, 1)
     offset = _integer(params, "offset", 0, 0)
@@ -250,10 +363,10 @@ def _select(params: dict[str, str], language: str) -> tuple[list[Group], int, in
     direction = params.get("sort_direction", "asc")
     if direction not in ("asc", "desc"):
         raise _BadParameter("sort_direction", f"expected 'asc' or 'desc', got {direction!r}.")
-    groups = [group for group in demo_groups() if _matches(group, params, language)]
-    groups.sort(key=_sort_key("product_group_id", language))
-    groups.sort(key=_sort_key(field, language), reverse=direction == "desc")
-    return groups, offset, count
+    chosen = [group for group in groups if _matches(group, params, language)]
+    chosen.sort(key=_sort_key("product_group_id", language))
+    chosen.sort(key=_sort_key(field, language), reverse=direction == "desc")
+    return chosen, offset, count
 
 
 def _matches(group: Group, params: dict[str, str], language: str) -> bool:
@@ -264,7 +377,7 @@ def _matches(group: Group, params: dict[str, str], language: str) -> bool:
     return all(params.get(key) in (None, value) for key, value in exact)
 
 
-def _endpoint(token: str) -> Callable[[Request], Awaitable[Response]]:
+def _endpoint(token: str, data: CareCloudData) -> Callable[[Request], Awaitable[Response]]:
     async def product_groups(request: Request) -> Response:
         if bearer_token(request) != token:
             return json_error(401, {"error": {"code": 401, "message": "Invalid or missing token."}},
@@ -272,7 +385,7 @@ def _endpoint(token: str) -> Callable[[Request], Awaitable[Response]]:
         language = negotiate_language(request.headers.get("accept-language"))
         params = {key: value for key, value in request.query_params.items() if value != ""}
         try:
-            groups, offset, count = _select(params, language)
+            groups, offset, count = _select(data.groups, params, language)
         except _BadParameter as exc:
             return json_error(400, {"error": {"code": 400, "message": str(exc)}})
         page = [group.render(language) for group in groups[offset:offset + count]]
@@ -283,7 +396,10 @@ def _endpoint(token: str) -> Callable[[Request], Awaitable[Response]]:
     return product_groups
 
 
-def create_app(*, token: str = DEMO_TOKEN) -> Starlette:
-    """A CareCloud emulator accepting ``token`` and serving the seeded demo data."""
-    return emulator_app("carecloud", [Route("/product-groups", _endpoint(token), methods=["GET"])],
-                        token=token)
+def create_app(*, token: str = DEMO_TOKEN, now: Clock = utc_now) -> Starlette:
+    """A CareCloud emulator accepting ``token``, serving its own copy of the seeded demo data
+    (``app.state.data``, a :class:`CareCloudData`; ``now`` stamps its changes)."""
+    data = CareCloudData(now=now)
+    return emulator_app("carecloud",
+                        [Route("/product-groups", _endpoint(token, data), methods=["GET"])],
+                        token=token, data=data)

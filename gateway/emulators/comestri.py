@@ -20,19 +20,21 @@ Choices where the document is silent (also in ``docs/emulators/comestri.md``):
   empty.
 
 The demo data (about 520 root products and 150 child SKUs) is generated once from
-``random.Random(SEED)``, never from the clock.
+``random.Random(SEED)``, never from the clock. Each app changes its own copy at run time
+(:class:`ComestriData`, ``app.state.data``): what it creates or changes is stamped by its clock.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import Any, ClassVar
 
 from starlette.applications import Starlette
 from starlette.datastructures import QueryParams
@@ -40,6 +42,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from gateway.emulators.changes import (
+    MAX_ID,
+    Check,
+    Clock,
+    EmulatorData,
+    UnknownId,
+    boolean,
+    choice,
+    text,
+    utc_now,
+)
 from gateway.emulators.common import bearer_token, emulator_app, json_error, parse_list
 
 __all__ = [
@@ -49,6 +62,7 @@ __all__ = [
     "MAX_PER_PAGE",
     "PRODUCT_FIELDS",
     "SEED",
+    "ComestriData",
     "create_app",
     "products",
 ]
@@ -226,6 +240,85 @@ def products() -> tuple[_Product, ...]:
     return tuple(made)
 
 
+class ComestriData(EmulatorData):
+    """The app's products, changeable (:mod:`gateway.emulators.changes`); Comestri has no groups.
+
+    A new product is a root ``sku`` product with the next free id, ``created_at`` =
+    ``updated_at`` = now (whole seconds), a product class and a ``description`` attribute; a change
+    bumps ``updated_at``; a deleted product disappears, its child SKUs with it.
+    """
+
+    kind = "comestri"
+    product_fields: ClassVar[Mapping[str, Check]] = {
+        "name": text(), "code": text(max_length=MAX_ID), "status": choice("active", "inactive"),
+        "class_type": choice("sku", "style"), "discontinued": boolean(),
+    }
+
+    def __init__(self, *, now: Clock = utc_now) -> None:
+        seed = products()
+        self._restore_seed()
+        self._last_id = seed[-1].id  # new ids follow every id ever given, never reused
+        self._serial = len(seed)  # numbers new codes after the seed's
+        latest = max(product.updated for product in seed)
+        super().__init__(now=now, resolution=timedelta(seconds=1), latest_seeded=latest)
+
+    def product_ids(self) -> list[str]:
+        """Ids of the root products (those listed by default)."""
+        return [str(product.id) for product in self.products if product.parent_id is None]
+
+    def _size(self) -> int:
+        return len(self._products)
+
+    def _restore_seed(self) -> None:
+        self._products = {product.id: product for product in products()}
+        self._publish()
+
+    def _publish(self) -> None:
+        self.products = tuple(sorted(self._products.values(), key=lambda p: p.id))
+
+    def _add_product(self, values: dict[str, Any]) -> str:
+        self._last_id += 1
+        self._serial += 1
+        moment = self._stamp()
+        name = values.pop("name")
+        class_id, class_name = _CLASSES[self._serial % len(_CLASSES)]
+        self._products[self._last_id] = _Product(
+            id=self._last_id,
+            code=values.pop("code", f"{_slug(name)}-{self._serial:04d}"),
+            name=name,
+            status=values.pop("status", "active"),
+            class_type=values.pop("class_type", "sku"),
+            created=moment,
+            updated=moment,
+            product_class={"id": class_id, "name": class_name},
+            discontinued=values.pop("discontinued", False),
+            attribute_values=[{"attribute_definition_id": 1,
+                               "attribute_definition_code": "description",
+                               "data": f"{name}: description text"}],
+        )
+        self._publish()
+        return str(self._last_id)
+
+    def _change_product(self, product_id: str, values: dict[str, Any]) -> None:
+        product = self._product(product_id)
+        self._products[product.id] = dataclasses.replace(product, **values,
+                                                         updated=self._stamp())
+        self._publish()
+
+    def _remove_product(self, product_id: str) -> None:
+        product = self._product(product_id)
+        del self._products[product.id]
+        for child in [p for p in self._products.values() if p.parent_id == product.id]:
+            del self._products[child.id]
+        self._publish()
+
+    def _product(self, product_id: str) -> _Product:
+        product = self._products.get(int(product_id)) if _INT_RE.fullmatch(product_id) else None
+        if product is None:
+            raise UnknownId(f"no comestri product {product_id!r}")
+        return product
+
+
 # -- request handling ------------------------------------------------------------------------
 
 
@@ -363,11 +456,11 @@ def _copy(value: Any) -> Any:
     return [dict(item) for item in value]
 
 
-def _products(request: Request) -> Response:
+def _products(data: ComestriData, request: Request) -> Response:
     query, errors = _parse(request)
     if errors.items:
         return json_error(422, {"errors": errors.items})
-    matching = [p for p in products()
+    matching = [p for p in data.products
                 if not (query.root_only and p.parent_id is not None)
                 and all(keep(p) for keep in query.filters)]
     start = (query.page - 1) * query.per_page
@@ -381,9 +474,11 @@ def _products(request: Request) -> Response:
     })
 
 
-def create_app(*, token: str = DEMO_TOKEN) -> Starlette:
-    """The Comestri emulator accepting ``Authorization: Bearer <token>``."""
-    products()  # build the data set now, not during the first request
+def create_app(*, token: str = DEMO_TOKEN, now: Clock = utc_now) -> Starlette:
+    """The Comestri emulator accepting ``Authorization: Bearer <token>``, serving its own copy
+    of the seeded demo data (``app.state.data``, a :class:`ComestriData`; ``now`` stamps its
+    changes)."""
+    data = ComestriData(now=now)
 
     async def endpoint(request: Request) -> Response:
         given = bearer_token(request)
@@ -394,6 +489,7 @@ def create_app(*, token: str = DEMO_TOKEN) -> Starlette:
             return json_error(401, {"error": "unauthorized",
                                     "message": "Missing or invalid bearer token."},
                               {"WWW-Authenticate": 'Bearer realm="comestri"'})
-        return _products(request)
+        return _products(data, request)
 
-    return emulator_app("comestri", [Route("/products", endpoint, methods=["GET"])], token=token)
+    return emulator_app("comestri", [Route("/products", endpoint, methods=["GET"])], token=token,
+                        data=data)

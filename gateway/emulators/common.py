@@ -16,14 +16,19 @@ Every emulator app is wrapped by :class:`EmulatorMiddleware`, which
       DELETE /_emulator/faults        -> no faults
       PUT    /_emulator/tenants       <- {"token": "other-token", "marker": "[other]"}
       DELETE /_emulator/tenants       -> only the demo token again
+      POST   /_emulator/groups        <- {"name": "New group"}  -> 201 {"id": "..."}
+      PATCH  /_emulator/groups/{id}   <- {"name": "Renamed"}
+      DELETE /_emulator/groups/{id}   (products likewise; DELETE /_emulator/data: the seed again)
+
+  (the data endpoints are :func:`gateway.emulators.changes.control`'s);
 
 * accepts **tenant tokens** besides its own: a request with one sees the same data, every
   ``name`` in the answer suffixed with the tenant's marker — another account's view, so a test
   can tell which credential an answer was fetched with (the request log keeps the header as
   sent).
 
-In process, the same objects are reachable as ``app.state.log``, ``app.state.faults`` and
-``app.state.tenants``.
+In process, the same objects are reachable as ``app.state.log``, ``app.state.faults``,
+``app.state.tenants`` and ``app.state.data`` (an :class:`~gateway.emulators.changes.EmulatorData`).
 The emulators share no code with the gateway's adapters on purpose: a misreading of an upstream
 document must not hide in both.
 """
@@ -47,6 +52,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from gateway.emulators.changes import EmulatorData, control
 
 __all__ = [
     "EmulatorMiddleware",
@@ -245,12 +252,14 @@ class EmulatorMiddleware:
     """Request log, fault injection and the ``/_emulator/`` control API around one emulator."""
 
     def __init__(self, app: ASGIApp, *, kind: str, log: RequestLog, faults: FaultPlan,
-                 tenants: Tenants | None = None, token: str | None = None) -> None:
+                 tenants: Tenants | None = None, token: str | None = None,
+                 data: EmulatorData | None = None) -> None:
         self.app = app
         self.kind = kind
         self.log = log
         self.faults = faults
         self.tenants = tenants or Tenants()
+        self.data = data
         self.token = token  # the emulator's own token, which a tenant's stands in for
         # Where the kind reads its token: Axim's raw accessToken header, the others' Bearer.
         self.auth_header = b"accesstoken" if kind == "axim" else b"authorization"
@@ -363,6 +372,12 @@ class EmulatorMiddleware:
     async def _control(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         what = scope["path"][len(CONTROL_PREFIX) :].strip("/")
+        response = await control(self.data, request, what) if self.data is not None else None
+        if response is None:
+            response = await self._log_fault_tenant_control(request, what)
+        await response(scope, receive, send)
+
+    async def _log_fault_tenant_control(self, request: Request, what: str) -> Response:
         response: Response
         if what == "requests" and request.method == "GET":
             response = JSONResponse(
@@ -394,7 +409,7 @@ class EmulatorMiddleware:
             response = JSONResponse({"tenants": None})
         else:
             response = json_error(404, {"error": f"no control endpoint {request.method} {what}"})
-        await response(scope, receive, send)
+        return response
 
 
 def _record(scope: Scope, started: float, status: int) -> RecordedRequest:
@@ -415,12 +430,14 @@ def _record(scope: Scope, started: float, status: int) -> RecordedRequest:
     )
 
 
-def emulator_app(kind: str, routes: list[BaseRoute], *, token: str | None = None) -> Starlette:
+def emulator_app(kind: str, routes: list[BaseRoute], *, data: EmulatorData,
+                 token: str | None = None) -> Starlette:
     """A Starlette app for one upstream kind, with log, faults and JSON 404/405 bodies.
 
     ``app.state.log`` is its :class:`RequestLog`, ``app.state.faults`` its :class:`FaultPlan`,
     ``app.state.tenants`` its :class:`Tenants` (other accounts' tokens; ``token``, the app's
-    own, is what they stand in for).
+    own, is what they stand in for), ``app.state.data`` its ``data`` (what ``routes`` serve,
+    changeable through the control API).
     """
     log, faults, tenants = RequestLog(), FaultPlan(), Tenants()
 
@@ -433,11 +450,12 @@ def emulator_app(kind: str, routes: list[BaseRoute], *, token: str | None = None
     app = Starlette(
         routes=routes,
         middleware=[Middleware(EmulatorMiddleware, kind=kind, log=log, faults=faults,
-                               tenants=tenants, token=token)],
+                               tenants=tenants, token=token, data=data)],
         exception_handlers={HTTPException: http_error},
     )
     app.state.kind = kind
     app.state.log = log
     app.state.faults = faults
     app.state.tenants = tenants
+    app.state.data = data
     return app

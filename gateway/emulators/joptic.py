@@ -21,24 +21,35 @@ Choices where the document is silent (see ``docs/emulators/joptic.md``):
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import random
 import re
 import string
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from gateway.emulators.changes import (
+    MAX_ID,
+    Check,
+    Clock,
+    EmulatorData,
+    UnknownId,
+    choice,
+    text,
+    utc_now,
+)
 from gateway.emulators.common import bearer_token, emulator_app, json_error
 
-__all__ = ["DEMO_TOKEN", "SORT_FIELDS", "Group", "create_app", "demo_groups"]
+__all__ = ["DEMO_TOKEN", "SORT_FIELDS", "Group", "JopticData", "create_app", "demo_groups"]
 
 DEMO_TOKEN = "demo-joptic-token"
 SORT_FIELDS: tuple[str, ...] = ("createdAt", "updatedAt", "name")
@@ -153,6 +164,77 @@ def demo_groups() -> tuple[Group, ...]:
     return tuple(groups)
 
 
+class JopticData(EmulatorData):
+    """The app's groups, changeable (:mod:`gateway.emulators.changes`).
+
+    A new group has ``createdAt`` = ``updatedAt`` = now, ``status`` 1; a change bumps
+    ``updatedAt``; a deletion removes the group (the API has no deleted state: ``status`` 0 is
+    inactive, which a PATCH can set).
+    """
+
+    kind = "joptic"
+    group_fields: ClassVar[Mapping[str, Check]] = {
+        "name": text(),
+        "store": text(nullable=True, max_length=MAX_ID),
+        "status": choice(0, 1),
+        "parent": text(nullable=True, max_length=MAX_ID),
+    }
+
+    def __init__(self, *, now: Clock = utc_now) -> None:
+        seed = demo_groups()
+        self._groups = {group.id: group for group in seed}
+        self.groups: tuple[Group, ...] = seed  # what readers see: replaced, never changed
+        self._issued = set(self._groups)  # ids are never reused, not even after a reset
+        self._rng = random.Random(SEED + 1)
+        latest = max(datetime.fromisoformat(moment) for g in seed
+                     for moment in (g.createdAt, g.updatedAt) if moment is not None)
+        super().__init__(now=now, resolution=timedelta(milliseconds=1), latest_seeded=latest)
+
+    def group_ids(self) -> list[str]:
+        return [group.id for group in self.groups]
+
+    def _size(self) -> int:
+        return len(self._groups)
+
+    def _restore_seed(self) -> None:
+        self._groups = {group.id: group for group in demo_groups()}
+        self._publish()
+
+    def _publish(self) -> None:
+        self.groups = tuple(self._groups.values())
+
+    def _add_group(self, values: dict[str, Any]) -> str:
+        group_id = _cuid(self._rng)
+        while group_id in self._issued:
+            group_id = _cuid(self._rng)
+        self._issued.add(group_id)
+        moment = _iso(self._stamp())
+        self._groups[group_id] = Group(
+            id=group_id, store=values.get("store"), name=values["name"],
+            status=values.get("status", 1), parent=values.get("parent"),
+            createdAt=moment, updatedAt=moment,
+        )
+        self._publish()
+        return group_id
+
+    def _change_group(self, group_id: str, values: dict[str, Any]) -> None:
+        group = self._group(group_id)
+        self._groups[group_id] = dataclasses.replace(group, **values,
+                                                     updatedAt=_iso(self._stamp()))
+        self._publish()
+
+    def _remove_group(self, group_id: str, purge: bool) -> None:
+        self._group(group_id)
+        del self._groups[group_id]
+        self._publish()
+
+    def _group(self, group_id: str) -> Group:
+        group = self._groups.get(group_id)
+        if group is None:
+            raise UnknownId(f"no joptic group {group_id!r}")
+        return group
+
+
 def _integer(value: str | None, default: int, low: int, high: int | None = None) -> int:
     number = int(value) if value is not None and _INTEGER.fullmatch(value.strip()) else default
     number = max(low, number)
@@ -167,28 +249,28 @@ def _sorted(groups: list[Group], sort_by: str, descending: bool) -> list[Group]:
     return present + absent
 
 
-def _filtered(params: dict[str, str]) -> list[Group]:
+def _filtered(groups: tuple[Group, ...], params: dict[str, str]) -> list[Group]:
     search = params.get("search", "").casefold()
     active = _ACTIVE.get(params.get("isActive", "").strip().lower())
     return [
-        group for group in demo_groups()
+        group for group in groups
         if (not search or (group.name is not None and search in group.name.casefold()))
         and (active is None or group.status == active)
     ]
 
 
-def _page(params: dict[str, str]) -> dict[str, Any]:
+def _page(groups: tuple[Group, ...], params: dict[str, str]) -> dict[str, Any]:
     page = _integer(params.get("page"), DEFAULT_PAGE, 1)
     limit = _integer(params.get("limit"), DEFAULT_LIMIT, 1, MAX_LIMIT)
     sort_by = params.get("sortBy", DEFAULT_SORT)
     sort_by = sort_by if sort_by in SORT_FIELDS else DEFAULT_SORT
     descending = params.get("sortOrder", "desc").strip().lower() != "asc"
-    groups = _sorted(_filtered(params), sort_by, descending)
-    total = len(groups)
+    chosen = _sorted(_filtered(groups, params), sort_by, descending)
+    total = len(chosen)
     total_pages = math.ceil(total / limit)
     start = (page - 1) * limit
     return {
-        "data": [group.render() for group in groups[start:start + limit]],
+        "data": [group.render() for group in chosen[start:start + limit]],
         "pagination": {
             "page": page, "limit": limit, "total": total, "totalPages": total_pages,
             "hasNext": page < total_pages, "hasPrev": page > 1,
@@ -196,16 +278,19 @@ def _page(params: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def _endpoint(token: str) -> Callable[[Request], Awaitable[Response]]:
+def _endpoint(token: str, data: JopticData) -> Callable[[Request], Awaitable[Response]]:
     async def product_groups(request: Request) -> Response:
         if bearer_token(request) != token:
             return json_error(401, {"statusCode": 401, "message": "Unauthorized"})
-        return JSONResponse(_page(dict(request.query_params.items())))
+        return JSONResponse(_page(data.groups, dict(request.query_params.items())))
 
     return product_groups
 
 
-def create_app(*, token: str = DEMO_TOKEN) -> Starlette:
-    """A Joptic emulator accepting ``token`` and serving the seeded demo data."""
-    return emulator_app("joptic", [Route("/product-groups", _endpoint(token), methods=["GET"])],
-                        token=token)
+def create_app(*, token: str = DEMO_TOKEN, now: Clock = utc_now) -> Starlette:
+    """A Joptic emulator accepting ``token``, serving its own copy of the seeded demo data
+    (``app.state.data``, a :class:`JopticData`; ``now`` stamps its changes)."""
+    data = JopticData(now=now)
+    return emulator_app("joptic",
+                        [Route("/product-groups", _endpoint(token, data), methods=["GET"])],
+                        token=token, data=data)
