@@ -8,7 +8,13 @@ from enum import Enum
 
 import msgspec
 
-from gateway.sources.records import GroupRecord, ProductRecord
+from gateway.sources.records import (
+    GroupRecord,
+    Inventory,
+    ProductRecord,
+    Variant,
+    VariantOption,
+)
 
 __all__ = ["ChangeEvent", "ChangeType", "Topic", "decode_event", "encode_event"]
 
@@ -64,7 +70,21 @@ def decode_event(data: bytes, event_id: str) -> ChangeEvent:
 
 
 def encode_record(record: Record) -> bytes:
+    if isinstance(record, ProductRecord) and record.variants:
+        record = replace(record, variants=[_plain(variant) for variant in record.variants])
     return msgspec.json.encode(record)
+
+
+def _plain(variant: Variant) -> Variant:
+    """The variant as the base type: an adapter's subclass would encode its upstream's names."""
+    if type(variant) is Variant and all(type(o) is VariantOption for o in variant.options):
+        return variant
+    inventory = variant.inventory
+    return Variant(**{
+        **msgspec.structs.asdict(variant),
+        "options": [VariantOption(**msgspec.structs.asdict(o)) for o in variant.options],
+        "inventory": None if inventory is None else Inventory(**msgspec.structs.asdict(inventory)),
+    })
 
 
 def decode_record(topic: Topic, data: bytes) -> Record:
