@@ -24,6 +24,7 @@ from gateway.metrics import MULTIPROC_ENV
 from gateway.serving import (
     LOG_LEVELS,
     BoundApp,
+    GatewayServer,
     bind,
     log_config,
     serve_forever,
@@ -33,6 +34,7 @@ from gateway.serving import (
 __all__ = ["main"]
 
 PROG = "catalogue-gateway"
+STARTUP_FAILURE = 3  # uvicorn's exit status when the server could not start
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -61,7 +63,12 @@ def _serve(args: argparse.Namespace) -> int:
     else:
         app = create_app(config)
         _metrics_port(config, host, app)
-        uvicorn.run(app, **options)
+        # uvicorn.run's server, with the gateway's stop hooks (streams end before it waits).
+        server = GatewayServer(uvicorn.Config(app, **options))
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run()
+        if not server.started:
+            return STARTUP_FAILURE
     return 0
 
 
