@@ -158,14 +158,15 @@ def request(query: str, **variables: Any) -> GraphQLRequest:
 
 
 @contextmanager
-def sse(gateway: Gateway, query: str, *, variables: Json | None = None,
+def sse(gateway: Gateway | str, query: str, *, variables: Json | None = None,
         headers: dict[str, str] | None = None, client: httpx.Client | None = None
         ) -> Iterator[Iterator[ServerSentEvent]]:
-    """The events of a GraphQL-over-SSE POST (httpx-sse)."""
+    """The events of a GraphQL-over-SSE POST (httpx-sse) to a gateway, or a URL."""
+    url = gateway if isinstance(gateway, str) else gateway.graphql_url
     own = client is None
     client = client or httpx.Client(timeout=WAIT_SECONDS)
     try:
-        with connect_sse(client, "POST", gateway.graphql_url,
+        with connect_sse(client, "POST", url,
                          json={"query": query, "variables": variables},
                          headers=dict(headers or {})) as source:
             assert source.response.status_code == 200, source.response.read()

@@ -255,3 +255,24 @@ async def test_stopping_the_gateway_ends_every_subscription_with_a_reason(start:
     assert json.loads(dropped.data)["errors"][0]["extensions"] == {
         "code": "SHUTTING_DOWN", "lastEventId": event_id}
     assert complete.event == "complete"
+
+
+async def test_a_drain_ends_subscriptions_at_its_start_and_refuses_new_ones(start: Start
+                                                                            ) -> None:
+    gateway = start()
+    connection = await raw_socket(gateway)
+    async with connection:
+        await subscribe(connection, GROUP_CHANGES)
+        await subscribed(gateway, 1)
+        # What SIGTERM starts (gateway/serving.py Drain), while the server goes on serving.
+        await asyncio.to_thread(gateway.servers.run, gateway.app.state.drain.stop())
+        ended = await messages_until_complete(connection)
+        with pytest.raises(websockets.ConnectionClosed):
+            await within(connection.recv())
+    assert codes(ended[-2]["payload"]["errors"]) == ["SHUTTING_DOWN"]
+    assert (connection.close_code, connection.close_reason) == SHUTDOWN_CLOSE
+    assert httpx.get(f"{gateway.url}/healthz", timeout=WAIT_SECONDS).status_code == 200
+    with sse(gateway, GROUP_CHANGES) as events:  # a client reconnecting here is sent away
+        refused, complete = list(events)
+    assert codes(json.loads(refused.data)["errors"]) == ["SHUTTING_DOWN"]
+    assert complete.event == "complete"
