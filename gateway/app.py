@@ -1,8 +1,9 @@
-"""The HTTP edge: GraphQL at ``/graphql`` (and its playground), ``/healthz``, ``/readyz``,
-``/metrics``, CORS, and the process's life: on SIGTERM ``/readyz`` answers 503 for ``[server]
-drain_seconds`` while requests are still served, then uvicorn stops accepting connections and
-waits up to ``grace_seconds`` for those in flight; then upstream clients and the cache store
-(its Redis pool) are closed.
+"""The HTTP edge: GraphQL at ``/graphql`` (over HTTP, Server-Sent Events and WebSocket; and its
+playground), ``/healthz``, ``/readyz``, ``/metrics``, CORS, and the process's life: on SIGTERM
+every subscription ends (``SHUTTING_DOWN``: clients reconnect elsewhere with their last event
+id), ``/readyz`` answers 503 for ``[server] drain_seconds`` while requests are still served,
+then uvicorn stops accepting connections and waits up to ``grace_seconds`` for those in flight;
+then the change feed, upstream clients and the cache store (its Redis pool) are closed.
 
 Example::
 
@@ -47,6 +48,7 @@ APQ documents         document SHA-256 (documents,   apq_ttl_seconds      as the
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator
@@ -59,7 +61,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 from strawberry import Schema
 
 from gateway.auth import Authenticator
@@ -79,10 +81,14 @@ from gateway.response_cache import ResponseCache
 from gateway.runtime import Runtime
 from gateway.serving import Drain
 from gateway.tracing import Tracing, tracing_for
+from gateway.websocket import GraphQLWebSockets
 
 __all__ = ["CONFIG_ENV", "app_from_env", "create_app"]
 
 CONFIG_ENV = "GATEWAY_CONFIG"
+# How long a stopping process waits for its streams to send their last words (a client that
+# does not read holds one this long at most).
+STREAMS_END_SECONDS = 2.0
 
 
 async def healthz(request: Request) -> Response:
@@ -184,6 +190,17 @@ def create_app(config: Config, *, clock: Clock = SYSTEM_CLOCK,
                                estimate_cost=partial(cost.cost, schema._schema),
                                cost_extension=server.cost_extension, tracing=tracing,
                                changes=changes)
+    websockets = GraphQLWebSockets(endpoint, cors_origins=server.cors_origins,
+                                   cors_origin_regex=server.cors_origin_regex)
+
+    async def end_streams() -> None:
+        """The process stops: every subscription ends with SHUTTING_DOWN, and its stream with
+        it (SSE: the error, then ``complete``; WebSocket: the error, then close 1001)."""
+        changes.end_subscriptions()
+        await asyncio.gather(endpoint.streams_ended(STREAMS_END_SECONDS),
+                             websockets.close_all(STREAMS_END_SECONDS))
+
+    drain.on_stop(end_streams)
     metrics = runtime.metrics
 
     async def metrics_page(request: Request) -> Response:
@@ -198,6 +215,7 @@ def create_app(config: Config, *, clock: Clock = SYSTEM_CLOCK,
           if metrics is not None and config.metrics.port is None else []),
         # Every method reaches the endpoint, which answers 405 itself with a JSON body.
         Route("/graphql", endpoint),
+        WebSocketRoute("/graphql", websockets),  # subscriptions (graphql-transport-ws)
         *(playground.routes() if playground else []),
     ]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)

@@ -24,6 +24,7 @@ from gateway.metrics import MULTIPROC_ENV
 from gateway.serving import (
     LOG_LEVELS,
     BoundApp,
+    GatewayServer,
     bind,
     log_config,
     serve_forever,
@@ -35,6 +36,7 @@ __all__ = ["main"]
 PROG = "catalogue-gateway"
 CHURN_DEFAULT_SECONDS = 5.0  # demo --churn given no value
 CHURN_SECONDS = (0.2, 3600.0)  # the bounds of demo --churn SECONDS
+STARTUP_FAILURE = 3  # uvicorn's exit status when the server could not start
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -63,7 +65,12 @@ def _serve(args: argparse.Namespace) -> int:
     else:
         app = create_app(config)
         _metrics_port(config, host, app)
-        uvicorn.run(app, **options)
+        # uvicorn.run's server, with the gateway's stop hooks (streams end before it waits).
+        server = GatewayServer(uvicorn.Config(app, **options))
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run()
+        if not server.started:
+            return STARTUP_FAILURE
     return 0
 
 

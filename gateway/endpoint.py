@@ -20,6 +20,14 @@
   400 ``BAD_USER_INPUT`` naming the header, before any GraphQL work.
 * Every error body is JSON, never plain text or a stack trace.
 * A browser's ``GET`` (``Accept: text/html``, no ``query``) gets the playground when enabled.
+* ``Accept: text/event-stream``: GraphQL over Server-Sent Events (:mod:`gateway.sse`,
+  "distinct connections" mode). A subscription streams one ``next`` event per change, each with
+  its event id as the SSE ``id`` (a ``Last-Event-ID`` resumes after it), until the client
+  leaves or the gateway ends it (an error, then ``complete``); a query or mutation answers one
+  ``next``. Every step before execution is the same as for JSON (access control, limits, CSRF
+  prevention); parse and validation errors arrive as a ``next`` event, refusals before them
+  (401, 429, 413…) as the usual JSON error. A subscription asked for as JSON: 406. Never kept in
+  the response cache. WebSockets (graphql-transport-ws) on the same path: :mod:`gateway.websocket`.
 * With ``csrf_prevention`` (Apollo Server's ``csrfPrevention``), a GET query must carry a
   header a cross-site form or image cannot send: ``Apollo-Require-Preflight`` or
   ``X-Apollo-Operation-Name`` (non-empty), or a ``Content-Type`` other than a form's three;
@@ -36,8 +44,9 @@
   (status 499 for a client that left), upstream requests and cache hits per source, the error
   codes of the answer, and the client (empty until clients authenticate).
 * With metrics, each request is counted by operation and outcome and timed
-  (:mod:`gateway.metrics`); with tracing, it runs in a span continuing the client's
-  ``traceparent`` (:mod:`gateway.tracing`).
+  (:mod:`gateway.metrics`; not a subscription's stream, which lasts as long as its client
+  stays); with tracing, it runs in a span continuing the client's ``traceparent``
+  (:mod:`gateway.tracing`).
 * ``extensions.cost`` (``[server] cost_extension``: always, or when the request sends
   ``X-Gateway-Cost: 1``): ``actual``, what the request cost each source (upstream requests,
   cache hits, time), and ``estimated``, the query-safety rule's price. Such a request is neither
@@ -61,13 +70,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import itertools
 import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -84,7 +94,7 @@ from gateway.changes.feed import ChangeFeed
 from gateway.config import AuthSettings, PersistedSettings, RateLimitSettings
 from gateway.credentials import Credential
 from gateway.errors import BadUserInput, ErrorCode
-from gateway.graph.context import GatewayContext
+from gateway.graph.context import GatewayContext, SubscriptionContext
 from gateway.graph.documents import DocumentCache
 from gateway.graph.limits import check_variables
 from gateway.metrics import Metrics
@@ -93,11 +103,13 @@ from gateway.rate_limits import CostEstimate, RateLimited, RateLimits
 from gateway.response_cache import CachedResponse, ResponseCache
 from gateway.runtime import Runtime
 from gateway.scope import RequestScope
+from gateway.sse import COMPLETE, EVENT_STREAM, EventStream, next_frame
 
 if TYPE_CHECKING:
     from gateway.tracing import Tracing
 
-__all__ = ["GRAPHQL_RESPONSE", "GraphQLEndpoint", "request_id"]
+__all__ = ["GRAPHQL_RESPONSE", "GraphQLEndpoint", "RequestError", "coded", "error_payload",
+           "operation_type", "request_id"]
 
 # The estimated cost of an operation of a document (the query-safety rule's price), or None.
 
@@ -114,6 +126,7 @@ CLIENT_LEFT = 499  # the access log's status for a client that disconnected (ngi
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 # The name of a document's first operation, read without parsing (a response-cache hit).
 LEADING_NAME = re.compile(r"\s*(?:query|mutation|subscription)\s+([_A-Za-z][_0-9A-Za-z]*)")
+MAX_LOGGED_CODES = 16  # error codes of one request's access-log line (a stream has many results)
 
 access_logger = logging.getLogger("gateway.access")
 T = TypeVar("T")
@@ -147,6 +160,7 @@ class _Access:
     codes: list[str] = field(default_factory=list)  # extensions.code of the answer's errors
     scope: RequestScope | None = None
     cost: bool = False  # the answer carries extensions.cost
+    subscription: bool = False  # a stream as long as the client stays: not a request's latency
 
 
 def request_id(sent: str | None) -> str:
@@ -206,6 +220,7 @@ class GraphQLEndpoint:
         varying += [s.pass_through_header for s in runtime.config.sources
                     if s.pass_through_header]
         self.vary = ", ".join(varying)
+        self.streams: set[EventStream] = set()  # the SSE streams open now
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -221,6 +236,8 @@ class GraphQLEndpoint:
         if response is not None:
             response.headers["X-Request-ID"] = access.request_id
             await response(scope, receive, send)
+            if isinstance(response, EventStream) and response.client_left:
+                access.outcome = "cancelled"  # the usual end of a subscription, but logged
         if access.graphql:
             self._observe(request, access, response, time.perf_counter() - started)
 
@@ -238,7 +255,7 @@ class GraphQLEndpoint:
                  seconds: float) -> None:
         """The request's metrics and its log line."""
         scope = access.scope
-        if self.metrics is not None:
+        if self.metrics is not None and not access.subscription:
             operation = None if access.operation in ("-", "(anonymous)") else access.operation
             self.metrics.graphql(operation, access.outcome, seconds,
                                  0 if scope is None else scope.sent_requests())
@@ -270,6 +287,7 @@ class GraphQLEndpoint:
         if request.method == "GET" and self.csrf_prevention:
             _require_preflight(request)
         media_type = negotiate(accept)
+        streaming = media_type == EVENT_STREAM
         params = await self._params(request)
         client = await self._client(request)
         try:
@@ -285,12 +303,17 @@ class GraphQLEndpoint:
         except PersistedError as exc:
             return _persisted_error(exc, media_type)
         # Without clients' own upstream credentials the response-cache key needs no request
-        # context: a hit is answered before one is made.
-        early = not access.cost and not self.pass_through
+        # context: a hit is answered before one is made. A stream is never kept.
+        early = not access.cost and not self.pass_through and not streaming
         cache_key = self._response_key(params, persisted, request, client, None) if early \
             else None
-        context = None
-        if cache_key is None:
+        context: GatewayContext | None = None
+        if streaming:
+            context = self.subscription_context(
+                request.headers, access.request_id, client,
+                last_event_id=request.headers.get("last-event-id"))
+            access.scope = context.scope
+        elif cache_key is None:
             context = self._context(request, access.request_id)
             access.scope = context.scope
             if not access.cost:
@@ -323,10 +346,18 @@ class GraphQLEndpoint:
         if operation_error is not None:
             return _result_response(None, [GraphQLError(operation_error)], None, media_type,
                                     ErrorCode.GRAPHQL_VALIDATION_FAILED, access.codes)
-        if request.method == "GET" and _is_mutation(document, params.get("operationName")):
+        kind = operation_type(document, params.get("operationName"))
+        if request.method == "GET" and kind is OperationType.MUTATION:
             raise RequestError(405, "mutations are not allowed over GET: use POST",
                                code=ErrorCode.METHOD_NOT_ALLOWED, headers={"Allow": "POST"})
+        if kind is OperationType.SUBSCRIPTION and not streaming:
+            raise RequestError(406, "a subscription is answered as a stream: send `Accept: "
+                                    f"{EVENT_STREAM}` (Server-Sent Events) or open a WebSocket "
+                                    "(graphql-transport-ws) to this path",
+                               code=ErrorCode.NOT_ACCEPTABLE)
         await self._admit_cost(client, document, params.get("operationName"))
+        if kind is OperationType.SUBSCRIPTION:
+            return await self._subscribe(params, context, access)
         try:
             result = await _unless_disconnected(request, self.schema.execute(
                 params["query"], variable_values=params.get("variables"),
@@ -342,7 +373,10 @@ class GraphQLEndpoint:
             extensions = {**(extensions or {}), "cost": self._cost(
                 context.scope, document, params.get("operationName"))}
         response = _result_response(result.data, result.errors, extensions, media_type,
-                                    ErrorCode.GRAPHQL_VALIDATION_FAILED, access.codes)
+                                    ErrorCode.GRAPHQL_VALIDATION_FAILED, access.codes,
+                                    max_bytes=self.runtime.config.limits.max_response_bytes)
+        if isinstance(response, EventStream):
+            return response
         limited = _within(response, self.runtime.config.limits.max_response_bytes, media_type)
         if limited is not response:
             return limited
@@ -369,6 +403,61 @@ class GraphQLEndpoint:
             },
             "estimated": self.estimate_cost(document, operation_name),
         }
+
+    async def _subscribe(self, params: dict[str, Any], context: GatewayContext,
+                         access: _Access) -> Response:
+        """A subscription over SSE: its results as events, until it or the client ends."""
+        results = await self.schema.subscribe(
+            params["query"], variable_values=params.get("variables"), context_value=context,
+            operation_name=params.get("operationName"))
+        access.outcome, access.subscription = "ok", True
+        return EventStream(self._frames(results, context, access), open_streams=self.streams)
+
+    async def _frames(self, results: AsyncIterator[Any], context: GatewayContext,
+                      access: _Access) -> AsyncIterator[bytes]:
+        """Each result as a ``next`` event (an event's with its id), then ``complete``."""
+        max_bytes = self.runtime.config.limits.max_response_bytes
+        async with contextlib.aclosing(results):  # type: ignore[type-var]
+            async for result in results:
+                codes = access.codes if len(access.codes) < MAX_LOGGED_CODES else None
+                body = _limited(_result_body(result.data, result.errors, result.extensions,
+                                             ErrorCode.GRAPHQL_VALIDATION_FAILED, codes),
+                                max_bytes)
+                # Read now: the context moves to the next event once this one was written.
+                event_id = getattr(context, "event_id", None) if result.data is not None \
+                    else None
+                yield next_frame(body, event_id)
+        yield COMPLETE
+
+    async def admit_operation(self, client: Client, params: dict[str, Any]) -> DocumentNode:
+        """The steps an operation that does not come through an HTTP request (a WebSocket's)
+        takes before it runs, as :meth:`_handle` takes them: ``params`` well-formed, the
+        client's request rate counted, the variables and document within the limits (a
+        persisted operation looked up: ``params["query"]`` is then its text), one operation to
+        run, the client's cost budget. Raises :class:`RequestError`, ``PersistedError`` or
+        ``GraphQLError``."""
+        _checked(params)
+        try:
+            await self.rate_limits.admit(client)
+        except RateLimited as exc:
+            raise _too_many(exc) from None
+        check_variables(params.get("variables"), self.documents.limits)
+        params["query"] = await self.persisted.lookup(self.persisted.read(params))
+        document = self.documents.parse(params["query"], params.get("variables"))
+        operation_error = _operation_error(document, params.get("operationName"))
+        if operation_error is not None:
+            raise GraphQLError(operation_error)
+        await self._admit_cost(client, document, params.get("operationName"))
+        return document
+
+    async def streams_ended(self, timeout: float) -> None:
+        """Wait (up to ``timeout`` seconds) for the open SSE streams to end."""
+        waits = [asyncio.ensure_future(stream.ended.wait()) for stream in self.streams]
+        if not waits:
+            return
+        _, pending = await asyncio.wait(waits, timeout=timeout)
+        for wait in pending:
+            wait.cancel()
 
     def _response_key(self, params: dict[str, Any], persisted: Persisted, request: Request,
                       client: Client, scope: RequestScope | None) -> str | None:
@@ -459,8 +548,26 @@ class GraphQLEndpoint:
         return Response(entry.body, headers=headers, media_type=f"{media_type}; charset=utf-8")
 
     def _context(self, request: Request, request_id: str) -> GatewayContext:
+        return GatewayContext(adapters=self.runtime.adapters,
+                              scope=self._scope(request.headers, request_id),
+                              cursors=self.runtime.cursors, changes=self.changes)
+
+    def subscription_context(self, headers: Mapping[str, str], request_id: str, client: Client,
+                             *, last_event_id: str | None = None) -> SubscriptionContext:
+        """The context of a subscription over either transport: each event it emits gets a new
+        scope like the first (``headers``' language and pass-through credentials), and the
+        client is charged what resolving it cost."""
+        return SubscriptionContext(
+            adapters=self.runtime.adapters, scope=self._scope(headers, request_id),
+            cursors=self.runtime.cursors, changes=self.changes,
+            new_scope=functools.partial(self._scope, headers, request_id),
+            charge=functools.partial(self.rate_limits.charge, client),
+            last_event_id=last_event_id)
+
+    def _scope(self, headers: Mapping[str, str], request_id: str) -> RequestScope:
+        """A request's scope: 400 for an ``Accept-Language`` or credential it cannot use."""
         scope = RequestScope(
-            language=request.headers.get("accept-language"),
+            language=headers.get("accept-language"),
             request_id=request_id,
             deadline=(self.runtime.clock.monotonic()
                       + self.runtime.config.server.request_timeout_seconds),
@@ -471,7 +578,7 @@ class GraphQLEndpoint:
         except BadUserInput as exc:
             raise RequestError(400, exc.message) from None
         for source, header in self.pass_through:
-            token = request.headers.get(header)
+            token = headers.get(header)
             if token is None:
                 continue
             token = token.strip()
@@ -479,8 +586,7 @@ class GraphQLEndpoint:
                 raise RequestError(400, f"the header {header} must be a token: at most 4096 "
                                         "visible ASCII characters")
             scope.credentials[source] = Credential.of(token)
-        return GatewayContext(adapters=self.runtime.adapters, scope=scope,
-                              cursors=self.runtime.cursors, changes=self.changes)
+        return scope
 
     async def _params(self, request: Request) -> dict[str, Any]:
         if request.method == "GET":
@@ -590,15 +696,16 @@ def negotiate(accept: str) -> str:
                     quality = 0.0
         media = media.lower()
         # An explicit graphql-response+json wins over json; wildcards mean the legacy json.
-        candidates = {GRAPHQL_RESPONSE: (GRAPHQL_RESPONSE, 2), JSON: (JSON, 1),
-                      "application/*": (JSON, 0), "*/*": (JSON, 0)}
+        # An event stream is asked for by name, and then wins a tie (graphql-sse's clients).
+        candidates = {EVENT_STREAM: (EVENT_STREAM, 3), GRAPHQL_RESPONSE: (GRAPHQL_RESPONSE, 2),
+                      JSON: (JSON, 1), "application/*": (JSON, 0), "*/*": (JSON, 0)}
         if media in candidates and quality > 0:
             chosen, rank = candidates[media]
             if best is None or (quality, rank) > best[:2]:
                 best = (quality, rank, chosen)
     if best is None:
         raise RequestError(406, f"cannot answer in any type `Accept` allows: use {GRAPHQL_RESPONSE}"
-                                f" or {JSON}", code=ErrorCode.NOT_ACCEPTABLE)
+                                f", {JSON} or {EVENT_STREAM}", code=ErrorCode.NOT_ACCEPTABLE)
     return best[2]
 
 
@@ -651,22 +758,34 @@ def _operation_label(document: DocumentNode, operation_name: str | None) -> str:
     return name.value if name is not None else "(anonymous)"
 
 
-def _is_mutation(document: DocumentNode, operation_name: str | None) -> bool:
+def operation_type(document: DocumentNode, operation_name: str | None) -> OperationType | None:
+    """The type of the operation that runs; None when none can (see :func:`_operation_error`)."""
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     if operation_name is not None:
         operations = [o for o in operations if o.name and o.name.value == operation_name]
-    return len(operations) == 1 and operations[0].operation is not OperationType.QUERY
+    return operations[0].operation if len(operations) == 1 else None
 
 
 def _result_response(data: Any, errors: list[GraphQLError] | None,
                      extensions: dict[str, Any] | None, media_type: str,
-                     request_error_code: ErrorCode, codes: list[str] | None = None
-                     ) -> Response:
-    """The answer's response; the codes of its errors are added to ``codes``."""
+                     request_error_code: ErrorCode, codes: list[str] | None = None, *,
+                     max_bytes: int | None = None) -> Response:
+    """The answer's response; the codes of its errors are added to ``codes``. As an event
+    stream: one ``next`` event (within ``max_bytes``), then ``complete``."""
+    body = _result_body(data, errors, extensions, request_error_code, codes)
+    if media_type == EVENT_STREAM:
+        return EventStream(_one_event(body if max_bytes is None else _limited(body, max_bytes)))
+    status = 400 if _is_request_error(data, errors) and media_type == GRAPHQL_RESPONSE else 200
+    return Response(body, status_code=status, media_type=f"{media_type}; charset=utf-8")
+
+
+def _result_body(data: Any, errors: list[GraphQLError] | None,
+                 extensions: dict[str, Any] | None, request_error_code: ErrorCode,
+                 codes: list[str] | None = None) -> bytes:
+    """A result's JSON; the codes of its errors are added to ``codes``."""
     body: dict[str, Any] = {}
     # No execution happened (parse, validation, variable coercion): the spec sends no `data`.
-    request_error = data is None and bool(errors) and all(e.path is None for e in errors or ())
-    if not request_error:
+    if not _is_request_error(data, errors):
         body["data"] = data
     if errors:
         body["errors"] = [_formatted(e, request_error_code) for e in errors]
@@ -674,9 +793,23 @@ def _result_response(data: Any, errors: list[GraphQLError] | None,
             codes += [error["extensions"]["code"] for error in body["errors"]]
     if extensions:
         body["extensions"] = extensions
-    status = 400 if request_error and media_type == GRAPHQL_RESPONSE else 200
-    return Response(orjson.dumps(body), status_code=status,
-                    media_type=f"{media_type}; charset=utf-8")
+    return orjson.dumps(body)
+
+
+def _is_request_error(data: Any, errors: list[GraphQLError] | None) -> bool:
+    return data is None and bool(errors) and all(e.path is None for e in errors or ())
+
+
+async def _one_event(body: bytes) -> AsyncIterator[bytes]:
+    yield next_frame(body)
+    yield COMPLETE
+
+
+def _limited(body: bytes, max_bytes: int) -> bytes:
+    """``body``, or a ``RESPONSE_TOO_LARGE`` error in its place when it is longer."""
+    if len(body) <= max_bytes:
+        return body
+    return orjson.dumps({"data": None, "errors": [_too_large(max_bytes)]})
 
 
 def _within(response: Response, max_bytes: int, media_type: str) -> Response:
@@ -684,27 +817,47 @@ def _within(response: Response, max_bytes: int, media_type: str) -> Response:
     than ``max_bytes`` (the work is done, but no client gets an answer that size)."""
     if len(response.body) <= max_bytes:
         return response
-    error = {"message": f"the answer is larger than {max_bytes} bytes ([limits] "
-                        "max_response_bytes): ask for fewer or smaller lists",
-             "extensions": {"code": ErrorCode.RESPONSE_TOO_LARGE.value,
-                            "maxResponseBytes": max_bytes}}
-    return Response(orjson.dumps({"data": None, "errors": [error]}), status_code=200,
-                    media_type=f"{media_type}; charset=utf-8")
+    return Response(orjson.dumps({"data": None, "errors": [_too_large(max_bytes)]}),
+                    status_code=200, media_type=f"{media_type}; charset=utf-8")
+
+
+def _too_large(max_bytes: int) -> dict[str, Any]:
+    return {"message": f"the answer is larger than {max_bytes} bytes ([limits] "
+                       "max_response_bytes): ask for fewer or smaller lists",
+            "extensions": {"code": ErrorCode.RESPONSE_TOO_LARGE.value,
+                           "maxResponseBytes": max_bytes}}
 
 
 def _formatted(error: GraphQLError, request_error_code: ErrorCode) -> dict[str, Any]:
     """The error as the spec formats it, with a stable ``extensions.code`` always."""
-    formatted: dict[str, Any] = dict(error.formatted)
+    return coded(dict(error.formatted), request_error_code)
+
+
+def coded(formatted: dict[str, Any], request_error_code: ErrorCode) -> dict[str, Any]:
+    """A formatted error with its ``extensions.code``: when it has none, an error of execution
+    (with a ``path``) is unexpected, one of variable coercion is the client's, and any other
+    came before execution (``request_error_code``)."""
     extensions = formatted.get("extensions") or {}
     if "code" not in extensions:
-        if error.path is not None:
+        if formatted.get("path") is not None:
             code = ErrorCode.INTERNAL_SERVER_ERROR
-        elif error.message.startswith("Variable '$"):
+        elif str(formatted.get("message", "")).startswith("Variable '$"):
             code = ErrorCode.BAD_USER_INPUT  # variable coercion
         else:
             code = request_error_code
         formatted["extensions"] = {**extensions, "code": code.value}
     return formatted
+
+
+def error_payload(error: RequestError | PersistedError | GraphQLError) -> dict[str, Any]:
+    """A refusal as one formatted GraphQL error (a WebSocket operation's ``error`` message)."""
+    if isinstance(error, GraphQLError):
+        return _formatted(error, ErrorCode.GRAPHQL_VALIDATION_FAILED)
+    extensions: dict[str, Any] = {"code": error.code.value}
+    retry_after = error.headers.get("Retry-After") if isinstance(error, RequestError) else None
+    if retry_after is not None:
+        extensions["retryAfter"] = int(retry_after)
+    return {"message": error.message, "extensions": extensions}
 
 
 def _validated(data: Any, errors: list[GraphQLError] | None) -> bool:

@@ -2,7 +2,8 @@
 
 The JavaScript and CSS come from the npm registry at set-up (``make setup`` installs
 ``playground/package.json`` into ``build/playground``); nothing of them is committed. GraphiQL 3
-and React 18 are pinned: the last versions with UMD builds a plain page can load.
+and React 18 are pinned: the last versions with UMD builds a plain page can load. GraphiQL's
+bundle carries the graphql-ws client: subscriptions run over a WebSocket to the page's origin.
 """
 
 from __future__ import annotations
@@ -68,7 +69,13 @@ PAGE = """<!doctype html>
   <script src="{prefix}react-dom.js"></script>
   <script src="{prefix}graphiql.js"></script>
   <script>
-    const fetcher = GraphiQL.createFetcher({{ url: {endpoint} }});
+    // Subscriptions over a WebSocket to this page's own origin (graphql-transport-ws; the
+    // client is in GraphiQL's bundle); the headers tab's headers go in connection_init.
+    const subscriptionUrl = new URL({endpoint}, location.href);
+    subscriptionUrl.protocol = subscriptionUrl.protocol === "https:" ? "wss:" : "ws:";
+    const fetcher = GraphiQL.createFetcher({{
+      url: {endpoint}, subscriptionUrl: subscriptionUrl.href,
+    }});
     const root = ReactDOM.createRoot(document.getElementById("graphiql"));
     root.render(React.createElement(GraphiQL, {{
       fetcher, defaultQuery: {query}, defaultEditorToolsVisibility: true,

@@ -17,10 +17,11 @@ response has already begun is just closed. The application then sees ``http.disc
 Pass it to uvicorn with :func:`http_protocol` (uvicorn's ``Config(http=...)`` accepts a protocol
 factory)::
 
-    uvicorn.run(app, http=http_protocol(header_timeout=10, body_timeout=30), ws="none")
+    uvicorn.run(app, http=http_protocol(header_timeout=10, body_timeout=30))
 
-The timers are the event loop's, like uvicorn's own keep-alive timer. WebSocket upgrades are not
-served (``ws="none"``): a connection handed to another protocol would keep this one's timer.
+The timers are the event loop's, like uvicorn's own keep-alive timer. A WebSocket upgrade (the
+headers were read in time) hands the connection over to the WebSocket protocol with no timer of
+this one left on it.
 """
 
 from __future__ import annotations
@@ -97,6 +98,10 @@ class DeadlineProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._enter("idle")
         super().connection_lost(exc)
+
+    def handle_websocket_upgrade(self) -> None:
+        self._enter("idle")  # the connection is the WebSocket protocol's from now on
+        super().handle_websocket_upgrade()
 
     # -- a deadline passed -----------------------------------------------------------------
 

@@ -18,10 +18,10 @@ import logging
 import signal
 import socket
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import uvicorn
 import uvloop
@@ -31,10 +31,11 @@ from gateway.config import Config, ServerSettings
 from gateway.logs import log_config as _log_config
 from gateway.protocol import http_protocol
 
-__all__ = ["LOG_LEVELS", "BoundApp", "Drain", "ServerThread", "bind", "log_config",
-           "serve_forever", "uvicorn_options"]
+__all__ = ["LOG_LEVELS", "BoundApp", "Drain", "GatewayServer", "ServerThread", "bind",
+           "log_config", "serve_forever", "uvicorn_options"]
 
 logger = logging.getLogger("gateway.runtime")
+T = TypeVar("T")
 
 # uvicorn's levels ("trace" is its own, below debug), most severe first.
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
@@ -56,11 +57,34 @@ class Drain:
     :meth:`install`, from the app's lifespan, takes over SIGTERM from the uvicorn server that
     serves the app in this process's main thread (``serve``, each of its workers); elsewhere
     (the demo's and the tests' servers) it does nothing.
+
+    The hooks given to :meth:`on_stop` run once, when the process begins to stop: as a drain
+    starts, or when a :class:`GatewayServer` shuts down (before it waits for the connections
+    still open). Long-lived streams (subscriptions) end there, with a reason their clients can
+    reconnect on, instead of holding the shutdown until uvicorn cuts them.
     """
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self.draining = False
+        self._hooks: list[Callable[[], Awaitable[None]]] = []
+        self._stopping: asyncio.Future[None] | None = None
+
+    def on_stop(self, hook: Callable[[], Awaitable[None]]) -> None:
+        self._hooks.append(hook)
+
+    async def stop(self) -> None:
+        """Run the stop hooks (the first call; later ones wait for it)."""
+        if self._stopping is None:
+            self._stopping = asyncio.ensure_future(self._run_hooks())
+        await asyncio.shield(self._stopping)
+
+    async def _run_hooks(self) -> None:
+        for hook in self._hooks:
+            try:
+                await hook()
+            except Exception:
+                logger.exception("a stop hook failed")
 
     def install(self) -> Callable[[], None]:
         """Take over SIGTERM; returns what gives it back."""
@@ -81,6 +105,7 @@ class Drain:
                 return
             self.draining = True
             logger.info("SIGTERM: draining", extra={"drain_seconds": self.seconds})
+            loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self.stop()))
             loop.call_soon_threadsafe(loop.call_later, self.seconds, stop)
 
         signal.signal(signal.SIGTERM, on_term)
@@ -121,13 +146,18 @@ def uvicorn_options(settings: ServerSettings | None) -> dict[str, Any]:
     an app without a configuration, such as an emulator).
 
     Deadlines for a request's headers and body (:mod:`gateway.protocol`), the keep-alive of
-    idle connections, no ``server`` header (it tells a stranger what to attack) and no
-    WebSockets (the gateway serves none).
+    idle connections, no ``server`` header (it tells a stranger what to attack), and WebSockets
+    (subscriptions: :mod:`gateway.websocket`) by the implementation that waits for a slow
+    reader (its sends wait while the socket's buffer is full, so a subscriber that does not read
+    falls behind and is dropped instead of growing the buffer), with messages of at most
+    ``max_body_bytes`` and no compression (a zlib state per connection is memory it would hold
+    for as long as it stays open).
     """
     settings = settings or ServerSettings()
     return {"http": http_protocol(header_timeout=settings.header_timeout_seconds,
                                   body_timeout=settings.body_timeout_seconds),
-            "ws": "none", "server_header": False,
+            "ws": "websockets-sansio", "ws_max_size": settings.max_body_bytes,
+            "ws_per_message_deflate": False, "server_header": False,
             "timeout_keep_alive": int(settings.keep_alive_seconds),
             "timeout_graceful_shutdown": int(settings.grace_seconds)}
 
@@ -138,7 +168,18 @@ def _settings(app: ASGIApp) -> ServerSettings | None:
     return config.server if isinstance(config, Config) else None
 
 
-class _Server(uvicorn.Server):
+class GatewayServer(uvicorn.Server):
+    """uvicorn's server that first runs a gateway app's stop hooks (:class:`Drain`) when it
+    shuts down: its open streams end with a reason before it waits for them."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        drain = getattr(getattr(self.config.app, "state", None), "drain", None)
+        if isinstance(drain, Drain):
+            await drain.stop()
+        await super().shutdown(sockets)
+
+
+class _Server(GatewayServer):
     # Several servers share one loop: signals are handled once, by serve_forever.
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -195,9 +236,11 @@ class ServerThread:
         self._servers = _servers(self.bound, log_level)
         self._thread = threading.Thread(target=self._run, name="server-thread", daemon=True)
         self._failed: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def _run(self) -> None:
         async def main() -> None:
+            self._loop = asyncio.get_running_loop()
             await asyncio.gather(*(s.serve(sockets=[b.sock]) for s, b in self._servers))
 
         try:
@@ -212,6 +255,12 @@ class ServerThread:
                 raise RuntimeError("a server failed to start") from self._failed
             threading.Event().wait(0.01)
         return self
+
+    def run(self, coroutine: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
+        """Run ``coroutine`` on the servers' event loop, where their apps' state lives, and
+        wait for its result (tests: act on an app as its requests would)."""
+        assert self._loop is not None, "not started"
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
 
     def stop(self) -> None:
         for server, _ in self._servers:

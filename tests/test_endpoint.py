@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 import pytest
-from graphql import GraphQLError, parse
+from graphql import GraphQLError, OperationType, parse
 
 from gateway.endpoint import (
     GRAPHQL_RESPONSE,
@@ -15,13 +15,14 @@ from gateway.endpoint import (
     RequestError,
     _checked,
     _formatted,
-    _is_mutation,
     _json_error,
     _operation_error,
     _result_response,
     negotiate,
+    operation_type,
 )
 from gateway.errors import ErrorCode
+from gateway.sse import EVENT_STREAM
 
 
 @pytest.mark.parametrize(("accept", "chosen"), [
@@ -37,6 +38,9 @@ from gateway.errors import ErrorCode
     ("text/html, */*;q=0.8", JSON),
     ("APPLICATION/JSON", JSON),
     (f"{GRAPHQL_RESPONSE};q=bogus, application/json;q=0.1", JSON),
+    ("text/event-stream", EVENT_STREAM),  # GraphQL over SSE
+    (f"application/json, {EVENT_STREAM}", EVENT_STREAM),  # named: it wins a tie
+    (f"{EVENT_STREAM};q=0.5, application/json", JSON),
 ])
 def test_negotiate_picks_the_media_type(accept: str, chosen: str) -> None:
     assert negotiate(accept) == chosen
@@ -85,11 +89,13 @@ def test_operation_error(document: Any, name: str | None, error: str | None) -> 
     assert _operation_error(document, name) == error
 
 
-@pytest.mark.parametrize(("name", "mutation"), [("A", False), ("B", True), (None, False)])
-def test_is_mutation_looks_only_at_the_chosen_operation(name: str | None,
-                                                        mutation: bool) -> None:
-    assert _is_mutation(TWO, name) is mutation
-    assert _is_mutation(parse("mutation { b }"), None) is True
+@pytest.mark.parametrize(("name", "kind"), [
+    ("A", OperationType.QUERY), ("B", OperationType.MUTATION), (None, None)])
+def test_operation_type_looks_only_at_the_chosen_operation(name: str | None,
+                                                           kind: OperationType | None) -> None:
+    assert operation_type(TWO, name) is kind
+    assert operation_type(parse("mutation { b }"), None) is OperationType.MUTATION
+    assert operation_type(parse("subscription { c }"), None) is OperationType.SUBSCRIPTION
 
 
 def body(response: Any) -> dict[str, Any]:

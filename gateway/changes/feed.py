@@ -23,7 +23,7 @@ from gateway.changes.hub import ChangeHub, Subscription
 from gateway.changes.poller import Poller, watches_of
 from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.config import ChangeSettings, Config
-from gateway.errors import ErrorCode, SubscriptionRefused
+from gateway.errors import ErrorCode, SubscriptionEnded, SubscriptionRefused
 from gateway.metrics import Metrics
 from gateway.sources.base import SourceAdapter
 
@@ -43,6 +43,8 @@ class ChangeFeed:
         self.hub = ChangeHub(max_subscriptions=settings.max_subscriptions,
                              queue_size=settings.queue_size, metrics=metrics)
         self._tasks: list[asyncio.Task[None]] = []
+        self.closing = False  # the process is stopping: no new subscription
+
 
     @classmethod
     def build(cls, config: Config, adapters: Mapping[str, SourceAdapter], *,
@@ -68,9 +70,16 @@ class ChangeFeed:
         self._tasks.append(asyncio.create_task(self.backend.listen(self.hub.deliver)))
         self._tasks.extend(asyncio.create_task(poller.run()) for poller in self.pollers)
 
+    def end_subscriptions(self) -> None:
+        """End every subscription with SHUTTING_DOWN, and refuse new ones the same way: the
+        process is about to stop (a drain began, or the server shuts down), and a client that
+        reconnects elsewhere with its last event id misses nothing."""
+        self.closing = True
+        self.hub.end_all(SHUTDOWN_MESSAGE, ErrorCode.SHUTTING_DOWN)
+
     async def aclose(self) -> None:
         """Stop polling, give up leases and end every subscription with SHUTTING_DOWN."""
-        self.hub.end_all(SHUTDOWN_MESSAGE, ErrorCode.SHUTTING_DOWN)
+        self.end_subscriptions()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -86,7 +95,10 @@ class ChangeFeed:
                         last_event_id: str | None = None) -> Subscription:
         """A subscription to ``topic`` (of ``sources``, or all watched); with ``last_event_id``
         what followed that event is replayed first. Raises :class:`SubscriptionRefused` past
-        ``max_subscriptions``, or for a source this feed does not watch."""
+        ``max_subscriptions``, or for a source this feed does not watch;
+        :class:`SubscriptionEnded` (SHUTTING_DOWN) once the process is stopping."""
+        if self.closing:
+            raise SubscriptionEnded(SHUTDOWN_MESSAGE, ErrorCode.SHUTTING_DOWN)
         unwatched = sorted((sources or frozenset()) - self.watched.get(topic, frozenset()))
         if unwatched:
             raise SubscriptionRefused(

@@ -29,6 +29,7 @@ from graphql import (
     get_operation_ast,
 )
 from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType
 
 from gateway.graph.documents import DocumentCache
 from gateway.graph.executor import coerce_variables, execute_plan
@@ -129,7 +130,9 @@ class CompiledExecution(SchemaExtension):
     async def on_execute(self) -> AsyncIterator[None]:
         context = self.execution_context
         document = context.graphql_document
-        if context.result is None and document is not None:
+        # A subscription's events run on graphql-core's subscribe, one execution per event.
+        if context.result is None and document is not None and \
+                context.operation_type is not OperationType.SUBSCRIPTION:
             result = await self.plans.execute(
                 context.schema._schema, document, context.operation_name, context.variables,
                 root_value=context.root_value, context=context.context)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -15,7 +15,7 @@ from gateway.graph.loaders import RequestLoaders
 from gateway.scope import RequestScope
 from gateway.sources.base import SourceAdapter
 
-__all__ = ["GatewayContext"]
+__all__ = ["GatewayContext", "SubscriptionContext"]
 
 _ReportKey = tuple[str | None, str, tuple[str | int, ...] | None]
 
@@ -61,3 +61,25 @@ class GatewayContext:
         extensions = known.extensions if known.extensions is not None else {}
         extensions["count"] = extensions.get("count", 1) + 1
         known.extensions = extensions
+
+
+@dataclass(kw_only=True)
+class SubscriptionContext(GatewayContext):
+    """The context of one subscription: each event it emits is resolved as a request of its
+    own, with a fresh scope (deadline, upstream budget, memos), loaders and reports, and the
+    client is charged what resolving it cost (:meth:`next_event`)."""
+
+    new_scope: Callable[[], RequestScope]  # a scope for the next event, like the first one
+    charge: Callable[[int], Awaitable[None]]  # charges the client this many upstream requests
+    # Where a reconnecting client resumes when its operation does not say (SSE Last-Event-ID).
+    last_event_id: str | None = None
+    event_id: str | None = None  # the event being resolved (SSE sends it as the event's id)
+
+    async def next_event(self, event_id: str) -> None:
+        """Start resolving the event ``event_id`` (the previous one is done: the transport sent
+        it before asking for the next)."""
+        await self.charge(self.scope.upstream_requests)
+        self.scope = self.new_scope()
+        self.__dict__.pop("loaders", None)  # the cached property: made again on first use
+        self._reported.clear()
+        self.event_id = event_id

@@ -21,7 +21,10 @@ What costs what (each source's :class:`SourcePrice`, read from its adapter):
   per request); Axim fetches up to three groups one by one, more from its table; an Axim
   product reads its group's whole product list (pages of 50); a Comestri product is one call;
 * Axim's look-ahead: groups whose items all ask the same first product page (at most 50) get
-  their products in the group list's own call, for nothing more.
+  their products in the group list's own call, for nothing more;
+* a subscription's event (``productGroupChanged``, ``productChanged``): its node comes with it,
+  so only what is selected on the node costs, priced as on a group of any source the filter
+  names, per event (each event is resolved as a request of its own).
 
 A field's price is multiplied by the sizes of the connections it sits in (``first``/``last``,
 or the default page size; a variable counts as the largest page, 100, whatever its default:
@@ -384,6 +387,9 @@ class _Pricer:
             return self.lookup_list(sets, target, _arg(args, "ids"))
         if special == ("Query", "_entities"):
             return self.lookup_list(sets, target, _arg(args, "representations"))
+        if special in (("Subscription", "productGroupChanged"),
+                       ("Subscription", "productChanged")):
+            return self.change(args, sets, target)
         if special == ("ProductGroup", "parent"):
             return self.parent(sets, target, scope)
         if special == ("ProductGroup", "products"):
@@ -555,6 +561,13 @@ class _Pricer:
             if price.groups:
                 cost += self._group_lookup(price, count)
         return cost
+
+    def change(self, args: Mapping[str, _Arg], sets: Sets, payload: GraphQLNamedType) -> Cost:
+        """One event of a subscription: what is selected on its node (which costs nothing
+        itself), as on a group of any source the filter may name."""
+        capable = [p for p in self.prices if p.groups]
+        sources = _named_sources(capable, _object_fields(_arg(args, "filter")))
+        return self.selections(sets, payload, _Scope(frozenset(p.name for p in sources)))
 
     def parent(self, sets: Sets, target: GraphQLNamedType, scope: _Scope) -> Cost:
         with_parents = [self.by_name[s] for s in scope.groups if self.by_name[s].parents]

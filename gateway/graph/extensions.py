@@ -9,6 +9,8 @@
 * Errors graphql-core raises for bad arguments or variables get ``BAD_USER_INPUT``.
 * Data served from a stale cache entry because its source failed is named in the response's
   ``extensions.stale``: ``[{"source": "joptic", "secondsPastFresh": 12.5}]``.
+* A subscription's results get the same treatment, each event's as it is streamed (its source
+  failures are its own: each event is resolved with a context of its own).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from typing import Any
 
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
+from strawberry.types.execution import ExecutionResult, StreamExecutionResult
+from strawberry.types.graphql import OperationType
 
 from gateway.bounded import BoundedDict
 from gateway.clock import SYSTEM_CLOCK, Clock
@@ -74,19 +78,32 @@ class LogBudget:
 class GatewayErrors(SchemaExtension):
     def __init__(self, *, budget: LogBudget | None = None) -> None:
         self.budget = budget if budget is not None else LogBudget()
+        self._executed = False  # past parsing and validation: execution began
 
     def on_execute(self) -> Iterator[None]:
+        self._executed = True
         yield
         result = self.execution_context.result
-        if result is None:
-            return
+        if result is not None:
+            result.errors = self._public(result.errors)
+
+    def on_stream_result(self, result: StreamExecutionResult) -> Iterator[None]:
+        """A subscription's results are made after ``on_execute``: each is handled here, before
+        it is sent. (Parse and validation errors are left as they are, as for queries.)"""
+        context = self.execution_context
+        if self._executed and context.operation_type is OperationType.SUBSCRIPTION and \
+                isinstance(result, ExecutionResult):
+            result.errors = self._public(result.errors)
+        yield
+
+    def _public(self, errors: list[GraphQLError] | None) -> list[GraphQLError] | None:
+        """``errors`` as the client sees them, and the source failures the context reported."""
         unexpected: list[GraphQLError] = []
-        errors = [_public(error, unexpected) for error in result.errors or ()]
+        public = [_public(error, unexpected) for error in errors or ()]
         if unexpected:
             self._log(unexpected)
-        context = self.execution_context.context
-        errors += getattr(context, "errors", [])
-        result.errors = errors or None
+        public += getattr(self.execution_context.context, "errors", [])
+        return public or None
 
     def _log(self, unexpected: list[GraphQLError]) -> None:
         """Tracebacks of a request's unexpected errors, within the request's and the budget's

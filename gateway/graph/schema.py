@@ -22,6 +22,7 @@ from gateway.graph.cost import CostLimit, CostModel
 from gateway.graph.documents import DocumentCache, ParsedDocuments
 from gateway.graph.extensions import GatewayErrors, LogBudget
 from gateway.graph.inputs import ProductFilter, ProductGroupFilter, ProductGroupOrder
+from gateway.graph.subscription import Subscription
 from gateway.graph.types import (
     Node,
     Product,
@@ -164,6 +165,7 @@ def build_schema(*, federation: bool = False, documents: DocumentCache | None = 
     if federation:
         return FederatedSchema(
             query=Query,
+            subscription=Subscription,
             types=[ProductGroup, Product],
             extensions=extensions,
             federation_version="2.9",
@@ -172,8 +174,8 @@ def build_schema(*, federation: bool = False, documents: DocumentCache | None = 
     with warnings.catch_warnings():
         # The types carry @key/@listSize for the subgraph; the plain schema goes without them.
         warnings.filterwarnings("ignore", message="Federation directive found in schema")
-        schema = GatewaySchema(query=Query, types=[ProductGroup, Product], extensions=extensions,
-                               config=config)
+        schema = GatewaySchema(query=Query, subscription=Subscription,
+                               types=[ProductGroup, Product], extensions=extensions, config=config)
     schema._schema = _without_federation(schema._schema)
     schema._schema._strawberry_schema = schema  # type: ignore[attr-defined]  # as strawberry does
     return schema

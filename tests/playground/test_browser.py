@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -19,10 +20,14 @@ import pytest
 from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
 from gateway.app import create_app
+from gateway.changes.events import ChangeEvent, ChangeType, Topic
+from gateway.changes.feed import ChangeFeed
 from gateway.config import Config
 from gateway.demo import demo_config
 from gateway.playground import Playground
+from gateway.scope import RequestScope
 from gateway.serving import ServerThread
+from gateway.sources.records import GroupRecord
 from tests.conftest import RunningEmulator
 
 pytestmark = pytest.mark.slow  # `make test-fast` skips this group
@@ -161,3 +166,56 @@ def test_no_graphiql_when_disabled(demo: Config, browser: Browser) -> None:
         asset = httpx.get(f"{gateway}/playground/graphiql.js", timeout=10)
         assert asset.status_code == 404
     assert outside == []
+
+
+SUBSCRIPTION = "subscription { productGroupChanged { change eventId node { id } } }"
+
+
+def test_graphiql_runs_a_subscription(demo: Config, browser: Browser) -> None:
+    watched = [source.model_copy(update={"poll_interval_seconds": 3600})
+               for source in demo.sources]
+    app = create_app(demo.model_copy(update={"sources": watched}))
+    feed: ChangeFeed = app.state.changes
+
+    def announce(group: GroupRecord, change: ChangeType) -> str:
+        async def publish() -> str:
+            await feed.announce([ChangeEvent(Topic.GROUPS, change, group.source.id, group,
+                                             datetime.now(UTC))])
+            return (await feed.backend.replay("0-0"))[-1].id
+        return servers.run(publish())
+
+    def wait_subscribers(count: int) -> None:
+        deadline = time.monotonic() + TIMEOUT_MS / 1000
+        while len(feed.hub) != count:
+            assert time.monotonic() < deadline, f"{len(feed.hub)} subscriptions, not {count}"
+            time.sleep(0.02)
+
+    with ServerThread({"gateway": app}) as servers:
+        gateway = servers.urls["gateway"]
+        group: GroupRecord = servers.run(
+            app.state.runtime.adapters["joptic"].group_table(RequestScope()))[0]
+        page, outside = _guarded_page(browser, gateway)
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        try:
+            page.goto(f"{gateway}/graphql")
+            editor = page.locator(".graphiql-query-editor .CodeMirror")
+            expect(editor).to_contain_text("query Tour")
+            editor.evaluate("(node, query) => node.CodeMirror.setValue(query)", SUBSCRIPTION)
+            page.wait_for_function("q => localStorage.getItem('graphiql:query') === q",
+                                   arg=SUBSCRIPTION)
+            page.locator(".graphiql-execute-button").click()
+            wait_subscribers(1)  # over a WebSocket to the page's own origin
+            result = page.locator(".graphiql-response .result-window")
+            first = announce(group, ChangeType.UPDATED)
+            expect(result).to_contain_text(first)
+            expect(result).to_contain_text(group.id)
+            second = announce(group, ChangeType.DELETED)  # the stream goes on
+            expect(result).to_contain_text(second)
+            expect(result).to_contain_text('"DELETED"')
+            page.locator(".graphiql-execute-button").click()  # the stop button now
+            wait_subscribers(0)
+        finally:
+            page.close()
+    assert outside == [], f"the playground reached outside the gateway: {outside}"
+    assert errors == [], f"the page threw: {errors}"
