@@ -349,7 +349,9 @@ class ChangeSettings(_Strict):
     """The change feed behind subscriptions (gateway/changes): limits, and where its state is
     kept. Which sources are watched, and how often, is ``poll_interval_seconds`` per source."""
 
-    queue_size: int = Field(default=100, ge=1, le=10_000)  # events a subscriber may lag behind
+    # Events a subscriber may lag behind; more than one poll may announce at once (a queue holds
+    # references to events every subscriber shares: 8 bytes an entry).
+    queue_size: int = Field(default=1000, ge=1, le=100_000)
     max_subscriptions: int = Field(default=1000, ge=0, le=1_000_000)  # in this process
     max_subscriptions_per_connection: int = Field(default=20, ge=1, le=1000)
     replay_events: int = Field(default=1000, ge=0, le=1_000_000)  # kept for a reconnect

@@ -32,6 +32,9 @@ logger = logging.getLogger("gateway.sse")
 
 EVENT_STREAM = "text/event-stream"
 KEEP_ALIVE_SECONDS = 15.0
+# A write that waits this long is a client that stopped reading with the socket's buffers full:
+# its connection is closed (its subscription has long left the hub, its queue having filled).
+STALLED_SECONDS = 30.0
 COMPLETE = b"event: complete\ndata:\n\n"
 PING = b": ping\n\n"
 
@@ -48,10 +51,13 @@ class EventStream(StreamingResponse):
 
     The frames are produced by a task of their own and handed over one at a time, so a client
     that reads slowly holds back the producer (a subscription's queue then fills, and the hub
-    drops it) instead of piling frames up in memory.
+    drops it) instead of piling frames up in memory; a client that reads nothing for
+    ``stalled`` seconds with its buffers full is disconnected (ASGI has no abort: the response
+    ends unfinished, and the server closes the connection).
     """
 
     def __init__(self, frames: AsyncIterator[bytes], *, keep_alive: float = KEEP_ALIVE_SECONDS,
+                 stalled: float = STALLED_SECONDS,
                  open_streams: set[EventStream] | None = None) -> None:
         super().__init__(frames, media_type=EVENT_STREAM, headers={
             "Cache-Control": "no-store",
@@ -59,6 +65,7 @@ class EventStream(StreamingResponse):
         })
         self.frames = frames
         self.keep_alive = keep_alive
+        self.stalled = stalled
         self.client_left = False
         self.ended = asyncio.Event()
         self._open = open_streams if open_streams is not None else set()
@@ -84,7 +91,8 @@ class EventStream(StreamingResponse):
             for task in (producer, writer, watcher):
                 task.cancel()
             for task in (producer, writer, watcher):
-                with contextlib.suppress(asyncio.CancelledError, OSError):
+                # A stalled writer's TimeoutError: the response ends unfinished, on purpose.
+                with contextlib.suppress(asyncio.CancelledError, OSError, TimeoutError):
                     await task
             await _closed(self.frames)
         self.client_left = writer.cancelled() or writer.exception() is not None
@@ -105,7 +113,13 @@ class EventStream(StreamingResponse):
                     frame = await handover.get()  # a cancelled get leaves the frame queued
             if frame is None:
                 break
-            await send({"type": "http.response.body", "body": frame, "more_body": True})
+            try:
+                async with asyncio.timeout(self.stalled):
+                    await send({"type": "http.response.body", "body": frame, "more_body": True})
+            except TimeoutError:
+                logger.warning("event stream closed: the client read nothing for %.0f s",
+                               self.stalled)
+                raise
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 

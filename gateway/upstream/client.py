@@ -181,6 +181,8 @@ class UpstreamClient:
             key, lambda: self._get(path, dict(key[2]), headers, extensions, allow_404, scope))
         if content is None:
             return None  # a 404 the caller allowed
+        if scope.refresh:
+            entry = None  # a poll's answers: decoded for it alone, not kept beside the store's
         if parse is not None and parse.raw:
             return self._parsed(content, entry, len(content), parse)
         decoded = self._decode(content, entry)
