@@ -23,6 +23,7 @@ from gateway.serving import BoundApp, bind
 __all__ = ["DEMO_CORS_REGEX", "Churn", "demo_config", "demo_servers"]
 
 # Browser frontends on any local port may call the demo gateway.
+DEMO_POLL_SECONDS = 2.0  # the demo's change feed: every source asked what changed this often
 DEMO_CORS_REGEX = r"^http://(localhost|127\.0\.0\.1)(:\d+)?$"
 
 
@@ -61,7 +62,9 @@ def demo_servers(
     for bound in emulators.values():
         faults: FaultPlan = bound.app.state.faults  # type: ignore[attr-defined]
         faults.set(latency_ms=latency_ms)
-    config = demo_config({kind: b.url for kind, b in emulators.items()}, host=host, port=port)
+    # Every source watched, so subscriptions work in GraphiQL (`--churn` makes changes).
+    config = demo_config({kind: b.url for kind, b in emulators.items()}, host=host, port=port,
+                         defaults={"poll_interval_seconds": DEMO_POLL_SECONDS})
     return config, emulators
 
 

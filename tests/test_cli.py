@@ -9,11 +9,14 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from httpx_sse import connect_sse
 
 from gateway.cli import parser
 from gateway.emulators import DEMO_TOKENS, KINDS
@@ -226,15 +229,23 @@ def test_demo_churn_changes_an_emulator_every_interval_and_says_what() -> None:
     with Process([sys.executable, "-m", "gateway", "demo", "--port", "0", "--churn", "0.2"]
                  ) as demo:
         joptic = demo.wait_for(r"^    joptic +(http://127\.0\.0\.1:\d+) ").group(1)
+        graphql = demo.wait_for(r"GraphQL +(\S+)").group(1)
         demo.wait_for(r"^Press Ctrl\+C to stop\.")
         startup = demo.output
-        # A Joptic group created or renamed: its own API lists it under the new name.
+        events = _subscribed(graphql, "subscription { productGroupChanged(filter: "
+                                      '{sources: ["joptic"]}) { change node { id name } } }')
+        # A Joptic group created or renamed: its own API lists it under the new name, and a
+        # subscriber hears of it (the demo watches every source).
         line = demo.wait_for(r'^churn: joptic (?:created|renamed) group (\S+) (?:to )?"([^"]+)"$')
         group_id, name = line.group(1), line.group(2)
         found = httpx.get(f"{joptic}/product-groups", params={"search": name},
                           headers={"Authorization": f"Bearer {DEMO_TOKENS['joptic']}"},
                           timeout=30).json()["data"]
         assert [(g["id"], g["name"]) for g in found] == [(group_id, name)]
+        deadline = time.monotonic() + 30  # a name churn printed arrives (a later change of
+        while not any(f'"{_name(e)}"' in demo.output for e in events):  # the group may win)
+            assert time.monotonic() < deadline, events
+            time.sleep(0.1)
         code = demo.stop()
     assert "Every 0.2 s a random emulator's data changes (a churn: line each)." in startup
     assert len(startup.splitlines()) == 10, startup  # the banner and that one line
@@ -243,6 +254,28 @@ def test_demo_churn_changes_an_emulator_every_interval_and_says_what() -> None:
                         line) for line in churn), churn
     assert code == 0, demo.output
     assert "Traceback" not in demo.output
+
+
+def _name(event: dict[str, Any]) -> str:
+    return str(event["node"]["name"])
+
+
+def _subscribed(url: str, query: str) -> list[dict[str, Any]]:
+    """The events of an SSE subscription, collected by a thread until the server ends it."""
+    events: list[dict[str, Any]] = []
+    opened = threading.Event()
+
+    def read() -> None:
+        with httpx.Client(timeout=httpx.Timeout(30, read=None)) as client, \
+                connect_sse(client, "POST", url, json={"query": query}) as source:
+            opened.set()
+            for sse in source.iter_sse():
+                if sse.event == "next":
+                    events.append(json.loads(sse.data)["data"]["productGroupChanged"])
+
+    threading.Thread(target=read, daemon=True).start()
+    assert opened.wait(30)
+    return events
 
 
 @pytest.mark.parametrize(("value", "problem"), [
