@@ -33,7 +33,7 @@ from gateway.graph.inputs import bounded_all
 from gateway.graph.types import Product, ProductGroup, Source
 from gateway.sources.records import SourceInfo
 
-__all__ = ["MAX_FILTER_SOURCES", "ChangeFilter", "ProductChange", "ProductGroupChange",
+__all__ = ["MAX_FILTER_SOURCES", "Change", "ChangeFilter", "ProductChange", "ProductGroupChange",
            "Subscription"]
 
 GraphInfo = Info[GatewayContext, None]
@@ -61,36 +61,41 @@ def _event_source(root: strawberry.Parent[ChangeEvent], info: GraphInfo) -> Sour
     return info_  # type: ignore[return-value]  # served straight from the record
 
 
+@strawberry.interface(description="A change the gateway found in a source: what `node` went "
+                                  "through, where, when, and the event's id to resume after.")
+class Change:
+    change: ChangeType = strawberry.field(description="What happened to the node.")
+    source: Source = strawberry.field(resolver=_event_source,
+                                      description="The source it changed in.")
+    observed_at: datetime = strawberry.field(
+        description="When the gateway saw the change (the poll that found it).")
+    id: str = strawberry.field(
+        name="eventId", description="The event's id: subscribe again with `after:` it (or, "
+                                    "over SSE, send it as `Last-Event-ID`) to receive what "
+                                    "followed it, without a gap or a repeat.")
+
+
 @strawberry.type(description="A product group created, updated or deleted in its source.")
-class ProductGroupChange:
-    change: ChangeType = strawberry.field(description="What happened to the group.")
+class ProductGroupChange(Change):
     record: ProductGroup = strawberry.field(
         name="node", description="The group as it is now (the same type as in queries: nested "
                                  "fields resolve as there); for DELETED, its last known state.")
-    source: Source = strawberry.field(resolver=_event_source,
-                                      description="The source it changed in.")
-    observed_at: datetime = strawberry.field(
-        description="When the gateway saw the change (the poll that found it).")
-    id: str = strawberry.field(
-        name="eventId", description="The event's id: subscribe again with `after:` it (or, "
-                                    "over SSE, send it as `Last-Event-ID`) to receive what "
-                                    "followed it, without a gap or a repeat.")
+
+    @classmethod
+    def is_type_of(cls, obj: object, _info: object) -> bool:
+        """Served straight from the feed's events (as the other types from records)."""
+        return isinstance(obj, ChangeEvent) and obj.topic is Topic.GROUPS
 
 
 @strawberry.type(description="A product created, updated or deleted in its source.")
-class ProductChange:
-    change: ChangeType = strawberry.field(description="What happened to the product.")
+class ProductChange(Change):
     record: Product = strawberry.field(
         name="node", description="The product as it is now (the same type as in queries); for "
                                  "DELETED, its last known state.")
-    source: Source = strawberry.field(resolver=_event_source,
-                                      description="The source it changed in.")
-    observed_at: datetime = strawberry.field(
-        description="When the gateway saw the change (the poll that found it).")
-    id: str = strawberry.field(
-        name="eventId", description="The event's id: subscribe again with `after:` it (or, "
-                                    "over SSE, send it as `Last-Event-ID`) to receive what "
-                                    "followed it, without a gap or a repeat.")
+
+    @classmethod
+    def is_type_of(cls, obj: object, _info: object) -> bool:
+        return isinstance(obj, ChangeEvent) and obj.topic is Topic.PRODUCTS
 
 
 AFTER = ("The id of the last event received (`eventId`): the events since are sent first. "

@@ -30,8 +30,10 @@ INTERVAL = 0.5  # seconds between polls, and between whole-listing comparisons
 # "Within two poll intervals", plus what a loaded two-core test machine adds.
 ARRIVAL_SECONDS = 2 * INTERVAL + 3.0
 
+# The fields every change has, through the Change interface.
 GROUPS = """subscription ($sources: [ID!]) { productGroupChanged(filter: {sources: $sources}) {
-  change eventId source { id } node { id name } } }"""
+  ...Changed node { id name } } }
+fragment Changed on Change { change eventId source { id } }"""
 PRODUCTS = """subscription ($sources: [ID!]) { productChanged(filter: {sources: $sources}) {
   change eventId source { id } node { id name } } }"""
 
