@@ -83,6 +83,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 from graphql import DocumentNode, GraphQLError, OperationDefinitionNode, OperationType
+from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -224,7 +225,7 @@ class GraphQLEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        request = Request(scope, receive)
+        request = _Request(scope, receive)
         access = _Access(request_id(request.headers.get("x-request-id")))
         if self.tracing is None:
             response = await self._answer(request, access)
@@ -545,7 +546,7 @@ class GraphQLEndpoint:
                                         f"max-age={entry.max_age(now)}")
             if entry.etag in _etags(request.headers.get("if-none-match", "")):
                 return Response(status_code=304, headers=headers)
-        return Response(entry.body, headers=headers, media_type=f"{media_type}; charset=utf-8")
+        return _Kept(entry.body, media_type, headers)
 
     def _context(self, request: Request, request_id: str) -> GatewayContext:
         return GatewayContext(adapters=self.runtime.adapters,
@@ -618,6 +619,60 @@ class GraphQLEndpoint:
                     413, f"the request body is larger than {self.max_body_bytes} bytes",
                     code=ErrorCode.PAYLOAD_TOO_LARGE)
         return bytes(body)
+
+
+class _Headers(Headers):
+    """Starlette's request headers, looked up in a dict made once: a request's headers are
+    read about ten times on its way, each a scan of the list otherwise. The first of repeated
+    names wins, as in Starlette."""
+
+    def __init__(self, scope: Scope) -> None:
+        super().__init__(scope=scope)
+        first: dict[bytes, bytes] = {}
+        for name, value in self._list:
+            first.setdefault(name, value)
+        self._first = first
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self._first.get(key.lower().encode("latin-1"))
+        return default if value is None else value.decode("latin-1")
+
+    def __getitem__(self, key: str) -> str:
+        value = self._first.get(key.lower().encode("latin-1"))
+        if value is None:
+            raise KeyError(key)
+        return value.decode("latin-1")
+
+    def __contains__(self, key: Any) -> bool:
+        return isinstance(key, str) and key.lower().encode("latin-1") in self._first
+
+
+class _Request(Request):
+    @property
+    def headers(self) -> Headers:
+        if not hasattr(self, "_headers"):
+            self._headers = _Headers(self.scope)
+        return self._headers
+
+
+class _Kept(Response):
+    """A kept answer: its headers written straight as bytes (a hit is all headers and one
+    copy of bytes; Starlette's Response would check and build them again each time)."""
+
+    def __init__(self, body: bytes, media_type: str, headers: dict[str, str]) -> None:
+        self.status_code = 200
+        self.body = body
+        self.background = None
+        self.raw_headers = [
+            (b"content-length", str(len(body)).encode()),
+            (b"content-type", _CONTENT_TYPES.get(media_type)
+             or f"{media_type}; charset=utf-8".encode()),
+            *((name.lower().encode(), value.encode("latin-1")) for name, value in headers.items()),
+        ]
+
+
+_CONTENT_TYPES = {media_type: f"{media_type}; charset=utf-8".encode()
+                  for media_type in (JSON, GRAPHQL_RESPONSE)}
 
 
 def _document_hash(query: str) -> str:
