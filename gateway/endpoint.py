@@ -515,8 +515,9 @@ class GraphQLEndpoint:
     async def _admit_cost(self, client: Client, document: DocumentNode,
                           operation_name: str | None) -> None:
         try:
-            await self.rate_limits.admit_cost(client, self.estimate_cost(document,
-                                                                         operation_name))
+            # Priced only where the client has a cost budget: pricing walks the document.
+            await self.rate_limits.admit_cost(
+                client, lambda: self.estimate_cost(document, operation_name))
         except RateLimited as exc:
             raise _too_many(exc) from None
 

@@ -109,11 +109,16 @@ class RateLimits:
                               f"too many requests: at most {item.amount} a minute for this "
                               "client", await self._retry_after(item, "requests", client))
 
-    async def admit_cost(self, client: Client, estimate: int) -> None:
+    async def admit_cost(self, client: Client, estimate: int | Callable[[], int]) -> None:
         """Admit an operation estimated at ``estimate`` upstream requests, or
-        :class:`RateLimited` when what is left of the client's budget is less."""
+        :class:`RateLimited` when what is left of the client's budget is less. A callable
+        ``estimate`` is priced only where a cost budget applies (pricing walks the document)."""
         item = self._item(client, "cost_per_minute")
-        if item is None or estimate <= 0:
+        if item is None:
+            return
+        if callable(estimate):
+            estimate = estimate()
+        if estimate <= 0:
             return
         try:
             allowed = estimate <= item.amount and await self._limiter.test(
