@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import uuid
 from collections import deque
@@ -22,6 +23,7 @@ from typing import Any, Protocol
 
 import msgspec
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from gateway.changes.events import ChangeEvent, decode_event, encode_event
 from gateway.changes.hub import event_order
@@ -30,6 +32,8 @@ from gateway.clock import SYSTEM_CLOCK, Clock
 __all__ = ["Backend", "MemoryBackend", "PollState", "RedisBackend"]
 
 Deliver = Callable[[ChangeEvent], None]
+logger = logging.getLogger("gateway.changes")
+LISTEN_RETRY_SECONDS = 1.0  # between reads of the event stream while Redis does not answer
 
 
 class PollState(msgspec.Struct, kw_only=True):
@@ -225,10 +229,18 @@ class RedisBackend:
         return [_event(row) for row in rows]
 
     async def listen(self, deliver: Deliver) -> None:
-        newest: Any = await self._redis.xrevrange(self._stream, count=1)
-        last = _text(newest[0][0]) if newest else "0-0"
+        last: str | None = None
         while True:
-            answer: Any = await self._redis.xread({self._stream: last}, block=5000, count=100)
+            try:
+                if last is None:  # from the newest event on: what came before is replay's
+                    newest: Any = await self._redis.xrevrange(self._stream, count=1)
+                    last = _text(newest[0][0]) if newest else "0-0"
+                answer: Any = await self._redis.xread({self._stream: last}, block=5000,
+                                                      count=100)
+            except (RedisError, OSError) as exc:  # Redis away: read on where we were, later
+                logger.warning("change stream unreadable: %s", type(exc).__name__)
+                await asyncio.sleep(LISTEN_RETRY_SECONDS)
+                continue
             for _stream, rows in answer or []:
                 for row in rows:
                     last = _text(row[0])

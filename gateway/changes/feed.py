@@ -45,7 +45,6 @@ class ChangeFeed:
         self._tasks: list[asyncio.Task[None]] = []
         self.closing = False  # the process is stopping: no new subscription
 
-
     @classmethod
     def build(cls, config: Config, adapters: Mapping[str, SourceAdapter], *,
               clock: Clock = SYSTEM_CLOCK, metrics: Metrics | None = None) -> ChangeFeed:
