@@ -89,6 +89,14 @@ async def over_sse(url: str, query: str, source: str, into: Collected) -> None:
                     into.append((change["change"], change["node"]["name"], time.monotonic()))
 
 
+async def subscribers(stack: Stack, count: int) -> None:
+    """Until the gateway holds ``count`` subscriptions (within seconds)."""
+    deadline = time.monotonic() + 20
+    while len(stack.feed.hub) != count:
+        assert time.monotonic() < deadline, f"{len(stack.feed.hub)} subscriptions, not {count}"
+        await asyncio.sleep(0.02)
+
+
 async def arrives(lists: list[Collected], count: int, since: float) -> None:
     """Until every list holds ``count`` events; each new one within ARRIVAL_SECONDS."""
     while not all(len(events) >= count for events in lists):
@@ -110,12 +118,11 @@ async def test_created_updated_deleted_reach_both_transports_once_each(
     query = GROUPS if topic == "groups" else PRODUCTS
     websocket: Collected = []
     sse: Collected = []
-    before = len(stack.feed.hub)
+    await subscribers(stack, 0)  # the previous test's have left
     tasks = [asyncio.create_task(over_websocket(stack.url, query, source, websocket)),
              asyncio.create_task(over_sse(stack.url, query, source, sse))]
     try:
-        while len(stack.feed.hub) < before + 2:  # both subscribed
-            await asyncio.sleep(0.02)
+        await subscribers(stack, 2)
         await asyncio.sleep(2 * INTERVAL)  # the pollers have their baseline
 
         async def step(count: int, change: Callable[[], Any]) -> None:
@@ -171,14 +178,14 @@ async def test_fifty_subscribers_cost_the_upstream_what_one_does(stack: Stack) -
         return (len(log) - requests) / max(poller.polls - polls, 1)
 
     one: Collected = []
+    await subscribers(stack, 0)
     tasks = [asyncio.create_task(over_sse(stack.url, GROUPS, "joptic", one))]
     try:
         alone = await requests_per_poll()
         many: list[Collected] = [[] for _ in range(49)]
         tasks += [asyncio.create_task(over_sse(stack.url, GROUPS, "joptic", into))
                   for into in many]
-        while len(stack.feed.hub) < 50:
-            await asyncio.sleep(0.05)
+        await subscribers(stack, 50)
         crowded = await requests_per_poll()
         # Equal but for a poll in flight at either end of a measurement (3 requests at most).
         assert alone > 0 and abs(crowded - alone) <= 1
