@@ -64,6 +64,7 @@ __all__ = [
     "SourceConfig",
     "SourceKind",
     "TracingSettings",
+    "is_redis_url",
     "load_config",
     "parse_config",
 ]
@@ -177,6 +178,15 @@ DEFAULT_MEMORY_MAX_BYTES = 64 * 2**20
 DEFAULT_DECODED_MAX_BYTES = 64 * 2**20
 
 
+REDIS_SCHEMES = ("redis://", "rediss://")
+
+
+def is_redis_url(url: str) -> bool:
+    """Whether a ``[cache] url`` names Redis (else the process's memory): the one test the
+    store, the rate limits and the change feed share, so they never disagree."""
+    return url.startswith(REDIS_SCHEMES)
+
+
 class CacheSettings(_Strict):
     url: str = "memory://"
     # Prefix of every key: deployments sharing one Redis can keep apart (the format version is
@@ -190,7 +200,7 @@ class CacheSettings(_Strict):
     @field_validator("url")
     @classmethod
     def _known_scheme(cls, url: str) -> str:
-        if not url.startswith(("memory://", "redis://", "rediss://")):
+        if not (url.startswith("memory://") or is_redis_url(url)):
             raise ValueError("must start with memory://, redis:// or rediss://")
         return url
 

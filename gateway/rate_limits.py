@@ -37,7 +37,7 @@ from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter
 
 from gateway.auth import Client
-from gateway.config import RateLimitSettings
+from gateway.config import RateLimitSettings, is_redis_url
 from gateway.errors import ErrorCode
 
 __all__ = ["CostEstimate", "RateLimited", "RateLimits"]
@@ -65,7 +65,7 @@ class RateLimits:
         self.settings = settings
         self._storage: Storage
         self._pool: redis.asyncio.ConnectionPool | None = None
-        if cache_url.startswith(("redis://", "rediss://")):
+        if is_redis_url(cache_url):
             # Our own pool, so that closing the gateway closes its connections.
             self._pool = redis.asyncio.ConnectionPool.from_url(cache_url)
             self._storage = RedisStorage(f"async+{cache_url}", implementation="redispy",

@@ -22,7 +22,7 @@ from gateway.changes.events import ChangeEvent, Topic
 from gateway.changes.hub import ChangeHub, Subscription
 from gateway.changes.poller import Poller, watches_of
 from gateway.clock import SYSTEM_CLOCK, Clock
-from gateway.config import ChangeSettings, Config
+from gateway.config import ChangeSettings, Config, is_redis_url
 from gateway.errors import ErrorCode, SubscriptionEnded, SubscriptionRefused
 from gateway.metrics import Metrics
 from gateway.sources.base import SourceAdapter
@@ -50,7 +50,7 @@ class ChangeFeed:
               clock: Clock = SYSTEM_CLOCK, metrics: Metrics | None = None) -> ChangeFeed:
         settings = config.changes
         backend: Backend
-        if config.cache.url.startswith(("redis://", "rediss://", "unix://")):
+        if is_redis_url(config.cache.url):
             backend = RedisBackend(config.cache.url, namespace=config.cache.namespace,
                                    lease_seconds=settings.lease_seconds,
                                    replay_events=settings.replay_events)

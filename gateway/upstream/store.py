@@ -23,7 +23,7 @@ from aiocache.serializers import NullSerializer
 
 from gateway.bounded import ByteBoundedLRU
 from gateway.clock import SYSTEM_CLOCK, Clock
-from gateway.config import DEFAULT_MEMORY_MAX_BYTES
+from gateway.config import DEFAULT_MEMORY_MAX_BYTES, is_redis_url
 
 __all__ = ["CachedAnswer", "MemoryBackend", "ResponseStore"]
 
@@ -108,7 +108,7 @@ class ResponseStore:
     def __init__(self, url: str, *, namespace: str, clock: Clock = SYSTEM_CLOCK,
                  memory_max_bytes: int = DEFAULT_MEMORY_MAX_BYTES) -> None:
         self.clock = clock
-        self.url_kind = "redis" if url.startswith(("redis://", "rediss://")) else "memory"
+        self.url_kind = "redis" if is_redis_url(url) else "memory"
         self._cache: _Backend = (_redis(url, f"{namespace}:") if self.url_kind == "redis"
                                  else MemoryBackend(memory_max_bytes, clock=clock))
 
