@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 import strawberry
 from graphql import GraphQLError
@@ -74,28 +74,28 @@ class Change:
                                     "over SSE, send it as `Last-Event-ID`) to receive what "
                                     "followed it, without a gap or a repeat.")
 
-
-@strawberry.type(description="A product group created, updated or deleted in its source.")
-class ProductGroupChange(Change):
-    record: ProductGroup = strawberry.field(
-        name="node", description="The group as it is now (the same type as in queries: nested "
-                                 "fields resolve as there); for DELETED, its last known state.")
+    topic: ClassVar[Topic]  # the feed's events each implementing type is served from
 
     @classmethod
     def is_type_of(cls, obj: object, _info: object) -> bool:
         """Served straight from the feed's events (as the other types from records)."""
-        return isinstance(obj, ChangeEvent) and obj.topic is Topic.GROUPS
+        return isinstance(obj, ChangeEvent) and obj.topic is cls.topic
+
+
+@strawberry.type(description="A product group created, updated or deleted in its source.")
+class ProductGroupChange(Change):
+    topic: ClassVar[Topic] = Topic.GROUPS
+    record: ProductGroup = strawberry.field(
+        name="node", description="The group as it is now (the same type as in queries: nested "
+                                 "fields resolve as there); for DELETED, its last known state.")
 
 
 @strawberry.type(description="A product created, updated or deleted in its source.")
 class ProductChange(Change):
+    topic: ClassVar[Topic] = Topic.PRODUCTS
     record: Product = strawberry.field(
         name="node", description="The product as it is now (the same type as in queries); for "
                                  "DELETED, its last known state.")
-
-    @classmethod
-    def is_type_of(cls, obj: object, _info: object) -> bool:
-        return isinstance(obj, ChangeEvent) and obj.topic is Topic.PRODUCTS
 
 
 AFTER = ("The id of the last event received (`eventId`): the events since are sent first. "
