@@ -82,7 +82,7 @@ from gateway.playground import DEFAULT_ASSETS, Playground
 from gateway.rate_limits import RateLimits
 from gateway.response_cache import ResponseCache
 from gateway.runtime import Runtime
-from gateway.serving import Drain
+from gateway.serving import Drain, freeze_startup_heap
 from gateway.tracing import Tracing, tracing_for
 from gateway.websocket import GraphQLWebSockets
 
@@ -294,4 +294,6 @@ def persisted_operations(config: Config, schema: Schema, documents: DocumentCach
 
 def app_from_env() -> Starlette:
     """Factory for ``uvicorn --factory`` and worker processes: config path from $GATEWAY_CONFIG."""
-    return create_app(load_config(os.environ[CONFIG_ENV]))
+    app = create_app(load_config(os.environ[CONFIG_ENV]))
+    freeze_startup_heap()
+    return app

@@ -26,6 +26,7 @@ from gateway.serving import (
     BoundApp,
     GatewayServer,
     bind,
+    freeze_startup_heap,
     log_config,
     serve_forever,
     uvicorn_options,
@@ -65,6 +66,7 @@ def _serve(args: argparse.Namespace) -> int:
     else:
         app = create_app(config)
         _metrics_port(config, host, app)
+        freeze_startup_heap()
         # uvicorn.run's server, with the gateway's stop hooks (streams end before it waits).
         server = GatewayServer(uvicorn.Config(app, **options))
         with contextlib.suppress(KeyboardInterrupt):

@@ -265,7 +265,7 @@ class _Variant(Variant, kw_only=True, rename={
     inventory: _Inventory | None = None
 
 
-class _Product(msgspec.Struct):
+class _Product(msgspec.Struct, gc=False):
     id: str
     name: str | None = None
     sku: str | None = None
@@ -278,11 +278,11 @@ class _Product(msgspec.Struct):
     updatedAt: str | None = None
 
 
-class _Pagination(msgspec.Struct):
+class _Pagination(msgspec.Struct, gc=False):
     total: int
 
 
-class _Group(msgspec.Struct):
+class _Group(msgspec.Struct, gc=False):
     id: str
     name: str | None = None
     status: bool | None = None
@@ -297,23 +297,23 @@ class _GroupWithProducts(_Group):
     productPagination: _Pagination | None = None
 
 
-class _GroupList(msgspec.Struct):
+class _GroupList(msgspec.Struct, gc=False):
     data: list[_Group]
     pagination: _Pagination
 
 
-class _GroupsWithProductsList(msgspec.Struct):
+class _GroupsWithProductsList(msgspec.Struct, gc=False):
     data: list[_GroupWithProducts]
     pagination: _Pagination
 
 
-class _OneGroupData(msgspec.Struct):
+class _OneGroupData(msgspec.Struct, gc=False):
     productGroup: _Group
     pagination: _Pagination
     products: list[_Product] = []
 
 
-class _OneGroup(msgspec.Struct):
+class _OneGroup(msgspec.Struct, gc=False):
     data: _OneGroupData
 
 

@@ -72,18 +72,20 @@ class GroupRecord:
         return encode_id(NodeKey(NodeType.PRODUCT_GROUP, self.source.id, self.upstream_id))
 
 
-class VariantOption(msgspec.Struct, kw_only=True):
+# Decoded upstream data holds no reference cycles: msgspec keeps these out of the garbage
+# collector's lists (gc=False), so a 100-product answer adds nothing for it to scan.
+class VariantOption(msgspec.Struct, kw_only=True, gc=False):
     name: str | None = None
     label: str | None = None
     value: str | None = None
 
 
-class Inventory(msgspec.Struct, kw_only=True):
+class Inventory(msgspec.Struct, kw_only=True, gc=False):
     stock: int | None = None
     min_stock: int | None = None
 
 
-class Variant(msgspec.Struct, kw_only=True):
+class Variant(msgspec.Struct, kw_only=True, gc=False):
     upstream_id: str
     sku: str | None = None
     name: str | None = None
