@@ -14,6 +14,7 @@ two tokens never share an entry.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode
 
@@ -40,7 +41,8 @@ from gateway.upstream.headers import decoded_body_headers
 from gateway.upstream.layer import Layer
 from gateway.upstream.store import FORMAT, CachedAnswer, ResponseStore
 
-__all__ = ["CachePolicy", "CacheTransport", "cache_key", "credential_fingerprint"]
+__all__ = ["CachePolicy", "CacheTransport", "cache_key", "cache_layer", "call_cache_key",
+           "credential_fingerprint"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,8 +60,18 @@ def credential_fingerprint(secret: str) -> str:
     return fingerprint(secret)
 
 
+def call_cache_key(source: str, credential: str, path: str, query: Iterable[tuple[str, str]],
+                   language: str | None) -> str:
+    """The cache key of a GET of ``path`` (the URL's whole path) with ``query``: one digest
+    whatever the parameters' order."""
+    raw = f"GET {path}?{urlencode(sorted(query))} lang={language or ''}"
+    digest = hashlib.sha256(raw.encode()).hexdigest()[:32]
+    return f"{FORMAT.decode()}:{source}:{credential}:{digest}"
+
+
 def cache_key(source: str, credential: str, request: httpx.Request) -> str:
-    """The request's cache key, computed once per request (the dedup and cache layers share it).
+    """The request's cache key, computed once per request (the dedup and cache layers share it;
+    the upstream client computes it before the request, for its fresh-hit lookup).
 
     ``credential`` is the fingerprint of the source's configured token; a request sent with a
     client's own credential (``CREDENTIAL`` extension) is keyed by that one's instead.
@@ -68,13 +80,20 @@ def cache_key(source: str, credential: str, request: httpx.Request) -> str:
     known = request.extensions.get(CACHE_KEY)
     if isinstance(known, tuple) and known[:2] == (source, credential):
         return str(known[2])
-    query = urlencode(sorted(parse_qsl(request.url.query.decode(), keep_blank_values=True)))
-    language = request.extensions.get(LANGUAGE) or ""
-    raw = f"{request.method} {request.url.path}?{query} lang={language}"
-    digest = hashlib.sha256(raw.encode()).hexdigest()[:32]
-    key = f"{FORMAT.decode()}:{source}:{credential}:{digest}"
+    key = call_cache_key(source, credential, request.url.path,
+                         parse_qsl(request.url.query.decode(), keep_blank_values=True),
+                         request.extensions.get(LANGUAGE))
     request.extensions[CACHE_KEY] = (source, credential, key)
     return key
+
+
+def cache_layer(transport: httpx.AsyncBaseTransport | None) -> CacheTransport | None:
+    """The cache layer of a source's transport stack, if it has one."""
+    while isinstance(transport, Layer):
+        if isinstance(transport, CacheTransport):
+            return transport
+        transport = transport.inner
+    return None
 
 
 def _failed(response: httpx.Response) -> bool:
@@ -100,9 +119,9 @@ class CacheTransport(Layer):
         ttl = self.policy.ttl(request.extensions.get(FRESHNESS))
         cached = await self.store.get(key) if ttl > 0 else None
         # A refresh (a change-feed poll) reads the source, and keeps ``cached`` for stale-if-error.
-        if (cached is not None and cached.age(self.clock.wall()) <= ttl
-                and not request.extensions.get(REFRESH)):
-            self._count(request, "hit")
+        if self._is_fresh(cached, ttl) and not request.extensions.get(REFRESH):
+            assert cached is not None
+            self._count(request.extensions.get(USAGE), "hit")
             return _response(cached, request, key, ttl)
         request.extensions[CACHE_RESULT] = "miss"
         try:
@@ -110,15 +129,15 @@ class CacheTransport(Layer):
             body = await response.aread()
         except (httpx.HTTPError, GatewayError):
             stale = self._stale(cached, ttl, request, key)
-            self._count(request, "miss" if stale is None else "stale")
+            self._count(request.extensions.get(USAGE), "miss" if stale is None else "stale")
             if stale is None:
                 raise
             return stale
         if _failed(response):
             stale = self._stale(cached, ttl, request, key)
-            self._count(request, "miss" if stale is None else "stale")
+            self._count(request.extensions.get(USAGE), "miss" if stale is None else "stale")
             return stale or _rebuilt(response, body, request)
-        self._count(request, "miss")
+        self._count(request.extensions.get(USAGE), "miss")
         if 200 <= response.status_code < 300 and ttl > 0:
             # Stored at the precision the entry keeps, so a later hit names the same entry.
             answer = CachedAnswer(round(self.clock.wall(), 3), response.status_code,
@@ -127,9 +146,26 @@ class CacheTransport(Layer):
             return _response(answer, request, key, ttl)
         return _rebuilt(response, body, request)
 
-    def _count(self, request: httpx.Request, result: str) -> None:
+    async def fresh(self, key: str, freshness: str, usage: SourceUsage | None
+                    ) -> tuple[CachedAnswer, float] | None:
+        """The fresh entry under ``key`` and until when it is fresh (counted as a hit), or None.
+
+        The upstream client asks this before it builds a request: a hit then costs no request,
+        no response and no pass through the layers above this one.
+        """
+        ttl = self.policy.ttl(freshness)
+        cached = await self.store.get(key) if ttl > 0 else None
+        if not self._is_fresh(cached, ttl):
+            return None
+        assert cached is not None
+        self._count(usage, "hit")
+        return cached, cached.stored_at + ttl
+
+    def _is_fresh(self, cached: CachedAnswer | None, ttl: float) -> bool:
+        return cached is not None and cached.age(self.clock.wall()) <= ttl
+
+    def _count(self, usage: SourceUsage | None, result: str) -> None:
         """One lookup's result, in the metrics and the GraphQL request's usage."""
-        usage: SourceUsage | None = request.extensions.get(USAGE)
         metrics = self.metrics
         if result == "hit":
             if usage is not None:

@@ -35,6 +35,7 @@ from gateway.upstream.breaker import BreakerPolicy, BreakerTransport, SourceHeal
 from gateway.upstream.cache import CachePolicy, CacheTransport, credential_fingerprint
 from gateway.upstream.dedup import DedupTransport
 from gateway.upstream.limit import ConcurrencyLimitTransport
+from gateway.upstream.network import NetworkTransport
 from gateway.upstream.observe import ObserveTransport
 from gateway.upstream.retry import RetryPolicy, RetryTransport
 from gateway.upstream.store import ResponseStore
@@ -58,9 +59,8 @@ def build_transport(source: SourceConfig, *, store: ResponseStore, health: Sourc
     """The transport stack of one source (``network`` replaces the real HTTP transport;
     ``metrics``: the source's metrics, if any; ``tracing``: spans, if configured)."""
     credential = credential_fingerprint(source.secret())
-    transport: httpx.AsyncBaseTransport = network or httpx.AsyncHTTPTransport(
-        limits=httpx.Limits(max_connections=source.max_concurrency,
-                            max_keepalive_connections=source.max_concurrency))
+    transport: httpx.AsyncBaseTransport = network or NetworkTransport(
+        max_connections=source.max_concurrency)
     transport = ConcurrencyLimitTransport(transport, limit=source.max_concurrency,
                                           max_queue=source.max_queue, health=health,
                                           clock=clock)

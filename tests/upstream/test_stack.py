@@ -81,6 +81,32 @@ async def test_stack_retries_then_caches(stacks: Callable[..., Stack]) -> None:
     assert request.url.params["page"] == "1"
 
 
+async def test_a_fresh_entry_answers_before_any_request_is_built(
+    stacks: Callable[..., Stack], manual: ManualClock
+) -> None:
+    """The client asks the cache first: a hit counts as one, is fresh as long as the entry, and
+    builds no httpx request (the client's request hook never fires)."""
+    stack = stacks(Script(200))
+    built: list[httpx.Request] = []
+
+    async def hook(request: httpx.Request) -> None:
+        built.append(request)
+
+    stack.client._http.event_hooks["request"] = [hook]
+    assert await stack.get() == {"call": 1}
+    assert len(built) == 1
+    manual.advance(10.0)
+    scope = stack.scope()
+    assert await stack.get(scope) == {"call": 1}
+    assert len(built) == 1
+    usage = scope.usage[SOURCE]
+    assert (usage.requests, usage.cache_hits) == (0, 1)
+    assert scope.fresh_until == pytest.approx(manual.now + 50.0, abs=0.01)
+    manual.advance(51.0)  # past the TTL: the usual way, through the stack
+    assert await stack.get() == {"call": 2}
+    assert len(built) == 2
+
+
 async def test_stack_answers_stale_and_marks_the_scope(
     stacks: Callable[..., Stack], manual: ManualClock
 ) -> None:
