@@ -41,6 +41,9 @@ from graphql.type.definition import GraphQLResolveInfoHelpers
 
 from gateway.graph.plan import (
     ATTRIBUTE,
+    PLAIN_LEAF,
+    PLAIN_OBJECT,
+    PLAIN_TYPENAME,
     TYPENAME,
     AbstractShape,
     DirectCall,
@@ -50,8 +53,10 @@ from gateway.graph.plan import (
     NonNullShape,
     ObjectShape,
     OperationPlan,
+    PlainRead,
     SelectionPlan,
     Shape,
+    plain_reads,
 )
 
 __all__ = ["coerce_variables", "execute_plan"]
@@ -325,14 +330,23 @@ class _Run:
     def complete_object(self, shape: ObjectShape, value: Any, container: Any, key: str | int,
                         nullable: bool, parent: _Position, field_plan: FieldPlan) -> None:
         object_type = shape.type
-        if object_type.is_type_of is not None and type(value) not in shape.accepted:
-            # The types' is_type_of reads only the value (gateway/graph/types.py).
-            if not object_type.is_type_of(value, NO_INFO):
+        if type(value) not in shape.accepted:
+            # The types' is_type_of reads only the value (gateway/graph/types.py); a type
+            # without one takes any value.
+            if object_type.is_type_of is not None and not object_type.is_type_of(
+                    value, NO_INFO):
                 self.fail(GraphQLError(f"Expected value of type '{object_type.name}' but got:"
                                        f" {graphql_inspect(value)}."),
                           container, key, nullable, parent, field_plan)
                 return
             shape.accepted.add(type(value))
+        plain = plain_reads(shape)
+        if plain is not None:
+            try:
+                container[key] = _read_plain(plain, value)
+                return
+            except Exception:  # read again below, its errors located
+                pass
         out: dict[str, Any] = {}
         container[key] = out
         self.fill(shape.selection, value, out, _Position(container, key, nullable, parent))
@@ -354,12 +368,19 @@ class _Run:
         inner = item_shape if item_nullable else item_shape.inner  # type: ignore[union-attr]
         passthrough = inner.passthrough if type(inner) is LeafShape else None
         objects = inner if type(inner) is ObjectShape else None
+        plain = None if objects is None else plain_reads(objects)
         for index, item in enumerate(value):
             kind = type(item)
             if kind is passthrough:
                 items.append(item)
             elif objects is not None and kind in objects.accepted:
                 # A record of a class this type accepted before: its fields, straight away.
+                if plain is not None:
+                    try:
+                        items.append(_read_plain(plain, item))
+                        continue
+                    except Exception:  # read again below, its errors located
+                        pass
                 out: dict[str, Any] = {}
                 items.append(out)
                 self.fill(objects.selection, item, out,
@@ -444,6 +465,65 @@ class _Run:
         else:
             positions.add(())
         self.errors.append(error)
+
+
+class _NotPlain(Exception):
+    """A value plain reading does not send as it is: it is read again the general way."""
+
+
+NOT_PLAIN = _NotPlain()
+
+
+def _read_plain(reads: tuple[PlainRead, ...], source: Any) -> dict[str, Any]:
+    """An object's response from plain reads (:func:`~gateway.graph.plan.plain_reads`).
+
+    Anything else than the common case raises (a null where the schema forbids one, a value
+    of another type, an attribute that raised); the caller then completes the object the
+    general way, which locates the error. Values are read again there: they are records'
+    attributes, with no side effects.
+    """
+    out: dict[str, Any] = {}
+    for key, attribute, kind, nullable, detail in reads:
+        if kind == PLAIN_TYPENAME:
+            out[key] = detail
+            continue
+        value = getattr(source, attribute)
+        if value is None:
+            if not nullable:
+                raise NOT_PLAIN
+            out[key] = None
+        elif kind == PLAIN_LEAF:
+            if type(value) is not detail:
+                raise NOT_PLAIN
+            out[key] = value
+        elif kind == PLAIN_OBJECT:
+            if type(value) not in detail.accepted:
+                raise NOT_PLAIN
+            out[key] = _read_plain(detail.plain, value)
+        else:
+            out[key] = _read_plain_list(detail, value)
+    return out
+
+
+def _read_plain_list(read: PlainRead, value: Any) -> list[Any]:
+    if type(value) is not list and type(value) is not tuple:
+        raise NOT_PLAIN
+    _, _, kind, nullable, detail = read
+    if kind == PLAIN_LEAF:
+        for item in value:
+            if type(item) is not detail and (item is not None or not nullable):
+                raise NOT_PLAIN
+        return list(value)
+    accepted, reads = detail.accepted, detail.plain
+    items: list[Any] = []
+    for item in value:
+        if type(item) in accepted:
+            items.append(_read_plain(reads, item))
+        elif item is None and nullable:
+            items.append(None)
+        else:
+            raise NOT_PLAIN
+    return items
 
 
 class _Resumed:

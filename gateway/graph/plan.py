@@ -53,6 +53,10 @@ from strawberry.types.arguments import convert_arguments
 from strawberry.types.field import StrawberryField
 
 __all__ = [
+    "PLAIN_LEAF",
+    "PLAIN_LIST",
+    "PLAIN_OBJECT",
+    "PLAIN_TYPENAME",
     "AbstractShape",
     "FieldPlan",
     "LeafShape",
@@ -60,10 +64,12 @@ __all__ = [
     "NonNullShape",
     "ObjectShape",
     "OperationPlan",
+    "PlainRead",
     "Shape",
     "Unsupported",
     "build_plan",
     "directive_variables",
+    "plain_reads",
 ]
 
 
@@ -89,6 +95,9 @@ class ObjectShape:
     # Python classes ``is_type_of`` accepted: the types' checks are isinstance checks
     # (gateway/graph/types.py), so one answer per class holds for every value of it.
     accepted: set[builtins.type] = field(default_factory=set)
+    # The selection as plain reads (see :func:`plain_reads`), or None; worked out on first use.
+    plain: tuple[PlainRead, ...] | None = None
+    plain_known: bool = False
 
 
 @dataclass(slots=True)
@@ -123,6 +132,42 @@ class NonNullShape:
 Shape = LeafShape | ObjectShape | AbstractShape | ListShape | NonNullShape
 
 TYPENAME, ATTRIBUTE, RESOLVER = 0, 1, 2
+
+# A plain read: (response key, attribute, what it reads, nullable, detail). What it reads:
+# PLAIN_TYPENAME (detail: the type's name), PLAIN_LEAF (detail: the one Python type sent as it
+# is), PLAIN_OBJECT (detail: the object's shape, itself plain), PLAIN_LIST (detail: a plain read
+# of the items, its key and attribute unused).
+PLAIN_TYPENAME, PLAIN_LEAF, PLAIN_OBJECT, PLAIN_LIST = 0, 1, 2, 3
+PlainRead = tuple[str, str, int, bool, Any]
+
+
+def plain_reads(shape: ObjectShape) -> tuple[PlainRead, ...] | None:
+    """The shape's selection as plain reads, when every field in it, and in the objects and
+    lists under it, is a record attribute holding values sent as they are (strings, ids,
+    booleans): such a tree is read with no resolver, serialiser or position. None otherwise."""
+    if not shape.plain_known:
+        shape.plain_known = True  # first, so that a cycle of types reads as not plain
+        reads = [_plain_read(f.key, f.attribute, f.shape) if f.kind == ATTRIBUTE else
+                 (f.key, "", PLAIN_TYPENAME, False, shape.type.name) if f.kind == TYPENAME
+                 else None for f in shape.selection.fields]
+        shape.plain = None if None in reads else tuple(r for r in reads if r is not None)
+    return shape.plain
+
+
+def _plain_read(key: str, attribute: str, shape: Shape | None) -> PlainRead | None:
+    nullable = not isinstance(shape, NonNullShape)
+    inner = shape.inner if isinstance(shape, NonNullShape) else shape
+    if isinstance(inner, LeafShape):
+        return None if inner.passthrough is None else (
+            key, attribute, PLAIN_LEAF, nullable, inner.passthrough)
+    if isinstance(inner, ObjectShape):
+        return None if plain_reads(inner) is None else (
+            key, attribute, PLAIN_OBJECT, nullable, inner)
+    if isinstance(inner, ListShape):
+        item = _plain_read("", "", inner.item)
+        return None if item is None or item[2] == PLAIN_LIST else (
+            key, attribute, PLAIN_LIST, nullable, item)
+    return None
 
 
 @dataclass(slots=True)
