@@ -22,6 +22,7 @@ import asyncio
 import contextvars
 import inspect
 from collections.abc import Awaitable, Coroutine, Generator, Iterable, Mapping
+from math import isfinite
 from types import CoroutineType
 from typing import Any, TypeGuard
 
@@ -41,7 +42,9 @@ from graphql.type.definition import GraphQLResolveInfoHelpers
 
 from gateway.graph.plan import (
     ATTRIBUTE,
+    PLAIN_INT,
     PLAIN_LEAF,
+    PLAIN_LIST,
     PLAIN_OBJECT,
     PLAIN_TYPENAME,
     TYPENAME,
@@ -472,6 +475,7 @@ class _NotPlain(Exception):
 
 
 NOT_PLAIN = _NotPlain()
+MIN_INT, MAX_INT = -(2**31), 2**31 - 1  # GraphQL's Int
 
 
 def _read_plain(reads: tuple[PlainRead, ...], source: Any) -> dict[str, Any]:
@@ -500,8 +504,16 @@ def _read_plain(reads: tuple[PlainRead, ...], source: Any) -> dict[str, Any]:
             if type(value) not in detail.accepted:
                 raise NOT_PLAIN
             out[key] = _read_plain(detail.plain, value)
-        else:
+        elif kind == PLAIN_LIST:
             out[key] = _read_plain_list(detail, value)
+        elif kind == PLAIN_INT:
+            if type(value) is not int or not MIN_INT <= value <= MAX_INT:
+                raise NOT_PLAIN
+            out[key] = value
+        else:  # PLAIN_FLOAT
+            if type(value) is not float or not isfinite(value):
+                raise NOT_PLAIN
+            out[key] = value
     return out
 
 

@@ -29,7 +29,9 @@ from graphql import (
     GraphQLBoolean,
     GraphQLEnumType,
     GraphQLField,
+    GraphQLFloat,
     GraphQLID,
+    GraphQLInt,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
@@ -53,6 +55,8 @@ from strawberry.types.arguments import convert_arguments
 from strawberry.types.field import StrawberryField
 
 __all__ = [
+    "PLAIN_FLOAT",
+    "PLAIN_INT",
     "PLAIN_LEAF",
     "PLAIN_LIST",
     "PLAIN_OBJECT",
@@ -135,9 +139,10 @@ TYPENAME, ATTRIBUTE, RESOLVER = 0, 1, 2
 
 # A plain read: (response key, attribute, what it reads, nullable, detail). What it reads:
 # PLAIN_TYPENAME (detail: the type's name), PLAIN_LEAF (detail: the one Python type sent as it
-# is), PLAIN_OBJECT (detail: the object's shape, itself plain), PLAIN_LIST (detail: a plain read
-# of the items, its key and attribute unused).
-PLAIN_TYPENAME, PLAIN_LEAF, PLAIN_OBJECT, PLAIN_LIST = 0, 1, 2, 3
+# is), PLAIN_INT and PLAIN_FLOAT (an int within 32 bits, a finite float: what Int and Float send
+# as they are), PLAIN_OBJECT (detail: the object's shape, itself plain), PLAIN_LIST (detail: a
+# plain read of the items, a PLAIN_LEAF or PLAIN_OBJECT, its key and attribute unused).
+PLAIN_TYPENAME, PLAIN_LEAF, PLAIN_OBJECT, PLAIN_LIST, PLAIN_INT, PLAIN_FLOAT = range(6)
 PlainRead = tuple[str, str, int, bool, Any]
 
 
@@ -158,14 +163,17 @@ def _plain_read(key: str, attribute: str, shape: Shape | None) -> PlainRead | No
     nullable = not isinstance(shape, NonNullShape)
     inner = shape.inner if isinstance(shape, NonNullShape) else shape
     if isinstance(inner, LeafShape):
-        return None if inner.passthrough is None else (
-            key, attribute, PLAIN_LEAF, nullable, inner.passthrough)
+        if inner.passthrough is not None:
+            return key, attribute, PLAIN_LEAF, nullable, inner.passthrough
+        number = {GraphQLInt.name: PLAIN_INT, GraphQLFloat.name: PLAIN_FLOAT}.get(
+            inner.type.name) if inner.type in (GraphQLInt, GraphQLFloat) else None
+        return None if number is None else (key, attribute, number, nullable, None)
     if isinstance(inner, ObjectShape):
         return None if plain_reads(inner) is None else (
             key, attribute, PLAIN_OBJECT, nullable, inner)
     if isinstance(inner, ListShape):
         item = _plain_read("", "", inner.item)
-        return None if item is None or item[2] == PLAIN_LIST else (
+        return None if item is None or item[2] not in (PLAIN_LEAF, PLAIN_OBJECT) else (
             key, attribute, PLAIN_LIST, nullable, item)
     return None
 
