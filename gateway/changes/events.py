@@ -71,7 +71,8 @@ def decode_event(data: bytes, event_id: str) -> ChangeEvent:
 
 def encode_record(record: Record) -> bytes:
     if isinstance(record, ProductRecord) and record.variants:
-        record = replace(record, variants=[_plain(variant) for variant in record.variants])
+        record = msgspec.structs.replace(
+            record, variants=[_plain(variant) for variant in record.variants])
     return msgspec.json.encode(record)
 
 

@@ -25,7 +25,8 @@ import asyncio
 import re
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any, ClassVar, TypeVar
+from datetime import UTC, datetime
+from typing import Any, ClassVar, TypeVar, cast
 
 import msgspec
 
@@ -43,7 +44,7 @@ from gateway.sources.records import (
     Variant,
     VariantOption,
 )
-from gateway.sources.shape import ShapeError, parse_iso_time
+from gateway.sources.shape import ShapeError
 from gateway.upstream.client import Params, Parse
 from gateway.upstream.paging import Slice, fetch_window, plan_pages, read_all
 from gateway.window import Page, Window
@@ -241,7 +242,8 @@ class AximAdapter(SourceAdapter):
 
 
 # Axim's JSON (seed docs 002 and 003), decoded by msgspec: types are checked in C, unknown
-# fields are skipped, variants decode straight into the shared records.
+# fields are skipped, times are read as RFC 3339 (the docs' "2024-08-30T19:43:04.216Z"), and
+# variants decode straight into the shared records.
 
 
 class _Option(VariantOption, kw_only=True, rename={
@@ -274,8 +276,8 @@ class _Product(msgspec.Struct, gc=False):
     description: str | None = None
     categories: list[str] | None = None
     variants: list[_Variant] | None = None
-    createdAt: str | None = None
-    updatedAt: str | None = None
+    createdAt: datetime | None = None
+    updatedAt: datetime | None = None
 
 
 class _Pagination(msgspec.Struct, gc=False):
@@ -287,8 +289,8 @@ class _Group(msgspec.Struct, gc=False):
     name: str | None = None
     status: bool | None = None
     restrictAccess: bool | None = None
-    createdAt: str | None = None
-    updatedAt: str | None = None
+    createdAt: datetime | None = None
+    updatedAt: datetime | None = None
     productCount: int | None = None
 
 
@@ -329,8 +331,8 @@ def _group(adapter: AximAdapter, row: _Group) -> GroupRecord:
         name=row.name,
         status=GroupStatus.INACTIVE if row.status is False else GroupStatus.ACTIVE,
         restrict_access=row.restrictAccess,
-        created_at=parse_iso_time(row.createdAt, "createdAt"),
-        updated_at=parse_iso_time(row.updatedAt, "updatedAt"),
+        created_at=_utc(row.createdAt),
+        updated_at=_utc(row.updatedAt),
         product_count=row.productCount,
     )
 
@@ -346,10 +348,17 @@ def _product(adapter: AximAdapter, row: _Product, group_id: str) -> ProductRecor
         status=row.status,
         description=row.description,
         categories=row.categories or [],
-        variants=list(row.variants or ()),
-        created_at=parse_iso_time(row.createdAt, "createdAt"),
-        updated_at=parse_iso_time(row.updatedAt, "updatedAt"),
+        # Decoded for this record alone: kept, not copied (a list of the subclass).
+        variants=cast(list[Variant], row.variants) if row.variants else [],
+        created_at=_utc(row.createdAt),
+        updated_at=_utc(row.updatedAt),
     )
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """A time as every adapter gives it: timezone-aware, UTC when the upstream named no zone."""
+    return moment if moment is None or moment.tzinfo is not None else moment.replace(
+        tzinfo=UTC)
 
 
 async def _given(products: list[ProductRecord]) -> list[ProductRecord]:

@@ -243,6 +243,6 @@ class SourceAdapter:
 
 def _table_bytes(table: list[GroupRecord]) -> int:
     """The estimated memory of a parsed group table."""
-    characters = sum(len(value) for record in table for name in GroupRecord.__slots__
+    characters = sum(len(value) for record in table for name in GroupRecord.__struct_fields__
                      if isinstance(value := getattr(record, name), str))
     return GROUP_RECORD_BYTES * len(table) + BYTES_PER_CHARACTER * characters
