@@ -20,7 +20,7 @@ from functools import cached_property
 from typing import Any, Generic, Protocol, TypeVar
 
 from gateway.errors import GatewayError
-from gateway.graph.cursors import END, Cursor, PageArgs
+from gateway.graph.cursors import END, Cursor, Fingerprint, PageArgs
 from gateway.window import Page, Window
 
 __all__ = ["ErrorSink", "ListStream", "Listing", "Stream", "WindowStream", "concatenated",
@@ -34,6 +34,10 @@ ErrorSink = Callable[[GatewayError], None]
 class Stream(Protocol[T]):
     source: str
 
+    @property
+    def known_total(self) -> int | None:
+        """The total, when it is known without a request (else None)."""
+
     async def window(self, window: Window) -> Page[T]: ...
 
     async def total(self) -> int: ...
@@ -46,6 +50,10 @@ class WindowStream(Generic[T]):
         self.source = source
         self._fetch = fetch
         self._total: int | None = None
+
+    @property
+    def known_total(self) -> int | None:
+        return self._total
 
     async def window(self, window: Window) -> Page[T]:
         page = await self._fetch(window)
@@ -67,6 +75,10 @@ class ListStream(Generic[T]):
         self.source = source
         self._load = load
         self._items: list[T] | None = None
+
+    @property
+    def known_total(self) -> int | None:
+        return None if self._items is None else len(self._items)
 
     async def items(self) -> list[T]:
         if self._items is None:
@@ -117,15 +129,15 @@ async def _guard(call: Awaitable[R], report: ErrorSink) -> R | None:
         return None
 
 
-def _start(args: PageArgs, fp: str, count: int) -> tuple[int, ...] | None:
+def _start(args: PageArgs, fp: Fingerprint, count: int) -> tuple[int, ...] | None:
     """The offsets the page starts after (forward) or ends before (backward), None: an end."""
     if args.cursor is None:
         return None
-    cursor = args.cursor.check(argument=args.argument, expected_fingerprint=fp, streams=count)
+    cursor = args.cursor.check(argument=args.argument, expected_fingerprint=fp.value, streams=count)
     return cursor.after() if args.forward else cursor.offsets
 
 
-async def concatenated(streams: Sequence[Stream[T]], args: PageArgs, fp: str,
+async def concatenated(streams: Sequence[Stream[T]], args: PageArgs, fp: Fingerprint,
                        report: ErrorSink, *, need_total: bool) -> Listing[T]:
     """A page of the streams one after another."""
     bounds = _start(args, fp, len(streams))
@@ -144,19 +156,24 @@ def _concat_offsets(start: tuple[int, ...], failed: set[int], stream: int, posit
     return (*before, position, *after)
 
 
-async def _concat_forward(streams: Sequence[Stream[T]], size: int, fp: str,
+async def _concat_forward(streams: Sequence[Stream[T]], size: int, fp: Fingerprint,
                           start: tuple[int, ...] | None, report: ErrorSink,
                           need_total: bool) -> Listing[T]:
     count = len(streams)
     start = start or (0,) * count
-    # Each stream still in play is asked for a whole page at once: one request per source,
-    # all concurrent, however the page ends up split between them.
-    calls = [_guard(s.window(Window(start[i], size)), report) if start[i] != END else _none()
-             for i, s in enumerate(streams)]
-    # One stream (a group's products, twenty times a page): no tasks for a gather of one.
-    pages = [await calls[0]] if len(calls) == 1 else await asyncio.gather(*calls)
+    pages: list[Page[T] | None]
+    if count == 1:
+        # One stream (a group's products, twenty times a page): no task, no wrapper coroutine.
+        pages = [None if start[0] == END else await _guarded_window(streams[0], start[0],
+                                                                       size, report)]
+    else:
+        # Each stream still in play is asked for a whole page at once: one request per
+        # source, all concurrent, however the page ends up split between them.
+        pages = await asyncio.gather(*(
+            _guarded_window(s, start[i], size, report) if start[i] != END else _none()
+            for i, s in enumerate(streams)))
     items: list[T] = []
-    places: list[tuple[int, int]] = []  # (stream, position) of each item, for its cursor
+    spans: list[tuple[int, int]] = []  # (stream, items taken) per page, for the cursors
     failed = {i for i, page in enumerate(pages) if page is None and start[i] != END}
     has_next = bool(failed)  # a failed stream resumes on the next page
     for i, page in enumerate(pages):
@@ -164,7 +181,7 @@ async def _concat_forward(streams: Sequence[Stream[T]], size: int, fp: str,
             continue
         taken = page.items[: size - len(items)]
         items += taken
-        places += [(i, start[i] + j) for j in range(len(taken))]
+        spans.append((i, len(taken)))
         known = page.total - start[i] if page.total is not None else len(page.items)
         has_next = has_next or known > len(taken)
     total = None
@@ -174,17 +191,29 @@ async def _concat_forward(streams: Sequence[Stream[T]], size: int, fp: str,
     begin = start
 
     def cursors() -> list[Cursor]:
-        return [Cursor(fp, i, _concat_offsets(begin, failed, i, position))
-                for i, position in places]
+        return [Cursor(fp.value, i, _concat_offsets(begin, failed, i, begin[i] + j))
+                for i, taken in spans for j in range(taken)]
 
     return Listing(items, total, has_previous, has_next, cursors)
+
+
+async def _guarded_window(stream: Stream[T], offset: int, size: int, report: ErrorSink
+                          ) -> Page[T] | None:
+    """A stream's page, or None after reporting its source's failure."""
+    try:
+        return await stream.window(Window(offset, size))
+    except GatewayError as exc:
+        if exc.source is None:
+            raise
+        report(exc)
+        return None
 
 
 async def _none() -> None:
     return None
 
 
-async def _concat_backward(streams: Sequence[Stream[T]], size: int, fp: str,
+async def _concat_backward(streams: Sequence[Stream[T]], size: int, fp: Fingerprint,
                            end: tuple[int, ...] | None, report: ErrorSink) -> Listing[T]:
     count = len(streams)
     end = end or (END,) * count
@@ -201,7 +230,7 @@ async def _concat_backward(streams: Sequence[Stream[T]], size: int, fp: str,
         page = await _guard(streams[i].window(window), report)
         if page is None:
             continue
-        edges[:0] = [(item, Cursor(fp, i, _concat_offsets(end, set(), i, window.offset + j,
+        edges[:0] = [(item, Cursor(fp.value, i, _concat_offsets(end, set(), i, window.offset + j,
                                                                forward=False)))
                      for j, item in enumerate(page.items)]
         first_position = (i, window.offset)
@@ -215,13 +244,16 @@ async def _concat_backward(streams: Sequence[Stream[T]], size: int, fp: str,
 
 
 async def _total(streams: Sequence[Stream[Any]], report: ErrorSink) -> int | None:
+    known = [s.known_total for s in streams]
+    if None not in known:  # every stream read its total with its page: nothing to wait for
+        return sum(t or 0 for t in known)
     calls = [_guard(s.total(), report) for s in streams]
     totals = [await calls[0]] if len(calls) == 1 else await asyncio.gather(*calls)
     return None if any(t is None for t in totals) else sum(t or 0 for t in totals)
 
 
 async def merged(streams: Sequence[ListStream[T]], sort: Callable[[list[T]], list[T]],
-                 args: PageArgs, fp: str, report: ErrorSink) -> Listing[T]:
+                 args: PageArgs, fp: Fingerprint, report: ErrorSink) -> Listing[T]:
     """A page of the streams merged in ``sort`` order (ties: stream order, as given to sort)."""
     loaded = await asyncio.gather(*(_guard(s.items(), report) for s in streams))
     count = len(streams)
@@ -263,8 +295,8 @@ def _limit(offset: int) -> float:
     return float("inf") if offset == END else offset
 
 
-def _merged_edges(page: list[tuple[T, int, int]], ordered: list[tuple[T, int, int]], fp: str,
-                  bounds: tuple[int, ...], failed: set[int], *, forward: bool
+def _merged_edges(page: list[tuple[T, int, int]], ordered: list[tuple[T, int, int]],
+                  fp: Fingerprint, bounds: tuple[int, ...], failed: set[int], *, forward: bool
                   ) -> list[tuple[T, Cursor]]:
     """Cursors for merged items: per stream, how many of its items sort before each one.
 
@@ -282,7 +314,7 @@ def _merged_edges(page: list[tuple[T, int, int]], ordered: list[tuple[T, int, in
             offsets = [_bounded(seen[j], bounds[j], j in failed, forward)
                        for j in range(len(bounds))]
             offsets[stream] = rank
-            edges.append((item, Cursor(fp, stream, tuple(offsets))))
+            edges.append((item, Cursor(fp.value, stream, tuple(offsets))))
         seen[stream] += 1
     return edges
 

@@ -18,7 +18,7 @@ from strawberry.types import Info
 from gateway.errors import BadUserInput, GatewayError, Unsupported
 from gateway.graph.connection import Connection
 from gateway.graph.context import GatewayContext
-from gateway.graph.cursors import PageArgs, fingerprint
+from gateway.graph.cursors import Fingerprint, PageArgs
 from gateway.graph.inputs import (
     MAX_STRING_LENGTH,
     ProductFilter,
@@ -88,7 +88,7 @@ async def product_groups(info: GraphInfo, first: int | None, after: str | None,
     adapters = _sources(context, filter.sources if filter else None, Capability.PRODUCT_GROUPS,
                         "productGroups")
     order = order_by.to_query() if order_by else None
-    fp = fingerprint("groups", [a.name for a in adapters], group_filter, order)
+    fp = Fingerprint("groups", [a.name for a in adapters], group_filter, order)
     report = _reporter(info)
     if order is not None:
         tables = [ListStream(a.name, _table_loader(context, a, group_filter)) for a in adapters]
@@ -183,7 +183,7 @@ async def group_products(info: GraphInfo, group: GroupRecord, first: int | None,
     args = PageArgs.parse(first, after, last, before, cursors=context.cursors)
     bounded("search", search)
     source = group.source.id
-    fp = fingerprint("group-products", source, group.upstream_id, search)
+    fp = Fingerprint("group-products", source, group.upstream_id, search)
 
     async def fetch(window: Window) -> Page[ProductRecord]:
         return await context.loaders.group_products.load(
@@ -204,7 +204,7 @@ async def products(info: GraphInfo, first: int | None, after: str | None, last: 
     for adapter in adapters:  # what a source cannot take is refused before any call
         adapter.check_product_filter(product_filter)
     fields = frozenset(f.name.value for f in item_fields(info)) & ALL_PRODUCT_FIELDS
-    fp = fingerprint("products", [a.name for a in adapters], product_filter)
+    fp = Fingerprint("products", [a.name for a in adapters], product_filter)
 
     def stream(adapter: SourceAdapter) -> Stream[ProductRecord]:
         async def fetch(window: Window) -> Page[ProductRecord]:

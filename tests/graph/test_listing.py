@@ -11,7 +11,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from gateway.errors import ErrorCode, GatewayError, UpstreamUnavailable
-from gateway.graph.cursors import Cursor, CursorCodec, PageArgs, fingerprint
+from gateway.graph.cursors import Cursor, CursorCodec, Fingerprint, PageArgs
 from gateway.graph.listing import (
     ErrorSink,
     Listing,
@@ -24,7 +24,7 @@ from gateway.graph.listing import (
 from gateway.window import Page, Window
 
 PROPERTY = settings(max_examples=150, deadline=None)
-FP = fingerprint("test-list")
+FP = Fingerprint("test-list")
 CODEC = CursorCodec("test-listing-cursor-secret")
 
 
