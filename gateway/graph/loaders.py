@@ -38,12 +38,12 @@ class RequestLoaders:
 
     def __init__(self, adapters: Mapping[str, SourceAdapter], scope: RequestScope) -> None:
         self.adapters = adapters
-        self.scope = scope
-        self.groups: DataLoader[GroupKey, GroupRecord | None] = DataLoader(self._load_groups)
+        batches = _Batches(adapters, scope)
+        self.groups: DataLoader[GroupKey, GroupRecord | None] = DataLoader(batches.groups)
         self.products: DataLoader[ProductLookupKey, ProductRecord | None] = DataLoader(
-            self._load_products)
+            batches.products)
         self.group_products: DataLoader[GroupProductsKey, Page[ProductRecord]] = DataLoader(
-            self._load_group_products)
+            batches.group_products)
 
     async def parent(self, group: GroupRecord) -> GroupRecord | None:
         if group.parent_id is not None:
@@ -61,7 +61,18 @@ class RequestLoaders:
             return await self.groups.load((key.source, "id", key.upstream_id))
         return await self.products.load((key.source, key.upstream_id, key.group_id))
 
-    async def _load_groups(self, keys: Sequence[GroupKey]) -> list[Any]:
+
+
+class _Batches:
+    """The loaders' batch functions, apart from the loaders: a loader holding a bound method of
+    the object that holds the loader is a reference cycle, and everything the request loaded
+    (its records) would wait for the garbage collector instead of leaving with the request."""
+
+    def __init__(self, adapters: Mapping[str, SourceAdapter], scope: RequestScope) -> None:
+        self.adapters = adapters
+        self.scope = scope
+
+    async def groups(self, keys: Sequence[GroupKey]) -> list[Any]:
         async def fetch(adapter: SourceAdapter, field: str, values: list[str]) -> dict[str, Any]:
             if field == "id":
                 return dict(await adapter.groups_by_ids(values, self.scope))
@@ -71,14 +82,14 @@ class RequestLoaders:
                                  lambda group, values: fetch(self.adapters[group[0]], group[1],
                                                              values))
 
-    async def _load_products(self, keys: Sequence[ProductLookupKey]) -> list[Any]:
+    async def products(self, keys: Sequence[ProductLookupKey]) -> list[Any]:
         async def fetch(source: str, refs: list[ProductKey]) -> dict[ProductKey, Any]:
             return dict(await self.adapters[source].products_by_keys(
                 refs, ALL_PRODUCT_FIELDS, self.scope))
 
         return await _per_source(keys, lambda k: k[0], lambda k: (k[1], k[2]), fetch)
 
-    async def _load_group_products(self, keys: Sequence[GroupProductsKey]) -> list[Any]:
+    async def group_products(self, keys: Sequence[GroupProductsKey]) -> list[Any]:
         results = await asyncio.gather(
             *(self.adapters[source].group_products(group_id, search, Window(offset, limit),
                                                    self.scope)
