@@ -163,13 +163,23 @@ def uvicorn_options(settings: ServerSettings | None) -> dict[str, Any]:
             "timeout_graceful_shutdown": int(settings.grace_seconds)}
 
 
+# Allocations between two young-generation collections (CPython's default: 700). A query in
+# flight holds a few thousand young objects (its answer's dicts and lists); with 700, each was
+# walked by several collections and promoted before the query ended. Measured under make bench's
+# load: garbage collection 12 % of the CPU with 700, 7 % with 5,000.
+YOUNG_GENERATION_THRESHOLD = 5_000
+
+
 def freeze_startup_heap() -> None:
-    """Move everything the process has built so far (modules, the schema, the app) out of the
-    garbage collector's reach. They live as long as the process, yet every full collection would
-    walk all of them (over 100,000 objects): in process, freezing them cut a warm query's CPU by
-    about a fifth. Called once by the server process, after the app is built."""
+    """Tune the garbage collector for serving: move everything the process has built so far
+    (modules, the schema, the app) out of its reach, since they live as long as the process yet
+    every full collection would walk all of them (over 100,000 objects); and collect the young
+    generation less often (:data:`YOUNG_GENERATION_THRESHOLD`). Called once by the server
+    process, after the app is built."""
     gc.collect()
     gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(YOUNG_GENERATION_THRESHOLD, middle, old)
 
 
 def _settings(app: ASGIApp) -> ServerSettings | None:
