@@ -24,7 +24,7 @@ ENDPOINT = "endpoint (gateway/endpoint.py, app)"
 PARSE = "parse/validate (graphql-core)"
 EXECUTION = "execution (graphql-core, Strawberry)"
 RESOLVERS = "resolvers (gateway/graph)"
-CLIENT = "upstream client (httpx, httpcore)"
+CLIENT = "upstream client (httpx, aiohttp)"
 POLICY = "policy layers (dedup, cache, retry, breaker, limit)"
 DECODE = "JSON decode (upstream answers)"
 RECORDS = "record building (gateway/sources)"
@@ -57,6 +57,10 @@ RULES: tuple[tuple[str, str | None, str], ...] = (
     ("strawberry/", None, EXECUTION),
     ("httpx/", None, CLIENT),
     ("httpcore/", None, CLIENT),
+    ("httpx_aiohttp/", None, CLIENT),
+    ("aiohttp/", None, CLIENT),
+    ("multidict/", None, CLIENT),
+    ("yarl/", None, CLIENT),
     ("h11/", None, CLIENT),
     ("anyio/", None, CLIENT),
     ("sniffio/", None, CLIENT),

@@ -1,8 +1,10 @@
 """Compiled execution: an :class:`~gateway.graph.plan.OperationPlan` run level by level.
 
-Plain fields are attribute reads written straight into the response; the fields that do work
-call the schema's own resolvers (the same functions graphql-core would call, through the same
-strawberry wrappers), and every such call of one level is awaited together, so loaders batch as
+Plain fields are attribute reads written straight into the response (a subtree of nothing but
+record attributes in one pass, :func:`_read_plain`); the fields that do work call the schema's
+own resolvers (the same functions graphql-core would call, through the same strawberry
+wrappers). A resolver's coroutine is started at once: one that ends without waiting is
+completed on the spot, the others are awaited together, level by level, so loaders batch as
 they do on the standard executor. Semantics follow graphql-core's:
 
 * a field error is located (message, path, nodes) and the field is null; when the field is

@@ -17,6 +17,10 @@
   so that an open breaker fails a request at once instead of after a wait in the queue; the
   limit asks the breaker again once a request has its slot (it may have opened meanwhile).
 
+The client (:class:`~gateway.upstream.client.UpstreamClient`) asks the cache layer for a fresh
+entry before it builds a request: a warm call never enters the stack. The network at the bottom
+is :class:`~gateway.upstream.network.NetworkTransport` (aiohttp behind httpx's API).
+
 A policy that is off has no layer: no retries (``max_retries = 0``), no cache (both TTLs 0), no
 de-duplication (``dedup = false``). Observation is always there: the request's usage feeds its
 log line and ``extensions.cost``.
