@@ -33,6 +33,7 @@ __all__ = ["Backend", "MemoryBackend", "PollState", "RedisBackend"]
 
 Deliver = Callable[[ChangeEvent], None]
 logger = logging.getLogger("gateway.changes")
+LISTEN_BLOCK_MS = 2000  # how long one read of the event stream waits for events
 LISTEN_RETRY_SECONDS = 1.0  # between reads of the event stream while Redis does not answer
 
 
@@ -187,6 +188,11 @@ class RedisBackend:
     def __init__(self, url: str, *, namespace: str, lease_seconds: float,
                  replay_events: int) -> None:
         self._redis: Redis = Redis.from_url(url)
+        # A blocking read must end before the client's socket timeout (redis-py's default is 5 s
+        # since 8.0, the URL may set another), or every quiet read fails as a timeout.
+        timeout = self._redis.connection_pool.connection_kwargs.get("socket_timeout")
+        self._block_ms = max(100, min(LISTEN_BLOCK_MS, int(timeout * 500))) if timeout else \
+            LISTEN_BLOCK_MS
         self._prefix = f"{namespace}:changes"
         self._stream = f"{self._prefix}:events"
         self._lease_ms = int(lease_seconds * 1000)
@@ -235,8 +241,8 @@ class RedisBackend:
                 if last is None:  # from the newest event on: what came before is replay's
                     newest: Any = await self._redis.xrevrange(self._stream, count=1)
                     last = _text(newest[0][0]) if newest else "0-0"
-                answer: Any = await self._redis.xread({self._stream: last}, block=5000,
-                                                      count=100)
+                answer: Any = await self._redis.xread({self._stream: last},
+                                                      block=self._block_ms, count=100)
             except (RedisError, OSError) as exc:  # Redis away: read on where we were, later
                 logger.warning("change stream unreadable: %s", type(exc).__name__)
                 await asyncio.sleep(LISTEN_RETRY_SECONDS)

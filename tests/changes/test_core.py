@@ -187,3 +187,28 @@ async def test_redis_backends_share_one_lease_stream_and_state(redis_url: str) -
         await one.aclose()
         await two.aclose()
 
+
+
+async def test_a_quiet_redis_stream_is_read_on_without_timeouts(
+        redis_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """A blocking read of the event stream ends before the client's socket timeout (redis-py's
+    default, or the URL's: 1 s here), so a quiet stream is no failure: no warning, and an event
+    after the quiet spell arrives at once."""
+    quiet = RedisBackend(f"{redis_url}?socket_timeout=1", namespace="t-quiet", lease_seconds=1,
+                         replay_events=10)
+    heard: list[str] = []
+    listening = asyncio.create_task(quiet.listen(lambda e: heard.append(e.record.upstream_id)))
+    try:
+        with caplog.at_level("WARNING", logger="gateway.changes"):
+            await asyncio.sleep(2.5)  # longer than the socket timeout, nothing published
+            assert await quiet.claim("cc:groups")
+            assert await quiet.commit("cc:groups", PollState(), [event("1")])
+            for _ in range(40):  # a retry after a failed read would take a second
+                if heard:
+                    break
+                await asyncio.sleep(0.025)
+        assert heard == ["1"]
+        assert not [r for r in caplog.records if "unreadable" in r.getMessage()]
+    finally:
+        listening.cancel()
+        await quiet.aclose()
