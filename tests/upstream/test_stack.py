@@ -82,17 +82,19 @@ async def test_stack_retries_then_caches(stacks: Callable[..., Stack]) -> None:
 
 
 async def test_a_fresh_entry_answers_before_any_request_is_built(
-    stacks: Callable[..., Stack], manual: ManualClock
+    stacks: Callable[..., Stack], manual: ManualClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The client asks the cache first: a hit counts as one, is fresh as long as the entry, and
-    builds no httpx request (the client's request hook never fires)."""
+    builds no httpx request."""
     stack = stacks(Script(200))
     built: list[httpx.Request] = []
+    build = stack.client._request
 
-    async def hook(request: httpx.Request) -> None:
-        built.append(request)
+    def counted(*args: Any) -> httpx.Request:
+        built.append(build(*args))
+        return built[-1]
 
-    stack.client._http.event_hooks["request"] = [hook]
+    monkeypatch.setattr(stack.client, "_request", counted)
     assert await stack.get() == {"call": 1}
     assert len(built) == 1
     manual.advance(10.0)
@@ -239,3 +241,22 @@ async def test_decoded_and_parsed_answers_stay_within_the_memo_bound(
                                 parse=Parse(count_items))
     assert parsed == ["1"]
     assert stack.script.count == 60
+
+
+def test_the_client_builds_the_request_httpx_would_build() -> None:
+    """Requests are built by the client itself (past httpx's send): the same URL (a base path
+    kept, parameters encoded alike), headers (httpx's defaults, the source's token in its own
+    letter case, the call's own) and timeouts as httpx's client builds."""
+    config = SourceConfig.model_validate({"name": SOURCE, "kind": "axim",
+                                          "base_url": "http://upstream.test/api/v2",
+                                          "token": "tok", "timeout_seconds": 7})
+    client = UpstreamClient(config, auth_headers={"accessToken": "tok"})
+    params = {"search": "a b+c/é", "page": "2"}
+    headers = {"X-Request-ID": "r-1", "accessToken": "client-own"}
+    ours = client._request("/productGroup/all", params, headers, {"gateway.route": "/x"})
+    theirs = client._http.build_request("GET", "/productGroup/all", params=params,
+                                        headers=headers, extensions={"gateway.route": "/x"})
+    assert str(ours.url) == str(theirs.url) == (
+        "http://upstream.test/api/v2/productGroup/all?search=a+b%2Bc%2F%C3%A9&page=2")
+    assert ours.headers.raw == theirs.headers.raw
+    assert ours.extensions == theirs.extensions
