@@ -473,10 +473,11 @@ class _Run:
 
 
 class _NotPlain(Exception):
-    """A value plain reading does not send as it is: it is read again the general way."""
+    """A value plain reading does not send as it is: it is read again the general way. Raised
+    anew each time (rarely: a class seen first, or an error), so that no instance keeps the
+    frames of its last raise alive."""
 
 
-NOT_PLAIN = _NotPlain()
 MIN_INT, MAX_INT = -(2**31), 2**31 - 1  # GraphQL's Int
 
 
@@ -496,37 +497,37 @@ def _read_plain(reads: tuple[PlainRead, ...], source: Any) -> dict[str, Any]:
         value = getattr(source, attribute)
         if value is None:
             if not nullable:
-                raise NOT_PLAIN
+                raise _NotPlain
             out[key] = None
         elif kind == PLAIN_LEAF:
             if type(value) is not detail:
-                raise NOT_PLAIN
+                raise _NotPlain
             out[key] = value
         elif kind == PLAIN_OBJECT:
             if type(value) not in detail.accepted:
-                raise NOT_PLAIN
+                raise _NotPlain
             out[key] = _read_plain(detail.plain, value)
         elif kind == PLAIN_LIST:
             out[key] = _read_plain_list(detail, value)
         elif kind == PLAIN_INT:
             if type(value) is not int or not MIN_INT <= value <= MAX_INT:
-                raise NOT_PLAIN
+                raise _NotPlain
             out[key] = value
         else:  # PLAIN_FLOAT
             if type(value) is not float or not isfinite(value):
-                raise NOT_PLAIN
+                raise _NotPlain
             out[key] = value
     return out
 
 
 def _read_plain_list(read: PlainRead, value: Any) -> list[Any]:
     if type(value) is not list and type(value) is not tuple:
-        raise NOT_PLAIN
+        raise _NotPlain
     _, _, kind, nullable, detail = read
     if kind == PLAIN_LEAF:
         for item in value:
             if type(item) is not detail and (item is not None or not nullable):
-                raise NOT_PLAIN
+                raise _NotPlain
         return list(value)
     accepted, reads = detail.accepted, detail.plain
     items: list[Any] = []
@@ -536,7 +537,7 @@ def _read_plain_list(read: PlainRead, value: Any) -> list[Any]:
         elif item is None and nullable:
             items.append(None)
         else:
-            raise NOT_PLAIN
+            raise _NotPlain
     return items
 
 
