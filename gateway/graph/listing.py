@@ -118,10 +118,11 @@ class Listing(Generic[T]):
         return list(zip(self.items, self.cursors(), strict=True))
 
 
-async def _guard(call: Awaitable[R], report: ErrorSink) -> R | None:
-    """The call's result, or None after reporting a source's failure."""
+async def _guard(report: ErrorSink, call: Callable[..., Awaitable[R]], *args: Any) -> R | None:
+    """``call(*args)``'s result, or None after reporting a source's failure. It takes the call
+    rather than its coroutine: a stream's page is one coroutine, not two."""
     try:
-        return await call
+        return await call(*args)
     except GatewayError as exc:
         if exc.source is None:
             raise
@@ -163,14 +164,14 @@ async def _concat_forward(streams: Sequence[Stream[T]], size: int, fp: Fingerpri
     start = start or (0,) * count
     pages: list[Page[T] | None]
     if count == 1:
-        # One stream (a group's products, twenty times a page): no task, no wrapper coroutine.
-        pages = [None if start[0] == END else await _guarded_window(streams[0], start[0],
-                                                                       size, report)]
+        # One stream (a group's products, twenty times a page): awaited as it is, no task.
+        pages = [None if start[0] == END else await _guard(report, streams[0].window,
+                                                              Window(start[0], size))]
     else:
         # Each stream still in play is asked for a whole page at once: one request per
         # source, all concurrent, however the page ends up split between them.
         pages = await asyncio.gather(*(
-            _guarded_window(s, start[i], size, report) if start[i] != END else _none()
+            _guard(report, s.window, Window(start[i], size)) if start[i] != END else _none()
             for i, s in enumerate(streams)))
     items: list[T] = []
     spans: list[tuple[int, int]] = []  # (stream, items taken) per page, for the cursors
@@ -197,18 +198,6 @@ async def _concat_forward(streams: Sequence[Stream[T]], size: int, fp: Fingerpri
     return Listing(items, total, has_previous, has_next, cursors)
 
 
-async def _guarded_window(stream: Stream[T], offset: int, size: int, report: ErrorSink
-                          ) -> Page[T] | None:
-    """A stream's page, or None after reporting its source's failure."""
-    try:
-        return await stream.window(Window(offset, size))
-    except GatewayError as exc:
-        if exc.source is None:
-            raise
-        report(exc)
-        return None
-
-
 async def _none() -> None:
     return None
 
@@ -218,7 +207,7 @@ async def _concat_backward(streams: Sequence[Stream[T]], size: int, fp: Fingerpr
     count = len(streams)
     end = end or (END,) * count
     # `last` counts from each source's total: one cheap request per source, never a scan.
-    totals = await asyncio.gather(*(_guard(s.total(), report) for s in streams))
+    totals = await asyncio.gather(*(_guard(report, s.total) for s in streams))
     edges: list[tuple[T, Cursor]] = []
     first_position: tuple[int, int] | None = None
     for i in range(count - 1, -1, -1):
@@ -227,7 +216,7 @@ async def _concat_backward(streams: Sequence[Stream[T]], size: int, fp: Fingerpr
             continue
         need = size - len(edges)
         window = Window(max(0, stop - need), min(need, stop))
-        page = await _guard(streams[i].window(window), report)
+        page = await _guard(report, streams[i].window, window)
         if page is None:
             continue
         edges[:0] = [(item, Cursor(fp.value, i, _concat_offsets(end, set(), i, window.offset + j,
@@ -247,7 +236,7 @@ async def _total(streams: Sequence[Stream[Any]], report: ErrorSink) -> int | Non
     known = [s.known_total for s in streams]
     if None not in known:  # every stream read its total with its page: nothing to wait for
         return sum(t or 0 for t in known)
-    calls = [_guard(s.total(), report) for s in streams]
+    calls = [_guard(report, s.total) for s in streams]
     totals = [await calls[0]] if len(calls) == 1 else await asyncio.gather(*calls)
     return None if any(t is None for t in totals) else sum(t or 0 for t in totals)
 
@@ -255,7 +244,7 @@ async def _total(streams: Sequence[Stream[Any]], report: ErrorSink) -> int | Non
 async def merged(streams: Sequence[ListStream[T]], sort: Callable[[list[T]], list[T]],
                  args: PageArgs, fp: Fingerprint, report: ErrorSink) -> Listing[T]:
     """A page of the streams merged in ``sort`` order (ties: stream order, as given to sort)."""
-    loaded = await asyncio.gather(*(_guard(s.items(), report) for s in streams))
+    loaded = await asyncio.gather(*(_guard(report, s.items) for s in streams))
     count = len(streams)
     ordered = _ranked(loaded, sort)
     total = None if any(items is None for items in loaded) else len(ordered)

@@ -25,7 +25,7 @@ import asyncio
 import re
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ClassVar, TypeVar, cast
 
 import msgspec
@@ -44,7 +44,7 @@ from gateway.sources.records import (
     Variant,
     VariantOption,
 )
-from gateway.sources.shape import ShapeError
+from gateway.sources.shape import ShapeError, as_utc
 from gateway.upstream.client import Params, Parse
 from gateway.upstream.paging import Slice, fetch_window, plan_pages, read_all
 from gateway.window import Page, Window
@@ -331,8 +331,8 @@ def _group(adapter: AximAdapter, row: _Group) -> GroupRecord:
         name=row.name,
         status=GroupStatus.INACTIVE if row.status is False else GroupStatus.ACTIVE,
         restrict_access=row.restrictAccess,
-        created_at=_utc(row.createdAt),
-        updated_at=_utc(row.updatedAt),
+        created_at=as_utc(row.createdAt),
+        updated_at=as_utc(row.updatedAt),
         product_count=row.productCount,
     )
 
@@ -350,15 +350,10 @@ def _product(adapter: AximAdapter, row: _Product, group_id: str) -> ProductRecor
         categories=row.categories or [],
         # Decoded for this record alone: kept, not copied (a list of the subclass).
         variants=cast(list[Variant], row.variants) if row.variants else [],
-        created_at=_utc(row.createdAt),
-        updated_at=_utc(row.updatedAt),
+        created_at=as_utc(row.createdAt),
+        updated_at=as_utc(row.updatedAt),
     )
 
-
-def _utc(moment: datetime | None) -> datetime | None:
-    """A time as every adapter gives it: timezone-aware, UTC when the upstream named no zone."""
-    return moment if moment is None or moment.tzinfo is not None else moment.replace(
-        tzinfo=UTC)
 
 
 async def _given(products: list[ProductRecord]) -> list[ProductRecord]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["ShapeError", "iso_time", "number", "optional", "parse_iso_time", "required",
+__all__ = ["ShapeError", "as_utc", "iso_time", "number", "optional", "parse_iso_time", "required",
            "strings", "text"]
 
 
@@ -73,4 +73,10 @@ def parse_iso_time(raw: str | None, key: str) -> datetime | None:
         moment = datetime.fromisoformat(raw)
     except ValueError:
         raise ShapeError(f"'{key}' is not an ISO 8601 time") from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return as_utc(moment)
+
+
+def as_utc(moment: datetime | None) -> datetime | None:
+    """A time as every adapter gives it: timezone-aware, UTC when the upstream named no zone."""
+    return moment if moment is None or moment.tzinfo is not None else moment.replace(
+        tzinfo=UTC)
