@@ -186,5 +186,17 @@ async def subscribed(gateway: Gateway, count: int) -> None:
     await asyncio.to_thread(gateway.wait_subscribers, count)
 
 
+async def hears_one_event(gateway: Gateway, session: AsyncClientSession, group: Record) -> str:
+    """One group subscription over ``session`` (the only one open) hears one announced change
+    of ``group`` and ends; the event id it heard, which is the one announced."""
+    stream = session.subscribe(request(GROUP_CHANGES))
+    first = asyncio.ensure_future(anext(stream))
+    await subscribed(gateway, 1)
+    [announced] = gateway.announce(event(group))
+    assert (await within(first))["productGroupChanged"]["eventId"] == announced
+    await stream.aclose()
+    return str(announced)
+
+
 def codes(errors: list[Json] | None) -> list[str]:
     return [error["extensions"]["code"] for error in errors or ()]

@@ -29,6 +29,7 @@ from tests.subscriptions.conftest import (
     Json,
     codes,
     event,
+    hears_one_event,
     request,
     sse,
     subscribed,
@@ -83,12 +84,7 @@ async def test_the_total_limit_refuses_on_both_transports(start: Start) -> None:
         assert got.id == event_id, (got.event, got.data)  # the one admitted goes on
     gateway.wait_subscribers(0)
     async with ws_session(gateway) as session:  # room again
-        stream = session.subscribe(request(GROUP_CHANGES))
-        first = asyncio.ensure_future(anext(stream))
-        await subscribed(gateway, 1)
-        [later] = gateway.announce(event(group))
-        assert (await within(first))["productGroupChanged"]["eventId"] == later
-        await stream.aclose()
+        await hears_one_event(gateway, session, group)
 
 
 @pytest.fixture

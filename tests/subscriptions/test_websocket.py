@@ -19,6 +19,7 @@ from tests.subscriptions.conftest import (
     Gateway,
     codes,
     event,
+    hears_one_event,
     request,
     subscribed,
     within,
@@ -88,12 +89,7 @@ async def test_a_filter_chooses_the_sources_and_kinds_of_change(gateway: Gateway
 async def test_after_an_event_id_replays_exactly_what_was_missed(gateway: Gateway) -> None:
     group = gateway.groups("axim")[0]
     async with ws_session(gateway) as session:
-        stream = session.subscribe(request(GROUP_CHANGES))
-        first = asyncio.ensure_future(anext(stream))
-        await subscribed(gateway, 1)
-        [seen] = gateway.announce(event(group))
-        assert (await within(first))["productGroupChanged"]["eventId"] == seen
-        await stream.aclose()
+        seen = await hears_one_event(gateway, session, group)
         await subscribed(gateway, 0)
         missed = gateway.announce(event(group, ChangeType.UPDATED),
                                   event(group, ChangeType.DELETED))
@@ -120,12 +116,7 @@ async def test_a_subscription_refused_at_its_start_is_an_error_and_the_connectio
             await within(anext(session.subscribe(request(GROUP_CHANGES, **variables))))
         assert codes(refused.value.errors) == [code]
         assert words in refused.value.errors[0]["message"]  # type: ignore[index]
-        stream = session.subscribe(request(GROUP_CHANGES))  # the same connection goes on
-        first = asyncio.ensure_future(anext(stream))
-        await subscribed(gateway, 1)
-        [event_id] = gateway.announce(event(group))
-        assert (await within(first))["productGroupChanged"]["eventId"] == event_id
-        await stream.aclose()
+        await hears_one_event(gateway, session, group)  # the same connection goes on
 
 
 async def test_at_most_max_subscriptions_per_connection_run_at_once(start: Any) -> None:
