@@ -1,4 +1,5 @@
-"""The milliseconds each refusal costs: every attack of issue 11 sent to the gateway in process.
+"""The milliseconds each refusal costs: every attack of issues 11 and 22 sent to the gateway in
+process.
 
     python -m bench.refusals [--repeat 20]
 
@@ -79,6 +80,24 @@ def _deep(n: int) -> dict[str, Any]:
                      + "parent { " * 20 + "name" + " }" * 20 + " } } }"}
 
 
+PRODUCT = ("fragment P on Product { id upstreamId name sku price status description categories "
+           "createdAt updatedAt source { id kind } productClass { upstreamId name } "
+           "attributes { code value } variants { upstreamId sku name price cost salePrice "
+           "isActive options { name label value } inventory { stock minStock } } }")
+
+
+def _answer_size(n: int) -> dict[str, Any]:
+    """30 aliases of every Axim group with its first 50 products, every field (~70 MB)."""
+    lists = " ".join(f'a{i}: productGroups(first: 100, filter: {{sources: ["axim"]}}) '
+                     "{ nodes { id name products(first: 50) { nodes { ...P } } } }"
+                     for i in range(30))
+    return {"query": f"query Shelves{n} {{ {lists} }} {PRODUCT}"}
+
+
+def _operation_name(n: int) -> dict[str, Any]:
+    return {"query": "{ sources { id } }", "operationName": f"N{n}" + "x" * 900_000}
+
+
 def _comments(n: int) -> dict[str, Any]:
     return {"query": "\n".join(f"# {n} padding {i}" for i in range(30_000))
                      + "\n{ sources { id } }"}
@@ -104,6 +123,9 @@ REFUSALS = (
     Refusal("fields 23 deep", "DOCUMENT_LIMIT_EXCEEDED/max_depth", _deep),
     Refusal("30,000 comments", "DOCUMENT_LIMIT_EXCEEDED/max_tokens", _comments),
     Refusal("a 1.1 MB body", "PAYLOAD_TOO_LARGE", _oversized),
+    Refusal("30 x 100 groups x 50 products, every field (~70 MB)", "QUERY_TOO_COMPLEX",
+            _answer_size),
+    Refusal("a 900 KB `operationName`", "BAD_USER_INPUT", _operation_name),
 )
 
 

@@ -77,7 +77,12 @@ from gateway.graph.compiled import PlanCache
 from gateway.graph.cost import CostModel
 from gateway.graph.documents import DocumentCache
 from gateway.metrics import CONTENT_TYPE, worker_exited
-from gateway.persisted import PersistedOperations, TrustedDocumentError, load_trusted
+from gateway.persisted import (
+    PersistedOperations,
+    TrustedDocumentError,
+    document_store,
+    load_trusted,
+)
 from gateway.playground import DEFAULT_ASSETS, Playground
 from gateway.rate_limits import RateLimits
 from gateway.response_cache import ResponseCache
@@ -149,6 +154,8 @@ def create_app(config: Config, *, clock: Clock = SYSTEM_CLOCK,
             restore()
             await changes.aclose()
             await rate_limits.aclose()
+            if endpoint.persisted.documents is not None:
+                await endpoint.persisted.documents.aclose()
             await runtime.aclose()
             if tracing is not None:
                 tracing.shutdown()
@@ -172,7 +179,7 @@ def create_app(config: Config, *, clock: Clock = SYSTEM_CLOCK,
         playground = Playground(assets)
     documents = DocumentCache(config.limits)
     plans = PlanCache(documents=documents) if server.compiled_execution else None
-    cost = CostModel(runtime.adapters, config.limits.max_cost)
+    cost = CostModel(runtime.adapters, config.limits.max_cost, config.limits.max_response_values)
     responses = None
     if config.response_cache.enabled:
         shared = runtime.store if runtime.store.url_kind == "redis" else None
@@ -269,7 +276,7 @@ class _GraphQLFirst:
 
 def persisted_operations(config: Config, schema: Schema, documents: DocumentCache,
                          runtime: Runtime, cost: CostModel) -> PersistedOperations:
-    """``[persisted]``: APQ documents in the runtime's store (shared through Redis); in
+    """``[persisted]``: APQ documents within their own byte budget (shared through Redis); in
     trusted mode the registered operations, each parsed at the single parse site and validated
     against the schema at start (a document that fails stops the start)."""
     settings = config.persisted
@@ -288,8 +295,9 @@ def persisted_operations(config: Config, schema: Schema, documents: DocumentCach
             trusted = load_trusted(settings, check)
         except TrustedDocumentError as exc:
             raise ConfigError(f"[persisted]: {exc}") from None
-    return PersistedOperations(settings, store=runtime.store, clock=runtime.clock,
-                               trusted=trusted)
+    kept = document_store(settings, cache_url=config.cache.url,
+                          namespace=config.cache.namespace, clock=runtime.clock)
+    return PersistedOperations(settings, documents=kept, trusted=trusted)
 
 
 def app_from_env() -> Starlette:

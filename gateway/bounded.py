@@ -4,7 +4,8 @@ arrives, the memo's size stays bounded.
 :class:`BoundedDict` keeps at most ``max_entries`` items (oldest insertion out first), for memos of
 small values. :class:`ByteBoundedLRU` keeps values whose sizes add up to at most ``max_bytes``
 (least recently used out first), for memos whose values may be large: a byte bound holds however
-large each value is, where an entry count holds only while values stay small.
+large each value is, where an entry count holds only while values stay small; an
+:class:`ExpiringLRU` is one whose values also expire.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Generic, TypeVar
 
-__all__ = ["BoundedDict", "ByteBoundedLRU"]
+__all__ = ["BoundedDict", "ByteBoundedLRU", "ExpiringLRU"]
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -98,3 +99,23 @@ class ByteBoundedLRU(Generic[K, V]):
     def clear(self) -> None:
         self._items.clear()
         self.bytes = 0
+
+
+class ExpiringLRU(ByteBoundedLRU[K, tuple[V, float]]):
+    """A :class:`ByteBoundedLRU` of values kept with the time they expire at (on whatever clock
+    the caller reads): a value whose time has come is a miss, and leaves when read, or when
+    room is needed (no timer per entry)."""
+
+    def fresh(self, key: K, now: float) -> V | None:
+        """The value of ``key`` unless it expired by ``now``."""
+        entry = self.get(key)
+        if entry is None:
+            return None
+        value, expires_at = entry
+        if now >= expires_at:
+            self.pop(key)
+            return None
+        return value
+
+    def keep(self, key: K, value: V, expires_at: float, nbytes: int) -> None:
+        self.put(key, (value, expires_at), nbytes)

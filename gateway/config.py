@@ -238,6 +238,10 @@ class LimitSettings(_Strict):
     max_validation_work: int = Field(default=5000, ge=100)
     # The cost: upstream requests the query may make at most (gateway/graph/cost.py).
     max_cost: int = Field(default=1000, ge=1)
+    # The answer's size, priced with the cost: values it may hold (every field of every object
+    # and every item of every list, through aliases and fragments; a connection's page at its
+    # size, a list of records at its @listSize).
+    max_response_values: int = Field(default=200_000, ge=100)
     # Runtime backstops: upstream requests one GraphQL request may make, and its answer's size.
     max_upstream_requests: int = Field(default=1000, ge=1)
     max_response_bytes: int = Field(default=10_000_000, ge=1024)
@@ -254,8 +258,10 @@ class PersistedSettings(_Strict):
     # "apq": Apollo's automatic persisted queries (a client sends a hash; the query once when
     # it misses); "trusted": only the registered operations run (a safelist); "off": neither.
     mode: PersistedMode = "apq"
-    # APQ documents are kept this long in the [cache] store (memory, or Redis: shared).
+    # APQ documents are kept this long (in memory, or in the [cache] Redis: shared) …
     apq_ttl_seconds: float = Field(default=86400.0, gt=0, le=30 * 86400)
+    # … within this many bytes of their own, apart from the upstream answers (the oldest out).
+    max_bytes: int = Field(default=16 * 2**20, ge=0)
     # Trusted mode's registered operations: every *.graphql file of these directories (one
     # operation or several per file) and these manifests (Apollo's persisted-query manifest,
     # or Relay's {"<id>": "<query text>"}). Relative paths: from the working directory.

@@ -128,6 +128,10 @@ REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 # The name of a document's first operation, read without parsing (a response-cache hit).
 LEADING_NAME = re.compile(r"\s*(?:query|mutation|subscription)\s+([_A-Za-z][_0-9A-Za-z]*)")
 MAX_LOGGED_CODES = 16  # error codes of one request's access-log line (a stream has many results)
+MAX_OPERATION_NAME = 256  # characters of `operationName` (a GraphQL name; ours are far shorter)
+# Characters of an error's message and of each step of its path that are sent: what a client
+# wrote (a name, a variable's value) is echoed up to this much.
+MAX_ERROR_TEXT = 512
 
 access_logger = logging.getLogger("gateway.access")
 T = TypeVar("T")
@@ -205,8 +209,7 @@ class GraphQLEndpoint:
         self.max_body_bytes = max_body_bytes
         self.access_log = access_log
         self.csrf_prevention = csrf_prevention
-        self.persisted = persisted or PersistedOperations(PersistedSettings(), store=None,
-                                                          clock=runtime.clock)
+        self.persisted = persisted or PersistedOperations(PersistedSettings(), documents=None)
         self.auth = auth or Authenticator(AuthSettings())
         self.rate_limits = rate_limits or RateLimits(RateLimitSettings(), cache_url="memory://",
                                                      namespace="-")
@@ -338,7 +341,8 @@ class GraphQLEndpoint:
         except PersistedError as exc:
             return _persisted_error(exc, media_type)
         try:
-            document = self.documents.parse(params["query"], params.get("variables"))
+            document = await self.documents.admit(params["query"], params.get("variables"),
+                                                  self.schema._schema)
         except GraphQLError as error:
             return _result_response(None, [error], None, media_type,
                                     ErrorCode.GRAPHQL_PARSE_FAILED, access.codes)
@@ -368,7 +372,7 @@ class GraphQLEndpoint:
         access.outcome = ("ok" if not result.errors else
                           "error" if result.data is None else "partial")
         if persisted.register and _validated(result.data, result.errors):
-            await self.persisted.register(persisted)
+            await self._register(client, persisted)
         extensions = result.extensions
         if access.cost:
             extensions = {**(extensions or {}), "cost": self._cost(
@@ -391,6 +395,13 @@ class GraphQLEndpoint:
         if request.method == "GET":
             response.headers["Cache-Control"] = "no-store"
         return response
+
+    async def _register(self, client: Client, persisted: Persisted) -> None:
+        """Keep an APQ document, counted against the client's request budget (a client past
+        it got its answer, but nothing is kept)."""
+        cost = self.persisted.registration_cost(persisted)
+        if cost and await self.rate_limits.take(client, cost):
+            await self.persisted.register(persisted)
 
     def _cost(self, scope: RequestScope, document: DocumentNode, operation_name: str | None
               ) -> dict[str, Any]:
@@ -444,7 +455,8 @@ class GraphQLEndpoint:
             raise _too_many(exc) from None
         check_variables(params.get("variables"), self.documents.limits)
         params["query"] = await self.persisted.lookup(self.persisted.read(params))
-        document = self.documents.parse(params["query"], params.get("variables"))
+        document = await self.documents.admit(params["query"], params.get("variables"),
+                                              self.schema._schema)
         operation_error = _operation_error(document, params.get("operationName"))
         if operation_error is not None:
             raise GraphQLError(operation_error)
@@ -573,6 +585,8 @@ class GraphQLEndpoint:
             request_id=request_id,
             deadline=(self.runtime.clock.monotonic()
                       + self.runtime.config.server.request_timeout_seconds),
+            clock=self.runtime.clock,
+            max_response_bytes=self.runtime.config.limits.max_response_bytes,
             upstream_budget=self.runtime.config.limits.max_upstream_requests,
         )
         try:
@@ -782,8 +796,12 @@ def _checked(params: dict[str, Any]) -> dict[str, Any]:
     persisted = isinstance(extensions, dict) and "persistedQuery" in extensions
     if not (persisted and query is None) and (not isinstance(query, str) or not query.strip()):
         raise RequestError(400, "`query` must be a non-empty string")
-    if params.get("operationName") is not None and not isinstance(params["operationName"], str):
+    name = params.get("operationName")
+    if name is not None and not isinstance(name, str):
         raise RequestError(400, "`operationName` must be a string or null")
+    if name is not None and len(name) > MAX_OPERATION_NAME:
+        raise RequestError(400, f"`operationName` must be at most {MAX_OPERATION_NAME} "
+                                f"characters long (it has {len(name)})")
     for key in ("variables", "extensions"):
         if params.get(key) is not None and not isinstance(params[key], dict):
             raise RequestError(400, f"`{key}` must be a map (a JSON object) or null")
@@ -892,7 +910,12 @@ def _formatted(error: GraphQLError, request_error_code: ErrorCode) -> dict[str, 
 def coded(formatted: dict[str, Any], request_error_code: ErrorCode) -> dict[str, Any]:
     """A formatted error with its ``extensions.code``: when it has none, an error of execution
     (with a ``path``) is unexpected, one of variable coercion is the client's, and any other
-    came before execution (``request_error_code``)."""
+    came before execution (``request_error_code``). Its message and path are bounded
+    (:func:`bounded`): they may echo what the client wrote."""
+    formatted["message"] = bounded(str(formatted.get("message", "")))
+    if formatted.get("path"):
+        formatted["path"] = [bounded(step) if isinstance(step, str) else step
+                             for step in formatted["path"]]
     extensions = formatted.get("extensions") or {}
     if "code" not in extensions:
         if formatted.get("path") is not None:
@@ -905,6 +928,13 @@ def coded(formatted: dict[str, Any], request_error_code: ErrorCode) -> dict[str,
     return formatted
 
 
+def bounded(text: str, limit: int = MAX_ERROR_TEXT) -> str:
+    """``text``, or its first ``limit`` characters and how many more there were."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit} more characters)"
+
+
 def error_payload(error: RequestError | PersistedError | GraphQLError) -> dict[str, Any]:
     """A refusal as one formatted GraphQL error (a WebSocket operation's ``error`` message)."""
     if isinstance(error, GraphQLError):
@@ -913,7 +943,7 @@ def error_payload(error: RequestError | PersistedError | GraphQLError) -> dict[s
     retry_after = error.headers.get("Retry-After") if isinstance(error, RequestError) else None
     if retry_after is not None:
         extensions["retryAfter"] = int(retry_after)
-    return {"message": error.message, "extensions": extensions}
+    return {"message": bounded(error.message), "extensions": extensions}
 
 
 def _validated(data: Any, errors: list[GraphQLError] | None) -> bool:
@@ -934,6 +964,7 @@ def _too_many(exc: RateLimited) -> RequestError:
 
 
 def _json_error(error: RequestError) -> Response:
-    body = {"errors": [{"message": error.message, "extensions": {"code": error.code.value}}]}
+    body = {"errors": [{"message": bounded(error.message),
+                        "extensions": {"code": error.code.value}}]}
     return Response(orjson.dumps(body), status_code=error.status, headers=error.headers,
                     media_type="application/json; charset=utf-8")

@@ -14,7 +14,9 @@ terminal: ``make run``)::
 Loggers: ``gateway.access`` (a line per GraphQL request, ``[server] access_log``),
 ``gateway.upstream`` (a line per failed upstream call), ``gateway.errors``, ``gateway.cache``,
 ``gateway.runtime``; uvicorn's own under ``uvicorn``. No line carries a token, a secret or an
-upstream URL: fields name sources and route templates only.
+upstream URL: fields name sources and route templates only. A line carries at most
+:data:`MAX_FIELD` characters of any one field (what a client wrote may reach a line: an
+operation name, a path with its query string): the rest is cut, and counted.
 """
 
 from __future__ import annotations
@@ -22,13 +24,25 @@ from __future__ import annotations
 import copy
 import logging
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import orjson
 import structlog
 from uvicorn.config import LOGGING_CONFIG
 
-__all__ = ["formatter", "log_config", "wants_json"]
+__all__ = ["MAX_FIELD", "formatter", "log_config", "wants_json"]
+
+MAX_FIELD = 1024  # characters of one field of a line
+
+
+def _bounded(logger: Any, method: str, event: MutableMapping[str, Any]
+             ) -> MutableMapping[str, Any]:
+    """Every text field of the line, cut to :data:`MAX_FIELD` characters."""
+    for key, value in event.items():
+        if isinstance(value, str) and len(value) > MAX_FIELD:
+            event[key] = f"{value[:MAX_FIELD]}… ({len(value) - MAX_FIELD} more characters)"
+    return event
 
 
 def _drop_copies(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
@@ -58,7 +72,8 @@ def formatter(json: bool = True) -> logging.Formatter:
     else:
         renderer = [structlog.dev.ConsoleRenderer(colors=False)]
     return structlog.stdlib.ProcessorFormatter(
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *renderer],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, _bounded,
+                    *renderer],
         foreign_pre_chain=pre_chain)
 
 

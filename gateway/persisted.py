@@ -25,29 +25,33 @@ a hash-only request is answered from it without looking the document up.
 from __future__ import annotations
 
 import hashlib
+import logging
+import math
 import re
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
+import redis.asyncio
 from graphql import DocumentNode, GraphQLError
 
-from gateway.bounded import BoundedDict
+from gateway.bounded import ExpiringLRU
 from gateway.clock import Clock
-from gateway.config import PersistedSettings
+from gateway.config import PersistedSettings, is_redis_url
 from gateway.errors import ErrorCode
-from gateway.upstream.store import CachedAnswer, ResponseStore
 
-__all__ = ["Persisted", "PersistedError", "PersistedOperations", "TrustedDocumentError",
+__all__ = ["DocumentStore", "MemoryDocuments", "Persisted", "PersistedError",
+           "PersistedOperations", "RedisDocuments", "TrustedDocumentError", "document_store",
            "load_trusted", "sha256"]
 
-KEY_PREFIX = "apq1:"  # in the [cache] store, beside the upstream answers
+logger = logging.getLogger("gateway.persisted")
 SHA256 = re.compile(r"[0-9a-f]{64}")
 MAX_ID_LENGTH = 200
-LOCAL_DOCUMENTS = 1024  # registered documents this process remembers without the store
-MEDIA_TYPE = "application/graphql"
+ENTRY_OVERHEAD = 200  # a kept document's key, tuple and LRU node, besides its text (tracemalloc)
+REGISTRATION_BYTES = 65_536  # a registration counts one request per this much text
 
 
 def sha256(text: str) -> str:
@@ -83,16 +87,14 @@ NOT_FOUND = PersistedError(ErrorCode.PERSISTED_QUERY_NOT_FOUND, "PersistedQueryN
 
 
 class PersistedOperations:
-    def __init__(self, settings: PersistedSettings, *, store: ResponseStore | None,
-                 clock: Clock, trusted: Mapping[str, str] | None = None) -> None:
+    def __init__(self, settings: PersistedSettings, *, documents: DocumentStore | None,
+                 trusted: Mapping[str, str] | None = None) -> None:
         self.settings = settings
         self.mode = settings.mode
-        self.store = store
-        self.clock = clock
+        self.documents = documents
         # Trusted mode: id → text, and the SHA-256 of every registered text.
         self.trusted: dict[str, str] = dict(trusted or {})
         self._trusted_hashes = {sha256(text): text for text in self.trusted.values()}
-        self._local: BoundedDict[str, str] = BoundedDict(LOCAL_DOCUMENTS)
 
     def read(self, params: Mapping[str, Any]) -> Persisted:
         """What ``params`` ask to run, or :class:`PersistedError` (before any other work)."""
@@ -118,37 +120,164 @@ class PersistedOperations:
                 raise _not_in_list()
             return Persisted(sha256(text), text)
         if query is None:
-            return Persisted(identifier, self._local.get(identifier))
+            return Persisted(identifier, None)
         if sha256(query) != identifier:
             raise PersistedError(ErrorCode.PERSISTED_QUERY_HASH_MISMATCH,
                                  "provided sha256Hash does not match the query", status=400)
-        return Persisted(identifier, query, register=identifier not in self._local)
+        return Persisted(identifier, query, register=True)
 
     async def lookup(self, persisted: Persisted) -> str:
         """The text of an APQ hash-only request, or ``PersistedQueryNotFound``."""
         if persisted.query is not None:
             return persisted.query
-        answer = None if self.store is None else await self.store.get(KEY_PREFIX + persisted.hash)
-        if answer is None:
+        text = None if self.documents is None else await self.documents.get(persisted.hash)
+        if text is None or sha256(text) != persisted.hash:  # never run what was not kept whole
             raise NOT_FOUND
-        text = answer.body.decode()
-        if sha256(text) != persisted.hash:  # never run what the store did not keep whole
-            raise NOT_FOUND
-        self._local.put(persisted.hash, text)
         return text
+
+    def registration_cost(self, persisted: Persisted) -> int:
+        """The requests a registration counts against the client's budget (0: none to make)."""
+        if not persisted.register or persisted.query is None or self.documents is None:
+            return 0
+        return max(1, math.ceil(len(persisted.query) / REGISTRATION_BYTES))
 
     async def register(self, persisted: Persisted) -> None:
         """Keep an APQ document. Called only once the request's document parsed and passed
         validation: the endpoint's single parse site (``DocumentCache.parse``, with the document
-        limits) and the schema's rules (the cost rule among them), so those guard registration."""
-        if not persisted.register or persisted.query is None:
-            return
-        self._local.put(persisted.hash, persisted.query)
-        if self.store is not None:
-            answer = CachedAnswer(round(self.clock.wall(), 3), 200, MEDIA_TYPE,
-                                  persisted.query.encode())
-            await self.store.set(KEY_PREFIX + persisted.hash, answer,
-                                 self.settings.apq_ttl_seconds)
+        limits) and the schema's rules (the cost rule among them), so those guard registration;
+        and once the client's request budget took :meth:`registration_cost`."""
+        if persisted.register and persisted.query is not None and self.documents is not None:
+            await self.documents.put(persisted.hash, persisted.query)
+
+
+# -- where registered documents are kept --------------------------------------------------------
+
+
+class DocumentStore(Protocol):
+    """Registered APQ documents by SHA-256, within a byte budget of their own."""
+
+    async def get(self, digest: str) -> str | None: ...
+
+    async def put(self, digest: str, text: str) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class MemoryDocuments:
+    """Documents in this process: their memory at most ``max_bytes`` (least recently used out
+    first), each kept ``ttl`` seconds (on ``clock``)."""
+
+    def __init__(self, max_bytes: int, ttl: float, clock: Clock) -> None:
+        self.ttl = ttl
+        self.clock = clock
+        self.kept: ExpiringLRU[str, str] = ExpiringLRU(max_bytes)
+
+    async def get(self, digest: str) -> str | None:
+        return self.kept.fresh(digest, self.clock.monotonic())
+
+    async def put(self, digest: str, text: str) -> None:
+        self.kept.keep(digest, text, self.clock.monotonic() + self.ttl,
+                       sys.getsizeof(text) + len(digest) + ENTRY_OVERHEAD)
+
+    async def aclose(self) -> None:
+        self.kept.clear()
+
+
+# Registers one document within the budget, atomically: the oldest registrations leave first
+# while they are past their TTL or the new one does not fit. KEYS: the order of registration (a
+# sorted set of digests by a sequence number), the entries (a hash: digest -> "size time"), the
+# bytes registered (a counter) and the sequence. ARGV: the documents' key prefix, the digest,
+# the text, the budget, now and the TTL (milliseconds).
+REGISTER = """
+local order, entries, total, sequence = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local prefix, digest, text = ARGV[1], ARGV[2], ARGV[3]
+local budget, now, ttl = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local size = string.len(text)
+if size > budget then return 0 end
+local function drop(kept)
+  local entry = redis.call('HGET', entries, kept)
+  if entry then redis.call('DECRBY', total, tonumber(string.match(entry, '^(%d+)'))) end
+  redis.call('ZREM', order, kept)
+  redis.call('HDEL', entries, kept)
+  redis.call('DEL', prefix .. kept)
+end
+drop(digest)
+while true do
+  local oldest = redis.call('ZRANGE', order, 0, 0)
+  if #oldest == 0 then break end
+  local entry = redis.call('HGET', entries, oldest[1]) or '0 0'
+  local registered = tonumber(string.match(entry, ' (%d+)$'))
+  local used = tonumber(redis.call('GET', total) or '0')
+  if registered > now - ttl and used + size <= budget then break end
+  drop(oldest[1])
+end
+redis.call('SET', prefix .. digest, text, 'PX', ttl)
+redis.call('ZADD', order, redis.call('INCR', sequence), digest)
+redis.call('HSET', entries, digest, size .. ' ' .. now)
+redis.call('INCRBY', total, size)
+return 1
+"""
+
+
+class RedisDocuments:
+    """Documents in Redis, shared by every gateway process: their texts at most ``max_bytes``
+    (the oldest registration out first), each kept ``ttl`` seconds; the ones this process read
+    are copied into a :class:`MemoryDocuments` of the same budget. A Redis that fails is a miss
+    (the client sends its query again), logged."""
+
+    def __init__(self, url: str, *, namespace: str, max_bytes: int, ttl: float,
+                 clock: Clock) -> None:
+        self.max_bytes = max_bytes
+        self.ttl = ttl
+        self.clock = clock
+        # One hash tag: every key of the documents is in one slot of a Redis Cluster.
+        self.prefix = f"{namespace}:{{apq2}}:"
+        self.local = MemoryDocuments(max_bytes, ttl, clock)
+        self._pool = redis.asyncio.ConnectionPool.from_url(url)
+        self._redis = redis.asyncio.Redis(connection_pool=self._pool)
+        self._register = self._redis.register_script(REGISTER)
+
+    async def get(self, digest: str) -> str | None:
+        text = await self.local.get(digest)
+        if text is not None:
+            return text
+        try:
+            raw = await self._redis.get(f"{self.prefix}doc:{digest}")
+        except Exception as exc:  # a store outage must not fail a request
+            logger.warning("persisted documents read failed: %s", type(exc).__name__)
+            return None
+        if not isinstance(raw, bytes):
+            return None
+        text = raw.decode("utf-8", "replace")
+        await self.local.put(digest, text)
+        return text
+
+    async def put(self, digest: str, text: str) -> None:
+        await self.local.put(digest, text)
+        keys = [f"{self.prefix}{name}" for name in ("order", "entries", "bytes", "sequence")]
+        arguments: list[str | bytes | int] = [
+            f"{self.prefix}doc:", digest, text.encode(), self.max_bytes,
+            round(self.clock.wall() * 1000), round(self.ttl * 1000)]
+        try:
+            await self._register(keys=keys, args=arguments)
+        except Exception as exc:
+            logger.warning("persisted documents write failed: %s", type(exc).__name__)
+
+    async def aclose(self) -> None:
+        await self.local.aclose()
+        await self._redis.aclose()
+        await self._pool.aclose()
+
+
+def document_store(settings: PersistedSettings, *, cache_url: str, namespace: str,
+                   clock: Clock) -> DocumentStore | None:
+    """Where APQ documents are kept for ``settings`` (None unless the mode is "apq")."""
+    if settings.mode != "apq":
+        return None
+    if is_redis_url(cache_url):
+        return RedisDocuments(cache_url, namespace=namespace, max_bytes=settings.max_bytes,
+                              ttl=settings.apq_ttl_seconds, clock=clock)
+    return MemoryDocuments(settings.max_bytes, settings.apq_ttl_seconds, clock)
 
 
 def _not_in_list() -> PersistedError:

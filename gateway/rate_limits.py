@@ -94,6 +94,20 @@ class RateLimits:
             item = self._items[limit] = RateLimitItemPerMinute(limit)
         return item
 
+    async def take(self, client: Client, requests: int) -> bool:
+        """Count ``requests`` more when that many are left of ``requests_per_minute`` (what a
+        request does besides itself: an APQ registration); False, counting none, otherwise."""
+        item = self._item(client, "requests_per_minute")
+        if item is None:
+            return True
+        try:
+            if not await self._limiter.test(item, "requests", client.rate_key, cost=requests):
+                return False
+            return await self._limiter.hit(item, "requests", client.rate_key, cost=requests)
+        except Exception as exc:  # the counter store is down: admit
+            logger.warning("rate limit store failed: %s", type(exc).__name__)
+            return True
+
     async def admit(self, client: Client) -> None:
         """Count one request; :class:`RateLimited` past ``requests_per_minute``."""
         item = self._item(client, "requests_per_minute")

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.credentials import Credential
 from gateway.languages import LanguageRange, parse_accept_language
 from gateway.shared import SharedTasks
@@ -88,6 +89,8 @@ class RequestScope:
     language: str | None = None  # the client's Accept-Language, as sent (checked at the edge)
     request_id: str = ""
     deadline: float | None = None  # clock.monotonic() by which the whole request must answer
+    clock: Clock = SYSTEM_CLOCK  # what the deadline is read on
+    max_response_bytes: int | None = None  # the answer's longest JSON ([limits])
     stale: dict[str, float] = field(default_factory=dict)  # source → seconds past fresh
     # clock.wall() until which every upstream answer read so far stays fresh (the response
     # cache keeps an answer no longer than this); an answer not cached makes it "now".

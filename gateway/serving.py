@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import gc
 import logging
 import signal
@@ -174,12 +175,35 @@ def freeze_startup_heap() -> None:
     """Tune the garbage collector for serving: move everything the process has built so far
     (modules, the schema, the app) out of its reach, since they live as long as the process yet
     every full collection would walk all of them (over 100,000 objects); and collect the young
-    generation less often (:data:`YOUNG_GENERATION_THRESHOLD`). Called once by the server
+    generation less often (:data:`YOUNG_GENERATION_THRESHOLD`); and give large blocks back to
+    the system when they are freed (:func:`_return_large_blocks`). Called once by the server
     process, after the app is built."""
     gc.collect()
     gc.freeze()
     _, middle, old = gc.get_threshold()
     gc.set_threshold(YOUNG_GENERATION_THRESHOLD, middle, old)
+    _return_large_blocks()
+
+
+# glibc's mallopt parameter, and the size from which a block is mapped on its own.
+M_MMAP_THRESHOLD = -3
+LARGE_BLOCK_BYTES = 256 * 1024
+
+
+def _return_large_blocks() -> None:
+    """Blocks of :data:`LARGE_BLOCK_BYTES` or more (a request body near ``max_body_bytes``, its
+    text, their copies) are mapped on their own and unmapped when freed. glibc's own threshold
+    moves up to 32 MB as such blocks are freed, after which they come from the heap and stay
+    in the process: 400 requests of 900 KB grew it by 20 MB more than what it kept. Upstream
+    answers (an Axim page: ~120 KB) stay below. Nothing is done where the C library is not
+    glibc."""
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    mallopt(M_MMAP_THRESHOLD, LARGE_BLOCK_BYTES)
 
 
 def _settings(app: ASGIApp) -> ServerSettings | None:

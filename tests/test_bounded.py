@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.bounded import ByteBoundedLRU
+from gateway.bounded import ByteBoundedLRU, ExpiringLRU
 
 
 def test_sizes_stay_within_the_bound_however_many_values_come() -> None:
@@ -115,3 +115,14 @@ def test_it_behaves_as_a_plain_lru_model(ops: list[tuple[str, int, int]]) -> Non
         memo.put(key, key, size)
         assert memo.bytes == sum(model.values()) <= 100
         assert [k for k in range(10) if k in memo] == sorted(model)
+
+
+def test_an_expiring_value_is_a_miss_from_its_time_and_leaves_when_read() -> None:
+    memo: ExpiringLRU[str, str] = ExpiringLRU(100)
+    memo.keep("a", "A", expires_at=10.0, nbytes=40)
+    memo.keep("b", "B", expires_at=20.0, nbytes=40)
+    assert memo.fresh("a", now=9.9) == "A"
+    assert memo.fresh("a", now=10.0) is None and "a" not in memo and memo.bytes == 40
+    memo.keep("c", "C", expires_at=30.0, nbytes=70)  # room made: "b" was the least recent
+    assert "b" not in memo and memo.fresh("c", now=29.0) == "C"
+    assert memo.fresh("missing", now=0.0) is None

@@ -48,6 +48,20 @@ def test_product_ids_round_trip(source: str, upstream_id: str, group_id: str | N
     assert decode_id(encode_id(key)) == key
 
 
+@PROPERTY
+@given(source=id_text, upstream_id=st.one_of(id_text, st.text(max_size=20)), group_id=id_text)
+@example(source="axim", upstream_id="a\x7fb", group_id="\x00\n\"")
+@example(source="axim", upstream_id="\ud800", group_id="g")
+def test_an_id_is_the_same_whatever_its_characters(source: str, upstream_id: str,
+                                                    group_id: str) -> None:
+    # Ids clients hold stay valid: every id is the URL-safe base64 of the standard library's
+    # ASCII JSON, whichever encoder made it.
+    parts = ["1", "P", source, upstream_id, group_id]
+    expected = base64.urlsafe_b64encode(json.dumps(parts, separators=(",", ":")).encode())
+    key = NodeKey(NodeType.PRODUCT, source, upstream_id, group_id)
+    assert encode_id(key) == expected.rstrip(b"=").decode("ascii")
+
+
 def test_ids_are_distinct_across_types_sources_and_groups() -> None:
     keys = [
         NodeKey(NodeType.PRODUCT_GROUP, "s", "1"),

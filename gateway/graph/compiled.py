@@ -31,8 +31,9 @@ from graphql import (
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
+from gateway.graph.context import GatewayContext
 from gateway.graph.documents import DocumentCache
-from gateway.graph.executor import coerce_variables, execute_plan
+from gateway.graph.executor import UNLIMITED, Budget, coerce_variables, execute_plan
 from gateway.graph.plan import OperationPlan, Unsupported, build_plan, directive_variables
 
 __all__ = ["CompiledExecution", "PlanCache"]
@@ -84,7 +85,8 @@ class PlanCache:
             self.runs["standard"] += 1
             return None
         self.runs["compiled"] += 1
-        return await execute_plan(schema, plan, coerced, root_value=root_value, context=context)
+        return await execute_plan(schema, plan, coerced, root_value=root_value, context=context,
+                                  budget=_budget(context))
 
     def __len__(self) -> int:
         return len(self._operations)
@@ -119,6 +121,15 @@ class PlanCache:
             return build_plan(schema, entry.operation, entry.fragments, variables)
         except Unsupported:
             return None
+
+
+def _budget(context: Any) -> Budget:
+    """The answer's budget: the request's deadline and longest answer (its scope's)."""
+    if not isinstance(context, GatewayContext):
+        return UNLIMITED
+    scope = context.scope
+    return Budget(max_bytes=scope.max_response_bytes, deadline=scope.deadline,
+                  clock=scope.clock)
 
 
 class CompiledExecution(SchemaExtension):

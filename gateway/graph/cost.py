@@ -35,18 +35,24 @@ the client may send any value), summed over aliases and fragments (expanded; ``@
 
 from __future__ import annotations
 
+import functools
 import math
+import weakref
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from graphql import (
     ASTValidationRule,
+    DirectiveLocation,
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLEnumType,
     GraphQLError,
+    GraphQLField,
+    GraphQLInputObjectType,
     GraphQLInterfaceType,
     GraphQLNamedType,
     GraphQLObjectType,
@@ -58,17 +64,24 @@ from graphql import (
     NullValueNode,
     ObjectValueNode,
     OperationDefinitionNode,
+    SchemaMetaFieldDef,
     SelectionSetNode,
     StringValueNode,
+    TypeMetaFieldDef,
     ValidationContext,
     ValueNode,
+    VariableDefinitionNode,
     VariableNode,
     get_named_type,
+    get_nullable_type,
+    get_operation_ast,
+    is_list_type,
     print_ast,
 )
 from graphql.language import VisitorAction
 from graphql.language.visitor import SKIP
 from strawberry.extensions import SchemaExtension
+from strawberry.federation.schema_directives import ListSize
 
 from gateway.config import SourceKind
 from gateway.errors import ErrorCode
@@ -81,7 +94,7 @@ from gateway.sources.base import SourceAdapter
 from gateway.sources.query import GroupFilter
 from gateway.sources.records import Capability, GroupStatus
 
-__all__ = ["Cost", "CostLimit", "CostModel", "Prices", "SourcePrice"]
+__all__ = ["Cost", "CostLimit", "CostModel", "Price", "Prices", "SourcePrice"]
 
 # The published @listSize: a connection is sized by `first`/`last`, its items are under
 # `nodes` and `edges`, and a size not known before the request (a variable) is its maximum.
@@ -173,14 +186,25 @@ def _sat(value: int) -> int:
     return min(value, SATURATED)
 
 
+Largest = tuple[tuple[str, int], ...]  # response keys down the heaviest part, with its values
+
+
+def _heavier(one: Largest, other: Largest) -> Largest:
+    return other if other and (not one or other[0][1] > one[0][1]) else one
+
+
 @dataclass(frozen=True, slots=True)
 class Cost:
     """Requests (scaled by the lists around them), group tables (read once per request) and
-    lookups by id of sources that fetch a few ids one by one (``(source, ids, sites)``)."""
+    lookups by id of sources that fetch a few ids one by one (``(source, ids, sites)``); and the
+    answer: ``values`` it may hold (every field of every object, every item of every list),
+    ``largest`` the response keys down to its heaviest part, each with the values under it."""
 
     requests: int = 0
     tables: frozenset[str] = frozenset()
     by_id: tuple[tuple[str, int, int], ...] = ()
+    values: int = 0
+    largest: Largest = ()
 
     def __add__(self, other: Cost) -> Cost:
         merged: dict[str, tuple[int, int]] = {}
@@ -188,12 +212,26 @@ class Cost:
             known = merged.get(source, (0, 0))
             merged[source] = (_sat(known[0] + ids), known[1] + sites)
         return Cost(_sat(self.requests + other.requests), self.tables | other.tables,
-                    tuple((s, i, n) for s, (i, n) in sorted(merged.items())))
+                    tuple((s, i, n) for s, (i, n) in sorted(merged.items())),
+                    _sat(self.values + other.values), _heavier(self.largest, other.largest))
 
     def times(self, count: int) -> Cost:
-        """This cost once per item of a list of ``count`` (tables are still read once)."""
+        """This cost once per item of a list of ``count`` (tables are still read once; each
+        item is a value of the answer)."""
         return Cost(_sat(self.requests * count), self.tables,
-                    tuple((s, _sat(ids * count), sites) for s, ids, sites in self.by_id))
+                    tuple((s, _sat(ids * count), sites) for s, ids, sites in self.by_id),
+                    *_listed(self, count))
+
+    def listed(self, count: int) -> Cost:
+        """The answer of a list of ``count`` records: its values once per item, its requests
+        once (what records hold costs nothing more)."""
+        values, largest = _listed(self, count)
+        return replace(self, values=values, largest=largest)
+
+    def named(self, key: str) -> Cost:
+        """This cost as the value of the field at response key ``key`` (one value more)."""
+        values = _sat(self.values + 1)
+        return replace(self, values=values, largest=((key, values), *self.largest))
 
     def total(self, prices: Mapping[str, SourcePrice]) -> int:
         tables = set(self.tables)
@@ -208,6 +246,12 @@ class Cost:
                 tables.add(source)
         total += sum(prices[s].table_pages for s in tables)
         return _sat(total)
+
+
+def _listed(cost: Cost, count: int) -> tuple[int, Largest]:
+    """The values of ``count`` items of ``cost`` each (an item is a value too)."""
+    return (_sat((cost.values + 1) * count),
+            tuple((key, _sat(values * count)) for key, values in cost.largest))
 
 
 NOTHING = Cost()
@@ -291,29 +335,66 @@ Sets = tuple[SelectionSetNode, ...]  # the selection sets of fields merged under
 @dataclass
 class _Pricer:
     """Walks an operation as graphql-core executes it: per object type, the fields of a
-    selection (through fragments whose type condition applies) merged by response key, each
-    key priced once with the merged selections of its fields."""
+    selection (through fragments whose type condition applies, each once, as the spec's
+    CollectFields) merged by response key, each key priced once with the merged selections of
+    its fields.
+
+    ``sizes``: the request's values of variables (known only per request); a ``first`` or
+    ``last`` read from a variable without one is the largest page, and ``guessed`` says so."""
 
     schema: GraphQLSchema
     fragments: Mapping[str, FragmentDefinitionNode]
     prices: Prices
+    sizes: Mapping[str, Any] | None = None
+    variable_definitions: tuple[VariableDefinitionNode, ...] = ()
     by_name: dict[str, SourcePrice] = field(init=False)
     memo: dict[tuple[tuple[int, ...], str, _Scope], Cost] = field(default_factory=dict)
+    guessed: bool = False
 
     def __post_init__(self) -> None:
         self.by_name = {p.name: p for p in self.prices}
 
-    def operation(self, operation: OperationDefinitionNode) -> int:
+    def operation(self, operation: OperationDefinitionNode) -> Cost:
         root = self.schema.get_root_type(operation.operation)
         if root is None:
-            return 0
-        return self.selections((operation.selection_set,), root, _Scope()).total(self.by_name)
+            return NOTHING
+        return self.selections((operation.selection_set,), root, _Scope())
+
+    def args(self, node: FieldNode) -> dict[str, _Arg]:
+        """The field's arguments; a page size read from a variable is the request's value."""
+        args = _args(node)
+        for name in SLICING_ARGUMENTS:
+            value = args.get(name)
+            if value is not None and isinstance(value.node, VariableNode):
+                args[name] = self._sized(value.node)
+        return args
+
+    def _sized(self, variable: VariableNode) -> _Arg:
+        name = variable.name.value
+        if self.sizes is not None and name in self.sizes:
+            sent = self.sizes[name]
+            if sent is None:
+                return _Arg(NullValueNode())
+            if type(sent) is int and 0 <= sent <= ASSUMED_SIZE:
+                return _Arg(IntValueNode(value=str(sent)))
+        elif self.sizes is not None:  # not sent: the variable's default, else no argument
+            default = self._default(name)
+            if default is None or isinstance(default, IntValueNode | NullValueNode):
+                return _Arg(default)
+        self.guessed = True
+        return _Arg(variable)
+
+    def _default(self, name: str) -> ValueNode | None:
+        for definition in self.variable_definitions:
+            if definition.variable.name.value == name:
+                return definition.default_value
+        return None
 
     # selections -------------------------------------------------------------------------------
 
     def selections(self, sets: Sets, parent: GraphQLNamedType | None, scope: _Scope) -> Cost:
-        """The price of ``sets`` selected on one object of type ``parent`` (an abstract type:
-        each possible type's price, summed)."""
+        """The price of ``sets`` selected on one object of type ``parent``. An abstract type:
+        each possible type's requests, summed (any may come), and the largest answer of one."""
         if not sets or parent is None:
             return NOTHING
         key = (tuple(id(s) for s in sets), parent.name, scope)
@@ -321,10 +402,15 @@ class _Pricer:
         if known is not None:
             return known
         self.memo[key] = NOTHING  # a cycle through fragments ends here; validation reports it
-        cost = NOTHING
+        cost = answer = NOTHING
         for object_type in self._object_types(parent):
-            for nodes in self._collect(sets, object_type).values():
-                cost += self.field(nodes, object_type, scope)
+            one = NOTHING
+            for response_key, nodes in self._collect(sets, object_type).items():
+                one += self.field(nodes, object_type, scope).named(response_key)
+            cost += one
+            if one.values > answer.values:
+                answer = one
+        cost = replace(cost, values=answer.values, largest=answer.largest)
         self.memo[key] = cost
         return cost
 
@@ -343,13 +429,14 @@ class _Pricer:
             self.schema.is_sub_type(abstract, object_type)
 
     def _collect(self, sets: Sets, object_type: GraphQLObjectType) -> dict[str, list[FieldNode]]:
-        """Fields by response key, as graphql-core collects them for an ``object_type``."""
+        """Fields by response key, as graphql-core collects them for an ``object_type`` (a
+        fragment spread once: a second spread of it adds nothing)."""
         fields: dict[str, list[FieldNode]] = {}
-        pending: list[tuple[SelectionSetNode, frozenset[str]]] = [(s, frozenset())
-                                                                   for s in reversed(sets)]
+        visited: set[str] = set()
+        pending: list[SelectionSetNode] = list(reversed(sets))
         while pending:
-            selection_set, within = pending.pop()
-            entries: list[tuple[SelectionSetNode, frozenset[str]]] = []
+            selection_set = pending.pop()
+            entries: list[SelectionSetNode] = []
             for selection in selection_set.selections:
                 if isinstance(selection, FieldNode):
                     key = (selection.alias or selection.name).value
@@ -357,27 +444,28 @@ class _Pricer:
                 elif isinstance(selection, InlineFragmentNode):
                     condition = selection.type_condition
                     if self._applies(condition.name.value if condition else None, object_type):
-                        entries.append((selection.selection_set, within))
+                        entries.append(selection.selection_set)
                 elif isinstance(selection, FragmentSpreadNode):
                     name = selection.name.value
+                    if name in visited:
+                        continue
+                    visited.add(name)
                     fragment = self.fragments.get(name)
-                    if fragment is not None and name not in within and self._applies(
+                    if fragment is not None and self._applies(
                             fragment.type_condition.name.value, object_type):
-                        entries.append((fragment.selection_set, within | {name}))
+                        entries.append(fragment.selection_set)
             pending.extend(reversed(entries))
         return fields
 
     def field(self, nodes: list[FieldNode], parent: GraphQLObjectType, scope: _Scope) -> Cost:
         node = nodes[0]  # merged fields have the same name and arguments (validation)
         name = node.name.value
-        if name.startswith("__"):
-            return NOTHING  # introspection and __typename
-        definition = parent.fields.get(name)
+        definition = self._definition(parent, name)
         if definition is None:
-            return NOTHING  # validation reports it
+            return NOTHING  # __typename, or a field validation reports
         target = get_named_type(definition.type)
         sets = tuple(n.selection_set for n in nodes if n.selection_set is not None)
-        args = _args(node)
+        args = self.args(node)
         special = (parent.name, name)
         if special in (("Query", "productGroups"), ("Query", "products")):
             return self.root_list(args, sets, target, name == "productGroups")
@@ -395,31 +483,62 @@ class _Pricer:
         if special == ("ProductGroup", "products"):
             return self.group_products(args, sets, target, scope)
         # A plain field: its own selections, once per item (lists of records cost nothing).
-        return self.selections(sets, target, _Scope(scope.groups))
+        cost = self.selections(sets, target, _Scope(scope.groups))
+        if is_list_type(get_nullable_type(definition.type)):
+            cost = cost.listed(self._list_size(parent, name, definition))
+        return cost
+
+    def _definition(self, parent: GraphQLObjectType, name: str) -> GraphQLField | None:
+        if name in ("__schema", "__type") and parent is self.schema.query_type:
+            meta: GraphQLField = SchemaMetaFieldDef if name == "__schema" else TypeMetaFieldDef
+            return meta
+        definition: GraphQLField | None = parent.fields.get(name)
+        return definition
+
+    def _list_size(self, parent: GraphQLObjectType, name: str, definition: GraphQLField) -> int:
+        """Items of a list that is not a connection: the ``@listSize`` it declares, the number
+        of sources, or (introspection) the longest such list this schema has."""
+        if (parent.name, name) == ("Query", "sources"):
+            return len(self.prices)
+        declared = _declared_size(definition)
+        if declared is not None:
+            return declared
+        return _introspection_sizes(self.schema).get((parent.name, name), ASSUMED_SIZE)
 
     # connections ------------------------------------------------------------------------------
 
     def connection(self, sets: Sets, connection: GraphQLNamedType, size: int, scope: _Scope
                    ) -> tuple[Cost, bool]:
-        """The items' cost (``size`` of them) and whether ``totalCount`` is selected."""
-        item_cost = NOTHING
+        """The connection's cost (``size`` items under ``nodes`` and ``edges``) and whether
+        ``totalCount`` is selected."""
+        cost = NOTHING
         total_count = False
         for object_type in self._object_types(connection):
-            for nodes in self._collect(sets, object_type).values():
+            for key, nodes in self._collect(sets, object_type).items():
                 name = nodes[0].name.value
                 target = self._type_of(object_type, nodes[0])
                 inner = tuple(n.selection_set for n in nodes if n.selection_set is not None)
                 if name == "totalCount":
                     total_count = True
+                    part = NOTHING
                 elif name == "nodes":
-                    item_cost += self.selections(inner, target, scope)
+                    part = self.selections(inner, target, scope).times(size)
                 elif name == "edges" and isinstance(target, GraphQLObjectType):
-                    for edge_nodes in self._collect(inner, target).values():
-                        if edge_nodes[0].name.value == "node":
-                            item_cost += self.selections(
-                                tuple(n.selection_set for n in edge_nodes if n.selection_set),
-                                self._type_of(target, edge_nodes[0]), scope)
-        return item_cost.times(size), total_count
+                    part = self._edge(inner, target, scope).times(size)
+                else:  # pageInfo, __typename: no upstream work
+                    part = self.selections(inner, target, _Scope())
+                cost += part.named(key)
+        return cost, total_count
+
+    def _edge(self, sets: Sets, edge: GraphQLObjectType, scope: _Scope) -> Cost:
+        cost = NOTHING
+        for key, nodes in self._collect(sets, edge).items():
+            part = NOTHING
+            if nodes[0].name.value == "node":
+                part = self.selections(tuple(n.selection_set for n in nodes if n.selection_set),
+                                       self._type_of(edge, nodes[0]), scope)
+            cost += part.named(key)
+        return cost
 
     def _type_of(self, parent: GraphQLObjectType, node: FieldNode) -> GraphQLNamedType | None:
         definition = parent.fields.get(node.name.value)
@@ -427,21 +546,23 @@ class _Pricer:
 
     def _raw_fields(self, sets: Iterable[SelectionSetNode | None]
                     ) -> Iterator[FieldNode]:
-        """Every field of ``sets`` through every fragment, as the look-ahead reads them
-        (:func:`gateway.graph.lookahead.fields`: no type condition, no merging)."""
-        pending = [(s, frozenset[str]()) for s in sets if s is not None]
+        """Every field of ``sets`` through every fragment (each once), as the look-ahead reads
+        them (:func:`gateway.graph.lookahead.fields`: no type condition, no merging)."""
+        pending = [s for s in sets if s is not None]
+        visited: set[str] = set()
         while pending:
-            selection_set, within = pending.pop()
+            selection_set = pending.pop()
             for selection in selection_set.selections:
                 if isinstance(selection, FieldNode):
                     yield selection
                 elif isinstance(selection, InlineFragmentNode):
-                    pending.append((selection.selection_set, within))
+                    pending.append(selection.selection_set)
                 elif isinstance(selection, FragmentSpreadNode):
                     name = selection.name.value
                     fragment = self.fragments.get(name)
-                    if fragment is not None and name not in within:
-                        pending.append((fragment.selection_set, within | {name}))
+                    if fragment is not None and name not in visited:
+                        visited.add(name)
+                        pending.append(fragment.selection_set)
 
     def root_list(self, args: Mapping[str, _Arg], sets: Sets, connection: GraphQLNamedType,
                   groups: bool) -> Cost:
@@ -483,7 +604,7 @@ class _Pricer:
         for item in self._raw_fields(items):
             if item.name.value != "products":
                 continue
-            args = _args(item)
+            args = self.args(item)
             if any(_arg(args, k).given for k in ("after", "last", "before")):
                 return False
             first = _arg(args, "first").int_or(DEFAULT_PAGE_SIZE, ASSUMED_SIZE + 1)
@@ -626,18 +747,94 @@ def _surely_table(price: SourcePrice, filter_fields: dict[str, _Arg] | None,
                and name not in price.pushable for name, arg in filter_fields.items())
 
 
+
+@functools.cache
+def _introspection_sizes(schema: GraphQLSchema) -> dict[tuple[str, str], int]:
+    """The longest list of each introspection field this schema can answer (its types, a
+    type's fields, a field's arguments…): what an introspection query's lists hold at most."""
+    types = list(schema.type_map.values())
+    fields = [t.fields for t in types if isinstance(t, GraphQLObjectType | GraphQLInterfaceType
+                                                          | GraphQLInputObjectType)]
+    arguments = [len(f.args) for t in types if isinstance(t, GraphQLObjectType
+                                                          | GraphQLInterfaceType)
+                 for f in t.fields.values()] + [len(d.args) for d in schema.directives]
+    abstract = [t for t in types if isinstance(t, GraphQLInterfaceType | GraphQLUnionType)]
+    return {
+        ("__Schema", "types"): len(types),
+        ("__Schema", "directives"): len(schema.directives),
+        ("__Type", "fields"): max(map(len, fields), default=0),
+        ("__Type", "inputFields"): max(map(len, fields), default=0),
+        ("__Type", "interfaces"): max((len(t.interfaces) for t in types
+                                       if isinstance(t, GraphQLObjectType
+                                                     | GraphQLInterfaceType)), default=0),
+        ("__Type", "possibleTypes"): max((len(schema.get_possible_types(t)) for t in abstract),
+                                         default=0),
+        ("__Type", "enumValues"): max((len(t.values) for t in types
+                                       if isinstance(t, GraphQLEnumType)), default=0),
+        ("__Field", "args"): max(arguments, default=0),
+        ("__Directive", "args"): max(arguments, default=0),
+        ("__Directive", "locations"): len(DirectiveLocation),
+    }
+
+
+def _declared_size(definition: GraphQLField) -> int | None:
+    """The ``assumedSize`` of the ``@listSize`` a list field declares (strawberry keeps the
+    field's directives on its definition)."""
+    declared = (definition.extensions or {}).get("strawberry-definition")
+    for directive in getattr(declared, "directives", ()):
+        if isinstance(directive, ListSize) and directive.assumed_size is not None:
+            return int(directive.assumed_size)
+    return None
+
+
 # -- the rule and the extension -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """What one operation may cost: upstream ``requests``, the ``values`` of its answer and the
+    response keys down to the answer's ``largest`` part (with the values under each); ``guessed``
+    when a page size read from a variable was priced at the largest page."""
+
+    requests: int
+    values: int
+    largest: Largest = ()
+    guessed: bool = False
+
+    def part(self) -> str:
+        """The largest part as a path of response keys: down from the root as long as one
+        field holds at least half of the values above it (where the answer multiplies)."""
+        keys: list[str] = []
+        above = self.values
+        for key, values in self.largest:
+            if keys and values * 2 < above:
+                break
+            keys.append(key)
+            above = values
+        return ".".join(keys)
+
+
+SATURATED_PRICE = Price(SATURATED, SATURATED)
 
 
 class CostModel:
     """Prices operations against the configured sources, with what they last showed (group
-    table sizes); refuses over ``max_cost``."""
+    table sizes); refuses over ``max_cost`` upstream requests or ``max_values`` values in the
+    answer.
 
-    def __init__(self, adapters: Mapping[str, SourceAdapter], max_cost: int) -> None:
+    An operation whose page sizes come from variables is priced with each request's values
+    (:meth:`check_request`) when, at the largest pages, its answer would be over the limit:
+    the validation rule cannot know them."""
+
+    def __init__(self, adapters: Mapping[str, SourceAdapter], max_cost: int,
+                 max_values: int = SATURATED) -> None:
         self.adapters = adapters
         self.max_cost = max_cost
+        self.max_values = max_values
         self._rules: dict[Prices, type[ASTValidationRule]] = {}
         self._prices: dict[str, tuple[tuple[int | None, int | None], SourcePrice]] = {}
+        # id(document) → its operations priced per request: id(operation) → sizes → values
+        self._per_request: dict[int, dict[int, dict[tuple[Any, ...], Price]]] = {}
 
     def prices(self) -> Prices:
         """Each source's price now (rebuilt only when what it learned from a scan changed)."""
@@ -650,15 +847,79 @@ class CostModel:
             prices.append(kept[1])
         return tuple(prices)
 
-    def cost(self, schema: GraphQLSchema, document: DocumentNode,
-             operation_name: str | None = None, prices: Prices | None = None) -> int:
-        """The price of one operation of ``document`` (the only one, or the one named)."""
-        fragments = {d.name.value: d for d in document.definitions
-                     if isinstance(d, FragmentDefinitionNode)}
+    def price(self, schema: GraphQLSchema, document: DocumentNode,
+              operation_name: str | None = None, variables: Mapping[str, Any] | None = None,
+              prices: Prices | None = None) -> Price:
+        """The price of one operation of ``document`` (the only one, or the one named; the
+        dearest when none is named in a document of several), with ``variables``' page sizes
+        when given."""
+        fragments = _fragments(document)
         operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)
                       and (operation_name is None or (d.name and d.name.value == operation_name))]
-        pricer = _Pricer(schema, fragments, prices or self.prices())
-        return max((_safely(pricer, o) for o in operations), default=0)
+        prices = prices or self.prices()
+        found = [_safely(_Pricer(schema, fragments, prices, variables,
+                                 o.variable_definitions or ()), o) for o in operations]
+        return max(found, key=lambda p: (p.requests, p.values), default=Price(0, 0))
+
+    def cost(self, schema: GraphQLSchema, document: DocumentNode,
+             operation_name: str | None = None, prices: Prices | None = None) -> int:
+        """The upstream requests one operation of ``document`` may make (see :meth:`price`)."""
+        return self.price(schema, document, operation_name, prices=prices).requests
+
+    def refusals(self, price: Price, node: OperationDefinitionNode | None = None
+                 ) -> list[GraphQLError]:
+        """A ``QUERY_TOO_COMPLEX`` error when ``price`` is over a limit (the upstream requests
+        first: one error is enough to refuse)."""
+        errors = []
+        if price.requests > self.max_cost:
+            return [GraphQLError(
+                f"the query may cost {price.requests} upstream requests, more than the limit "
+                f"of {self.max_cost} ([limits] max_cost): ask for fewer or smaller lists",
+                node, extensions={"code": ErrorCode.QUERY_TOO_COMPLEX.value,
+                                  "cost": price.requests, "maxCost": self.max_cost})]
+        if price.values > self.max_values and not price.guessed:
+            part = price.part()
+            errors.append(GraphQLError(
+                f"the answer may hold {price.values:,} values, more than the limit of "
+                f"{self.max_values:,} ([limits] max_response_values); most are under "
+                f"`{part}`: ask for fewer or smaller lists, or fewer fields of each item",
+                node, extensions={"code": ErrorCode.QUERY_TOO_COMPLEX.value,
+                                  "responseValues": price.values,
+                                  "maxResponseValues": self.max_values, "largest": part}))
+        return errors
+
+    def defer(self, document: DocumentNode, operation: OperationDefinitionNode) -> None:
+        """Price ``operation`` again with each request's page sizes (its own are variables)."""
+        key = id(document)
+        if key not in self._per_request:
+            self._per_request[key] = {}
+            weakref.finalize(document, self._per_request.pop, key, None)
+        self._per_request[key].setdefault(id(operation), {})
+
+    def check_request(self, schema: GraphQLSchema, document: DocumentNode,
+                      operation_name: str | None, variables: Mapping[str, Any] | None
+                      ) -> list[GraphQLError]:
+        """The refusal of a request whose operation, with its variables' page sizes, is over
+        the answer's limit (only operations the rule deferred are priced: the others were
+        whole at validation)."""
+        operations = self._per_request.get(id(document))
+        if not operations:
+            return []
+        operation = get_operation_ast(document, operation_name)
+        kept = None if operation is None else operations.get(id(operation))
+        if kept is None or operation is None:
+            return []
+        sent = variables or {}
+        sizes = tuple(_size_key(sent.get(d.variable.name.value, _NOT_SENT))
+                      for d in operation.variable_definitions or ())
+        price = kept.get(sizes)
+        if price is None:
+            price = _safely(_Pricer(schema, _fragments(document), self.prices(), sent,
+                                    operation.variable_definitions or ()), operation)
+            if len(kept) >= MAX_SIZES_KEPT:
+                kept.clear()
+            kept[sizes] = price
+        return self.refusals(price)
 
     def rule(self) -> type[ASTValidationRule]:
         """The validation rule for the current prices: one class per prices, so a validation
@@ -672,33 +933,50 @@ class CostModel:
         return rule
 
 
-def _safely(pricer: _Pricer, operation: OperationDefinitionNode) -> int:
+MAX_SIZES_KEPT = 16  # prices kept per operation priced per request (one per page sizes sent)
+_NOT_SENT = object()
+
+
+def _size_key(value: Any) -> Any:
+    """What of a variable's value can change a price (a page size): ints and null as they are."""
+    if value is None or value is _NOT_SENT or type(value) is int:
+        return value
+    return "other"
+
+
+def _fragments(document: DocumentNode) -> dict[str, FragmentDefinitionNode]:
+    return {d.name.value: d for d in document.definitions
+            if isinstance(d, FragmentDefinitionNode)}
+
+
+def _safely(pricer: _Pricer, operation: OperationDefinitionNode) -> Price:
     try:
-        return pricer.operation(operation)
+        cost = pricer.operation(operation)
     except RecursionError:
-        return SATURATED  # fragments nested beyond Python's stack: not a query to run
+        return SATURATED_PRICE  # fragments nested beyond Python's stack: not a query to run
+    return Price(cost.total(pricer.by_name), cost.values, cost.largest, pricer.guessed)
 
 
 def _rule_for(model: CostModel, prices: Prices) -> type[ASTValidationRule]:
     class QueryCost(ASTValidationRule):
-        """Refuses an operation that may cost more upstream requests than ``max_cost``."""
+        """Refuses an operation that may cost more upstream requests than ``max_cost``, or
+        whose answer may hold more than ``max_values`` values."""
 
         def __init__(self, context: ValidationContext) -> None:
             super().__init__(context)
-            document = context.document
-            self.pricer = _Pricer(context.schema, {
-                d.name.value: d for d in document.definitions
-                if isinstance(d, FragmentDefinitionNode)}, prices)
+            self.schema = context.schema
+            self.document = context.document
+            self.fragments = _fragments(context.document)
 
         def enter_operation_definition(self, node: OperationDefinitionNode,
                                        *_: Any) -> VisitorAction:
-            cost = _safely(self.pricer, node)
-            if cost > model.max_cost:
-                self.report_error(GraphQLError(
-                    f"the query may cost {cost} upstream requests, more than the limit of "
-                    f"{model.max_cost} ([limits] max_cost): ask for fewer or smaller lists",
-                    node, extensions={"code": ErrorCode.QUERY_TOO_COMPLEX.value, "cost": cost,
-                                      "maxCost": model.max_cost}))
+            pricer = _Pricer(self.schema, self.fragments, prices,
+                             variable_definitions=node.variable_definitions or ())
+            price = _safely(pricer, node)
+            for error in model.refusals(price, node):
+                self.report_error(error)
+            if price.guessed and price.values > model.max_values:
+                model.defer(self.document, node)
             return SKIP
 
     return QueryCost
@@ -706,7 +984,9 @@ def _rule_for(model: CostModel, prices: Prices) -> type[ASTValidationRule]:
 
 class CostLimit(SchemaExtension):
     """Adds the cost rule to the schema's validation (as strawberry's AddValidationRules does),
-    for the prices of the moment."""
+    for the prices of the moment. (An operation whose page sizes are variables is priced with
+    each request's values by :meth:`CostModel.check_request`, which the document cache runs
+    once the document passed validation.)"""
 
     def __init__(self, *, model: CostModel) -> None:
         self.model = model
@@ -715,4 +995,3 @@ class CostLimit(SchemaExtension):
         context = self.execution_context
         context.validation_rules = (*context.validation_rules, self.model.rule())
         yield
-

@@ -9,6 +9,12 @@ only then is it kept. A document refused by a limit costs a bounded parse and is
 that fails validation is not kept either, so no stream of distinct bad documents can push the
 good ones out.
 
+Admitting a document not kept (parsing it, validating it) is synchronous CPU work, bounded by
+the document limits; requests take turns at it (:meth:`DocumentCache.admit`): one new document
+at a time is parsed and validated (with the rules of the last validation, whose verdict
+execution then finds), the others wait in line without holding the event loop, so a stream of
+new documents delays the other requests by one admission at most, never by the whole queue.
+
 The cache is bounded by an estimate of the memory each entry holds (its text, tokens and
 nodes, and the plans compiled for it): ``len(query) * BYTES_PER_CHARACTER + ENTRY_OVERHEAD``,
 least recently used out first. Whatever keeps something per document (the compiled plans)
@@ -23,6 +29,7 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
@@ -55,11 +62,16 @@ ENTRY_OVERHEAD = 16_384
 MAX_VERDICTS = 4  # validations kept per document (a new one when the cost model's prices move)
 
 Rules = tuple[type[ASTValidationRule], ...]
+RequestCheck = Callable[[GraphQLSchema, DocumentNode, str | None, Mapping[str, Any] | None],
+                        list[GraphQLError]]
 
 # The document this task parsed last: the endpoint parses, then execution (same task) asks
-# again, before the document is accepted and kept.
+# again, before the document is accepted and kept; and the verdict of the last validation, for
+# a document the endpoint validated ahead that was not kept (it failed).
 _parsed: ContextVar[tuple[DocumentCache, str, DocumentNode] | None] = ContextVar(
     "gateway_parsed_document", default=None)
+_refused: ContextVar[tuple[DocumentNode, Rules, list[GraphQLError]] | None] = ContextVar(
+    "gateway_refused_document", default=None)
 
 
 @dataclass(eq=False)
@@ -81,6 +93,9 @@ class DocumentCache:
         self._listeners: list[Callable[[DocumentNode], None]] = []
         self._merging = _bounded_merging(self.limits.max_validation_work)
         self.parses = 0  # documents parsed (not served from the cache)
+        self._turns: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+        self._rules: Rules | None = None  # what documents were last validated with
+        self._request_checks: list[RequestCheck] = []
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -92,6 +107,24 @@ class DocumentCache:
         """Whether ``document`` is a kept (accepted) document."""
         entry = self._entries.get(_query_of(document))
         return entry is not None and entry.document is document
+
+    def check_requests(self, check: RequestCheck) -> None:
+        """Also run ``check(schema, document, operation_name, variables)`` on every request
+        whose document passed validation: what validation cannot know before the request
+        (the cost rule's prices of page sizes sent as variables). Its errors refuse the
+        request as validation errors do."""
+        if check not in self._request_checks:
+            self._request_checks.append(check)
+
+    def check_request(self, schema: GraphQLSchema, document: DocumentNode,
+                      operation_name: str | None, variables: Mapping[str, Any] | None
+                      ) -> list[GraphQLError]:
+        """The first errors of the request checks (:meth:`check_requests`), or none."""
+        for check in self._request_checks:
+            errors = check(schema, document, operation_name, variables)
+            if errors:
+                return errors
+        return []
 
     def on_evict(self, listener: Callable[[DocumentNode], None]) -> None:
         """Call ``listener(document)`` whenever a kept document leaves the cache."""
@@ -116,19 +149,49 @@ class DocumentCache:
         _parsed.set((self, query, document))
         return document
 
+    async def admit(self, query: str, variables: Mapping[str, Any] | None = None,
+                    schema: GraphQLSchema | None = None) -> DocumentNode:
+        """:meth:`parse`; a document not kept is parsed, and validated against ``schema``,
+        in its turn (see the module's docstring)."""
+        if query in self._entries:
+            return self.parse(query, variables)
+        async with self._turn():
+            document = self.parse(query, variables)
+            rules = self._rules
+            if schema is not None and rules is not None:
+                with contextlib.suppress(RecursionError):
+                    self.validate(schema, document, rules)
+            return document
+
+    def _turn(self) -> asyncio.Lock:
+        """The line new documents wait in (one per event loop: a lock belongs to one)."""
+        loop = asyncio.get_running_loop()
+        if self._turns is None or self._turns[0] is not loop:
+            self._turns = (loop, asyncio.Lock())
+        return self._turns[1]
+
+    def _verdict(self, document: DocumentNode, rules: Rules) -> bool:
+        """Whether ``document`` is kept and passed ``rules``."""
+        entry = self._entries.get(_query_of(document))
+        return entry is not None and entry.document is document and rules in entry.verdicts
+
     def validate(self, schema: GraphQLSchema, document: DocumentNode, rules: Rules
                  ) -> list[GraphQLError]:
         """Validation errors of ``document`` (strawberry's rules added), once per document and
         rules; a document that passes is accepted and kept, one that fails is dropped."""
-        query = _query_of(document)
-        entry = self._entries.get(query)
-        if entry is not None and entry.document is document and rules in entry.verdicts:
+        if self._verdict(document, rules):
             return []
+        refused = _refused.get()
+        if refused is not None and refused[0] is document and refused[1] == rules:
+            return refused[2]
+        self._rules = rules
+        query = _query_of(document)
         bounded = tuple(self._merging if r is OverlappingFieldsCanBeMergedRule else r
                         for r in rules)
         errors = [self._aborted(e) for e in validate_document(schema, document, bounded)]
         if errors:
             self._drop(query)
+            _refused.set((document, rules, errors))
         else:
             self._accept(query, document, rules)
         return errors
@@ -206,7 +269,9 @@ class ParsedDocuments(SchemaExtension):
         context = self.execution_context
         document = context.graphql_document
         if context.pre_execution_errors is None and document is not None:
+            schema = context.schema._schema
             with contextlib.suppress(RecursionError):
                 context.pre_execution_errors = self.documents.validate(
-                    context.schema._schema, document, context.validation_rules)
+                    schema, document, context.validation_rules) or self.documents.check_request(
+                    schema, document, context.operation_name, context.variables)
         yield

@@ -16,14 +16,25 @@ they do on the standard executor. Semantics follow graphql-core's:
   their runtime type with the type's ``resolve_type``.
 
 The order of ``errors`` may differ from graphql-core's where it depends on timing.
+
+Building an answer is CPU work that holds the event loop, so it is metered (:class:`Budget`):
+the JSON bytes built are counted as objects are written (a lower bound of the encoded answer:
+its keys and punctuation, and a byte for each value). Every ``check_bytes`` the
+executor checks that the answer is still within ``max_bytes`` and the request within its
+deadline (else the answer stops there: ``data`` null and ``RESPONSE_TOO_LARGE`` or
+``GATEWAY_TIMEOUT``), and once it has built for ``slice_seconds`` it gives the event loop a
+turn before it completes the next resolver's value: no request holds the others for much longer
+than a slice.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import inspect
 from collections.abc import Awaitable, Coroutine, Generator, Iterable, Mapping
+from dataclasses import dataclass
 from math import isfinite
 from types import CoroutineType
 from typing import Any, TypeGuard
@@ -42,6 +53,8 @@ from graphql.pyutils import Path, Undefined
 from graphql.pyutils import inspect as graphql_inspect
 from graphql.type.definition import GraphQLResolveInfoHelpers
 
+from gateway.clock import SYSTEM_CLOCK, Clock
+from gateway.errors import ErrorCode
 from gateway.graph.plan import (
     ATTRIBUTE,
     PLAIN_INT,
@@ -64,7 +77,28 @@ from gateway.graph.plan import (
     plain_reads,
 )
 
-__all__ = ["coerce_variables", "execute_plan"]
+__all__ = ["Budget", "coerce_variables", "execute_plan"]
+
+# Bytes built between two looks at the budget and the clock (0.2 to 5 ms of building: a value
+# may be a plain read or an id to encode), and the building a slice holds the event loop for.
+CHECK_BYTES = 32_768
+SLICE_SECONDS = 0.005
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """What building one answer may take: at most ``max_bytes`` of JSON (as counted while
+    building), until ``deadline``; a turn of the event loop after ``slice_seconds`` of building
+    (both on ``clock.monotonic()``), looked at every ``check_bytes`` built."""
+
+    max_bytes: int | None = None
+    deadline: float | None = None
+    clock: Clock = SYSTEM_CLOCK
+    check_bytes: int = CHECK_BYTES
+    slice_seconds: float = SLICE_SECONDS
+
+
+UNLIMITED = Budget()
 
 
 def coerce_variables(schema: GraphQLSchema, operation: OperationDefinitionNode,
@@ -74,10 +108,30 @@ def coerce_variables(schema: GraphQLSchema, operation: OperationDefinitionNode,
 
 
 async def execute_plan(schema: GraphQLSchema, plan: OperationPlan, variables: VariableValues,
-                       *, root_value: Any, context: Any) -> ExecutionResult:
-    """Run ``plan``: the same data and errors graphql-core's ``execute`` would answer."""
-    run = _Run(schema, plan, variables, root_value, context)
+                       *, root_value: Any, context: Any, budget: Budget = UNLIMITED
+                       ) -> ExecutionResult:
+    """Run ``plan``: the same data and errors graphql-core's ``execute`` would answer (within
+    ``budget``: else ``data`` null and the error that stopped it)."""
+    run = _Run(schema, plan, variables, root_value, context, budget)
     return await run.execute()
+
+
+class _Tally:
+    """The JSON bytes of the answer built so far (see the module's docstring)."""
+
+    __slots__ = ("bytes",)
+
+    def __init__(self) -> None:
+        self.bytes = 0
+
+
+class _Stopped(BaseException):
+    """The answer is over its budget: building stops (a BaseException, so that no handler of
+    a field's failure takes it for one)."""
+
+    def __init__(self, error: GraphQLError) -> None:
+        super().__init__(error.message)
+        self.error = error
 
 
 class _Position:
@@ -117,8 +171,13 @@ Pending = tuple[Any, "Shape | None", Any, str | int, _Position, FieldPlan]
 
 class _Run:
     def __init__(self, schema: GraphQLSchema, plan: OperationPlan, variables: VariableValues,
-                 root_value: Any, context: Any) -> None:
+                 root_value: Any, context: Any, budget: Budget) -> None:
         self.schema = schema
+        self.budget = budget
+        self.tally = _Tally()
+        self.next_check = budget.check_bytes  # tally.bytes at which the budget is checked
+        self.slice_ends = budget.clock.monotonic() + budget.slice_seconds
+        self.turn_due = False  # a slice was built: the event loop's turn comes next
         self.plan = plan
         self.variables = variables
         # Resolvers read the coerced values as a plain dict, as they do on strawberry's path.
@@ -131,6 +190,7 @@ class _Run:
         # Arguments that read variables, coerced and converted once per field of the plan.
         self.argument_values: dict[int, tuple[dict[str, Any], dict[str, Any] | None]] = {}
         self.tracked: list[Any] = []
+        self.resumed: dict[asyncio.Task[Any], _Resumed] = {}  # the tasks start() made
         self.helpers = GraphQLResolveInfoHelpers(_gather, self.tracked.extend)
 
     async def execute(self) -> ExecutionResult:
@@ -138,7 +198,20 @@ class _Run:
         root = _Position(holder, "data", True, None)
         data: dict[str, Any] = {}
         holder["data"] = data
-        self.fill(self.plan.root, self.root_value, data, root)
+        try:
+            self.fill(self.plan.root, self.root_value, data, root)
+            await self.levels()
+        except _Stopped as stopped:
+            self.abandon()
+            return ExecutionResult(None, [stopped.error])
+        if self.tracked:  # work a resolver asked to be settled before the answer
+            await asyncio.gather(*(t for t in self.tracked if inspect.isawaitable(t)),
+                                 return_exceptions=True)
+        return ExecutionResult(holder["data"], self.errors or None)
+
+    async def levels(self) -> None:
+        """Await what the resolvers started, level by level, completing each value; a turn of
+        the event loop first whenever a slice of the answer was built."""
         while self.pending:
             level, self.pending = self.pending, []
             results = await asyncio.gather(*(awaitable for awaitable, *_ in level),
@@ -151,17 +224,66 @@ class _Run:
                     raise result
                 if isinstance(result, BaseException) and not isinstance(result, Exception):
                     raise result
+                if self.turn_due:
+                    await self.turn()
                 # An exception is completed as a failure of the field (or list item).
                 self.complete(shape, result, container, key, position, field_plan)
-        if self.tracked:  # work a resolver asked to be settled before the answer
-            await asyncio.gather(*(t for t in self.tracked if inspect.isawaitable(t)),
-                                 return_exceptions=True)
-        return ExecutionResult(holder["data"], self.errors or None)
+
+    def abandon(self) -> None:
+        """Stop what was started and is still to be awaited (the answer will not be built)."""
+        for awaitable, *_ in self.pending:
+            if isinstance(awaitable, asyncio.Future):
+                resumed = self.resumed.get(awaitable)  # type: ignore[call-overload]
+                if resumed is not None:
+                    resumed.cancel()
+                awaitable.cancel()
+            elif inspect.iscoroutine(awaitable):
+                awaitable.close()
+        self.pending = []
+
+    # -- the budget ------------------------------------------------------------------------
+
+    async def turn(self) -> None:
+        """The event loop's turn: other requests go on, then the next slice."""
+        self.turn_due = False
+        await asyncio.sleep(0)
+        self.check_deadline()
+        self.slice_ends = self.budget.clock.monotonic() + self.budget.slice_seconds
+
+    def counted(self) -> None:
+        """A piece of the answer was built: every ``check_bytes``, the budget is checked, and
+        once the slice's time is spent the event loop's turn falls due."""
+        built = self.tally.bytes
+        if built >= self.next_check:
+            self.next_check = built + self.budget.check_bytes
+            max_bytes = self.budget.max_bytes
+            if max_bytes is not None and built > max_bytes:
+                raise _Stopped(GraphQLError(
+                    f"the answer is larger than {max_bytes} bytes ([limits] max_response_bytes)"
+                    ": ask for fewer or smaller lists",
+                    extensions={"code": ErrorCode.RESPONSE_TOO_LARGE.value,
+                                "maxResponseBytes": max_bytes}))
+            now = self.check_deadline()
+            if now >= self.slice_ends:
+                self.turn_due = True
+
+    def check_deadline(self) -> float:
+        """The time now, past the deadline: :class:`_Stopped`."""
+        now = self.budget.clock.monotonic()
+        deadline = self.budget.deadline
+        if deadline is not None and now >= deadline:
+            raise _Stopped(GraphQLError(
+                "the answer was not built within the request's deadline ([server] "
+                "request_timeout_seconds): ask for fewer or smaller lists",
+                extensions={"code": ErrorCode.GATEWAY_TIMEOUT.value}))
+        return now
 
     # -- objects ---------------------------------------------------------------------------
 
     def fill(self, selection: SelectionPlan, source: Any, out: dict[str, Any],
              position: _Position) -> None:
+        tally = self.tally
+        tally.bytes += selection.frame
         for field_plan in selection.fields:
             kind = field_plan.kind
             if kind == ATTRIBUTE:
@@ -185,6 +307,8 @@ class _Run:
                 out[field_plan.key] = selection.type.name
             else:
                 self.call(field_plan, source, out, position)
+        if tally.bytes >= self.next_check:
+            self.counted()
 
     def call(self, field_plan: FieldPlan, source: Any, out: dict[str, Any],
              position: _Position) -> None:
@@ -222,18 +346,30 @@ class _Run:
         try:
             waiting = context.run(awaitable.send, None)
         except StopIteration as done:
-            self.complete(shape, done.value, container, key, position, field_plan)
+            self.completed(done.value, shape, container, key, position, field_plan)
             return
         except Exception as error:
-            self.complete(shape, error, container, key, position, field_plan)
+            self.completed(error, shape, container, key, position, field_plan)
             return
         if waiting is not None:
             # The future it waits for is marked as awaited until a task takes it up; another
             # coroutine awaiting the same future (one loader key) meanwhile would be refused.
             waiting._asyncio_future_blocking = False
-        task = asyncio.get_running_loop().create_task(_Resumed(awaitable, waiting).run(),
-                                                      context=context)
+        resumed = _Resumed(awaitable, waiting)
+        task = asyncio.get_running_loop().create_task(resumed.run(), context=context)
+        self.resumed[task] = resumed
         self.pending.append((task, shape, container, key, position, field_plan))
+
+    def completed(self, value: Any, shape: Shape | None, container: Any, key: str | int,
+                  position: _Position, field_plan: FieldPlan) -> None:
+        """A resolver's value, ready at once: completed now, or after the event loop's turn
+        when a slice of the answer was just built."""
+        if not self.turn_due:
+            self.complete(shape, value, container, key, position, field_plan)
+            return
+        ready = asyncio.get_running_loop().create_future()
+        ready.set_result(value)
+        self.pending.append((ready, shape, container, key, position, field_plan))
 
     def arguments(self, field_plan: FieldPlan) -> tuple[dict[str, Any], dict[str, Any] | None]:
         """A field's arguments, and for a direct call their Python values: literal ones from
@@ -345,13 +481,16 @@ class _Run:
                           container, key, nullable, parent, field_plan)
                 return
             shape.accepted.add(type(value))
-        plain = plain_reads(shape)
-        if plain is not None:
+        if plain_reads(shape) is not None:
             try:
-                container[key] = _read_plain(plain, value)
-                return
+                container[key] = _read_plain(shape, value, self.tally)
             except Exception:  # read again below, its errors located
                 pass
+            else:
+                self.tally.bytes += shape.frame
+                if self.tally.bytes >= self.next_check:
+                    self.counted()
+                return
         out: dict[str, Any] = {}
         container[key] = out
         self.fill(shape.selection, value, out, _Position(container, key, nullable, parent))
@@ -373,16 +512,18 @@ class _Run:
         inner = item_shape if item_nullable else item_shape.inner  # type: ignore[union-attr]
         passthrough = inner.passthrough if type(inner) is LeafShape else None
         objects = inner if type(inner) is ObjectShape else None
-        plain = None if objects is None else plain_reads(objects)
+        plain = objects is not None and plain_reads(objects) is not None
+        tally = self.tally
         for index, item in enumerate(value):
             kind = type(item)
             if kind is passthrough:
                 items.append(item)
             elif objects is not None and kind in objects.accepted:
                 # A record of a class this type accepted before: its fields, straight away.
-                if plain is not None:
+                if plain:
                     try:
-                        items.append(_read_plain(plain, item))
+                        items.append(_read_plain(objects, item, tally))
+                        tally.bytes += objects.frame
                         continue
                     except Exception:  # read again below, its errors located
                         pass
@@ -396,6 +537,9 @@ class _Run:
                     self.start(item, item_shape, items, index, position, field_plan)
                 else:
                     self.complete(item_shape, item, items, index, position, field_plan)
+        tally.bytes += 2 + len(items)
+        if tally.bytes >= self.next_check:
+            self.counted()
 
     def complete_abstract(self, shape: AbstractShape, value: Any, container: Any,
                           key: str | int, nullable: bool, parent: _Position,
@@ -481,8 +625,9 @@ class _NotPlain(Exception):
 MIN_INT, MAX_INT = -(2**31), 2**31 - 1  # GraphQL's Int
 
 
-def _read_plain(reads: tuple[PlainRead, ...], source: Any) -> dict[str, Any]:
-    """An object's response from plain reads (:func:`~gateway.graph.plan.plain_reads`).
+def _read_plain(shape: ObjectShape, source: Any, tally: _Tally) -> dict[str, Any]:
+    """An object's response from plain reads (:func:`~gateway.graph.plan.plain_reads`); the
+    caller counts its frame, which holds its objects' (lists under it count themselves).
 
     Anything else than the common case raises (a null where the schema forbids one, a value
     of another type, an attribute that raised); the caller then completes the object the
@@ -490,7 +635,7 @@ def _read_plain(reads: tuple[PlainRead, ...], source: Any) -> dict[str, Any]:
     attributes, with no side effects.
     """
     out: dict[str, Any] = {}
-    for key, attribute, kind, nullable, detail in reads:
+    for key, attribute, kind, nullable, detail in shape.plain:  # type: ignore[union-attr]
         if kind == PLAIN_TYPENAME:
             out[key] = detail
             continue
@@ -506,9 +651,9 @@ def _read_plain(reads: tuple[PlainRead, ...], source: Any) -> dict[str, Any]:
         elif kind == PLAIN_OBJECT:
             if type(value) not in detail.accepted:
                 raise _NotPlain
-            out[key] = _read_plain(detail.plain, value)
+            out[key] = _read_plain(detail, value, tally)
         elif kind == PLAIN_LIST:
-            out[key] = _read_plain_list(detail, value)
+            out[key] = _read_plain_list(detail, value, tally)
         elif kind == PLAIN_INT:
             if type(value) is not int or not MIN_INT <= value <= MAX_INT:
                 raise _NotPlain
@@ -520,7 +665,7 @@ def _read_plain(reads: tuple[PlainRead, ...], source: Any) -> dict[str, Any]:
     return out
 
 
-def _read_plain_list(read: PlainRead, value: Any) -> list[Any]:
+def _read_plain_list(read: PlainRead, value: Any, tally: _Tally) -> list[Any]:
     if type(value) is not list and type(value) is not tuple:
         raise _NotPlain
     _, _, kind, nullable, detail = read
@@ -528,16 +673,18 @@ def _read_plain_list(read: PlainRead, value: Any) -> list[Any]:
         for item in value:
             if type(item) is not detail and (item is not None or not nullable):
                 raise _NotPlain
+        tally.bytes += 2 + 3 * len(value)
         return list(value)
-    accepted, reads = detail.accepted, detail.plain
+    accepted = detail.accepted
     items: list[Any] = []
     for item in value:
         if type(item) in accepted:
-            items.append(_read_plain(reads, item))
+            items.append(_read_plain(detail, item, tally))
         elif item is None and nullable:
             items.append(None)
         else:
             raise _NotPlain
+    tally.bytes += 2 + len(items) * detail.frame
     return items
 
 
@@ -545,16 +692,28 @@ class _Resumed:
     """A coroutine that was started outside a task, continued where it waits (``waiting``,
     what it yielded: the future it waits for, or None), inside the task that awaits this."""
 
-    __slots__ = ("coroutine", "waiting")
+    __slots__ = ("coroutine", "started", "waiting")
 
     def __init__(self, coroutine: Coroutine[Any, Any, Any], waiting: Any) -> None:
         self.coroutine = coroutine
         self.waiting = waiting
+        self.started = False
 
     async def run(self) -> Any:
         return await self
 
+    def cancel(self) -> None:
+        """Cancel the coroutine if its task has not begun: a task cancelled before its first
+        step never reaches it (a started one passes its cancellation on)."""
+        if self.started:
+            return
+        self.started = True
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            self.coroutine.throw(asyncio.CancelledError())
+        self.coroutine.close()
+
     def __await__(self) -> Generator[Any, Any, Any]:
+        self.started = True
         coroutine, waiting = self.coroutine, self.waiting
         if waiting is not None:
             waiting._asyncio_future_blocking = True  # as the coroutine left it (see start)

@@ -13,6 +13,11 @@ execution or an upstream call, and is never cached:
 * variables: definitions in the document, entries of the request's ``variables`` map, and
   JSON values in that map (nested).
 
+A parsed document keeps where each node came from (errors locate themselves with it), but not
+the parser's tokens: graphql-core's locations hold them, a linked list of every token of the
+text (two thousand objects for a document at the token limit) that every full collection of
+the garbage collector would walk as long as the document is kept.
+
 The walk is linear in the document: a fragment's counts are computed once and reused wherever
 it is spread. Counts saturate at :data:`SATURATED` (fragments can multiply them
 exponentially), so no count grows without bound.
@@ -35,10 +40,13 @@ from graphql import (
     GraphQLError,
     GraphQLSyntaxError,
     InlineFragmentNode,
+    Location,
     OperationDefinitionNode,
     SelectionSetNode,
-    parse,
+    Source,
+    Token,
 )
+from graphql.language.parser import Parser
 
 from gateway.config import LimitSettings
 from gateway.errors import ErrorCode
@@ -68,8 +76,7 @@ def parse_within_limits(query: str, limits: LimitSettings) -> DocumentNode:
     """Parse ``query`` and check its shape; raises ``GraphQLError`` (a syntax error) or
     :class:`DocumentLimitExceeded`."""
     try:
-        document = parse(query, max_lexical_tokens=limits.max_tokens,
-                         max_comments=limits.max_tokens)
+        document = _parse(query, limits.max_tokens)
     except GraphQLSyntaxError as error:
         if error.message.startswith(f"Syntax Error: {TOKEN_LIMIT_MESSAGE}"):
             raise DocumentLimitExceeded("max_tokens", limits.max_tokens, None,
@@ -77,6 +84,26 @@ def parse_within_limits(query: str, limits: LimitSettings) -> DocumentNode:
         raise
     check_shape(measure(document), limits)
     return document
+
+
+class _Parser(Parser):
+    """graphql-core's parser, its nodes' locations without the tokens (see the module)."""
+
+    def loc(self, start_token: Token) -> Location | None:
+        place = Location.__new__(Location)
+        place.start, place.end = start_token.start, self._lexer.last_token.end
+        place.source = self._lexer.source
+        return place
+
+
+def _parse(query: str, max_tokens: int) -> DocumentNode:
+    parser = _Parser(Source(query), max_lexical_tokens=max_tokens, max_comments=max_tokens)
+    try:
+        return parser.parse_document()
+    except RecursionError:
+        pass  # raised outside the handler, so that no frame of the recursion is kept
+    raise GraphQLSyntaxError(parser._lexer.source, parser._lexer.token.start,
+                             "Document is nested too deeply.")
 
 
 def check_variables(variables: Mapping[str, Any] | None, limits: LimitSettings) -> None:

@@ -102,6 +102,8 @@ class ObjectShape:
     # The selection as plain reads (see :func:`plain_reads`), or None; worked out on first use.
     plain: tuple[PlainRead, ...] | None = None
     plain_known: bool = False
+    # Plain: the selection's frame (see SelectionPlan) and its plain objects' (not lists').
+    frame: int = 0
 
 
 @dataclass(slots=True)
@@ -139,9 +141,10 @@ TYPENAME, ATTRIBUTE, RESOLVER = 0, 1, 2
 
 # A plain read: (response key, attribute, what it reads, nullable, detail). What it reads:
 # PLAIN_TYPENAME (detail: the type's name), PLAIN_LEAF (detail: the one Python type sent as it
-# is), PLAIN_INT and PLAIN_FLOAT (an int within 32 bits, a finite float: what Int and Float send
-# as they are), PLAIN_OBJECT (detail: the object's shape, itself plain), PLAIN_LIST (detail: a
-# plain read of the items, a PLAIN_LEAF or PLAIN_OBJECT, its key and attribute unused).
+# is: str, bool), PLAIN_INT and PLAIN_FLOAT (an int within 32 bits, a finite float: what Int
+# and Float send as they are), PLAIN_OBJECT (detail: the object's shape, itself plain),
+# PLAIN_LIST (detail: a plain read of the items, a PLAIN_LEAF or PLAIN_OBJECT, its key and
+# attribute unused).
 PLAIN_TYPENAME, PLAIN_LEAF, PLAIN_OBJECT, PLAIN_LIST, PLAIN_INT, PLAIN_FLOAT = range(6)
 PlainRead = tuple[str, str, int, bool, Any]
 
@@ -156,6 +159,8 @@ def plain_reads(shape: ObjectShape) -> tuple[PlainRead, ...] | None:
                  (f.key, "", PLAIN_TYPENAME, False, shape.type.name) if f.kind == TYPENAME
                  else None for f in shape.selection.fields]
         shape.plain = None if None in reads else tuple(r for r in reads if r is not None)
+        shape.frame = shape.selection.frame + sum(
+            r[4].frame for r in shape.plain or () if r[2] == PLAIN_OBJECT)
     return shape.plain
 
 
@@ -173,8 +178,9 @@ def _plain_read(key: str, attribute: str, shape: Shape | None) -> PlainRead | No
             key, attribute, PLAIN_OBJECT, nullable, inner)
     if isinstance(inner, ListShape):
         item = _plain_read("", "", inner.item)
-        return None if item is None or item[2] not in (PLAIN_LEAF, PLAIN_OBJECT) else (
-            key, attribute, PLAIN_LIST, nullable, item)
+        if item is None or item[2] not in (PLAIN_LEAF, PLAIN_OBJECT):
+            return None
+        return key, attribute, PLAIN_LIST, nullable, item
     return None
 
 
@@ -216,6 +222,12 @@ class FieldPlan:
 class SelectionPlan:
     type: GraphQLObjectType
     fields: list[FieldPlan]
+    # The JSON bytes of an object of this selection besides its strings' characters (braces,
+    # keys and their punctuation, a byte at least per value): what the executor counts.
+    frame: int = 0
+
+    def __post_init__(self) -> None:
+        self.frame = 2 + sum(len(f.key) + 5 for f in self.fields)
 
 
 @dataclass(slots=True)

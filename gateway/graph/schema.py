@@ -156,6 +156,7 @@ def _extensions(documents: DocumentCache, plans: PlanCache | None, introspection
     ]
     if cost is not None:
         extensions.append(partial(CostLimit, model=cost))
+        documents.check_requests(cost.check_request)
     if not introspection:
         # graphql-core's NoSchemaIntrospectionCustomRule (__typename stays allowed).
         extensions.append(DisableIntrospection)

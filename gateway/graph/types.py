@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import strawberry
-from strawberry.federation.schema_directives import Key
+from strawberry.federation.schema_directives import Key, ListSize
 from strawberry.federation.types import FieldSet
 from strawberry.types import Info
 
@@ -31,6 +31,15 @@ __all__ = [
     "ProductGroupConnection",
     "Source",
 ]
+
+def _records(assumed_size: int) -> Any:
+    """A list of records inside one upstream answer, declared at ``assumed_size`` items: the
+    cost rule prices the answer's size with it (gateway/graph/cost.py), and a router's demand
+    control reads it from the subgraph's SDL."""
+    return strawberry.field(directives=[ListSize(
+        assumed_size=assumed_size, slicing_arguments=[], sized_fields=[],
+        require_one_slicing_argument=False)])
+
 
 async def _entity(info: Info[GatewayContext, None], id: str, record_class: type) -> Any:
     key = decode_id(id)
@@ -55,7 +64,7 @@ class Source:
     id: strawberry.ID = strawberry.field(
         description="The source's configured name: its identity in ids and errors.")
     kind: SourceKind
-    capabilities: list[Capability]
+    capabilities: list[Capability] = _records(len(Capability))
 
     is_type_of = _is(records.SourceInfo)
 
@@ -127,7 +136,7 @@ class Variant:
     cost: float | None
     sale_price: float | None
     is_active: bool | None
-    options: list[VariantOption]
+    options: list[VariantOption] = _records(5)
     inventory: Inventory | None
 
     is_type_of = _is(records.Variant)
@@ -159,10 +168,10 @@ class Product(Node):
     price: float | None
     status: str | None
     description: str | None
-    categories: list[str]
-    variants: list[Variant]
+    categories: list[str] = _records(10)
+    variants: list[Variant] = _records(10)
     product_class: ProductClass | None
-    attributes: list[Attribute]
+    attributes: list[Attribute] = _records(20)
     created_at: datetime | None
     updated_at: datetime | None
 

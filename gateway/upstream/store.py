@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlsplit
 from aiocache import RedisCache
 from aiocache.serializers import NullSerializer
 
-from gateway.bounded import ByteBoundedLRU
+from gateway.bounded import ExpiringLRU
 from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.config import DEFAULT_MEMORY_MAX_BYTES, is_redis_url
 
@@ -81,21 +81,14 @@ class MemoryBackend:
 
     def __init__(self, max_bytes: int, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self.clock = clock
-        self.entries: ByteBoundedLRU[str, tuple[bytes, float]] = ByteBoundedLRU(max_bytes)
+        self.entries: ExpiringLRU[str, bytes] = ExpiringLRU(max_bytes)
 
     async def get(self, key: str) -> bytes | None:
-        entry = self.entries.get(key)
-        if entry is None:
-            return None
-        value, expires_at = entry
-        if self.clock.wall() >= expires_at:
-            self.entries.pop(key)
-            return None
-        return value
+        return self.entries.fresh(key, self.clock.wall())
 
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         expires_at = float("inf") if ttl is None else self.clock.wall() + ttl
-        self.entries.put(key, (value, expires_at), len(key) + len(value) + ENTRY_OVERHEAD)
+        self.entries.keep(key, value, expires_at, len(key) + len(value) + ENTRY_OVERHEAD)
 
     async def close(self) -> None:
         self.entries.clear()

@@ -166,10 +166,15 @@ def test_every_published_readme_and_suite_query_is_within_the_default_cost(
         runtime: Runtime) -> None:
     for adapter in runtime.adapters.values():
         adapter.table_size = adapter.largest_group = None  # the dearest prices: nothing learned
-    model = CostModel(runtime.adapters, LimitSettings().max_cost)
+    limits = LimitSettings()
+    model = CostModel(runtime.adapters, limits.max_cost, limits.max_response_values)
     for query in CORPUS:
         document = parse(query)
         assert validate(SCHEMA, document, (*specified_rules, model.rule())) == [], query
+        # With room: the largest answer (100 groups x 100 products' names) is a tenth of it.
+        # (Pages in variables are priced with each request's values: the e2e tests send them.)
+        price = model.price(SCHEMA, document)
+        assert price.guessed or price.values * 9 < limits.max_response_values, query
 
 
 def test_the_rule_refuses_over_the_limit_with_the_cost(model: CostModel) -> None:
@@ -213,3 +218,83 @@ def test_a_cyclic_fragment_is_priced_once(model: CostModel) -> None:
     query = """{ productGroups(first: 5, filter: {sources: ["joptic"]}) { nodes { ...A } } }
       fragment A on ProductGroup { name parent { ...A } }"""
     assert cost(model, query) == 1 + 3
+
+
+# -- the answer's size ----------------------------------------------------------------------------
+
+
+def values(model: CostModel, query: str, variables: dict[str, object] | None = None) -> int:
+    return model.price(SCHEMA, parse(query), variables=variables).values
+
+
+def test_every_field_and_list_item_is_a_value(model: CostModel) -> None:
+    # sources: one value, and per source (4) the item and its two fields.
+    assert values(model, "{ sources { id kind } }") == 1 + 4 * (1 + 2)
+    # A connection: its fields, and per item of the page (10) the item and its fields.
+    assert values(model, "{ productGroups(first: 10) { totalCount nodes { id name } } }") \
+        == 1 + 1 + 1 + 10 * (1 + 2)
+    # Edges: each an object with its cursor and its node.
+    assert values(model, "{ productGroups(first: 10) { edges { cursor node { id } } } }") \
+        == 1 + 1 + 10 * (1 + 1 + 1 + 1)
+
+
+def test_a_list_of_records_is_sized_by_the_list_size_it_publishes(model: CostModel) -> None:
+    product = pid("comestri", "1")
+    # categories: @listSize(assumedSize: 10); variants 10, each with its options (5).
+    assert values(model, f'{{ product(id: "{product}") {{ categories }} }}') \
+        == 1 + 1 + 1 + 10
+    assert values(model, f'{{ product(id: "{product}") {{ variants {{ options {{ name }} }} }} }}'
+                  ) == 1 + 1 + 1 + 10 * (1 + 1 + 5 * (1 + 1))
+
+
+def test_an_abstract_type_is_priced_as_its_largest_possible_type(model: CostModel) -> None:
+    query = f"""{{ node(id: "{gid('joptic', '1')}") {{
+      ... on ProductGroup {{ name code status }} ... on Product {{ name }} }} }}"""
+    assert values(model, query) == 1 + 1 + 3
+
+
+def test_aliases_and_fragments_multiply_the_answer(model: CostModel) -> None:
+    one = values(model, "{ a: productGroups(first: 5) { nodes { ...G } } } "
+                        "fragment G on ProductGroup { name code }")
+    three = values(model, "{ a: productGroups(first: 5) { nodes { ...G } } "
+                          "b: productGroups(first: 5) { nodes { ...G } } "
+                          "c: productGroups(first: 5) { nodes { ...G ...G } } } "
+                          "fragment G on ProductGroup { name code }")
+    assert three == 3 * one  # a fragment spread twice in one selection merges
+
+
+def test_introspection_is_priced_with_the_longest_lists_of_the_schema(
+        model: CostModel) -> None:
+    types = len(SCHEMA.type_map)
+    assert values(model, "{ __schema { types { name } } }") == 1 + 1 + types * (1 + 1)
+    nested = values(model, "{ __schema { types { fields { type { fields { name } } } } } }")
+    assert nested > types * 10 * 10
+
+
+def test_the_error_names_the_part_where_the_answer_multiplies(model: CostModel) -> None:
+    small = CostModel(model.adapters, 1000, max_values=1000)
+    query = """{ sources { id } productGroups(first: 10) { nodes { name
+      products(first: 50) { nodes { sku variants { sku } } } } } }"""
+    errors = validate(SCHEMA, parse(query), (small.rule(),))
+    assert [e.extensions for e in errors] == [{
+        "code": "QUERY_TOO_COMPLEX", "responseValues": values(model, query),
+        "maxResponseValues": 1000, "largest": "productGroups.nodes.products.nodes.variants"}]
+    assert "[limits] max_response_values" in errors[0].message
+
+
+def test_page_sizes_in_variables_are_priced_per_request(model: CostModel) -> None:
+    small = CostModel(model.adapters, 1000, max_values=5000)
+    query = """query($n: Int, $m: Int = 5) { productGroups(first: $n) {
+      nodes { products(first: $m) { nodes { sku name } } } } }"""
+    document = parse(query)
+    # At the largest pages it would be over: validation leaves it to each request.
+    assert validate(SCHEMA, document, (small.rule(),)) == []
+    assert small.check_request(SCHEMA, document, None, {"n": 10, "m": 10}) == []
+    assert small.check_request(SCHEMA, document, None, {"n": 100}) == []  # m: its default
+    refused = small.check_request(SCHEMA, document, None, {"n": 100, "m": 100})
+    assert [e.extensions["code"] for e in refused] == ["QUERY_TOO_COMPLEX"]  # type: ignore[index]
+    # A document whose pages are literals is decided once, at validation.
+    literal = parse("{ productGroups(first: 100) { nodes { products(first: 100) { nodes { sku } }"
+                    " } } }")
+    assert len(validate(SCHEMA, literal, (small.rule(),))) == 1
+    assert small.check_request(SCHEMA, literal, None, {}) == []
