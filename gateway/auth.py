@@ -43,11 +43,25 @@ logger = logging.getLogger("gateway.auth")
 
 @dataclass(frozen=True, slots=True)
 class Client:
-    """The client of one request: ``id`` its authenticated name ("" when anonymous), and
-    ``rate_key`` what its rate limits count by (the name, else the address)."""
+    """The client of one request: ``id`` its authenticated name ("" when anonymous);
+    ``rate_key`` what its budgets count by: its identity, else (anonymous) its address.
+
+    Identities are namespaced by how the client authenticated (``key:<name>`` for an API key,
+    ``jwt:<name>`` for a bearer token's subject): a token naming the subject ``shop`` is not the
+    API-key client ``shop``, and shares neither its budgets nor its cached answers. A bearer
+    token's client carries when the token expires (``expires_at``, wall clock), an API-key
+    client the digest of its key (``key``): a subscription ends when either stops being valid.
+    """
 
     id: str
     rate_key: str
+    expires_at: float | None = None
+    key: str | None = None
+
+    @property
+    def identity(self) -> str:
+        """The namespaced identity ("" when anonymous): what keeps clients' answers apart."""
+        return self.rate_key if self.id else ""
 
 
 class Unauthenticated(Exception):
@@ -106,9 +120,10 @@ class Authenticator:
         client = None
         if len(key) <= MAX_CREDENTIAL_LENGTH:
             client = self._keys.get(hashlib.sha256(key.strip().encode()).hexdigest())
+        digest = hashlib.sha256(key.strip().encode()).hexdigest()
         if client is None:
             raise Unauthenticated("the API key is not valid", self.challenge())
-        return Client(client, f"client:{client}")
+        return Client(client, f"key:{client}", key=digest)
 
     async def _bearer(self, token: str) -> Client:
         assert self._jwt is not None
@@ -116,11 +131,20 @@ class Authenticator:
             raise Unauthenticated("the bearer token is not valid",
                                   self.challenge("the token is not valid"))
         try:
-            client = await self._jwt.client(token)
+            client, expires_at = await self._jwt.client(token)
         except _Refused as exc:
             raise Unauthenticated(f"the bearer token {exc.why}",
                                   self.challenge(f"the token {exc.why}")) from None
-        return Client(client, f"client:{client}")
+        return Client(client, f"jwt:{client}", expires_at=expires_at)
+
+    def still_valid(self, client: Client, now: float) -> str | None:
+        """Why ``client``'s credentials no longer hold at ``now`` (wall clock), or None: its
+        token expired, or its API key is no longer configured."""
+        if client.expires_at is not None and now >= client.expires_at:
+            return "the bearer token has expired"
+        if client.key is not None and client.key not in self._keys:
+            return "the API key is no longer valid"
+        return None
 
 
 class _Refused(Exception):
@@ -147,7 +171,9 @@ class _JwtVerifier:
             self._jwks_client = jwt.PyJWKClient(str(settings.jwks_url), cache_keys=True,
                                                 lifespan=300, timeout=5)
 
-    async def client(self, token: str) -> str:
+    async def client(self, token: str) -> tuple[str, float]:
+        """The client a valid token names, and when the token expires (``exp`` plus the
+        leeway allowed)."""
         settings = self.settings
         key = await self._signing_key(token)
         required = ["exp", settings.client_claim]
@@ -176,7 +202,7 @@ class _JwtVerifier:
         client = claims.get(settings.client_claim)
         if not isinstance(client, str) or not client or len(client) > 200:
             raise _Refused(f"names no client in its claim {settings.client_claim!r}")
-        return client
+        return client, float(claims["exp"]) + settings.leeway_seconds
 
     async def _signing_key(self, token: str) -> Any:
         if self._jwks_client is not None:

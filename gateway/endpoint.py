@@ -494,7 +494,7 @@ class GraphQLEndpoint:
             for source, credential in sorted(scope.credentials.items()))
         return responses.key(f"sha256:{persisted.hash}", params.get("operationName"),
                              params.get("variables"), language=language,
-                             client=f"{client.id}\n{credentials}")
+                             client=f"{client.identity}\n{credentials}")
 
     def _language_key(self, header: str | None) -> str | None:
         """What each source answers in for this ``Accept-Language`` (a source that ignores
@@ -514,8 +514,12 @@ class GraphQLEndpoint:
         """The authenticated client, its request counted: 401 or 429 otherwise."""
         address = request.client.host if request.client is not None else "-"
         try:
+            await self.rate_limits.admit_attempt(address)
             client = await self.auth.authenticate(request.headers, address=address)
+        except RateLimited as exc:
+            raise _too_many(exc) from None
         except Unauthenticated as exc:
+            await self.rate_limits.failed(address)
             raise RequestError(401, exc.message, code=ErrorCode.UNAUTHENTICATED,
                                headers={"WWW-Authenticate": exc.challenge}) from None
         try:

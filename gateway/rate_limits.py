@@ -108,6 +108,13 @@ class RateLimits:
             logger.warning("rate limit store failed: %s", type(exc).__name__)
             return True
 
+    async def admit_attempt(self, address: str) -> None:
+        """Before credentials are checked: :class:`RateLimited` when ``address`` failed to
+        authenticate too often this minute (``failed_auth_per_minute``)."""
+
+    async def failed(self, address: str) -> None:
+        """Count one failed authentication of ``address``."""
+
     async def admit(self, client: Client) -> None:
         """Count one request; :class:`RateLimited` past ``requests_per_minute``."""
         item = self._item(client, "requests_per_minute")
