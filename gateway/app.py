@@ -147,6 +147,9 @@ def create_app(config: Config, *, clock: Clock = SYSTEM_CLOCK,
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         restore = drain.install()  # SIGTERM drains first (under a uvicorn server in `serve`)
+        # The document cache learns the schema's validation rules, so that the first new
+        # document is validated in its turn and ahead of execution too (gateway/admission.py).
+        await schema.execute("query Started { __typename }")
         await changes.start()
         try:
             yield
@@ -195,7 +198,7 @@ def create_app(config: Config, *, clock: Clock = SYSTEM_CLOCK,
                                csrf_prevention=server.csrf_prevention,
                                persisted=persisted_operations(config, schema, documents,
                                                               runtime, cost),
-                               auth=Authenticator(config.auth),
+                               auth=Authenticator(config.auth, clock=runtime.clock),
                                rate_limits=rate_limits,
                                estimate_cost=partial(cost.cost, schema._schema),
                                cost_extension=server.cost_extension, tracing=tracing,

@@ -23,6 +23,7 @@ Tokens are :class:`pydantic.SecretStr`: never in a repr, a message or a log.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -142,6 +143,10 @@ class ServerSettings(_Strict):
     drain_seconds: float = Field(default=5.0, ge=0, le=600)
     # …and requests in flight get this long to finish before they are cut off.
     grace_seconds: float = Field(default=30.0, ge=0, le=3600)
+    # Proxies (IPs or CIDRs) whose X-Forwarded-For / X-Forwarded-Proto are believed: a request
+    # from one of them is the client the header names. Empty: no proxy is trusted and the
+    # headers are ignored, so a client cannot pick the address it is rate-limited by.
+    forwarded_allow_ips: tuple[str, ...] = ()
     # Known query operations run as compiled plans (gateway/graph/plan.py); false: graphql-core
     # executes every operation.
     compiled_execution: bool = True
@@ -161,6 +166,19 @@ class ServerSettings(_Strict):
                 raise ValueError(f"a cursor secret must have at least {MIN_SECRET_LENGTH} "
                                  "characters (e.g. the output of `openssl rand -base64 32`)")
         return value
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # uvicorn takes what it cannot parse as a literal host name that never matches: a typo
+        # would silently trust no one (or, were it "*", everyone).
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip())
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or a network (CIDR, e.g. "
+                                 "10.0.0.0/8, with no host bits set)") from None
+        return tuple(entry.strip() for entry in value)
 
     @model_validator(mode="before")
     @classmethod
@@ -347,6 +365,10 @@ class RateLimitSettings(_Strict):
     # Upstream requests: a request is admitted on its estimated cost, charged its actual calls.
     cost_per_minute: int = Field(default=0, ge=0)
     clients: dict[str, ClientLimits] = Field(default_factory=dict)  # per client overrides
+    # Failed authentications (bad API key, bad token) an address may make a minute; past them
+    # its requests are refused (429) before their credentials are read, good ones too: keys
+    # and tokens cannot be guessed at speed.
+    failed_auth_per_minute: int = Field(default=30, ge=0)
 
 
 class MetricsSettings(_Strict):
@@ -370,7 +392,14 @@ class ChangeSettings(_Strict):
     queue_size: int = Field(default=1000, ge=1, le=100_000)
     max_subscriptions: int = Field(default=1000, ge=0, le=1_000_000)  # in this process
     max_subscriptions_per_connection: int = Field(default=20, ge=1, le=1000)
+    # A client's share of this process (its identity, else its address: anonymous clients
+    # behind one proxy share an address, and so a share).
+    max_subscriptions_per_client: int = Field(default=100, ge=1, le=1_000_000)
+    max_connections_per_client: int = Field(default=10, ge=1, le=100_000)  # WebSockets
     replay_events: int = Field(default=1000, ge=0, le=1_000_000)  # kept for a reconnect
+    # Events one subscribe replays at most (each resolved, and charged, as a live one): past
+    # it the newest are sent, the first with extensions.replay.skipped saying how many not.
+    max_replay_per_subscribe: int = Field(default=100, ge=0, le=1_000_000)
     lease_seconds: float = Field(default=15.0, ge=1, le=3600)  # a poller's claim (Redis)
     # Watermarks and snapshots of known ids without Redis (with it: in Redis). Unset: kept in
     # memory only, so a restart takes a new baseline and announces nothing made while down.

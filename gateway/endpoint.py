@@ -89,7 +89,14 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from strawberry import Schema
 
-from gateway.auth import Authenticator, Client, Unauthenticated
+from gateway.admission import (
+    Admission,
+    DocumentRefused,
+    Operation,
+    RequestError,
+    operation_label,
+)
+from gateway.auth import Authenticator, Client
 from gateway.bounded import BoundedDict
 from gateway.changes.feed import ChangeFeed
 from gateway.config import AuthSettings, PersistedSettings, RateLimitSettings
@@ -97,10 +104,9 @@ from gateway.credentials import Credential
 from gateway.errors import BadUserInput, ErrorCode
 from gateway.graph.context import GatewayContext, SubscriptionContext
 from gateway.graph.documents import DocumentCache
-from gateway.graph.limits import check_variables
 from gateway.metrics import Metrics
 from gateway.persisted import Persisted, PersistedError, PersistedOperations
-from gateway.rate_limits import CostEstimate, RateLimited, RateLimits
+from gateway.rate_limits import CostEstimate, RateLimits
 from gateway.response_cache import CachedResponse, ResponseCache
 from gateway.runtime import Runtime
 from gateway.scope import RequestScope
@@ -109,8 +115,7 @@ from gateway.sse import COMPLETE, EVENT_STREAM, EventStream, next_frame
 if TYPE_CHECKING:
     from gateway.tracing import Tracing
 
-__all__ = ["GRAPHQL_RESPONSE", "GraphQLEndpoint", "RequestError", "coded", "error_payload",
-           "operation_type", "request_id"]
+__all__ = ["GRAPHQL_RESPONSE", "GraphQLEndpoint", "coded", "error_payload", "request_id"]
 
 # The estimated cost of an operation of a document (the query-safety rule's price), or None.
 
@@ -128,25 +133,12 @@ REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 # The name of a document's first operation, read without parsing (a response-cache hit).
 LEADING_NAME = re.compile(r"\s*(?:query|mutation|subscription)\s+([_A-Za-z][_0-9A-Za-z]*)")
 MAX_LOGGED_CODES = 16  # error codes of one request's access-log line (a stream has many results)
-MAX_OPERATION_NAME = 256  # characters of `operationName` (a GraphQL name; ours are far shorter)
 # Characters of an error's message and of each step of its path that are sent: what a client
 # wrote (a name, a variable's value) is echoed up to this much.
 MAX_ERROR_TEXT = 512
 
 access_logger = logging.getLogger("gateway.access")
 T = TypeVar("T")
-
-
-class RequestError(Exception):
-    """A request the endpoint refuses before GraphQL sees it: a status, a code and a message."""
-
-    def __init__(self, status: int, message: str, *, code: ErrorCode = ErrorCode.BAD_USER_INPUT,
-                 headers: Mapping[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.code = code
-        self.headers = dict(headers or {})
 
 
 class _ClientLeft(Exception):
@@ -215,6 +207,10 @@ class GraphQLEndpoint:
                                                      namespace="-")
         # The seam for the cost model: an operation's estimated upstream requests.
         self.estimate_cost = estimate_cost
+        self.admission = Admission(auth=self.auth, rate_limits=self.rate_limits,
+                                   persisted=self.persisted, documents=documents,
+                                   schema=schema, estimate_cost=estimate_cost,
+                                   clock=runtime.clock)
         # Sources whose client may send its own credential: (source, header).
         self.pass_through = [(s.name, s.pass_through_header.lower())
                              for s in runtime.config.sources if s.pass_through_header]
@@ -293,31 +289,25 @@ class GraphQLEndpoint:
         media_type = negotiate(accept)
         streaming = media_type == EVENT_STREAM
         params = await self._params(request)
-        client = await self._client(request)
+        address = request.client.host if request.client is not None else "-"
+        client = await self.admission.identify(request.headers, address=address)
         try:
-            check_variables(params.get("variables"), self.documents.limits)
-        except GraphQLError as error:
+            persisted = await self.admission.read(client, params)
+        except GraphQLError as error:  # the variables are over a limit
             return _result_response(None, [error], None, media_type,
                                     ErrorCode.GRAPHQL_PARSE_FAILED)
+        except PersistedError as exc:
+            return _persisted_error(exc, media_type)
         access.query = params.get("query") or ""
         access.cost = self.cost_extension == "always" or (
             self.cost_extension == "header" and request.headers.get("x-gateway-cost") == "1")
-        try:
-            persisted = self.persisted.read(params)
-        except PersistedError as exc:
-            return _persisted_error(exc, media_type)
         # Without clients' own upstream credentials the response-cache key needs no request
         # context: a hit is answered before one is made. A stream is never kept.
         early = not access.cost and not self.pass_through and not streaming
         cache_key = self._response_key(params, persisted, request, client, None) if early \
             else None
         context: GatewayContext | None = None
-        if streaming:
-            context = self.subscription_context(
-                request.headers, access.request_id, client,
-                last_event_id=request.headers.get("last-event-id"))
-            access.scope = context.scope
-        elif cache_key is None:
+        if cache_key is None and not streaming:
             context = self._context(request, access.request_id)
             access.scope = context.scope
             if not access.cost:
@@ -333,42 +323,37 @@ class GraphQLEndpoint:
                 access.outcome = "ok"
                 return self._cached(request, hit, media_type, "hit", private=bool(
                     client.id or (context is not None and context.scope.credentials)))
-        if context is None:
-            context = self._context(request, access.request_id)
-            access.scope = context.scope
         try:
-            params["query"] = await self.persisted.lookup(persisted)
+            operation = await self.admission.operation(
+                client, params, persisted,
+                runs=functools.partial(_runs_over_http, request.method, streaming))
         except PersistedError as exc:
             return _persisted_error(exc, media_type)
-        try:
-            document = await self.documents.admit(params["query"], params.get("variables"),
-                                                  self.schema._schema)
         except GraphQLError as error:
             return _result_response(None, [error], None, media_type,
                                     ErrorCode.GRAPHQL_PARSE_FAILED, access.codes)
-        access.operation = _operation_label(document, params.get("operationName"))
-        operation_error = _operation_error(document, params.get("operationName"))
-        if operation_error is not None:
-            return _result_response(None, [GraphQLError(operation_error)], None, media_type,
+        except DocumentRefused as refused:
+            access.operation = refused.label
+            return _result_response(None, refused.errors, None, media_type,
                                     ErrorCode.GRAPHQL_VALIDATION_FAILED, access.codes)
-        kind = operation_type(document, params.get("operationName"))
-        if request.method == "GET" and kind is OperationType.MUTATION:
-            raise RequestError(405, "mutations are not allowed over GET: use POST",
-                               code=ErrorCode.METHOD_NOT_ALLOWED, headers={"Allow": "POST"})
-        if kind is OperationType.SUBSCRIPTION and not streaming:
-            raise RequestError(406, "a subscription is answered as a stream: send `Accept: "
-                                    f"{EVENT_STREAM}` (Server-Sent Events) or open a WebSocket "
-                                    "(graphql-transport-ws) to this path",
-                               code=ErrorCode.NOT_ACCEPTABLE)
-        await self._admit_cost(client, document, params.get("operationName"))
-        if kind is OperationType.SUBSCRIPTION:
+        document = operation.document
+        access.operation = operation_label(document, operation.name)
+        if streaming:
+            context = self.subscription_context(
+                request.headers, access.request_id, client, operation,
+                last_event_id=request.headers.get("last-event-id"))
+            access.scope = context.scope
+        elif context is None:
+            context = self._context(request, access.request_id)
+            access.scope = context.scope
+        if operation.kind is OperationType.SUBSCRIPTION:
             return await self._subscribe(params, context, access)
         try:
             result = await _unless_disconnected(request, self.schema.execute(
                 params["query"], variable_values=params.get("variables"),
                 context_value=context, operation_name=params.get("operationName")))
         finally:  # a client that left is charged what its request made too
-            await self.rate_limits.charge(client, context.scope.upstream_requests)
+            await self.admission.charge(client, context.scope.upstream_requests)
         access.outcome = ("ok" if not result.errors else
                           "error" if result.data is None else "partial")
         if persisted.register and _validated(result.data, result.errors):
@@ -441,28 +426,6 @@ class GraphQLEndpoint:
                 yield next_frame(body, event_id)
         yield COMPLETE
 
-    async def admit_operation(self, client: Client, params: dict[str, Any]) -> DocumentNode:
-        """The steps an operation that does not come through an HTTP request (a WebSocket's)
-        takes before it runs, as :meth:`_handle` takes them: ``params`` well-formed, the
-        client's request rate counted, the variables and document within the limits (a
-        persisted operation looked up: ``params["query"]`` is then its text), one operation to
-        run, the client's cost budget. Raises :class:`RequestError`, ``PersistedError`` or
-        ``GraphQLError``."""
-        _checked(params)
-        try:
-            await self.rate_limits.admit(client)
-        except RateLimited as exc:
-            raise _too_many(exc) from None
-        check_variables(params.get("variables"), self.documents.limits)
-        params["query"] = await self.persisted.lookup(self.persisted.read(params))
-        document = await self.documents.admit(params["query"], params.get("variables"),
-                                              self.schema._schema)
-        operation_error = _operation_error(document, params.get("operationName"))
-        if operation_error is not None:
-            raise GraphQLError(operation_error)
-        await self._admit_cost(client, document, params.get("operationName"))
-        return document
-
     async def streams_ended(self, timeout: float) -> None:
         """Wait (up to ``timeout`` seconds) for the open SSE streams to end."""
         waits = [asyncio.ensure_future(stream.ended.wait()) for stream in self.streams]
@@ -510,33 +473,6 @@ class GraphQLEndpoint:
             self._language_keys.put(header, key)
         return key
 
-    async def _client(self, request: Request) -> Client:
-        """The authenticated client, its request counted: 401 or 429 otherwise."""
-        address = request.client.host if request.client is not None else "-"
-        try:
-            await self.rate_limits.admit_attempt(address)
-            client = await self.auth.authenticate(request.headers, address=address)
-        except RateLimited as exc:
-            raise _too_many(exc) from None
-        except Unauthenticated as exc:
-            await self.rate_limits.failed(address)
-            raise RequestError(401, exc.message, code=ErrorCode.UNAUTHENTICATED,
-                               headers={"WWW-Authenticate": exc.challenge}) from None
-        try:
-            await self.rate_limits.admit(client)
-        except RateLimited as exc:
-            raise _too_many(exc) from None
-        return client
-
-    async def _admit_cost(self, client: Client, document: DocumentNode,
-                          operation_name: str | None) -> None:
-        try:
-            # Priced only where the client has a cost budget: pricing walks the document.
-            await self.rate_limits.admit_cost(
-                client, lambda: self.estimate_cost(document, operation_name))
-        except RateLimited as exc:
-            raise _too_many(exc) from None
-
     def _keeps(self, document: DocumentNode, operation_name: str | None) -> bool:
         """Whether the operation's answers may be kept: queries not excluded by name."""
         operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)
@@ -571,15 +507,19 @@ class GraphQLEndpoint:
                               cursors=self.runtime.cursors, changes=self.changes)
 
     def subscription_context(self, headers: Mapping[str, str], request_id: str, client: Client,
-                             *, last_event_id: str | None = None) -> SubscriptionContext:
-        """The context of a subscription over either transport: each event it emits gets a new
+                             operation: Operation, *, last_event_id: str | None = None
+                             ) -> SubscriptionContext:
+        """The context of a subscription over either transport: a standing request. Each
+        event it emits is admitted for the client first (:meth:`Admission.event`), gets a new
         scope like the first (``headers``' language and pass-through credentials), and the
         client is charged what resolving it cost."""
         return SubscriptionContext(
             adapters=self.runtime.adapters, scope=self._scope(headers, request_id),
             cursors=self.runtime.cursors, changes=self.changes,
             new_scope=functools.partial(self._scope, headers, request_id),
-            charge=functools.partial(self.rate_limits.charge, client),
+            admit=functools.partial(self.admission.event, client, operation),
+            charge=functools.partial(self.admission.charge, client),
+            owner=client.rate_key, ends_at=client.expires_at, clock=self.runtime.clock,
             last_event_id=last_event_id)
 
     def _scope(self, headers: Mapping[str, str], request_id: str) -> RequestScope:
@@ -623,7 +563,7 @@ class GraphQLEndpoint:
             params = _json(await self._body(request), "the request body is not valid JSON")
             if not isinstance(params, dict):
                 raise RequestError(400, "the request body must be a JSON object")
-        return _checked(params)
+        return params
 
     async def _body(self, request: Request) -> bytes:
         declared = request.headers.get("content-length")
@@ -794,54 +734,16 @@ def _json(raw: str | bytes, message: str) -> Any:
         raise RequestError(400, message) from None
 
 
-def _checked(params: dict[str, Any]) -> dict[str, Any]:
-    query = params.get("query")
-    extensions = params.get("extensions")
-    persisted = isinstance(extensions, dict) and "persistedQuery" in extensions
-    if not (persisted and query is None) and (not isinstance(query, str) or not query.strip()):
-        raise RequestError(400, "`query` must be a non-empty string")
-    name = params.get("operationName")
-    if name is not None and not isinstance(name, str):
-        raise RequestError(400, "`operationName` must be a string or null")
-    if name is not None and len(name) > MAX_OPERATION_NAME:
-        raise RequestError(400, f"`operationName` must be at most {MAX_OPERATION_NAME} "
-                                f"characters long (it has {len(name)})")
-    for key in ("variables", "extensions"):
-        if params.get(key) is not None and not isinstance(params[key], dict):
-            raise RequestError(400, f"`{key}` must be a map (a JSON object) or null")
-    return params
-
-
-def _operation_error(document: DocumentNode, operation_name: str | None) -> str | None:
-    """Why no single operation can run (GraphQL spec, GetOperation), or None."""
-    names = [d.name.value if d.name else None for d in document.definitions
-             if isinstance(d, OperationDefinitionNode)]
-    if operation_name is None:
-        if len(names) > 1:
-            return "the document has several operations: say which in `operationName`"
-        return None
-    if operation_name not in names:
-        return f"the document has no operation named {operation_name!r}"
-    return None
-
-
-def _operation_label(document: DocumentNode, operation_name: str | None) -> str:
-    """The operation's name for the access log: as asked, the document's only one, or "-"."""
-    if operation_name:
-        return operation_name
-    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    if len(operations) != 1:
-        return "-"
-    name = operations[0].name
-    return name.value if name is not None else "(anonymous)"
-
-
-def operation_type(document: DocumentNode, operation_name: str | None) -> OperationType | None:
-    """The type of the operation that runs; None when none can (see :func:`_operation_error`)."""
-    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    if operation_name is not None:
-        operations = [o for o in operations if o.name and o.name.value == operation_name]
-    return operations[0].operation if len(operations) == 1 else None
+def _runs_over_http(method: str, streaming: bool, kind: OperationType | None) -> None:
+    """Over HTTP: no mutation over GET (405), a subscription only as a stream (406)."""
+    if method == "GET" and kind is OperationType.MUTATION:
+        raise RequestError(405, "mutations are not allowed over GET: use POST",
+                           code=ErrorCode.METHOD_NOT_ALLOWED, headers={"Allow": "POST"})
+    if kind is OperationType.SUBSCRIPTION and not streaming:
+        raise RequestError(406, "a subscription is answered as a stream: send `Accept: "
+                                f"{EVENT_STREAM}` (Server-Sent Events) or open a WebSocket "
+                                "(graphql-transport-ws) to this path",
+                           code=ErrorCode.NOT_ACCEPTABLE)
 
 
 def _result_response(data: Any, errors: list[GraphQLError] | None,
@@ -942,7 +844,7 @@ def bounded(text: str, limit: int = MAX_ERROR_TEXT) -> str:
 def error_payload(error: RequestError | PersistedError | GraphQLError) -> dict[str, Any]:
     """A refusal as one formatted GraphQL error (a WebSocket operation's ``error`` message)."""
     if isinstance(error, GraphQLError):
-        return _formatted(error, ErrorCode.GRAPHQL_VALIDATION_FAILED)
+        return _formatted(error, ErrorCode.GRAPHQL_PARSE_FAILED)
     extensions: dict[str, Any] = {"code": error.code.value}
     retry_after = error.headers.get("Retry-After") if isinstance(error, RequestError) else None
     if retry_after is not None:
@@ -960,11 +862,6 @@ def _persisted_error(error: PersistedError, media_type: str) -> Response:
     if error.status is not None:
         return _json_error(RequestError(error.status, error.message, code=error.code))
     return _result_response(None, [error.graphql_error()], None, media_type, error.code)
-
-
-def _too_many(exc: RateLimited) -> RequestError:
-    return RequestError(429, exc.message, code=exc.code,
-                        headers={"Retry-After": str(exc.retry_after)})
 
 
 def _json_error(error: RequestError) -> Response:

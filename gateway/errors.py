@@ -166,9 +166,11 @@ class SubscriptionRefused(GatewayError):
 
 
 class SubscriptionEnded(GatewayError):
-    """A subscription the gateway ended: a subscriber too slow, or the gateway shutting down.
-    ``code`` says which; a client may reconnect (with its last event id) on either."""
+    """A subscription the gateway ended: a subscriber too slow, the gateway shutting down, the
+    client's cost budget spent (``retry_after``: when it may resume) or its credentials no
+    longer valid. ``code`` says which; a client may subscribe again with its last event id."""
 
-    def __init__(self, message: str, code: ErrorCode) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, code: ErrorCode, *,
+                 retry_after: float | None = None) -> None:
+        super().__init__(message, retry_after=retry_after)
         self.code = code

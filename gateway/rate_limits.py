@@ -10,7 +10,13 @@ Two fixed one-minute windows per client (its authenticated name, else its addres
   (``RequestScope.upstream_requests``: distinct calls of the request, cached or not — the cost
   model's unit). A whole-response-cache hit runs nothing and is charged nothing.
 
-Both answer ``Retry-After``: the seconds until the window resets. Counters live in memory (per
+And one per address, whoever it claims to be: ``failed_auth_per_minute`` failed
+authentications (a bad API key or token, counted by :meth:`RateLimits.failed`); past them every
+request from the address is refused with 429 ``RATE_LIMITED`` before its credentials are read
+(:meth:`RateLimits.admit_attempt`), so keys cannot be guessed at speed. Its counters are keyed
+``failed:<address>``, apart from the clients' (``address:…``, ``key:…``, ``jwt:…``).
+
+All answer ``Retry-After``: the seconds until the window resets. Counters live in memory (per
 process), or in the Redis of ``[cache] url`` so every gateway process shares them (limits'
 async Redis storage over redis-py). A counter store that fails admits the request (logged):
 rate limits must not take the gateway down with Redis.
@@ -28,7 +34,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import redis.asyncio
 from graphql import DocumentNode
@@ -75,6 +81,8 @@ class RateLimits:
             self._storage = MemoryStorage()
         self._limiter = FixedWindowRateLimiter(self._storage)
         self._items: dict[int, RateLimitItem] = {}
+        self._failures = (RateLimitItemPerMinute(settings.failed_auth_per_minute)
+                          if settings.failed_auth_per_minute else None)
 
     @property
     def enabled(self) -> bool:
@@ -100,35 +108,37 @@ class RateLimits:
         item = self._item(client, "requests_per_minute")
         if item is None:
             return True
-        try:
-            if not await self._limiter.test(item, "requests", client.rate_key, cost=requests):
-                return False
-            return await self._limiter.hit(item, "requests", client.rate_key, cost=requests)
-        except Exception as exc:  # the counter store is down: admit
-            logger.warning("rate limit store failed: %s", type(exc).__name__)
-            return True
+        if not await _asked(self._limiter.test(item, "requests", client.rate_key, cost=requests)):
+            return False
+        return await _asked(self._limiter.hit(item, "requests", client.rate_key, cost=requests))
 
     async def admit_attempt(self, address: str) -> None:
         """Before credentials are checked: :class:`RateLimited` when ``address`` failed to
         authenticate too often this minute (``failed_auth_per_minute``)."""
+        item = self._failures
+        if item is None:
+            return
+        key = f"failed:{address}"
+        if not await _asked(self._limiter.test(item, "auth", key)):
+            raise RateLimited(ErrorCode.RATE_LIMITED,
+                              f"too many failed authentications: at most {item.amount} a minute "
+                              "from this address", await self._retry_after(item, "auth", key))
 
     async def failed(self, address: str) -> None:
         """Count one failed authentication of ``address``."""
+        if self._failures is not None:
+            await _asked(self._limiter.hit(self._failures, "auth", f"failed:{address}"))
 
     async def admit(self, client: Client) -> None:
         """Count one request; :class:`RateLimited` past ``requests_per_minute``."""
         item = self._item(client, "requests_per_minute")
         if item is None:
             return
-        try:
-            allowed = await self._limiter.hit(item, "requests", client.rate_key)
-        except Exception as exc:  # the counter store is down: admit
-            logger.warning("rate limit store failed: %s", type(exc).__name__)
-            return
-        if not allowed:
+        if not await _asked(self._limiter.hit(item, "requests", client.rate_key)):
             raise RateLimited(ErrorCode.RATE_LIMITED,
                               f"too many requests: at most {item.amount} a minute for this "
-                              "client", await self._retry_after(item, "requests", client))
+                              "client",
+                              await self._retry_after(item, "requests", client.rate_key))
 
     async def admit_cost(self, client: Client, estimate: int | Callable[[], int]) -> None:
         """Admit an operation estimated at ``estimate`` upstream requests, or
@@ -141,36 +151,37 @@ class RateLimits:
             estimate = estimate()
         if estimate <= 0:
             return
-        try:
-            allowed = estimate <= item.amount and await self._limiter.test(
-                item, "cost", client.rate_key, cost=estimate)
-        except Exception as exc:
-            logger.warning("rate limit store failed: %s", type(exc).__name__)
-            return
-        if not allowed:
+        if estimate > item.amount or not await _asked(
+                self._limiter.test(item, "cost", client.rate_key, cost=estimate)):
             raise RateLimited(ErrorCode.COST_BUDGET_EXCEEDED,
                               f"the query may make {estimate} upstream requests, more than is "
                               f"left of this client's budget of {item.amount} a minute",
-                              await self._retry_after(item, "cost", client))
+                              await self._retry_after(item, "cost", client.rate_key))
 
     async def charge(self, client: Client, calls: int) -> None:
         """Charge the upstream calls a request made (past the budget too: the next waits)."""
         item = self._item(client, "cost_per_minute")
-        if item is None or calls <= 0:
-            return
-        try:
+        if item is not None and calls > 0:
             # A fixed window adds the cost even past the limit: what was spent is spent.
-            await self._limiter.hit(item, "cost", client.rate_key, cost=calls)
-        except Exception as exc:
-            logger.warning("rate limit store failed: %s", type(exc).__name__)
+            await _asked(self._limiter.hit(item, "cost", client.rate_key, cost=calls))
 
     async def aclose(self) -> None:
         if self._pool is not None:
             await self._pool.aclose()
 
-    async def _retry_after(self, item: RateLimitItem, what: str, client: Client) -> int:
+    async def _retry_after(self, item: RateLimitItem, what: str, key: str) -> int:
         try:
-            stats = await self._limiter.get_window_stats(item, what, client.rate_key)
+            stats = await self._limiter.get_window_stats(item, what, key)
         except Exception:
             return item.get_expiry()
         return max(1, math.ceil(stats.reset_time - time.time()))
+
+
+async def _asked(answer: Awaitable[bool]) -> bool:
+    """The counter store's answer; True (admit) when the store fails: rate limits must not take
+    the gateway down with Redis (logged)."""
+    try:
+        return await answer
+    except Exception as exc:
+        logger.warning("rate limit store failed: %s", type(exc).__name__)
+        return True

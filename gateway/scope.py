@@ -134,6 +134,8 @@ class RequestScope:
         credential = self.credentials.get(source)
         return credential.fingerprint if credential is not None else ""
     usage: dict[str, SourceUsage] = field(default_factory=dict)  # source → its usage
+    # What the answer's `extensions` say besides its data (a replay's bound, per event).
+    notices: dict[str, Any] = field(default_factory=dict)
 
     def usage_of(self, source: str) -> SourceUsage:
         usage = self.usage.get(source)

@@ -154,6 +154,12 @@ def uvicorn_options(settings: ServerSettings | None) -> dict[str, Any]:
     falls behind and is dropped instead of growing the buffer), with messages of at most
     ``max_body_bytes`` and no compression (a zlib state per connection is memory it would hold
     for as long as it stays open).
+
+    ``X-Forwarded-For`` and ``X-Forwarded-Proto`` are believed only from the proxies of
+    ``forwarded_allow_ips``; with none (the default) they are not read at all. uvicorn's own
+    default trusts them from 127.0.0.1 (or ``$FORWARDED_ALLOW_IPS``): behind a proxy on the same
+    host, any client could then name its own address, and be a new anonymous client (a fresh
+    rate limit) with every request.
     """
     settings = settings or ServerSettings()
     return {"http": http_protocol(header_timeout=settings.header_timeout_seconds,
@@ -161,7 +167,9 @@ def uvicorn_options(settings: ServerSettings | None) -> dict[str, Any]:
             "ws": "websockets-sansio", "ws_max_size": settings.max_body_bytes,
             "ws_per_message_deflate": False, "server_header": False,
             "timeout_keep_alive": int(settings.keep_alive_seconds),
-            "timeout_graceful_shutdown": int(settings.grace_seconds)}
+            "timeout_graceful_shutdown": int(settings.grace_seconds),
+            "proxy_headers": bool(settings.forwarded_allow_ips),
+            "forwarded_allow_ips": list(settings.forwarded_allow_ips)}
 
 
 # Allocations between two young-generation collections (CPython's default: 700). A query in

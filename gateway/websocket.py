@@ -4,22 +4,25 @@ PROTOCOL.md), spoken by strawberry's own handler, for subscriptions.
 * **Handshake**: the subprotocol ``graphql-transport-ws`` (another: close 4406). A page of another
   origin is refused (403) unless ``[server] cors_origins`` or ``cors_origin_regex`` allow it: a
   WebSocket is not subject to CORS, and a hostile page could otherwise act for its visitor.
-* **connection_init** within :data:`CONNECTION_INIT_SECONDS` (else close 4408). The client
-  authenticates as over HTTP (:mod:`gateway.auth`), with the upgrade request's headers or the
-  payload's ``X-API-Key`` / ``Authorization`` entries (any case; the payload's win), since a
-  browser cannot set a WebSocket's headers. Without valid credentials where ``[auth] required``,
-  or with credentials that are not valid: close 4403 ``Forbidden``.
-* **subscribe**: a subscription, after every step an HTTP request takes before it runs
-  (:meth:`~gateway.endpoint.GraphQLEndpoint.admit_operation`: request rate, document and
-  variable limits, persisted operations, one operation, cost budget), and at most ``[changes]
-  max_subscriptions_per_connection`` at once. A refusal is an ``error`` message for that
-  operation with ``extensions.code`` (``SUBSCRIPTION_LIMIT``, ``RATE_LIMITED``…); the connection
-  stays. Queries and mutations go over HTTP.
+* **connection_init** within :data:`CONNECTION_INIT_SECONDS` (else close 4408). The client is
+  identified as over HTTP (:meth:`~gateway.admission.Admission.identify`), with the upgrade
+  request's headers or the payload's ``X-API-Key`` / ``Authorization`` entries (any case; the
+  payload's win), since a browser cannot set a WebSocket's headers. Without valid credentials
+  where ``[auth] required``, or with credentials that are not valid: close 4403 ``Forbidden``;
+  from an address that failed too often, or for a client that holds ``[changes]
+  max_connections_per_client`` sockets already (in this process): close 4429 with the reason.
+* **subscribe**: a subscription, admitted as an HTTP request is
+  (:class:`~gateway.admission.Admission`: request rate, document and variable limits,
+  persisted operations, one operation, the cost rule, the cost budget), and at most
+  ``[changes] max_subscriptions_per_connection`` at once on the connection. A refusal is an
+  ``error`` message for that operation with ``extensions.code`` (``SUBSCRIPTION_LIMIT``,
+  ``RATE_LIMITED``…); the connection stays. Queries and mutations go over HTTP.
 * Each operation has a context of its own (:class:`~gateway.graph.context.SubscriptionContext`,
   from the upgrade request's ``Accept-Language`` and pass-through credentials), each of its
   events resolved as a request of its own.
-* When the gateway ends a subscription (``SLOW_SUBSCRIBER``, ``SHUTTING_DOWN``): a ``next`` with
-  the error (``extensions.code``, ``lastEventId``), then ``complete``. When the process stops,
+* When the gateway ends a subscription (``SLOW_SUBSCRIBER``, ``SHUTTING_DOWN``,
+  ``COST_BUDGET_EXCEEDED``, ``UNAUTHENTICATED``): a ``next`` with the error
+  (``extensions.code``, ``lastEventId``), then ``complete``. When the process stops,
   once those are sent, the socket is closed with 1001 (going away) and a reason.
 * A message is at most ``[server] max_body_bytes`` (uvicorn's ``ws_max_size``; larger: close
   1009); uvicorn pings every 20 s and drops a peer that stops answering.
@@ -32,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -41,7 +45,7 @@ from graphql import GraphQLError, GraphQLFormattedError, OperationType
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.schema import BaseSchema
 from strawberry.schema.schema import StreamResult
@@ -57,15 +61,9 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
 from strawberry.types.graphql import OperationType as StrawberryOperationType
 from strawberry.types.unset import UNSET, UnsetType
 
-from gateway.auth import API_KEY_HEADER, Client, Unauthenticated
-from gateway.endpoint import (
-    GraphQLEndpoint,
-    RequestError,
-    coded,
-    error_payload,
-    operation_type,
-    request_id,
-)
+from gateway.admission import CREDENTIAL_HEADERS, DocumentRefused, Operation, RequestError
+from gateway.auth import Client
+from gateway.endpoint import GraphQLEndpoint, coded, error_payload, request_id
 from gateway.errors import ErrorCode
 from gateway.persisted import PersistedError
 
@@ -74,7 +72,6 @@ __all__ = ["CONNECTION_INIT_SECONDS", "SHUTDOWN_CLOSE", "Connection", "GraphQLWe
 CONNECTION_INIT_SECONDS = 10.0
 # The close once the gateway stops: 1001, "going away" (RFC 6455), and what to do about it.
 SHUTDOWN_CLOSE = (1001, "the gateway is shutting down; reconnect with the last event id")
-CREDENTIAL_HEADERS = (API_KEY_HEADER, "authorization")
 
 
 @dataclass(eq=False)
@@ -85,6 +82,9 @@ class Connection:
     request_id: str  # of the connection: every operation's upstream calls carry it
     connection_params: dict[str, object] = field(default_factory=dict)  # connection_init's
     client: Client | None = None  # once authenticated
+    # The operations admitted at `subscribe`, by their text and name, in order, for the streams
+    # strawberry's handler starts for them (it hands a stream the text, not the message).
+    admitted: dict[tuple[str, str | None], list[Operation]] = field(default_factory=dict)
 
 
 def _credentials(headers: Mapping[str, str], params: Mapping[str, object]) -> dict[str, str]:
@@ -109,43 +109,47 @@ class _Handler(BaseGraphQLTransportWSHandler[Connection, None]):
             await super().handle()
         finally:
             self.view.handlers.discard(self)
+            self.view.left(self.context)
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         # Before connection_ack, or with an id in use, strawberry closes the socket itself.
         if self.connection_acknowledged and message["id"] not in self.operations:
             refusal = await self._refusal(message)
             if refusal is not None:
-                error: ErrorMessage = {"id": message["id"], "type": "error",
-                                       "payload": [cast("GraphQLFormattedError", refusal)]}
+                error: ErrorMessage = {"id": message["id"], "type": "error", "payload": [
+                    cast("GraphQLFormattedError", e) for e in refusal]}
                 await self.send_message(error)
                 return
         await super().handle_subscribe(message)
 
-    async def _refusal(self, message: SubscribeMessage) -> dict[str, Any] | None:
-        """Why the operation may not start (a formatted error), or None."""
+    async def _refusal(self, message: SubscribeMessage) -> list[dict[str, Any]] | None:
+        """Why the operation may not start (formatted errors), or None."""
         limit = self.view.max_operations
         if len(self.operations) >= limit:
-            return _error(ErrorCode.SUBSCRIPTION_LIMIT,
-                          f"this connection has {limit} subscriptions, the most it may have "
-                          "([changes] max_subscriptions_per_connection): complete one, or "
-                          "open another connection")
+            return [_error(ErrorCode.SUBSCRIPTION_LIMIT,
+                           f"this connection has {limit} subscriptions, the most it may have "
+                           "([changes] max_subscriptions_per_connection): complete one, or "
+                           "open another connection")]
         payload: Any = message.get("payload")
         if not isinstance(payload, dict):
-            return _error(ErrorCode.BAD_USER_INPUT, "`subscribe` needs a `payload` object")
+            return [_error(ErrorCode.BAD_USER_INPUT, "`subscribe` needs a `payload` object")]
         endpoint, connection = self.view.endpoint, self.context
-        assert connection.client is not None  # acknowledged: authenticated
+        client = connection.client
+        assert client is not None  # acknowledged: authenticated
         try:
-            document = await endpoint.admit_operation(connection.client, payload)
+            persisted = await endpoint.admission.read(client, payload)
+            operation = await endpoint.admission.operation(client, payload, persisted,
+                                                           runs=_runs_over_websocket)
             # Its headers are read once here: a bad one refuses the operation, not its task.
             endpoint.subscription_context(connection.websocket.headers, connection.request_id,
-                                          connection.client)
+                                          client, operation)
         except (RequestError, PersistedError, GraphQLError) as error:
-            return error_payload(error)
-        if operation_type(document, payload.get("operationName")) \
-                is not OperationType.SUBSCRIPTION:
-            return _error(ErrorCode.BAD_USER_INPUT,
-                          "over a WebSocket the gateway runs subscriptions: send queries and "
-                          "mutations over HTTP (POST /graphql)")
+            return [error_payload(error)]
+        except DocumentRefused as refused:
+            return [coded(dict(e.formatted), ErrorCode.GRAPHQL_VALIDATION_FAILED)
+                    for e in refused.errors]
+        key = (payload["query"], payload.get("operationName"))
+        connection.admitted.setdefault(key, []).append(operation)
         return None
 
     async def send_message(self, message: Message) -> None:
@@ -161,6 +165,21 @@ class _Handler(BaseGraphQLTransportWSHandler[Connection, None]):
             await asyncio.wait(tasks, timeout=timeout)
         with contextlib.suppress(Exception):  # gone already
             await self.websocket.close(*SHUTDOWN_CLOSE)
+
+
+REASON_LENGTH = 120  # a close frame's reason is at most 123 bytes
+
+
+class _Socket(ASGIWebSocketAdapter):
+    """strawberry's WebSocket adapter, whose refusal at ``connection_init`` is always 4403
+    ``Forbidden``: a connection refused for too many of something closes with the code and
+    reason :meth:`GraphQLWebSockets.on_ws_connect` left on it instead."""
+
+    async def close(self, code: int, reason: str) -> None:
+        refusal = getattr(self.ws.state, "refusal", None)
+        if refusal is not None and code == 4403:
+            code, reason = refusal
+        await super().close(code, reason)
 
 
 class GraphQLWebSockets(GraphQL[Connection, None]):
@@ -180,8 +199,10 @@ class GraphQLWebSockets(GraphQL[Connection, None]):
         self.endpoint = endpoint
         self.origin_regex = re.compile(cors_origin_regex) if cors_origin_regex else None
         self.handlers: set[_Handler] = set()  # the connections open now
+        self.sockets: Counter[str] = Counter()  # acknowledged connections by client (rate key)
 
     graphql_transport_ws_handler_class = _Handler
+    websocket_adapter_class = _Socket
 
     def is_websocket_origin_allowed(self, request: WebSocket, origin: str) -> bool:
         return super().is_websocket_origin_allowed(request, origin) or (
@@ -193,15 +214,34 @@ class GraphQLWebSockets(GraphQL[Connection, None]):
         return Connection(request, request_id(request.headers.get("x-request-id")))
 
     async def on_ws_connect(self, context: Connection) -> UnsetType | dict[str, object] | None:
-        """Authenticates the client at ``connection_init`` (4403 when it cannot)."""
+        """Identifies the client at ``connection_init`` (4403 when it cannot be; 4429 when its
+        address failed too often, or it holds its share of sockets)."""
         websocket = context.websocket
         address = websocket.client.host if websocket.client is not None else "-"
         try:
-            context.client = await self.endpoint.auth.authenticate(
+            client = await self.endpoint.admission.identify(
                 _credentials(websocket.headers, context.connection_params), address=address)
-        except Unauthenticated:
+        except RequestError as error:
+            if error.status == 429:
+                websocket.state.refusal = (4429, error.message[:REASON_LENGTH])
             raise ConnectionRejectionError from None
+        share = self.max_sockets
+        if self.sockets[client.rate_key] >= share:
+            websocket.state.refusal = (4429, f"this client holds {share} connections, its "
+                                             "share ([changes] max_connections_per_client)")
+            raise ConnectionRejectionError
+        context.client = client
+        self.sockets[client.rate_key] += 1
         return cast("UnsetType", UNSET)  # connection_ack without a payload
+
+    def left(self, context: Connection) -> None:
+        """A connection ended: its client's share has room again."""
+        if context.client is not None:
+            key = context.client.rate_key
+            self.sockets[key] -= 1
+            if self.sockets[key] <= 0:
+                del self.sockets[key]
+            context.client = None
 
     async def close_all(self, timeout: float) -> None:
         """The process stops (its subscriptions were ended): close every connection once its
@@ -213,6 +253,13 @@ class GraphQLWebSockets(GraphQL[Connection, None]):
         changes = self.endpoint.changes
         return changes.settings.max_subscriptions_per_connection if changes is not None else 0
 
+    @property
+    def max_sockets(self) -> int:
+        changes = self.endpoint.changes
+        return changes.settings.max_connections_per_client if changes is not None else 0
+
+
+
 
 
 def _coded(errors: list[GraphQLFormattedError]) -> list[GraphQLFormattedError]:
@@ -223,6 +270,12 @@ def _coded(errors: list[GraphQLFormattedError]) -> list[GraphQLFormattedError]:
 
 def _error(code: ErrorCode, message: str) -> dict[str, Any]:
     return {"message": message, "extensions": {"code": code.value}}
+
+
+def _runs_over_websocket(kind: OperationType | None) -> None:
+    if kind is not OperationType.SUBSCRIPTION:
+        raise RequestError(400, "over a WebSocket the gateway runs subscriptions: send queries "
+                                "and mutations over HTTP (POST /graphql)")
 
 
 class _OperationSchema:
@@ -237,9 +290,13 @@ class _OperationSchema:
                      context_value: Any = None, root_value: Any = None,
                      operation_name: str | None = None, **_: Any) -> StreamResult:
         connection: Connection = context_value
-        assert connection.client is not None
+        assert connection.client is not None and query is not None
+        key = (query, operation_name)
+        operation = connection.admitted[key].pop(0)
+        if not connection.admitted[key]:
+            del connection.admitted[key]
         context = self.endpoint.subscription_context(
-            connection.websocket.headers, connection.request_id, connection.client)
+            connection.websocket.headers, connection.request_id, connection.client, operation)
         return await self.endpoint.schema.stream(
             query, variable_values=variable_values, context_value=context,
             root_value=root_value, operation_name=operation_name,

@@ -1,5 +1,5 @@
-"""The endpoint's pure helpers: media-type negotiation, request checks, operation choice and
-how results and errors are written. (Their behaviour over HTTP: tests/http.)"""
+"""The endpoint's pure helpers: media-type negotiation and how results and errors are written.
+(Their behaviour over HTTP: tests/http.)"""
 
 from __future__ import annotations
 
@@ -7,19 +7,16 @@ from typing import Any
 
 import orjson
 import pytest
-from graphql import GraphQLError, OperationType, parse
+from graphql import GraphQLError
 
+from gateway.admission import RequestError
 from gateway.endpoint import (
     GRAPHQL_RESPONSE,
     JSON,
-    RequestError,
-    _checked,
     _formatted,
     _json_error,
-    _operation_error,
     _result_response,
     negotiate,
-    operation_type,
 )
 from gateway.errors import ErrorCode
 from gateway.sse import EVENT_STREAM
@@ -51,51 +48,6 @@ def test_negotiate_refuses_what_it_cannot_answer(accept: str) -> None:
     with pytest.raises(RequestError) as refused:
         negotiate(accept)
     assert (refused.value.status, refused.value.code) == (406, ErrorCode.NOT_ACCEPTABLE)
-
-
-@pytest.mark.parametrize(("params", "message"), [
-    ({}, "`query` must be a non-empty string"),
-    ({"query": "  "}, "`query` must be a non-empty string"),
-    ({"query": 5}, "`query` must be a non-empty string"),
-    ({"query": "{a}", "operationName": 3}, "`operationName` must be a string or null"),
-    ({"query": "{a}", "variables": [1]}, "`variables` must be a map"),
-    ({"query": "{a}", "extensions": "x"}, "`extensions` must be a map"),
-])
-def test_checked_refuses_malformed_parameters(params: dict[str, Any], message: str) -> None:
-    with pytest.raises(RequestError) as refused:
-        _checked(params)
-    assert refused.value.status == 400
-    assert refused.value.code is ErrorCode.BAD_USER_INPUT
-    assert refused.value.message.startswith(message)
-
-
-def test_checked_accepts_nulls() -> None:
-    params = {"query": "{a}", "operationName": None, "variables": None, "extensions": None}
-    assert _checked(params) is params
-
-
-TWO = parse("query A { a } mutation B { b }")
-
-
-@pytest.mark.parametrize(("document", "name", "error"), [
-    (parse("{ a }"), None, None),
-    (parse("query A { a }"), "A", None),
-    (parse("query A { a }"), "B", "the document has no operation named 'B'"),
-    (TWO, None, "the document has several operations: say which in `operationName`"),
-    (TWO, "A", None),
-    (parse("fragment F on Q { a }"), None, None),  # validation reports a missing operation
-])
-def test_operation_error(document: Any, name: str | None, error: str | None) -> None:
-    assert _operation_error(document, name) == error
-
-
-@pytest.mark.parametrize(("name", "kind"), [
-    ("A", OperationType.QUERY), ("B", OperationType.MUTATION), (None, None)])
-def test_operation_type_looks_only_at_the_chosen_operation(name: str | None,
-                                                           kind: OperationType | None) -> None:
-    assert operation_type(TWO, name) is kind
-    assert operation_type(parse("mutation { b }"), None) is OperationType.MUTATION
-    assert operation_type(parse("subscription { c }"), None) is OperationType.SUBSCRIPTION
 
 
 def body(response: Any) -> dict[str, Any]:

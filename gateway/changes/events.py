@@ -43,9 +43,16 @@ class ChangeEvent:
     record: Record  # for DELETED, the last state the gateway knew
     observed_at: datetime
     id: str = ""  # the bus's event id ("<milliseconds>-<sequence>"), ordered; set on publish
+    # One subscriber's view only (never published): why its `node` could not be read for it.
+    failure: Exception | None = None
 
     def with_id(self, event_id: str) -> ChangeEvent:
         return replace(self, id=event_id)
+
+    def seen_as(self, record: Record | None, failure: Exception | None = None) -> ChangeEvent:
+        """The event as one subscriber sees it: its own reading of the node (or why it could
+        not read it)."""
+        return replace(self, record=self.record if record is None else record, failure=failure)
 
 
 class _Wire(msgspec.Struct, frozen=True):

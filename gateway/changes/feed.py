@@ -41,7 +41,9 @@ class ChangeFeed:
         self.pollers = tuple(pollers)
         self.watched = dict(watched)  # topic -> the sources whose changes it announces
         self.hub = ChangeHub(max_subscriptions=settings.max_subscriptions,
-                             queue_size=settings.queue_size, metrics=metrics)
+                             queue_size=settings.queue_size,
+                             max_per_owner=settings.max_subscriptions_per_client,
+                             metrics=metrics)
         self._tasks: list[asyncio.Task[None]] = []
         self.closing = False  # the process is stopping: no new subscription
 
@@ -91,10 +93,11 @@ class ChangeFeed:
         await self.backend.aclose()
 
     async def subscribe(self, topic: Topic, *, sources: frozenset[str] | None = None,
-                        last_event_id: str | None = None) -> Subscription:
-        """A subscription to ``topic`` (of ``sources``, or all watched); with ``last_event_id``
-        what followed that event is replayed first. Raises :class:`SubscriptionRefused` past
-        ``max_subscriptions``, or for a source this feed does not watch;
+                        last_event_id: str | None = None, owner: str = "") -> Subscription:
+        """``owner``'s subscription to ``topic`` (of ``sources``, or all watched); with
+        ``last_event_id`` what followed that event is replayed first (the newest
+        ``max_replay_per_subscribe`` of it). Raises :class:`SubscriptionRefused` past
+        ``max_subscriptions`` or the owner's share, or for a source this feed does not watch;
         :class:`SubscriptionEnded` (SHUTTING_DOWN) once the process is stopping."""
         if self.closing:
             raise SubscriptionEnded(SHUTDOWN_MESSAGE, ErrorCode.SHUTTING_DOWN)
@@ -103,9 +106,10 @@ class ChangeFeed:
             raise SubscriptionRefused(
                 f"no change feed for {topic.value} of source '{unwatched[0]}' (its "
                 "poll_interval_seconds is not set, or it has none)")
-        subscription = self.hub.join(topic, sources)
+        subscription = self.hub.join(topic, sources, owner)
         if last_event_id is not None:
-            subscription.replayed(await self.backend.replay(last_event_id))
+            subscription.replayed(await self.backend.replay(last_event_id),
+                                  self.settings.max_replay_per_subscribe)
         return subscription
 
     async def announce(self, events: Sequence[ChangeEvent]) -> None:

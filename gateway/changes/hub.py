@@ -1,10 +1,12 @@
 """Subscribers in this process: each has a bounded queue; the hub hands every event to the
-subscriptions that want it, and ends one that falls behind rather than let it hold memory."""
+subscriptions that want it, and ends one that falls behind rather than let it hold memory. The
+hub holds at most ``max_subscriptions``, and each owner (a client) at most its share,
+``max_per_owner``: one client cannot take every slot."""
 
 from __future__ import annotations
 
 import asyncio
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Iterable
 
 from gateway.changes.events import ChangeEvent, Topic
@@ -29,9 +31,11 @@ class Subscription:
     gateway ends it (too slow, or shutting down)."""
 
     def __init__(self, hub: ChangeHub, topic: Topic, sources: frozenset[str] | None,
-                 queue_size: int) -> None:
+                 queue_size: int, owner: str = "") -> None:
         self.topic = topic
         self.sources = sources
+        self.owner = owner
+        self.skipped = 0  # events a replay left out (the replay's bound)
         self._hub = hub
         self._events: deque[ChangeEvent] = deque()
         self._queue_size = queue_size
@@ -54,12 +58,15 @@ class Subscription:
         self._events.append(event)
         self._ready.set()
 
-    def replayed(self, events: Iterable[ChangeEvent]) -> None:
-        """Queue events read back for a reconnect, and skip their live copies."""
-        for event in events:
-            if self.wants(event):
-                self.offer(event)
-                self._after = max(self._after, event_order(event.id))
+    def replayed(self, events: Iterable[ChangeEvent], most: int | None = None) -> None:
+        """Queue events read back for a reconnect, the newest ``most`` of them (the others
+        are counted in ``skipped``), and skip their live copies."""
+        wanted = [event for event in events if self.wants(event)]
+        self.skipped = 0 if most is None else max(0, len(wanted) - most)
+        for event in wanted[self.skipped:]:
+            self.offer(event)
+        if wanted:
+            self._after = max(self._after, event_order(wanted[-1].id))
 
     def end(self, message: str, code: ErrorCode) -> None:
         """End the subscription: queued events are dropped, the iterator raises
@@ -95,23 +102,31 @@ class Subscription:
 class ChangeHub:
     """The subscriptions of this process, within ``max_subscriptions``."""
 
-    def __init__(self, *, max_subscriptions: int, queue_size: int,
+    def __init__(self, *, max_subscriptions: int, queue_size: int, max_per_owner: int = 0,
                  metrics: Metrics | None = None) -> None:
         self.metrics = metrics
         self.max_subscriptions = max_subscriptions
+        self.max_per_owner = max_per_owner or max_subscriptions
         self.queue_size = queue_size
         self._subscriptions: set[Subscription] = set()
+        self._owned: Counter[str] = Counter()
 
     def __len__(self) -> int:
         return len(self._subscriptions)
 
-    def join(self, topic: Topic, sources: frozenset[str] | None) -> Subscription:
+    def join(self, topic: Topic, sources: frozenset[str] | None, owner: str = ""
+             ) -> Subscription:
         if len(self._subscriptions) >= self.max_subscriptions:
             raise SubscriptionRefused(
                 f"the gateway serves at most {self.max_subscriptions} subscriptions; "
                 "try again later")
-        subscription = Subscription(self, topic, sources, self.queue_size)
+        if self._owned[owner] >= self.max_per_owner:
+            raise SubscriptionRefused(
+                f"this client holds {self.max_per_owner} subscriptions, its share of this "
+                "gateway ([changes] max_subscriptions_per_client): end one first")
+        subscription = Subscription(self, topic, sources, self.queue_size, owner)
         self._subscriptions.add(subscription)
+        self._owned[owner] += 1
         if self.metrics is not None:
             self.metrics.subscriptions.labels(topic.value).inc()
         return subscription
@@ -119,6 +134,9 @@ class ChangeHub:
     def leave(self, subscription: Subscription) -> None:
         if subscription in self._subscriptions:
             self._subscriptions.discard(subscription)
+            self._owned[subscription.owner] -= 1
+            if self._owned[subscription.owner] <= 0:
+                del self._owned[subscription.owner]
             if self.metrics is not None:
                 self.metrics.subscriptions.labels(subscription.topic.value).dec()
 

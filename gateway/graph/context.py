@@ -9,6 +9,7 @@ from functools import cached_property
 from graphql import GraphQLError
 
 from gateway.changes.feed import ChangeFeed
+from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.errors import GatewayError
 from gateway.graph.cursors import CursorCodec
 from gateway.graph.loaders import RequestLoaders
@@ -65,20 +66,28 @@ class GatewayContext:
 
 @dataclass(kw_only=True)
 class SubscriptionContext(GatewayContext):
-    """The context of one subscription: each event it emits is resolved as a request of its
-    own, with a fresh scope (deadline, upstream budget, memos), loaders and reports, and the
-    client is charged what resolving it cost (:meth:`next_event`)."""
+    """The context of one subscription, a standing request: each event it emits is admitted
+    for its client (``admit``: its credentials still hold, its cost budget has room; else
+    :class:`~gateway.errors.SubscriptionEnded`), then resolved as a request of its own, with a
+    fresh scope (deadline, upstream budget, memos), loaders and reports, and the client is
+    charged what resolving it cost (:meth:`next_event`)."""
 
     new_scope: Callable[[], RequestScope]  # a scope for the next event, like the first one
+    admit: Callable[[], Awaitable[None]]  # admits the next event, or raises SubscriptionEnded
     charge: Callable[[int], Awaitable[None]]  # charges the client this many upstream requests
+    owner: str = ""  # whose subscription it is (the client's rate key): its share is counted
+    ends_at: float | None = None  # when the client's credentials expire (clock.wall())
+    clock: Clock = SYSTEM_CLOCK
     # Where a reconnecting client resumes when its operation does not say (SSE Last-Event-ID).
     last_event_id: str | None = None
     event_id: str | None = None  # the event being resolved (SSE sends it as the event's id)
 
     async def next_event(self, event_id: str) -> None:
         """Start resolving the event ``event_id`` (the previous one is done: the transport sent
-        it before asking for the next)."""
+        it before asking for the next), once it is admitted."""
         await self.charge(self.scope.upstream_requests)
+        self.scope.upstream_requests = 0  # charged: an event refused next is not charged twice
+        await self.admit()
         self.scope = self.new_scope()
         self.__dict__.pop("loaders", None)  # the cached property: made again on first use
         self._reported.clear()

@@ -138,6 +138,7 @@ class SourcePrice:
     by_id_limit: int  # groups fetched one by one up to this many ids; more read the table
     product_by_id: bool  # a product is one call by id (Comestri)
     group_pages: int  # pages of a group's whole product list (Axim product lookups)
+    pass_through: bool = False  # clients may send their own credential (a subscriber's view)
 
     @classmethod
     def of(cls, adapter: SourceAdapter) -> SourcePrice:
@@ -164,6 +165,7 @@ class SourcePrice:
             by_id_limit=axim.BY_ID_LIMIT if Capability.GROUP_BY_ID in capabilities else 0,
             product_by_id=Capability.PRODUCT_BY_ID in capabilities,
             group_pages=group_pages if Capability.GROUP_PRODUCTS in capabilities else 0,
+            pass_through=adapter.config.pass_through_header is not None,
         )
 
 
@@ -477,7 +479,7 @@ class _Pricer:
             return self.lookup_list(sets, target, _arg(args, "representations"))
         if special in (("Subscription", "productGroupChanged"),
                        ("Subscription", "productChanged")):
-            return self.change(args, sets, target)
+            return self.change(args, sets, target, name == "productGroupChanged")
         if special == ("ProductGroup", "parent"):
             return self.parent(sets, target, scope)
         if special == ("ProductGroup", "products"):
@@ -683,12 +685,19 @@ class _Pricer:
                 cost += self._group_lookup(price, count)
         return cost
 
-    def change(self, args: Mapping[str, _Arg], sets: Sets, payload: GraphQLNamedType) -> Cost:
-        """One event of a subscription: what is selected on its node (which costs nothing
-        itself), as on a group of any source the filter may name."""
+    def change(self, args: Mapping[str, _Arg], sets: Sets, payload: GraphQLNamedType,
+               groups: bool) -> Cost:
+        """One event of a subscription: what is selected on its node, as on a group of any
+        source the filter may name; the node itself costs nothing, but on a source with
+        ``pass_through_header`` it is read again in the subscriber's name (a lookup)."""
         capable = [p for p in self.prices if p.groups]
         sources = _named_sources(capable, _object_fields(_arg(args, "filter")))
-        return self.selections(sets, payload, _Scope(frozenset(p.name for p in sources)))
+        cost = NOTHING
+        for price in sources:
+            if price.pass_through:
+                cost += self._group_lookup(price, 1) if groups else Cost(
+                    1 if price.product_by_id else price.group_pages)
+        return cost + self.selections(sets, payload, _Scope(frozenset(p.name for p in sources)))
 
     def parent(self, sets: Sets, target: GraphQLNamedType, scope: _Scope) -> Cost:
         with_parents = [self.by_name[s] for s in scope.groups if self.by_name[s].parents]

@@ -66,12 +66,12 @@ RequestCheck = Callable[[GraphQLSchema, DocumentNode, str | None, Mapping[str, A
                         list[GraphQLError]]
 
 # The document this task parsed last: the endpoint parses, then execution (same task) asks
-# again, before the document is accepted and kept; and the verdict of the last validation, for
-# a document the endpoint validated ahead that was not kept (it failed).
+# again, before the document is accepted and kept; and the verdict of this task's last
+# validation (a document validated ahead but not kept: it failed, or is larger than the cache).
 _parsed: ContextVar[tuple[DocumentCache, str, DocumentNode] | None] = ContextVar(
     "gateway_parsed_document", default=None)
-_refused: ContextVar[tuple[DocumentNode, Rules, list[GraphQLError]] | None] = ContextVar(
-    "gateway_refused_document", default=None)
+_last_verdict: ContextVar[tuple[DocumentNode, Rules, list[GraphQLError]] | None] = ContextVar(
+    "gateway_last_verdict", default=None)
 
 
 @dataclass(eq=False)
@@ -181,9 +181,9 @@ class DocumentCache:
         rules; a document that passes is accepted and kept, one that fails is dropped."""
         if self._verdict(document, rules):
             return []
-        refused = _refused.get()
-        if refused is not None and refused[0] is document and refused[1] == rules:
-            return refused[2]
+        last = _last_verdict.get()
+        if last is not None and last[0] is document and last[1] == rules:
+            return last[2]
         self._rules = rules
         query = _query_of(document)
         bounded = tuple(self._merging if r is OverlappingFieldsCanBeMergedRule else r
@@ -191,10 +191,27 @@ class DocumentCache:
         errors = [self._aborted(e) for e in validate_document(schema, document, bounded)]
         if errors:
             self._drop(query)
-            _refused.set((document, rules, errors))
         else:
             self._accept(query, document, rules)
+        _last_verdict.set((document, rules, errors))
         return errors
+
+    def refusal(self, schema: GraphQLSchema, document: DocumentNode, operation_name: str | None,
+                variables: Mapping[str, Any] | None) -> list[GraphQLError]:
+        """What refuses this request's document, as far as it is known before execution: its
+        validation (when it was validated ahead, with the rules of the last validation) and
+        the request checks. Execution validates a document that was not."""
+        rules = self._rules
+        if rules is None:
+            return []
+        if self._verdict(document, rules):
+            errors = []
+        else:
+            last = _last_verdict.get()
+            if last is None or last[0] is not document or last[1] != rules:
+                return []
+            errors = last[2]
+        return errors or self.check_request(schema, document, operation_name, variables)
 
     def _aborted(self, error: GraphQLError) -> GraphQLError:
         """graphql-core gave up (its work budget, or fragments nested beyond the stack): the

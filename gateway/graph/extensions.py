@@ -126,11 +126,12 @@ class GatewayErrors(SchemaExtension):
 
     def get_results(self) -> dict[str, Any]:
         scope = getattr(self.execution_context.context, "scope", None)
+        results: dict[str, Any] = dict(getattr(scope, "notices", {}))
         stale: dict[str, float] = getattr(scope, "stale", {})
-        if not stale:
-            return {}
-        return {"stale": [{"source": source, "secondsPastFresh": age}
-                          for source, age in sorted(stale.items())]}
+        if stale:
+            results["stale"] = [{"source": source, "secondsPastFresh": age}
+                                for source, age in sorted(stale.items())]
+        return results
 
 
 def _bug(error: BaseException) -> LogKey:

@@ -1,24 +1,36 @@
 """The root Subscription: product groups and products created, updated or deleted in their
 sources, as the change feed (:mod:`gateway.changes`) finds them.
 
-A field subscribes to the feed when its operation starts, so a refusal (a limit, an unknown
-source, a malformed ``after``) is the operation's error before any event. Each event is then
-served straight from its :class:`~gateway.changes.events.ChangeEvent`: ``node`` is the record,
-resolved by the same types and resolvers as in queries, and with a
-:class:`~gateway.graph.context.SubscriptionContext` each event is resolved as a request of its
-own (:meth:`~gateway.graph.context.SubscriptionContext.next_event`).
+A field subscribes to the feed when its operation starts, so a refusal (a limit, the client's
+share, an unknown source, a malformed ``after``) is the operation's error before any event.
+Each event is then served from its :class:`~gateway.changes.events.ChangeEvent`: ``node`` is the
+record, resolved by the same types and resolvers as in queries, and with a
+:class:`~gateway.graph.context.SubscriptionContext` each event is admitted for the client and
+resolved as a request of its own
+(:meth:`~gateway.graph.context.SubscriptionContext.next_event`).
 
-When the gateway ends a subscription (a subscriber too slow, or the gateway stopping) the
-operation ends with one error: ``extensions.code`` ``SLOW_SUBSCRIBER`` or ``SHUTTING_DOWN``, and
-``lastEventId``, the last event it received, to resume after.
+**In the subscriber's name**: the feed finds changes with each source's configured account. For
+a source with ``pass_through_header`` whose subscriber sent its own credential, the event's node
+is read again with that credential (through the credential-keyed caches) before the event is
+sent: an item the credential cannot see is not sent; a credential the upstream refuses gets the
+source's error in place of the node; a DELETED item, which cannot be read again, is told by its
+id alone.
+
+When the gateway ends a subscription (a subscriber too slow, the gateway stopping, the client's
+cost budget spent, its credentials no longer valid) the operation ends with one error:
+``extensions.code`` ``SLOW_SUBSCRIBER``, ``SHUTTING_DOWN``, ``COST_BUDGET_EXCEEDED`` (with
+``retryAfter``) or ``UNAUTHENTICATED``, and ``lastEventId``, the last event it received, to
+resume after. A replay on subscribe sends at most ``[changes] max_replay_per_subscribe``
+events, the newest; the first carries ``extensions.replay.skipped``, how many it left out.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import strawberry
 from graphql import GraphQLError
@@ -27,11 +39,17 @@ from strawberry.types import Info
 from gateway.changes.events import ChangeEvent, ChangeType, Topic
 from gateway.changes.feed import ChangeFeed
 from gateway.changes.hub import Subscription as FeedSubscription
-from gateway.errors import BadUserInput, SubscriptionEnded, SubscriptionRefused
+from gateway.errors import (
+    BadUserInput,
+    ErrorCode,
+    GatewayError,
+    SubscriptionEnded,
+    SubscriptionRefused,
+)
 from gateway.graph.context import GatewayContext, SubscriptionContext
 from gateway.graph.inputs import bounded_all
 from gateway.graph.types import Product, ProductGroup, Source
-from gateway.sources.records import SourceInfo
+from gateway.sources.records import SourceInfo, identity_only, node_key
 
 __all__ = ["MAX_FILTER_SOURCES", "Change", "ChangeFilter", "ProductChange", "ProductGroupChange",
            "Subscription"]
@@ -82,20 +100,29 @@ class Change:
         return isinstance(obj, ChangeEvent) and obj.topic is cls.topic
 
 
+def _node(root: strawberry.Parent[ChangeEvent]) -> Any:  # the field's type: the record's
+    """The event's node as its subscriber sees it, or why it could not be read for it."""
+    if root.failure is not None:
+        raise root.failure
+    return root.record
+
+
 @strawberry.type(description="A product group created, updated or deleted in its source.")
 class ProductGroupChange(Change):
     topic: ClassVar[Topic] = Topic.GROUPS
     record: ProductGroup = strawberry.field(
-        name="node", description="The group as it is now (the same type as in queries: nested "
-                                 "fields resolve as there); for DELETED, its last known state.")
+        resolver=_node, name="node",
+        description="The group as it is now (the same type as in queries: nested fields "
+                    "resolve as there); for DELETED, its last known state.")
 
 
 @strawberry.type(description="A product created, updated or deleted in its source.")
 class ProductChange(Change):
     topic: ClassVar[Topic] = Topic.PRODUCTS
     record: Product = strawberry.field(
-        name="node", description="The product as it is now (the same type as in queries); for "
-                                 "DELETED, its last known state.")
+        resolver=_node, name="node",
+        description="The product as it is now (the same type as in queries); for DELETED, its "
+                    "last known state.")
 
 
 AFTER = ("The id of the last event received (`eventId`): the events since are sent first. "
@@ -134,7 +161,9 @@ async def changes(info: GraphInfo, topic: Topic, filter: ChangeFilter | None,
     sources = _sources(filter, context, topic, feed)
     kinds = frozenset(filter.changes) if filter is not None and filter.changes else None
     resume = _resume_after(after, context)
-    subscription = await feed.subscribe(topic, sources=sources, last_event_id=resume)
+    owner = context.owner if isinstance(context, SubscriptionContext) else ""
+    subscription = await feed.subscribe(topic, sources=sources, last_event_id=resume,
+                                        owner=owner)
     return _Changes(subscription, context, kinds, after=resume)
 
 
@@ -172,9 +201,9 @@ def _resume_after(after: str | None, context: GatewayContext) -> str | None:
 
 
 class _Changes:
-    """A subscription's events as its operation consumes them: those its filter wants, each
-    starting an event of its own in the context. Closed (or lost) by the operation, the
-    subscription leaves the hub at once."""
+    """A subscription's events as its operation consumes them: those its filter wants and its
+    subscriber may see, each admitted and started as an event of its own in the context.
+    Closed (or lost) by the operation, or ended, the subscription leaves the hub at once."""
 
     def __init__(self, subscription: FeedSubscription, context: GatewayContext,
                  kinds: frozenset[ChangeType] | None, *, after: str | None) -> None:
@@ -182,29 +211,52 @@ class _Changes:
         self._context = context
         self._kinds = kinds
         self._last = after  # the last event the client has: handed over, or resumed after
+        self._skipped = subscription.skipped  # told once, with the first event
 
     def __aiter__(self) -> AsyncIterator[ChangeEvent]:
         return self
 
     async def __anext__(self) -> ChangeEvent:
-        event = await self._wanted()
-        if isinstance(self._context, SubscriptionContext):
-            await self._context.next_event(event.id)
-        self._last = event.id
-        return event
-
-    async def _wanted(self) -> ChangeEvent:
         try:
             while True:
-                event = await anext(self._subscription)
-                if event.source in self._context.adapters and (
-                        self._kinds is None or event.change in self._kinds):
-                    return event
+                event = await self._wanted()
+                context = self._context
+                if isinstance(context, SubscriptionContext):
+                    await context.next_event(event.id)
+                    seen = await _as_seen_by(event, context)
+                    if seen is None:
+                        continue  # the subscriber's credential cannot see it
+                    event = seen
+                    if self._skipped:
+                        context.scope.notices["replay"] = {"skipped": self._skipped}
+                        self._skipped = 0
+                self._last = event.id
+                return event
         except SubscriptionEnded as ended:
+            self._subscription.close()
             extensions = dict(ended.extensions)
             if self._last is not None:
                 extensions["lastEventId"] = self._last
             raise GraphQLError(ended.message, extensions=extensions) from None
+
+    async def _wanted(self) -> ChangeEvent:
+        while True:
+            event = await self._next()
+            if event.source in self._context.adapters and (
+                    self._kinds is None or event.change in self._kinds):
+                return event
+
+    async def _next(self) -> ChangeEvent:
+        """The next event; the subscription ends when its client's credentials expire."""
+        context = self._context
+        if not isinstance(context, SubscriptionContext) or context.ends_at is None:
+            return await anext(self._subscription)
+        try:
+            return await asyncio.wait_for(anext(self._subscription),
+                                          max(0.0, context.ends_at - context.clock.wall()))
+        except TimeoutError:
+            raise SubscriptionEnded("the bearer token has expired: subscribe again with a "
+                                    "valid one", ErrorCode.UNAUTHENTICATED) from None
 
     async def aclose(self) -> None:
         self._subscription.close()
@@ -212,3 +264,18 @@ class _Changes:
     def __del__(self) -> None:
         # An operation dropped before it consumed anything never closes its stream.
         self._subscription.close()
+
+
+async def _as_seen_by(event: ChangeEvent, context: SubscriptionContext) -> ChangeEvent | None:
+    """``event`` as its subscriber sees it: for a source whose subscriber sent its own
+    credential, the node read again with it (None: it cannot see it; the source's error in
+    its place when the upstream refuses it); as it is otherwise."""
+    if event.source not in context.scope.credentials:
+        return event
+    if event.change is ChangeType.DELETED:
+        return event.seen_as(identity_only(event.record))
+    try:
+        record = await context.loaders.node(node_key(event.record))
+    except GatewayError as error:
+        return event.seen_as(None, failure=error)
+    return None if record is None else event.seen_as(record)

@@ -30,6 +30,8 @@ __all__ = [
     "SourceInfo",
     "Variant",
     "VariantOption",
+    "identity_only",
+    "node_key",
 ]
 
 class GroupStatus(Enum):
@@ -70,7 +72,7 @@ class GroupRecord(msgspec.Struct, kw_only=True, gc=False):
 
     @property
     def id(self) -> str:
-        return encode_id(NodeKey(NodeType.PRODUCT_GROUP, self.source.id, self.upstream_id))
+        return encode_id(node_key(self))
 
 
 # Decoded upstream data holds no reference cycles: msgspec keeps these out of the garbage
@@ -128,4 +130,21 @@ class ProductRecord(msgspec.Struct, kw_only=True, gc=False):
 
     @property
     def id(self) -> str:
-        return encode_id(NodeKey(NodeType.PRODUCT, self.source.id, self.upstream_id, self.group_id))
+        return encode_id(node_key(self))
+
+
+def node_key(record: GroupRecord | ProductRecord) -> NodeKey:
+    """What the record's global id names."""
+    if isinstance(record, GroupRecord):
+        return NodeKey(NodeType.PRODUCT_GROUP, record.source.id, record.upstream_id)
+    return NodeKey(NodeType.PRODUCT, record.source.id, record.upstream_id, record.group_id)
+
+
+def identity_only(record: GroupRecord | ProductRecord) -> GroupRecord | ProductRecord:
+    """The record with nothing but what identifies it (its id, source and upstream id): what a
+    tenant is told of an item deleted in its source, whose last state it may never have seen."""
+    if isinstance(record, GroupRecord):
+        return GroupRecord(source=record.source, upstream_id=record.upstream_id,
+                           status=GroupStatus.DELETED)
+    return ProductRecord(source=record.source, upstream_id=record.upstream_id,
+                         group_id=record.group_id)

@@ -13,7 +13,7 @@ from gateway.demo import demo_config
 from gateway.emulators import KINDS
 from gateway.graph import build_schema
 from gateway.graph.connection import LIST_SIZE
-from gateway.graph.cost import SIZED_FIELDS, SLICING_ARGUMENTS, CostModel
+from gateway.graph.cost import SIZED_FIELDS, SLICING_ARGUMENTS, CostModel, SourcePrice
 from gateway.ids import NodeKey, NodeType, encode_id
 from gateway.runtime import Runtime
 from tests.graph_e2e.test_compiled_differential import CORPUS
@@ -298,3 +298,19 @@ def test_page_sizes_in_variables_are_priced_per_request(model: CostModel) -> Non
                     " } } }")
     assert len(validate(SCHEMA, literal, (small.rule(),))) == 1
     assert small.check_request(SCHEMA, literal, None, {}) == []
+
+
+def test_an_event_of_a_pass_through_source_is_read_again_in_the_subscribers_name(
+        runtime: Runtime) -> None:
+    query = ("subscription { productGroupChanged(filter: {sources: [\"joptic\"]}) "
+             "{ node { name } } }")
+    assert CostModel(runtime.adapters, 1000).cost(SCHEMA, parse(query)) == 0
+    joptic = runtime.adapters["joptic"]
+    config = joptic.config
+    joptic.config = config.model_copy(update={"pass_through_header": "X-Joptic-Token"})
+    try:
+        # The subscriber's own reading of the node: Joptic's group table, once an event.
+        priced = CostModel(runtime.adapters, 1000).cost(SCHEMA, parse(query))
+    finally:
+        joptic.config = config
+    assert priced == SourcePrice.of(joptic).table_pages >= 1
