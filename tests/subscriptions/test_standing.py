@@ -138,6 +138,8 @@ async def test_a_client_holds_its_share_and_another_still_subscribes(start: Star
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+        for stream in streams:
+            await stream.aclose()
 
 
 KEYS = {"greedy": "ak_greedy_" + "g" * 24, "modest": "ak_modest_" + "m" * 24}
