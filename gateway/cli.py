@@ -1,6 +1,9 @@
 """Command line: ``catalogue-gateway {serve,demo,check-config,schema}``, or ``python -m gateway``.
 
 Every option says what it does and what its default is (``--help`` of each subcommand).
+
+A command imports what it needs when it runs: ``--help`` and a usage error load no server, no
+app, no schema and no pydantic (tests/test_cli.py checks it), so they answer at once.
 """
 
 from __future__ import annotations
@@ -12,40 +15,36 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
 
-import uvicorn
-import uvloop
-from prometheus_client import CollectorRegistry, start_http_server
-from prometheus_client.multiprocess import MultiProcessCollector
-
-from gateway.app import CONFIG_ENV, create_app
-from gateway.config import Config, ConfigError, load_config
-from gateway.metrics import MULTIPROC_ENV
-from gateway.serving import (
-    LOG_LEVELS,
-    BoundApp,
-    GatewayServer,
-    bind,
-    freeze_startup_heap,
-    log_config,
-    serve_forever,
-    uvicorn_options,
-)
+if TYPE_CHECKING:
+    from gateway.config import Config
 
 __all__ = ["main"]
 
 PROG = "catalogue-gateway"
+# gateway.app.CONFIG_ENV and gateway.serving.LOG_LEVELS, named here for --help without
+# importing the app or uvicorn (tests/test_cli.py checks they are the same).
+CONFIG_ENV = "GATEWAY_CONFIG"
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 CHURN_DEFAULT_SECONDS = 5.0  # demo --churn given no value
 CHURN_SECONDS = (0.2, 3600.0)  # the bounds of demo --churn SECONDS
 STARTUP_FAILURE = 3  # uvicorn's exit status when the server could not start
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gateway.app import create_app
+    from gateway.config import load_config
+    from gateway.serving import GatewayServer, freeze_startup_heap, log_config, uvicorn_options
+
     path = args.config or os.environ.get(CONFIG_ENV)
     if not path:
         print(f"error: give --config FILE or set {CONFIG_ENV}", file=sys.stderr)
         return 2
     config = load_config(path)
+    _warn(path, config)
     host = args.host or config.server.host
     port = config.server.port if args.port is None else args.port
     level = args.log_level or config.logging.level
@@ -81,6 +80,8 @@ def _multiprocess_metrics() -> Iterator[None]:
     """Workers write their metrics to files in one directory, so that a scrape of any of them
     (or of ``[metrics] port``) adds every worker's numbers up. One given in the environment is
     used as it is; else a temporary one, removed at exit."""
+    from gateway.metrics import MULTIPROC_ENV
+
     if os.environ.get(MULTIPROC_ENV):
         yield
         return
@@ -98,6 +99,9 @@ def _metrics_port(config: Config, host: str, app: object) -> None:
     the app's metrics, or in multiprocess mode every worker's."""
     if not config.metrics.enabled or config.metrics.port is None:
         return
+    from prometheus_client import CollectorRegistry, start_http_server
+    from prometheus_client.multiprocess import MultiProcessCollector
+
     if app is None:
         registry = CollectorRegistry(auto_describe=False)
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
@@ -107,11 +111,23 @@ def _metrics_port(config: Config, host: str, app: object) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    import uvloop
+
+    from gateway.app import create_app
     from gateway.demo import Churn, demo_servers  # the emulators load only for the demo
     from gateway.emulators import DEMO_TOKENS
+    from gateway.serving import BoundApp, bind, serve_forever
 
-    config, emulators = demo_servers(host=args.host, port=args.port, latency_ms=args.latency_ms)
-    gateway = BoundApp(create_app(config), bind(args.host, args.port))
+    try:  # the gateway's port first: a busy one is one line, not a traceback
+        sock = bind(args.host, args.port)
+    except OSError as exc:
+        print(f"error: cannot listen on {args.host}:{args.port}: {exc.strerror} (another "
+              "gateway, or another program, holds it): stop it, or choose another port, e.g. "
+              f"make run PORT={args.port + 1 if args.port else 8001}", file=sys.stderr)
+        return 1
+    config, emulators = demo_servers(host=args.host, port=sock.getsockname()[1],
+                                     latency_ms=args.latency_ms)
+    gateway = BoundApp(create_app(config), sock)
     churn = Churn.of(emulators, args.churn) if args.churn is not None else None
 
     def ready() -> None:
@@ -160,11 +176,23 @@ def _churn_seconds(value: str) -> float:
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    config = load_config(args.file)
+    from gateway.config import load_config
+
+    config = load_config(args.file, check_environment=not args.no_env)
+    _warn(args.file, config)
     count = len(config.sources)
     names = ", ".join(f"{s.name} ({s.kind.value})" for s in config.sources)
-    print(f"{args.file}: ok: {count} source{'' if count == 1 else 's'}: {names}")
+    unchecked = " (environment variables not checked)" if args.no_env else ""
+    print(f"{args.file}: ok{unchecked}: {count} source{'' if count == 1 else 's'}: {names}")
     return 0
+
+
+def _warn(path: str, config: Config) -> None:
+    """One ``warning:`` line per pair of settings that contradict each other."""
+    from gateway.config import config_warnings
+
+    for warning in config_warnings(config):
+        print(f"warning: {path}: {warning}", file=sys.stderr)
 
 
 def _schema(args: argparse.Namespace) -> int:
@@ -235,6 +263,10 @@ def parser(prog: str = PROG) -> argparse.ArgumentParser:
     check = command("check-config", "validate a configuration file: every problem in one pass, "
                                     "exit status 2 if there is any")
     check.add_argument("file", help="the TOML configuration file")
+    check.add_argument("--no-env", action="store_true",
+                       help="check everything but the environment variables the file names "
+                            "(token_env, cursor_secret_env, secret_env): for a machine without "
+                            "the secrets (default: they must be set)")
     check.set_defaults(run=_check_config)
 
     schema = command("schema", "print the GraphQL schema (SDL)")
@@ -247,9 +279,22 @@ def parser(prog: str = PROG) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None, *, prog: str = PROG) -> int:
     args = parser(prog).parse_args(argv)
+    from gateway.config import ConfigError  # after parsing: --help loads no pydantic
+
     try:
         code: int = args.run(args)
     except ConfigError as exc:
         print(f"configuration error:\n{exc}", file=sys.stderr)
+        if exc.unset_variables:
+            print(_how_to_set(exc.unset_variables, args), file=sys.stderr)
         return 2
     return code
+
+
+def _how_to_set(variables: tuple[str, ...], args: argparse.Namespace) -> str:
+    """The line after the problems when environment variables are unset: how to set them."""
+    exports = " ".join(f"{variable}=…" for variable in variables)
+    text = f"Set {', '.join(variables)} in the environment (e.g. `export {exports}`)"
+    if args.command == "check-config":
+        return f"{text}, or check the rest with `check-config --no-env {args.file}`."
+    return f"{text}."

@@ -16,7 +16,12 @@ Example (the full format: the README and examples/gateway.toml)::
     token_env = "CARECLOUD_TOKEN"
 
 Validation fails fast with one :class:`ConfigError` naming the file, the entry and the field of
-every problem found, all in one pass (unknown keys, bad values, tokens, duplicate names).
+every problem found, all in one pass (unknown keys, bad values, tokens, duplicate names), in the
+project's words and one location style, the file's own: ``[server] port``, ``[auth.jwt] secret``,
+``[[sources]] #2 (joptic) base_url`` (the entry's number from 1, its name), ``[auth] api_keys #1
+sha256``; a file that is not TOML at all gets its line and column (gateway/toml_errors.py).
+Placeholder and famous weak secrets are refused (gateway/placeholders.py). Settings that
+contradict each other are no error but warnings (:func:`config_warnings`).
 Tokens are :class:`pydantic.SecretStr`: never in a repr, a message or a log.
 """
 
@@ -25,7 +30,10 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import os
+import re
 import tomllib
+import types
+import typing
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
@@ -45,6 +53,9 @@ from pydantic import (
 
 from gateway.errors import BadUserInput
 from gateway.languages import TAG, parse_accept_language
+from gateway.placeholders import GENERATE, weakness
+from gateway.toml_errors import describe as describe_toml
+from gateway.toml_errors import entry_label
 
 __all__ = [
     "DEFAULT_DECODED_MAX_BYTES",
@@ -65,6 +76,8 @@ __all__ = [
     "SourceConfig",
     "SourceKind",
     "TracingSettings",
+    "config_warnings",
+    "env_variables",
     "is_redis_url",
     "load_config",
     "parse_config",
@@ -72,7 +85,14 @@ __all__ = [
 
 
 class ConfigError(Exception):
-    """A configuration file that cannot be used; the message lists every problem."""
+    """A configuration file that cannot be used; the message lists every problem.
+
+    ``unset_variables``: the environment variables the file names that are not set (a command
+    line can say how to set them, or how to check the rest without them)."""
+
+    def __init__(self, message: str, *, unset_variables: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.unset_variables = unset_variables
 
 
 class SourceKind(StrEnum):
@@ -84,6 +104,14 @@ class SourceKind(StrEnum):
 
 NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,62}$"
 MIN_SECRET_LENGTH = 16
+MIN_HMAC_SECRET_LENGTH = 32
+VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # an environment variable's name
+
+
+def _secret_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a secret (a placeholder, a famous weak value), with the fix."""
+    weak = weakness(value)
+    return None if weak is None else f"{weak}: generate one, e.g. `{GENERATE}`"
 
 
 class _Strict(BaseModel):
@@ -154,6 +182,8 @@ class ServerSettings(_Strict):
     # Required by the production profile; unset in development: a random secret of the process
     # (cursors die with it, and differ between workers).
     cursor_secret: SecretStr | None = None
+    # …or the environment variable that holds it (parse_config reads it into cursor_secret).
+    cursor_secret_env: str | None = None
     # Secrets cursors were signed with before a rotation: still read, never used to sign.
     previous_cursor_secrets: tuple[SecretStr, ...] = Field(default=(), max_length=10)
 
@@ -164,7 +194,10 @@ class ServerSettings(_Strict):
         for secret in (value,) if isinstance(value, SecretStr) else value or ():
             if len(secret.get_secret_value().strip()) < MIN_SECRET_LENGTH:
                 raise ValueError(f"a cursor secret must have at least {MIN_SECRET_LENGTH} "
-                                 "characters (e.g. the output of `openssl rand -base64 32`)")
+                                 f"characters: generate one, e.g. `{GENERATE}`")
+            problem = _secret_problem(secret.get_secret_value())
+            if problem is not None:
+                raise ValueError(problem)
         return value
 
     @field_validator("forwarded_allow_ips")
@@ -330,9 +363,19 @@ class JwtSettings(_Strict):
             raise ValueError("HS* algorithms take secret or secret_env; the others a public "
                              "key (public_key_file, jwks_file or jwks_url), and the two kinds "
                              "do not mix")
-        if self.secret is not None and len(self.secret.get_secret_value()) < 32:
-            raise ValueError("an HMAC secret must have at least 32 characters")
         return self
+
+    @field_validator("secret")
+    @classmethod
+    def _strong(cls, secret: SecretStr | None) -> SecretStr | None:
+        if secret is not None:
+            if len(secret.get_secret_value()) < MIN_HMAC_SECRET_LENGTH:
+                raise ValueError(f"an HMAC secret must have at least {MIN_HMAC_SECRET_LENGTH} "
+                                 f"characters: generate one, e.g. `{GENERATE}`")
+            problem = _secret_problem(secret.get_secret_value())
+            if problem is not None:
+                raise ValueError(problem)
+        return secret
 
 
 class AuthSettings(_Strict):
@@ -546,29 +589,54 @@ class Config(_Strict):
 # A problem found in a file: where it sorts (sections first, then entries in file order) and text.
 _Problem = tuple[int, str]
 
+_PRODUCTION_NEEDS_A_SECRET = (
+    "[server] cursor_secret: the production profile needs a secret to sign cursors with: set "
+    "cursor_secret_env to an environment variable that holds one, or cursor_secret (generate "
+    f"one, e.g. `{GENERATE}`), or profile = \"development\" on a machine of your own")
+
 
 def parse_config(
-    data: Mapping[str, Any], *, origin: str = "<config>", environ: Mapping[str, str] | None = None
+    data: Mapping[str, Any], *, origin: str = "<config>", environ: Mapping[str, str] | None = None,
+    check_environment: bool = True,
 ) -> Config:
     """Validate a decoded TOML document; ``origin`` names it in error messages.
 
     Every problem is reported at once: field errors, token problems and duplicate names.
+    ``check_environment=False`` checks everything but the environment variables the document
+    names (``check-config --no-env``, for a machine without the secrets); the configuration
+    then holds no secret read from the environment.
     """
     environ = os.environ if environ is None else environ
     config: Config | None = None
     problems: list[_Problem] = []
     try:
-        config = Config.model_validate(_with_defaults(data))
+        resolved = _with_environment(data, environ) if check_environment else data
+        config = Config.model_validate(_with_defaults(resolved))
     except ValidationError as exc:
         problems += _describe(exc, data)
-    problems += _token_problems(data, environ)
-    problems += _profile_problems(data)
-    problems += _jwt_secret_problems(data, environ)
+    problems += _token_problems(data, environ, check_environment)
+    problems += _cursor_secret_problems(data, environ, check_environment)
+    problems += _jwt_secret_problems(data, environ, check_environment)
     problems += _duplicate_names(data)
     if problems or config is None:
         problems.sort(key=lambda problem: problem[0])
-        raise ConfigError("\n".join(f"{origin}: {text}" for _, text in problems))
+        unset = tuple(variable for variable in env_variables(data)
+                      if check_environment and variable not in environ)
+        raise ConfigError("\n".join(f"{origin}: {text}" for _, text in problems),
+                          unset_variables=unset)
     return config
+
+
+def env_variables(data: Mapping[str, Any]) -> tuple[str, ...]:
+    """The environment variables a decoded configuration reads (its ``*_env`` keys), once each:
+    ``[server] cursor_secret_env``, ``[auth.jwt] secret_env``, each source's ``token_env``."""
+    server, auth = data.get("server"), data.get("auth")
+    jwt = auth.get("jwt") if isinstance(auth, dict) else None
+    named = [server.get("cursor_secret_env") if isinstance(server, dict) else None,
+             jwt.get("secret_env") if isinstance(jwt, dict) else None,
+             *(entry.get("token_env") for _, entry in _source_entries(data))]
+    return tuple(dict.fromkeys(variable for variable in named
+                               if isinstance(variable, str) and VARIABLE.fullmatch(variable)))
 
 
 def _source_entries(data: Mapping[str, Any]) -> list[tuple[int, dict[str, Any]]]:
@@ -578,60 +646,102 @@ def _source_entries(data: Mapping[str, Any]) -> list[tuple[int, dict[str, Any]]]
     return [(i, entry) for i, entry in enumerate(sources) if isinstance(entry, dict)]
 
 
-def _token_problems(data: Mapping[str, Any], environ: Mapping[str, str]) -> list[_Problem]:
-    """Exactly one of ``token`` and ``token_env``; no blank token, no unset or blank variable."""
+def _variable_problem(variable: str, environ: Mapping[str, str], check_environment: bool, *,
+                      how: str, min_length: int = 1) -> str | None:
+    """What is wrong with the environment variable a ``*_env`` key names (``how``: how to set
+    it), or None."""
+    if not variable.strip():
+        return "name an environment variable"
+    if not VARIABLE.fullmatch(variable):
+        return (f"{variable!r} is not the name of an environment variable (letters, digits and "
+                "_, without a $)")
+    if not check_environment:
+        return None
+    value = environ.get(variable)
+    if value is None:
+        return f"environment variable {variable} is not set: {how}"
+    if not value.strip():
+        return f"environment variable {variable} is empty: {how}"
+    if len(value.strip()) < min_length:
+        return f"the secret in {variable} must have at least {min_length} characters: {how}"
+    weak = weakness(value)
+    return None if weak is None else f"the value of {variable} {weak}: {how}"
+
+
+def _with_environment(data: Mapping[str, Any], environ: Mapping[str, str]) -> Mapping[str, Any]:
+    """``[server] cursor_secret_env``'s secret as ``cursor_secret``, when it can be used (what is
+    wrong with it, :func:`_cursor_secret_problems` says)."""
+    server = data.get("server")
+    if not isinstance(server, dict) or "cursor_secret" in server:
+        return data
+    variable = server.get("cursor_secret_env")
+    if not isinstance(variable, str) or _variable_problem(
+            variable, environ, True, how="", min_length=MIN_SECRET_LENGTH) is not None:
+        return data
+    return {**data, "server": {**server, "cursor_secret": environ[variable]}}
+
+
+def _token_problems(data: Mapping[str, Any], environ: Mapping[str, str],
+                    check_environment: bool) -> list[_Problem]:
+    """Exactly one of ``token`` and ``token_env``; no blank or placeholder token, no unset,
+    blank or placeholder variable."""
     problems: list[_Problem] = []
     for i, entry in _source_entries(data):
-        where = _entry(("sources", i), data)
         token, variable = entry.get("token"), entry.get("token_env")
+        text = ""
         if "token" in entry and "token_env" in entry:
-            problems.append((i + 1, f"{where}: give exactly one of token or token_env, not both"))
+            text = ": give exactly one of token and token_env, not both"
         elif "token" not in entry and "token_env" not in entry:
-            problems.append((i + 1, f"{where}: no token: give token, or token_env naming an "
-                                    "environment variable that holds it"))
+            text = (": no token: give token_env, naming an environment variable that holds it, "
+                    "or token")
         elif isinstance(token, str) and not token.strip():
-            problems.append((i + 1, f"{where}.token: the token is empty"))
-        elif isinstance(variable, str) and not variable.strip():
-            problems.append((i + 1, f"{where}.token_env: name an environment variable"))
-        elif isinstance(variable, str) and variable not in environ:
-            problems.append((i + 1, f"{where}.token_env: environment variable {variable} "
-                                    "is not set"))
-        elif isinstance(variable, str) and not environ[variable].strip():
-            problems.append((i + 1, f"{where}.token_env: environment variable {variable} "
-                                    "is empty"))
+            text = " token: the token is empty"
+        elif isinstance(token, str) and (weak := weakness(token)) is not None:
+            text = (f" token: {weak}, not a token: put the source's token in an environment "
+                    "variable, and its name in token_env")
+        elif isinstance(variable, str):
+            problem = _variable_problem(variable, environ, check_environment,
+                                        how=f"export {variable}=… with this source's token")
+            text = f" token_env: {problem}" if problem else ""
+        if text:
+            problems.append((i + 1, _entry(i, data) + text))
     return problems
 
 
-def _profile_problems(data: Mapping[str, Any]) -> list[_Problem]:
-    """The production profile signs cursors: it needs a secret (the demo generates one)."""
+def _cursor_secret_problems(data: Mapping[str, Any], environ: Mapping[str, str],
+                            check_environment: bool) -> list[_Problem]:
+    """One of ``cursor_secret`` and ``cursor_secret_env``, a usable variable, and a secret at
+    all for the production profile (the demo generates one)."""
     server = data.get("server")
     server = server if isinstance(server, dict) else {}
-    secret = server.get("cursor_secret")
-    if server.get("profile", "production") != "production":
-        return []
+    secret, variable = server.get("cursor_secret"), server.get("cursor_secret_env")
+    if "cursor_secret" in server and "cursor_secret_env" in server:
+        return [(0, "[server]: give one of cursor_secret and cursor_secret_env, not both")]
+    if isinstance(variable, str):
+        problem = _variable_problem(variable, environ, check_environment,
+                                    how=f'export {variable}="$({GENERATE})"',
+                                    min_length=MIN_SECRET_LENGTH)
+        return [(0, f"[server] cursor_secret_env: {problem}")] if problem else []
+    if "cursor_secret_env" in server or server.get("profile", "production") != "production":
+        return []  # a variable's name of the wrong type (its field's error says so), or no need
     if secret is not None and (not isinstance(secret, str) or secret.strip()):
         return []  # a secret, or a value of the wrong type (the field's own error says so)
-    return [(0, "server.cursor_secret: the production profile needs a secret to sign cursors "
-                "with: set cursor_secret (e.g. the output of `python -c \"import secrets; "
-                "print(secrets.token_urlsafe(32))\"`), or profile = \"development\" on a "
-                "machine of your own")]
+    return [(0, _PRODUCTION_NEEDS_A_SECRET)]
 
 
-def _jwt_secret_problems(data: Mapping[str, Any], environ: Mapping[str, str]
-                         ) -> list[_Problem]:
+def _jwt_secret_problems(data: Mapping[str, Any], environ: Mapping[str, str],
+                         check_environment: bool) -> list[_Problem]:
     """``[auth.jwt] secret_env`` names a variable that is set, with a long enough secret."""
     auth = data.get("auth")
     jwt = auth.get("jwt") if isinstance(auth, dict) else None
     variable = jwt.get("secret_env") if isinstance(jwt, dict) else None
     if not isinstance(variable, str):
         return []
-    value = environ.get(variable)
-    if value is None:
-        return [(0, f"auth.jwt.secret_env: environment variable {variable} is not set")]
-    if len(value.strip()) < 32:
-        return [(0, f"auth.jwt.secret_env: the secret in {variable} must have at least 32 "
-                    "characters")]
-    return []
+    problem = _variable_problem(
+        variable, environ, check_environment, min_length=MIN_HMAC_SECRET_LENGTH,
+        how=f"export {variable}=… with the HS* shared secret (generate one, e.g. "
+            f"`{GENERATE}`)")
+    return [(0, f"[auth.jwt] secret_env: {problem}")] if problem else []
 
 
 def _duplicate_names(data: Mapping[str, Any]) -> list[_Problem]:
@@ -642,8 +752,8 @@ def _duplicate_names(data: Mapping[str, Any]) -> list[_Problem]:
         if not isinstance(name, str):
             continue
         if name in first:
-            problems.append((i + 1, f"{_entry(('sources', i), data)}.name: duplicate source "
-                                    f"name {name!r} (also sources[{first[name]}])"))
+            problems.append((i + 1, f"{_entry(i, data)} name: duplicate source name {name!r} "
+                                    f"(also {entry_label('sources', first[name] + 1)})"))
         else:
             first[name] = i
     return problems
@@ -654,22 +764,76 @@ def _with_defaults(data: Mapping[str, Any]) -> Mapping[str, Any]:
     defaults, sources = data.get("defaults"), data.get("sources")
     if not isinstance(defaults, dict) or not isinstance(sources, list):
         return data
-    # Unknown keys are reported once, at defaults.<key>, not again under every entry.
+    # Unknown keys are reported once, at [defaults] <key>, not again under every entry.
     known = {k: v for k, v in defaults.items() if k in SourceTuning.model_fields}
     merged = [{**known, **s} if isinstance(s, dict) else s for s in sources]
     return {**data, "sources": merged}
 
 
-def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -> Config:
-    """Read and validate a TOML configuration file."""
+def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None,
+                check_environment: bool = True) -> Config:
+    """Read and validate a TOML configuration file (see :func:`parse_config`)."""
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (TOML is UTF-8 text)") from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return parse_config(data, origin=str(path), environ=environ)
+        raise ConfigError(f"{path}, {describe_toml(text, exc)}") from None
+    return parse_config(data, origin=str(path), environ=environ,
+                        check_environment=check_environment)
+
+
+# -- pydantic's errors in the project's words ---------------------------------------------------
+
+# What a string key's pattern asks, in words.
+_PATTERNS = {
+    "name": "must be a lowercase letter, then up to 62 lowercase letters, digits, '-' or '_'",
+    "namespace": "must be 1 to 40 letters, digits, '.', '-' or '_'",
+    "client": "must be 1 to 100 letters, digits, '.', ':', '@', '-' or '_'",
+    "sha256": "must be the key's SHA-256, 64 lowercase hex digits (`printf %s KEY | "
+              "sha256sum`), not the key",
+    "pass_through_header": "must be a header name: 1 to 64 letters, digits or '-'",
+}
+# pydantic's error type -> the project's words, for errors whose words need no context.
+_WORDS = {
+    "missing": "missing: this key is required",
+    "int_type": "must be a whole number",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "finite_number": "must be a finite number",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "string_type": "must be a string (in quotes)",
+    "tuple_type": "must be a list: [ … ]",
+    "list_type": "must be a list: [ … ]",
+    "dict_type": "must be a table",
+    "model_type": "must be a table",
+    "model_attributes_type": "must be a table",
+    "url_type": "must be an absolute http(s) URL",
+    "url_parsing": "must be an absolute http(s) URL",
+    "url_scheme": "must be an absolute http(s) URL",
+    "url_syntax_violation": "must be an absolute http(s) URL",
+}
+# Bounds: pydantic's error type, its context key, the words.
+_BOUNDS = {
+    "greater_than_equal": ("ge", "must be at least {}"),
+    "greater_than": ("gt", "must be more than {}"),
+    "less_than_equal": ("le", "must be at most {}"),
+    "less_than": ("lt", "must be less than {}"),
+    "too_short": ("min_length", "must have at least {} item{}"),
+    "too_long": ("max_length", "must have at most {} item{}"),
+    "string_too_short": ("min_length", "must have at least {} character{}"),
+    "string_too_long": ("max_length", "must have at most {} character{}"),
+}
+_AT_LEAST_ONE_SOURCE = ("missing: give at least one [[sources]] entry (name, kind, base_url "
+                        "and token_env)")
 
 
 def _describe(exc: ValidationError, data: Mapping[str, Any]) -> list[_Problem]:
@@ -683,54 +847,161 @@ def _describe(exc: ValidationError, data: Mapping[str, Any]) -> list[_Problem]:
             continue  # a consequence of the entries' own errors, already listed
         index = loc[1] if len(loc) > 1 and loc[0] == "sources" else None
         problems.append((index + 1 if isinstance(index, int) else 0,
-                         _message(loc, error["type"], error["msg"], data)))
+                         _message(loc, error["type"], error["msg"], error.get("ctx") or {},
+                                  data)))
     return problems
 
 
-def _message(loc: tuple[Any, ...], kind: str, text: str, data: Mapping[str, Any]) -> str:
+def _message(loc: tuple[Any, ...], kind: str, text: str, ctx: Mapping[str, Any],
+             data: Mapping[str, Any]) -> str:
     """One field error in the project's words, with its location."""
     if kind == "extra_forbidden":
-        *container, key = loc
-        message = f"unknown key {key!r}"
-        close = difflib.get_close_matches(str(key), _known_keys(tuple(container)), n=1)
-        if close:
-            message += f" (did you mean {close[0]!r}?)"
-        return f"{_where(tuple(container), data)}: {message}" if container else message
-    if loc[-1:] == ("base_url",) and kind != "missing":
-        return f"{_where(loc[:-1], data)}: base_url must be an absolute http(s) URL"
-    if loc[-1:] == ("name",) and kind == "string_pattern_mismatch":
-        text = ("must be a lowercase letter, then up to 62 lowercase letters, digits, "
-                "'-' or '_'")
-    return f"{_where(loc, data)}: {text.removeprefix('Value error, ')}"
+        return _unknown(loc, data)
+    if loc == ("sources",) and kind in ("missing", "too_short"):
+        return f"[[sources]]: {_AT_LEAST_ONE_SOURCE}"
+    return f"{_where(loc, data)}: {_words(loc, kind, text, ctx)}"
+
+
+def _words(loc: tuple[Any, ...], kind: str, text: str, ctx: Mapping[str, Any]) -> str:
+    if kind in _WORDS:
+        return _WORDS[kind]
+    if kind in ("literal_error", "enum"):
+        return "must be one of " + ", ".join(re.findall(r"'([^']*)'", str(ctx.get("expected"))))
+    if kind in _BOUNDS and ctx.get(_BOUNDS[kind][0]) is not None:
+        key, words = _BOUNDS[kind]
+        bound = ctx[key]
+        if isinstance(bound, float) and bound.is_integer():
+            bound = int(bound)
+        return words.format(bound, "" if bound == 1 else "s")
+    if kind == "string_pattern_mismatch":
+        return _PATTERNS.get(str(loc[-1]), f"must match the pattern {ctx.get('pattern')}")
+    if kind in ("value_error", "assertion_error"):
+        return text.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    return text[:1].lower() + text[1:]  # a rare error: pydantic's own words
+
+
+def _unknown(loc: tuple[Any, ...], data: Mapping[str, Any]) -> str:
+    """An unknown key or table, with the known one it is closest to."""
+    *container, key = loc
+    close = difflib.get_close_matches(str(key), _known_keys(tuple(container)), n=1)
+    value = data.get(key) if not container else None
+    if isinstance(value, dict) or (isinstance(value, list) and value
+                                   and all(isinstance(item, dict) for item in value)):
+        def table(name: str) -> str:
+            return f"[[{name}]]" if name == "sources" or isinstance(value, list) else f"[{name}]"
+
+        return f"{table(key)}: unknown table" + (f" (did you mean {table(close[0])}?)"
+                                                 if close else "")
+    where = _where(loc, data)
+    return f"{where}: unknown key" + (f" (did you mean {close[0]}?)" if close else "")
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The model a field holds (``JwtSettings | None`` holds ``JwtSettings``), if any."""
+    union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+    for candidate in (annotation, *(typing.get_args(annotation) if union else ())):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def _model_at(container: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model of the table at ``container`` (``()``: the file; ``("sources", 2)``: an
+    entry), or None when it is not a table of the configuration."""
+    if len(container) == 2 and container[0] == "sources" and isinstance(container[1], int):
+        return SourceConfig
+    model: type[BaseModel] | None = Config
+    for part in container:
+        field = model.model_fields.get(part) if model and isinstance(part, str) else None
+        model = _model_of(field.annotation) if field is not None else None
+    return model
 
 
 def _known_keys(container: tuple[Any, ...]) -> list[str]:
     """The keys the table at ``container`` accepts."""
-    # Every table of Config ([server], [cache], [defaults]…) by its name.
-    models: dict[tuple[Any, ...], type[BaseModel]] = {(): Config}
-    for name, field in Config.model_fields.items():
-        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
-            models[(name,)] = field.annotation
-    model = models.get(container)
-    if len(container) == 2 and container[0] == "sources":
-        model = SourceConfig
+    model = _model_at(container)
     return list(model.model_fields) if model is not None else []
 
 
 def _where(loc: tuple[Any, ...], data: Mapping[str, Any]) -> str:
+    """A place in the file in the project's one style: ``[server] port``, ``[auth.jwt]
+    secret``, ``[[sources]] #2 (joptic) base_url``, ``[auth] api_keys #1 sha256``,
+    ``[rate_limits] clients.shop.requests_per_minute``; a key of no table bare."""
     if len(loc) >= 2 and loc[0] == "sources" and isinstance(loc[1], int):
-        entry = _entry(loc[:2], data)
-        return ".".join([entry, *map(str, loc[2:])]) if len(loc) > 2 else entry
-    return ".".join(map(str, loc)) or "(top level)"
+        head, rest = _entry(loc[1], data), loc[2:]
+    else:
+        tables = 0
+        while tables < len(loc) and _model_at(loc[:tables + 1]) is not None:
+            tables += 1
+        head = f"[{'.'.join(map(str, loc[:tables]))}]" if tables else ""
+        rest = loc[tables:]
+    words: list[str] = [head] if head else []
+    for part in rest:
+        if isinstance(part, int):
+            words.append(f"#{part + 1}")
+        elif words and words[-1] != head and not words[-1].startswith("#"):
+            words[-1] += f".{part}"
+        else:
+            words.append(str(part))
+    return " ".join(words)
 
 
-def _entry(loc: tuple[Any, ...], data: Mapping[str, Any]) -> str:
-    """``sources[2] (name "axim")`` — the entry's index, and its name when it has one."""
-    index = loc[1]
-    label = f"sources[{index}]"
+def _entry(index: int, data: Mapping[str, Any]) -> str:
+    """``[[sources]] #3 (axim)``: the entry's number from 1, and its name when it has one."""
     sources = data.get("sources")
+    name = None
     if isinstance(sources, list) and index < len(sources) and isinstance(sources[index], dict):
         name = sources[index].get("name")
-        if isinstance(name, str):
-            label += f' (name "{name}")'
-    return label
+    return entry_label("sources", index + 1, name)
+
+
+# -- settings that contradict each other --------------------------------------------------------
+
+
+def config_warnings(config: Config) -> list[str]:
+    """Settings that contradict each other: not an error, but one of the two does not do what
+    it says. In the messages' location style; empty when there is none."""
+    server, warnings = config.server, []
+    if server.graphiql and not server.introspection:
+        warnings.append("[server] graphiql = true with introspection = false: GraphiQL cannot "
+                        "load the schema (no documentation, no completion): set introspection "
+                        "= true too, or graphiql = false")
+    if server.field_suggestions and not server.introspection:
+        warnings.append("[server] field_suggestions = true with introspection = false: \"Did "
+                        "you mean …?\" tells a client the field names introspection hides: set "
+                        "field_suggestions = false")
+    if server.federation and config.persisted.mode == "trusted":
+        warnings.append("[server] federation = true with [persisted] mode = \"trusted\": the "
+                        "router's queries (_service, _entities) are made at run time, are "
+                        "registered nowhere, and are refused")
+    previous = {secret.get_secret_value() for secret in server.previous_cursor_secrets}
+    if server.cursor_secret is not None and server.cursor_secret.get_secret_value() in previous:
+        warnings.append("[server] previous_cursor_secrets holds the cursor secret itself: "
+                        "drop it from the list")
+    if (config.persisted.operation_dirs or config.persisted.manifests) and \
+            config.persisted.mode != "trusted":
+        warnings.append(f"[persisted] operation_dirs and manifests with mode = "
+                        f"\"{config.persisted.mode}\": only mode = \"trusted\" reads them")
+    if config.response_cache.public and config.auth.required:
+        warnings.append("[response_cache] public = true with [auth] required = true: every "
+                        "answer is an authenticated client's, so private: public does nothing")
+    if config.metrics.port is not None and not config.metrics.enabled:
+        warnings.append(f"[metrics] port = {config.metrics.port} with enabled = false: nothing "
+                        "is served on it")
+    if config.tracing.endpoint is not None and config.tracing.exporter == "console":
+        warnings.append("[tracing] endpoint with exporter = \"console\": spans go to stdout, "
+                        "the endpoint is not used")
+    deadline = server.request_timeout_seconds
+    late = [(i, s) for i, s in enumerate(config.sources) if s.timeout_seconds >= deadline]
+    if late and config.defaults.timeout_seconds >= deadline:
+        warnings.append(_too_slow("[defaults]", config.defaults.timeout_seconds, deadline))
+        late = [(i, s) for i, s in late if s.timeout_seconds != config.defaults.timeout_seconds]
+    warnings += [_too_slow(entry_label("sources", i + 1, s.name), s.timeout_seconds, deadline)
+                 for i, s in late]
+    return warnings
+
+
+def _too_slow(where: str, timeout: float, deadline: float) -> str:
+    return (f"{where} timeout_seconds = {timeout:g} with [server] request_timeout_seconds = "
+            f"{deadline:g}: the request's deadline ends a slow try first, so it is never "
+            "retried: make timeout_seconds shorter")

@@ -280,9 +280,13 @@ class GraphQLEndpoint:
             raise RequestError(405, f"{request.method} is not supported: use GET or POST",
                                code=ErrorCode.METHOD_NOT_ALLOWED, headers={"Allow": "GET, POST"})
         accept = request.headers.get("accept", "")
-        if (request.method == "GET" and self.playground is not None
-                and "query" not in request.query_params and _wants_html(accept)):
+        if (request.method == "GET" and "query" not in request.query_params
+                and _wants_html(accept)):  # a browser opening the page
             access.graphql = False
+            if self.playground is None:
+                raise RequestError(404, "the playground is off here ([server] graphiql = "
+                                        "false): send GraphQL requests as a POST of "
+                                        "application/json", code=ErrorCode.PLAYGROUND_DISABLED)
             return self.playground(request)
         if request.method == "GET" and self.csrf_prevention:
             _require_preflight(request)

@@ -48,6 +48,7 @@ class ErrorCode(StrEnum):
     UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
     REQUEST_TIMEOUT = "REQUEST_TIMEOUT"
     PREFLIGHT_REQUIRED = "PREFLIGHT_REQUIRED"
+    PLAYGROUND_DISABLED = "PLAYGROUND_DISABLED"
     # Access control (gateway/auth.py, rate_limits.py, persisted.py), before any GraphQL work.
     UNAUTHENTICATED = "UNAUTHENTICATED"
     RATE_LIMITED = "RATE_LIMITED"

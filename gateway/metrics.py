@@ -60,6 +60,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    disable_created_metrics,
     generate_latest,
 )
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
@@ -98,6 +99,10 @@ class Metrics:
     """The gateway's metrics, in their own registry."""
 
     def __init__(self, *, max_operation_names: int = 100) -> None:
+        # No `_created` series: a gauge per counter and histogram child, with its own HELP
+        # line repeating the metric's, that no dashboard of ours reads (a process-wide switch
+        # of prometheus_client).
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=False)
         self.max_operation_names = max_operation_names
         registry = self.registry

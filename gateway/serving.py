@@ -259,23 +259,29 @@ def _log_format(app: ASGIApp) -> str:
 
 async def serve_forever(bound: Mapping[str, BoundApp], *, log_level: str = "warning",
                         on_ready: Callable[[], None] | None = None) -> None:
-    """Serve every app until SIGINT or SIGTERM; ``on_ready()`` once all of them serve."""
+    """Serve every app until SIGINT or SIGTERM. ``on_ready()`` is called once every socket
+    listens, before any request is served (a connection made then waits for its server), so
+    what it prints comes before any line a request logs. On a signal the first app stops
+    first, then the others: the first (the demo's gateway) calls the others (its emulators),
+    which must not go before it."""
     servers = _servers(bound, log_level)
     freeze_startup_heap()
     loop = asyncio.get_running_loop()
+    tasks = [asyncio.ensure_future(server.serve(sockets=[b.sock])) for server, b in servers]
 
     def stop() -> None:
-        for server, _ in servers:
+        servers[0][0].should_exit = True
+
+    def stop_the_rest(_: object) -> None:
+        for server, _bound in servers[1:]:
             server.should_exit = True
 
+    tasks[0].add_done_callback(stop_the_rest)
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop)
-    serving = asyncio.gather(*(server.serve(sockets=[b.sock]) for server, b in servers))
-    while not serving.done() and not all(server.started for server, _ in servers):
-        await asyncio.sleep(0.01)
-    if on_ready is not None and not serving.done():
+    if on_ready is not None:
         on_ready()
-    await serving
+    await asyncio.gather(*tasks)
 
 
 class ServerThread:

@@ -95,7 +95,7 @@ def tracing_for(settings: TracingSettings) -> Tracing | None:
         )
         from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
     except ImportError:
-        raise ConfigError("[tracing] enabled needs the tracing extra: "
+        raise ConfigError("[tracing] enabled: needs the tracing extra: "
                           "pip install 'catalogue-gateway[tracing]'") from None
     provider = TracerProvider(
         resource=Resource.create({"service.name": settings.service_name}),

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import re
+import secrets
 import socket
 import subprocess
 import sys
@@ -27,6 +28,9 @@ from tests.processes import Process
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "gateway.toml"
 TOKEN_VARIABLES = ("CARECLOUD_TOKEN", "JOPTIC_TOKEN", "AXIM_TOKEN", "COMESTRI_TOKEN")
+# Every variable examples/gateway.toml reads: its cursor secret, then its sources' tokens.
+EXAMPLE_VARIABLES = ("GATEWAY_CURSOR_SECRET", *TOKEN_VARIABLES)
+GENERATE = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 # What uvicorn prints per server at start and stop: the demo shows its own banner instead.
 UVICORN_LINES = ("Started server process", "Waiting for application startup",
                  "Application startup complete", "Uvicorn running on", "Shutting down",
@@ -66,7 +70,8 @@ def test_check_config_bad_exits_2_without_traceback_or_token(tmp_path: Path) -> 
     )
     result = run("check-config", str(path))
     assert result.returncode == 2
-    assert f'{path}: sources[0] (name "cc").kind' in result.stderr
+    assert (f"{path}: [[sources]] #1 (cc) kind: must be one of carecloud, joptic, axim, "
+            "comestri") in result.stderr.splitlines()
     assert "Traceback" not in result.stderr
     assert "tok-abc-123" not in result.stdout + result.stderr
 
@@ -99,37 +104,110 @@ def test_check_config_lists_every_problem_at_once_and_exits_2(tmp_path: Path) ->
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
         "configuration error:",
-        f"{path}: server.cursor_secret: the production profile needs a secret to sign cursors "
-        'with: set cursor_secret (e.g. the output of `python -c "import secrets; '
-        'print(secrets.token_urlsafe(32))"`), or profile = "development" on a machine of your '
-        "own",
-        f'{path}: sources[0] (name "cc"): unknown key \'timeout_secs\' '
-        "(did you mean 'timeout_seconds'?)",
-        f'{path}: sources[1] (name "jo").token: the token is empty',
-        f'{path}: sources[2] (name "ax"): no token: give token, or token_env naming an '
-        "environment variable that holds it",
-        f'{path}: sources[3] (name "cc").token_env: environment variable '
-        "CGW_TEST_COMESTRI_TOKEN is not set",
-        f'{path}: sources[3] (name "cc").name: duplicate source name \'cc\' (also sources[0])',
+        f"{path}: [server] cursor_secret: the production profile needs a secret to sign "
+        "cursors with: set cursor_secret_env to an environment variable that holds one, or "
+        f"cursor_secret (generate one, e.g. `{GENERATE}`), or profile = \"development\" on a "
+        "machine of your own",
+        f"{path}: [[sources]] #1 (cc) timeout_secs: unknown key (did you mean timeout_seconds?)",
+        f"{path}: [[sources]] #2 (jo) token: the token is empty",
+        f"{path}: [[sources]] #3 (ax): no token: give token_env, naming an environment "
+        "variable that holds it, or token",
+        f"{path}: [[sources]] #4 (cc) token_env: environment variable CGW_TEST_COMESTRI_TOKEN "
+        "is not set: export CGW_TEST_COMESTRI_TOKEN=… with this source's token",
+        f"{path}: [[sources]] #4 (cc) name: duplicate source name 'cc' (also [[sources]] #1)",
+        "Set CGW_TEST_COMESTRI_TOKEN in the environment (e.g. `export "
+        f"CGW_TEST_COMESTRI_TOKEN=…`), or check the rest with `check-config --no-env {path}`.",
     ]
     assert "tok-abc-123" not in result.stderr
 
 
 def test_the_example_configuration_checks() -> None:
-    env = {**os.environ, **{name: f"token-of-{name}" for name in TOKEN_VARIABLES}}
+    env = {**os.environ, **{name: f"token-of-{name}" for name in TOKEN_VARIABLES},
+           "GATEWAY_CURSOR_SECRET": secrets.token_urlsafe(32)}
     result = run("check-config", "examples/gateway.toml", env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout == ("examples/gateway.toml: ok: 4 sources: carecloud (carecloud), "
                              "joptic (joptic), axim (axim), comestri (comestri)\n")
+    assert result.stderr == ""  # no warning either
     assert "token-of-" not in result.stdout
 
 
-def test_the_example_configuration_without_its_variables_names_all_four() -> None:
-    env = {k: v for k, v in os.environ.items() if k not in TOKEN_VARIABLES}
+def test_the_example_configuration_without_its_variables_says_how_to_set_each() -> None:
+    """The README's first check-config: one line per unset variable, naming the key, the source
+    and how to set it, then one line saying how to set them all or check the rest."""
+    env = {k: v for k, v in os.environ.items() if k not in EXAMPLE_VARIABLES}
     result = run("check-config", "examples/gateway.toml", env=env)
     assert result.returncode == 2
-    for name in TOKEN_VARIABLES:
-        assert f"environment variable {name} is not set" in result.stderr
+    path = "examples/gateway.toml"
+    assert result.stderr.splitlines() == [
+        "configuration error:",
+        f"{path}: [server] cursor_secret_env: environment variable GATEWAY_CURSOR_SECRET is not "
+        f"set: export GATEWAY_CURSOR_SECRET=\"$({GENERATE})\"",
+        *(f"{path}: [[sources]] #{number} ({kind}) token_env: environment variable "
+          f"{kind.upper()}_TOKEN is not set: export {kind.upper()}_TOKEN=… with this source's "
+          "token" for number, kind in enumerate(KINDS, 1)),
+        "Set GATEWAY_CURSOR_SECRET, CARECLOUD_TOKEN, JOPTIC_TOKEN, AXIM_TOKEN, COMESTRI_TOKEN in "
+        "the environment (e.g. `export GATEWAY_CURSOR_SECRET=… CARECLOUD_TOKEN=… JOPTIC_TOKEN=… "
+        f"AXIM_TOKEN=… COMESTRI_TOKEN=…`), or check the rest with `check-config --no-env {path}`.",
+    ]
+
+
+def test_check_config_no_env_checks_everything_but_the_environment(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in EXAMPLE_VARIABLES}
+    result = run("check-config", "--no-env", "examples/gateway.toml", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ("examples/gateway.toml: ok (environment variables not checked): "
+                             "4 sources: carecloud (carecloud), joptic (joptic), axim (axim), "
+                             "comestri (comestri)\n")
+    bad = tmp_path / "bad.toml"
+    bad.write_text(EXAMPLE.read_text().replace('kind = "axim"', 'kind = "axiom"'))
+    result = run("check-config", "--no-env", str(bad), env=env)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "configuration error:",
+        f"{bad}: [[sources]] #3 (axim) kind: must be one of carecloud, joptic, axim, comestri"]
+
+
+def test_check_config_names_the_line_of_a_key_set_twice(tmp_path: Path) -> None:
+    """What the README's configuration block did: tomllib's words named no key."""
+    path = tmp_path / "gateway.toml"
+    path.write_text('[server]\nprofile = "production"\ncursor_secret = "s3cret-cursor-key-0123"\n'
+                    'port = 8000\ncursor_secret = "s3cret-cursor-key-4567"\n')
+    result = run("check-config", str(path))
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "configuration error:",
+        f"{path}, line 5, column 1: [server] cursor_secret: set twice (first on line 3): keep "
+        "one of them"]
+    assert "s3cret" not in result.stderr
+
+
+def test_check_config_and_serve_refuse_the_old_example_placeholder(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.toml"
+    path.write_text('[server]\ncursor_secret = "replace-me-with-the-output-of-the-command-above"'
+                    '\n[[sources]]\nname = "cc"\nkind = "carecloud"\n'
+                    'base_url = "http://127.0.0.1:1"\ntoken = "tok-abc-123"\n')
+    expected = ["configuration error:",
+                f"{path}: [server] cursor_secret: looks like a placeholder: generate one, e.g. "
+                f"`{GENERATE}`"]
+    for command in (["check-config", str(path)], ["serve", "--config", str(path)]):
+        result = run(*command)
+        assert result.returncode == 2
+        assert result.stderr.splitlines() == expected, result.stderr
+
+
+def test_contradictory_settings_warn_at_check_config_and_at_start(tmp_path: Path) -> None:
+    warning = (f"warning: {tmp_path / 'gateway.toml'}: [server] graphiql = true with "
+               "introspection = false: GraphiQL cannot load the schema (no documentation, no "
+               "completion): set introspection = true too, or graphiql = false")
+    with _serve(tmp_path, "graphiql = true\n") as serve:
+        serve.wait_for(r"Uvicorn running on")
+        assert warning in serve.lines
+        assert serve.stop() == 0
+    result = run("check-config", str(tmp_path / "gateway.toml"))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [warning]
+    assert result.stdout.endswith(": ok: 1 source: cc (carecloud)\n")
 
 
 def _subcommands() -> dict[str, argparse.ArgumentParser]:
@@ -179,6 +257,38 @@ def test_every_option_has_help_and_shows_its_default(command: str) -> None:
         if name == "--log-level":
             assert all(level in text for level in LOG_LEVELS), text
             assert "(default: info)" in text or "itself info by default" in text
+
+
+# What a command loads when it runs, and --help must not: the server, the app, the schema,
+# the metrics and the configuration's models.
+HEAVY = ("uvicorn", "uvloop", "strawberry", "graphql", "starlette", "prometheus_client",
+         "pydantic", "httpx", "gateway.app", "gateway.config", "gateway.serving",
+         "gateway.metrics")
+
+
+@pytest.mark.parametrize("args", [["--help"], ["serve", "--help"], ["demo", "--help"],
+                                  ["check-config", "--help"], ["schema", "--help"], []],
+                         ids=lambda args: " ".join(args) or "no command")
+def test_help_and_usage_import_nothing_heavy(args: list[str]) -> None:
+    """`python -m gateway --help` took a second importing the server; now it imports argparse.
+    Python's own import log of the real command names every module it imported."""
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "gateway", *args],
+                            capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == (0 if args else 2), result.stderr
+    imported = {line.rsplit("|", 1)[1].strip() for line in result.stderr.splitlines()
+                if line.startswith("import time:") and "|" in line}
+    assert "gateway.cli" in imported and "argparse" in imported
+    loaded = sorted(name for name in imported
+                    if any(name == heavy or name.startswith(f"{heavy}.") for heavy in HEAVY))
+    assert loaded == []
+
+
+def test_the_command_lines_constants_are_the_servers() -> None:
+    """cli names them itself so that --help imports neither the app nor uvicorn."""
+    from gateway import app, cli, serving
+
+    assert cli.CONFIG_ENV == app.CONFIG_ENV
+    assert cli.LOG_LEVELS == serving.LOG_LEVELS
 
 
 def test_log_level_refuses_an_unknown_level() -> None:
@@ -323,10 +433,10 @@ def test_serve_refuses_the_production_profile_without_a_cursor_secret(tmp_path: 
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
         "configuration error:",
-        f"{path}: server.cursor_secret: the production profile needs a secret to sign cursors "
-        'with: set cursor_secret (e.g. the output of `python -c "import secrets; '
-        'print(secrets.token_urlsafe(32))"`), or profile = "development" on a machine of your '
-        "own"]
+        f"{path}: [server] cursor_secret: the production profile needs a secret to sign "
+        "cursors with: set cursor_secret_env to an environment variable that holds one, or "
+        f"cursor_secret (generate one, e.g. `{GENERATE}`), or profile = \"development\" on a "
+        "machine of your own"]
 
 
 def test_serve_has_read_deadlines_and_no_server_header(tmp_path: Path) -> None:

@@ -1,14 +1,21 @@
-"""``demo --churn``'s changes: each line says what changed, and the emulator's own API shows it."""
+"""The demo: ``--churn``'s changes (each line says what changed, and the emulator's own API shows
+it), a busy port told in one line, and a quiet stop. (Its banner before any request's line:
+tests/test_serving.py.)"""
 
 from __future__ import annotations
 
 import random
 import re
+import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from gateway.demo import Churn
@@ -16,6 +23,7 @@ from gateway.emulators import DEMO_TOKENS, KINDS, create_emulator, emulator_data
 from gateway.serving import ServerThread
 from tests.conftest import RunningEmulator
 from tests.emulators.views import Key, names
+from tests.processes import Process
 
 LINE = re.compile(r'^churn: (?P<kind>\w+) (?P<action>created|renamed|deleted) '
                   r'(?P<entity>group|product) (?P<id>\S+)(?: to)?(?: "(?P<name>[^"]+)")?'
@@ -101,3 +109,37 @@ def test_the_churn_thread_changes_every_interval_and_stops() -> None:
         churn.stop()
     assert len(said) >= 3 and all(LINE.match(line) for line in said), said
     assert "demo-churn" not in {thread.name for thread in threading.enumerate()}
+
+
+# -- the demo as a newcomer runs it ---------------------------------------------------------------
+
+
+
+def test_the_demo_stops_on_sigterm_without_a_warning() -> None:
+    """Stopped while its change feed's polls are in flight (each upstream answer takes 0.4 s:
+    the polls every 2 s overlap the stop), the gateway goes before its emulators: no poll
+    fails for the want of an upstream, and nothing but the request's line follows the banner."""
+    with Process([sys.executable, "-m", "gateway", "demo", "--port", "0", "--latency-ms",
+                  "400"]) as demo:
+        url = demo.wait_for(r"^  GraphQL +(http://\S+/graphql)$").group(1)
+        assert httpx.post(url, json={"query": "{ productGroups(first: 3) { nodes { name } } }"},
+                          timeout=30).status_code == 200
+        demo.wait_for(r'"event": ?"graphql request"')
+        time.sleep(2.2)  # past the first polls' start: they are waiting for their answers
+        demo.stop(signal.SIGTERM)
+        output = demo.output
+    after_banner = output.split("One line per GraphQL request follows.")[1].splitlines()
+    assert all("graphql request" in line for line in after_banner if line.strip()), output
+
+
+def test_a_busy_port_is_one_clear_line() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "gateway", "demo", "--port", str(port)],
+                              capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stdout == ""
+    [line] = done.stderr.splitlines()
+    assert f"cannot listen on 127.0.0.1:{port}" in line and f"PORT={port + 1}" in line

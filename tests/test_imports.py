@@ -24,6 +24,15 @@ LAZY_IMPORTS = frozenset({
     ("gateway.cli", "gateway.demo"),  # `demo` alone loads the emulators
     ("gateway.cli", "gateway.emulators"),  # … and names their demo tokens
     ("gateway.cli", "gateway.graph"),  # `schema` alone builds the schema
+    # `--help` imports nothing of the server: each command loads what it runs (tests/test_cli.py).
+    ("gateway.cli", "gateway.app"),
+    ("gateway.cli", "gateway.config"),
+    ("gateway.cli", "gateway.metrics"),
+    ("gateway.cli", "gateway.serving"),
+    ("gateway.cli", "prometheus_client"),
+    ("gateway.cli", "prometheus_client.multiprocess"),
+    ("gateway.cli", "uvicorn"),
+    ("gateway.cli", "uvloop"),
     # OpenTelemetry is an optional extra ([tracing]): loaded only when tracing is configured.
     ("gateway.tracing", "opentelemetry.trace"),
     ("gateway.tracing", "opentelemetry.trace.propagation.tracecontext"),

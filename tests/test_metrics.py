@@ -8,6 +8,7 @@ from collections.abc import Callable
 import httpx
 
 from gateway.emulators import KINDS
+from gateway.metrics import Metrics
 from tests.conftest import UNCACHED, RunningEmulator
 from tests.observability import CACHED, config_for, scrape, serving
 
@@ -166,3 +167,13 @@ def test_metrics_off_or_on_another_port_are_not_on_the_gateway_port(
     for metrics in ({"enabled": False}, {"port": 9}):
         with serving(config_for(emulator_servers, defaults=UNCACHED, metrics=metrics)) as (_, url):
             assert httpx.get(f"{url}/metrics", timeout=30).status_code == 404
+
+
+def test_each_metric_has_one_help_line_and_no_created_series() -> None:
+    metrics = Metrics()
+    metrics.graphql("Groups", "ok", 0.01, 1)
+    metrics.response_hit.inc()
+    text = metrics.exposition().decode()
+    helps = [line.split()[2] for line in text.splitlines() if line.startswith("# HELP")]
+    assert len(helps) == len(set(helps)) and helps
+    assert "_created" not in text

@@ -14,7 +14,8 @@ from gateway.cli import parser
 from gateway.config import load_config
 from tests.processes import ROOT
 
-TOKENS = {f"{kind.upper()}_TOKEN": "t" for kind in ("carecloud", "joptic", "axim", "comestri")}
+TOKENS = {**{f"{kind.upper()}_TOKEN": "t" for kind in ("carecloud", "joptic", "axim", "comestri")},
+          "GATEWAY_CURSOR_SECRET": "packaging-test-cursor-secret-0123"}
 
 
 def _instructions() -> dict[str, list[str]]:
@@ -71,7 +72,8 @@ def test_compose_runs_two_replicas_over_redis_with_a_checked_configuration() -> 
         published = {int(p.split(":")[1]) for p in service["ports"]}
         assert args.port in published
         assert config.metrics.port in published
-        assert set(service["environment"]) == {s.token_env for s in config.sources}
+        assert set(service["environment"]) == {config.server.cursor_secret_env,
+                                               *(s.token_env for s in config.sources)}
         assert "redis" in service["depends_on"]
         grace = config.server.drain_seconds + config.server.grace_seconds
         assert int(service["stop_grace_period"].rstrip("s")) > grace

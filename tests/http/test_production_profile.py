@@ -91,9 +91,14 @@ def test_production_suggests_no_names(production: str, gateway_server: RunningGa
 
 
 def test_production_serves_no_playground(production: str, client: httpx.Client) -> None:
-    page = client.get(f"{production}/graphql", headers={"Accept": "text/html"})
-    assert "graphiql" not in page.text.lower()
+    # A browser's GET (no query, no preflight header) is told the playground is off, not
+    # that its request might be a forgery.
+    page = client.get(f"{production}/graphql",
+                      headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
+    assert "<html" not in page.text.lower()
     assert not page.headers["content-type"].startswith("text/html")
+    assert page.status_code == 404 and codes(page.json()) == ["PLAYGROUND_DISABLED"]
+    assert "the playground is off" in page.json()["errors"][0]["message"]
     assert client.get(f"{production}/playground/graphiql.js").status_code == 404
 
 
@@ -197,7 +202,7 @@ def test_an_allowed_origin_may_send_the_preflight_header(production: str,
 def test_production_needs_a_cursor_secret(emulator_servers: Emulators) -> None:
     data = production_data(emulator_servers)
     del data["server"]["cursor_secret"]
-    with pytest.raises(ConfigError, match=r"<config>: server\.cursor_secret: the production "
+    with pytest.raises(ConfigError, match=r"<config>: \[server\] cursor_secret: the production "
                                           r"profile needs a secret to sign cursors with"):
         parse_config(data)
     data["server"]["cursor_secret"] = "   "
