@@ -114,6 +114,16 @@ def _secret_problem(value: str) -> str | None:
     return None if weak is None else f"{weak}: generate one, e.g. `{GENERATE}`"
 
 
+def _check_secret(value: str, minimum: int, what: str) -> None:
+    """``ValueError`` for a secret shorter than ``minimum`` characters, or a weak one."""
+    if len(value.strip()) < minimum:
+        raise ValueError(f"{what} must have at least {minimum} characters: generate one, e.g. "
+                         f"`{GENERATE}`")
+    problem = _secret_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+
+
 class _Strict(BaseModel):
     # Unknown keys are typos: reject them at start, not in production.
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -192,12 +202,7 @@ class ServerSettings(_Strict):
     def _long_enough(cls, value: SecretStr | tuple[SecretStr, ...] | None
                      ) -> SecretStr | tuple[SecretStr, ...] | None:
         for secret in (value,) if isinstance(value, SecretStr) else value or ():
-            if len(secret.get_secret_value().strip()) < MIN_SECRET_LENGTH:
-                raise ValueError(f"a cursor secret must have at least {MIN_SECRET_LENGTH} "
-                                 f"characters: generate one, e.g. `{GENERATE}`")
-            problem = _secret_problem(secret.get_secret_value())
-            if problem is not None:
-                raise ValueError(problem)
+            _check_secret(secret.get_secret_value(), MIN_SECRET_LENGTH, "a cursor secret")
         return value
 
     @field_validator("forwarded_allow_ips")
@@ -369,12 +374,7 @@ class JwtSettings(_Strict):
     @classmethod
     def _strong(cls, secret: SecretStr | None) -> SecretStr | None:
         if secret is not None:
-            if len(secret.get_secret_value()) < MIN_HMAC_SECRET_LENGTH:
-                raise ValueError(f"an HMAC secret must have at least {MIN_HMAC_SECRET_LENGTH} "
-                                 f"characters: generate one, e.g. `{GENERATE}`")
-            problem = _secret_problem(secret.get_secret_value())
-            if problem is not None:
-                raise ValueError(problem)
+            _check_secret(secret.get_secret_value(), MIN_HMAC_SECRET_LENGTH, "an HMAC secret")
         return secret
 
 
