@@ -37,7 +37,6 @@ A refusal is a :class:`RequestError` (with its HTTP status), a
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -88,15 +87,21 @@ class DocumentRefused(Exception):
         self.label = label
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Operation:
     """An admitted operation: its document, its type and name, and its estimated upstream
-    requests (``estimate()``: priced once, when first asked)."""
+    requests (:meth:`estimate`: priced once, when first asked)."""
 
     document: DocumentNode
     kind: OperationType
     name: str | None
-    estimate: Callable[[], int]
+    pricing: CostEstimate
+    price: int | None = None
+
+    def estimate(self) -> int:
+        if self.price is None:
+            self.price = self.pricing(self.document, self.name)
+        return self.price
 
 
 class Admission:
@@ -163,8 +168,7 @@ class Admission:
                 for error in errors:  # as strawberry does to the errors it reports
                     self.strawberry_schema.remove_field_suggestion(error)
             raise DocumentRefused(errors, operation_label(document, name))
-        operation = Operation(document, kind, name, functools.cache(
-            functools.partial(self.estimate_cost, document, name)))
+        operation = Operation(document, kind, name, self.estimate_cost)
         try:
             # Priced only where the client has a cost budget: pricing walks the document.
             await self.rate_limits.admit_cost(client, operation.estimate)

@@ -19,7 +19,8 @@ The order of ``errors`` may differ from graphql-core's where it depends on timin
 
 Building an answer is CPU work that holds the event loop, so it is metered (:class:`Budget`):
 the JSON bytes built are counted as objects are written (a lower bound of the encoded answer:
-its keys and punctuation, and a byte for each value). Every ``check_bytes`` the
+its objects' keys and punctuation, and a byte for each value; not what plain reads put in the
+lists inside an object). Every ``check_bytes`` the
 executor checks that the answer is still within ``max_bytes`` and the request within its
 deadline (else the answer stops there: ``data`` null and ``RESPONSE_TOO_LARGE`` or
 ``GATEWAY_TIMEOUT``), and once it has built for ``slice_seconds`` it gives the event loop a
@@ -200,7 +201,24 @@ class _Run:
         holder["data"] = data
         try:
             self.fill(self.plan.root, self.root_value, data, root)
-            await self.levels()
+            # What the resolvers started, level by level, each value completed; a turn of the
+            # event loop first whenever a slice of the answer was built.
+            while self.pending:
+                level, self.pending = self.pending, []
+                results = await asyncio.gather(*(awaitable for awaitable, *_ in level),
+                                               return_exceptions=True)
+                for (_, shape, container, key, position, field_plan), result in zip(
+                        level, results, strict=True):
+                    if position.is_dead():
+                        continue
+                    if isinstance(result, asyncio.CancelledError):
+                        raise result
+                    if isinstance(result, BaseException) and not isinstance(result, Exception):
+                        raise result
+                    if self.turn_due:
+                        await self.turn()
+                    # An exception is completed as a failure of the field (or list item).
+                    self.complete(shape, result, container, key, position, field_plan)
         except _Stopped as stopped:
             self.abandon()
             return ExecutionResult(None, [stopped.error])
@@ -208,26 +226,6 @@ class _Run:
             await asyncio.gather(*(t for t in self.tracked if inspect.isawaitable(t)),
                                  return_exceptions=True)
         return ExecutionResult(holder["data"], self.errors or None)
-
-    async def levels(self) -> None:
-        """Await what the resolvers started, level by level, completing each value; a turn of
-        the event loop first whenever a slice of the answer was built."""
-        while self.pending:
-            level, self.pending = self.pending, []
-            results = await asyncio.gather(*(awaitable for awaitable, *_ in level),
-                                           return_exceptions=True)
-            for (_, shape, container, key, position, field_plan), result in zip(
-                    level, results, strict=True):
-                if position.is_dead():
-                    continue
-                if isinstance(result, asyncio.CancelledError):
-                    raise result
-                if isinstance(result, BaseException) and not isinstance(result, Exception):
-                    raise result
-                if self.turn_due:
-                    await self.turn()
-                # An exception is completed as a failure of the field (or list item).
-                self.complete(shape, result, container, key, position, field_plan)
 
     def abandon(self) -> None:
         """Stop what was started and is still to be awaited (the answer will not be built)."""
@@ -346,10 +344,16 @@ class _Run:
         try:
             waiting = context.run(awaitable.send, None)
         except StopIteration as done:
-            self.completed(done.value, shape, container, key, position, field_plan)
-            return
+            value = done.value
         except Exception as error:
-            self.completed(error, shape, container, key, position, field_plan)
+            value = error
+        else:
+            value = _WAITING
+        if value is not _WAITING:  # it ended without waiting: its value, now or after a turn
+            if self.turn_due:
+                self.defer(value, shape, container, key, position, field_plan)
+            else:
+                self.complete(shape, value, container, key, position, field_plan)
             return
         if waiting is not None:
             # The future it waits for is marked as awaited until a task takes it up; another
@@ -360,13 +364,10 @@ class _Run:
         self.resumed[task] = resumed
         self.pending.append((task, shape, container, key, position, field_plan))
 
-    def completed(self, value: Any, shape: Shape | None, container: Any, key: str | int,
-                  position: _Position, field_plan: FieldPlan) -> None:
-        """A resolver's value, ready at once: completed now, or after the event loop's turn
-        when a slice of the answer was just built."""
-        if not self.turn_due:
-            self.complete(shape, value, container, key, position, field_plan)
-            return
+    def defer(self, value: Any, shape: Shape | None, container: Any, key: str | int,
+              position: _Position, field_plan: FieldPlan) -> None:
+        """A resolver's value, ready at once, completed after the event loop's turn (a slice
+        of the answer was just built)."""
         ready = asyncio.get_running_loop().create_future()
         ready.set_result(value)
         self.pending.append((ready, shape, container, key, position, field_plan))
@@ -483,7 +484,7 @@ class _Run:
             shape.accepted.add(type(value))
         if plain_reads(shape) is not None:
             try:
-                container[key] = _read_plain(shape, value, self.tally)
+                container[key] = _read_plain(shape, value)
             except Exception:  # read again below, its errors located
                 pass
             else:
@@ -522,8 +523,7 @@ class _Run:
                 # A record of a class this type accepted before: its fields, straight away.
                 if plain:
                     try:
-                        items.append(_read_plain(objects, item, tally))
-                        tally.bytes += objects.frame
+                        items.append(_read_plain(objects, item))
                         continue
                     except Exception:  # read again below, its errors located
                         pass
@@ -537,7 +537,8 @@ class _Run:
                     self.start(item, item_shape, items, index, position, field_plan)
                 else:
                     self.complete(item_shape, item, items, index, position, field_plan)
-        tally.bytes += 2 + len(items)
+        # Once for the list: its items' frames (plain objects'; the others counted their own).
+        tally.bytes += 2 + len(items) * (objects.frame if objects is not None and plain else 1)
         if tally.bytes >= self.next_check:
             self.counted()
 
@@ -616,6 +617,9 @@ class _Run:
         self.errors.append(error)
 
 
+_WAITING: Any = object()  # a started coroutine that waits (start): no value yet
+
+
 class _NotPlain(Exception):
     """A value plain reading does not send as it is: it is read again the general way. Raised
     anew each time (rarely: a class seen first, or an error), so that no instance keeps the
@@ -625,9 +629,10 @@ class _NotPlain(Exception):
 MIN_INT, MAX_INT = -(2**31), 2**31 - 1  # GraphQL's Int
 
 
-def _read_plain(shape: ObjectShape, source: Any, tally: _Tally) -> dict[str, Any]:
+def _read_plain(shape: ObjectShape, source: Any) -> dict[str, Any]:
     """An object's response from plain reads (:func:`~gateway.graph.plan.plain_reads`); the
-    caller counts its frame, which holds its objects' (lists under it count themselves).
+    caller counts its frame, which holds its objects' (not its lists' items: the count is a
+    lower bound, and reads this hot count nothing themselves).
 
     Anything else than the common case raises (a null where the schema forbids one, a value
     of another type, an attribute that raised); the caller then completes the object the
@@ -651,9 +656,9 @@ def _read_plain(shape: ObjectShape, source: Any, tally: _Tally) -> dict[str, Any
         elif kind == PLAIN_OBJECT:
             if type(value) not in detail.accepted:
                 raise _NotPlain
-            out[key] = _read_plain(detail, value, tally)
+            out[key] = _read_plain(detail, value)
         elif kind == PLAIN_LIST:
-            out[key] = _read_plain_list(detail, value, tally)
+            out[key] = _read_plain_list(detail, value)
         elif kind == PLAIN_INT:
             if type(value) is not int or not MIN_INT <= value <= MAX_INT:
                 raise _NotPlain
@@ -665,7 +670,7 @@ def _read_plain(shape: ObjectShape, source: Any, tally: _Tally) -> dict[str, Any
     return out
 
 
-def _read_plain_list(read: PlainRead, value: Any, tally: _Tally) -> list[Any]:
+def _read_plain_list(read: PlainRead, value: Any) -> list[Any]:
     if type(value) is not list and type(value) is not tuple:
         raise _NotPlain
     _, _, kind, nullable, detail = read
@@ -673,18 +678,16 @@ def _read_plain_list(read: PlainRead, value: Any, tally: _Tally) -> list[Any]:
         for item in value:
             if type(item) is not detail and (item is not None or not nullable):
                 raise _NotPlain
-        tally.bytes += 2 + 3 * len(value)
         return list(value)
     accepted = detail.accepted
     items: list[Any] = []
     for item in value:
         if type(item) in accepted:
-            items.append(_read_plain(detail, item, tally))
+            items.append(_read_plain(detail, item))
         elif item is None and nullable:
             items.append(None)
         else:
             raise _NotPlain
-    tally.bytes += 2 + len(items) * detail.frame
     return items
 
 

@@ -28,28 +28,24 @@ __all__ = ["arguments", "item_fields", "wants"]
 Fragments = dict[str, FragmentDefinitionNode]
 
 
-def fields(selection_sets: Iterable[SelectionSetNode | None], fragments: Fragments
-           ) -> Iterator[FieldNode]:
+def fields(selection_sets: Iterable[SelectionSetNode | None], fragments: Fragments,
+           visited: set[str] | None = None) -> Iterator[FieldNode]:
     """The fields of selection sets, looking through inline fragments and fragment spreads
     (each fragment once, as the spec's CollectFields: spreading it again adds nothing, and a
     document that spreads fragments in fragments would otherwise cost exponential time)."""
-    visited: set[str] = set()
-    # Selections still to read, innermost last: fields come out in the document's order.
-    stack = [iter(s.selections) for s in reversed(list(selection_sets)) if s is not None]
-    while stack:
-        selection = next(stack[-1], None)
-        if selection is None:
-            stack.pop()
-        elif isinstance(selection, FieldNode):
-            yield selection
-        elif isinstance(selection, InlineFragmentNode):
-            stack.append(iter(selection.selection_set.selections))
-        elif isinstance(selection, FragmentSpreadNode):
-            name = selection.name.value
-            fragment = fragments.get(name)
-            if fragment is not None and name not in visited:
-                visited.add(name)
-                stack.append(iter(fragment.selection_set.selections))
+    visited = set() if visited is None else visited
+    for selection_set in selection_sets:
+        for selection in selection_set.selections if selection_set else ():
+            if isinstance(selection, FieldNode):
+                yield selection
+            elif isinstance(selection, InlineFragmentNode):
+                yield from fields((selection.selection_set,), fragments, visited)
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                fragment = fragments.get(name)
+                if fragment is not None and name not in visited:
+                    visited.add(name)
+                    yield from fields((fragment.selection_set,), fragments, visited)
 
 
 def _raw(info: Info[Any, Any]) -> GraphQLResolveInfo[Any]:

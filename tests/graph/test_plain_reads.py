@@ -96,9 +96,9 @@ async def test_a_plain_tree_is_read_plainly_and_answers_as_graphql_core(
     reads: list[Any] = []
     read_plain = executor._read_plain
 
-    def counted(shape: Any, source: Any, tally: Any) -> dict[str, Any]:
+    def counted(shape: Any, source: Any) -> dict[str, Any]:
         reads.append(source)
-        return read_plain(shape, source, tally)
+        return read_plain(shape, source)
 
     monkeypatch.setattr(executor, "_read_plain", counted)
     compiled, standard = await both([item(), None, item(name="Desk", tags=[])])
