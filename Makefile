@@ -25,7 +25,8 @@ MAKEFLAGS += --no-print-directory
 # clone answers in seconds. Run again, it installs what is missing (the playground after npm).
 setup:
 	@$(MAKE) --silent -j2 $(RUN_STAMP) $(PLAYGROUND_STAMP)
-setup-dev: $(DEV_STAMP)
+setup-dev:
+	@$(MAKE) --silent -j2 $(DEV_STAMP) $(PLAYGROUND_STAMP)
 
 $(RUN_STAMP): pyproject.toml
 	@echo "==> the gateway and its runtime packages, into $(VENV)"
@@ -66,13 +67,13 @@ PYTEST = $(BIN)/python -m pytest $(1) $(PYTEST_ARGS); rc=$$?; \
 # fail_under), in two runs: all but the slow groups on two workers (pytest-xdist), then the slow
 # groups alone (they measure memory and latency, which a neighbour's load would blur); their
 # coverage adds up. A narrowed run (PYTEST_ARGS=-k...) misses the floor: add --no-cov to it.
-test: $(DEV_STAMP)
+test: setup-dev
 	@$(call PYTEST,-m "not slow" -n 2 --cov=gateway --cov-report= --cov-fail-under=0)
 	@$(call PYTEST,-m slow --cov=gateway --cov-append --cov-report=term:skip-covered)
 
 # While developing: everything but the slow groups (soak, browser, federation) on two workers,
 # no coverage floor (under 3 minutes).
-test-fast: $(DEV_STAMP)
+test-fast: setup-dev
 	@$(call PYTEST,-m "not slow" -n 2)
 
 lint: $(DEV_STAMP)
