@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 PROG = "catalogue-gateway"
-# gateway.app.CONFIG_ENV and gateway.serving.LOG_LEVELS, named here for --help without
+# gateway.edge.app.CONFIG_ENV and gateway.edge.serving.LOG_LEVELS, named here for --help without
 # importing the app or uvicorn (tests/test_cli.py checks they are the same).
 CONFIG_ENV = "GATEWAY_CONFIG"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
@@ -35,9 +35,10 @@ STARTUP_FAILURE = 3  # uvicorn's exit status when the server could not start
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from gateway.app import create_app
     from gateway.config import load_config
-    from gateway.serving import GatewayServer, freeze_startup_heap, log_config, uvicorn_options
+    from gateway.edge.app import create_app
+    from gateway.edge.serving import GatewayServer, freeze_startup_heap, uvicorn_options
+    from gateway.observability.logs import log_config
 
     path = args.config or os.environ.get(CONFIG_ENV)
     if not path:
@@ -60,7 +61,7 @@ def _serve(args: argparse.Namespace) -> int:
             # Workers import the app themselves: hand them the config path.
             os.environ[CONFIG_ENV] = os.path.abspath(path)
             _metrics_port(config, host, None)
-            uvicorn.run("gateway.app:app_from_env", factory=True, workers=args.workers,
+            uvicorn.run("gateway.edge.app:app_from_env", factory=True, workers=args.workers,
                         **options)
     else:
         app = create_app(config)
@@ -80,7 +81,7 @@ def _multiprocess_metrics() -> Iterator[None]:
     """Workers write their metrics to files in one directory, so that a scrape of any of them
     (or of ``[metrics] port``) adds every worker's numbers up. One given in the environment is
     used as it is; else a temporary one, removed at exit."""
-    from gateway.metrics import MULTIPROC_ENV
+    from gateway.observability.metrics import MULTIPROC_ENV
 
     if os.environ.get(MULTIPROC_ENV):
         yield
@@ -113,10 +114,10 @@ def _metrics_port(config: Config, host: str, app: object) -> None:
 def _demo(args: argparse.Namespace) -> int:
     import uvloop
 
-    from gateway.app import create_app
     from gateway.demo import Churn, demo_servers  # the emulators load only for the demo
+    from gateway.edge.app import create_app
+    from gateway.edge.serving import BoundApp, bind, serve_forever
     from gateway.emulators import DEMO_TOKENS
-    from gateway.serving import BoundApp, bind, serve_forever
 
     try:  # the gateway's port first: a busy one is one line, not a traceback
         sock = bind(args.host, args.port)

@@ -15,10 +15,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from gateway.config import Config, parse_config
+from gateway.edge.serving import BoundApp, bind
 from gateway.emulators import DEMO_TOKENS, KINDS, create_emulator, emulator_data
 from gateway.emulators.changes import ChangeError, EmulatorData
 from gateway.emulators.common import FaultPlan
-from gateway.serving import BoundApp, bind
 
 __all__ = ["DEMO_CORS_REGEX", "Churn", "demo_config", "demo_servers"]
 

@@ -41,7 +41,7 @@ __all__ = [
 class ErrorCode(StrEnum):
     """Every ``extensions.code`` the gateway sends (the README's table lists them all)."""
 
-    # The HTTP request itself (gateway/endpoint.py), before any GraphQL work.
+    # The HTTP request itself (gateway/edge/endpoint.py), before any GraphQL work.
     METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
     NOT_ACCEPTABLE = "NOT_ACCEPTABLE"
     PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
@@ -49,7 +49,7 @@ class ErrorCode(StrEnum):
     REQUEST_TIMEOUT = "REQUEST_TIMEOUT"
     PREFLIGHT_REQUIRED = "PREFLIGHT_REQUIRED"
     PLAYGROUND_DISABLED = "PLAYGROUND_DISABLED"
-    # Access control (gateway/auth.py, rate_limits.py, persisted.py), before any GraphQL work.
+    # Access control (gateway/access/, gateway/edge/persisted.py), before any GraphQL work.
     UNAUTHENTICATED = "UNAUTHENTICATED"
     RATE_LIMITED = "RATE_LIMITED"
     COST_BUDGET_EXCEEDED = "COST_BUDGET_EXCEEDED"

@@ -29,15 +29,12 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.credentials import Credential
 from gateway.languages import LanguageRange, parse_accept_language
 from gateway.shared import SharedTasks
-
-if TYPE_CHECKING:
-    from gateway.sources.records import GroupRecord, ProductRecord
 
 __all__ = ["CallKey", "RequestScope", "SourceUsage", "TaskMemo"]
 
@@ -96,9 +93,10 @@ class RequestScope:
     # cache keeps an answer no longer than this); an answer not cached makes it "now".
     fresh_until: float = float("inf")
     calls: TaskMemo[CallKey, Any] = field(default_factory=TaskMemo)
-    group_tables: TaskMemo[str, list[GroupRecord]] = field(default_factory=TaskMemo)
-    # (source, group upstream id) → every product of the group
-    group_product_lists: TaskMemo[tuple[str, str], list[ProductRecord]] = field(
+    # The adapters' records (gateway.sources.records, a layer above): each source's group
+    # table, and (source, group upstream id) → every product of the group.
+    group_tables: TaskMemo[str, list[Any]] = field(default_factory=TaskMemo)
+    group_product_lists: TaskMemo[tuple[str, str], list[Any]] = field(
         default_factory=TaskMemo)
     # ids of a field's AST nodes → names of the fields selected on its value
     selections: dict[tuple[int, ...], frozenset[str]] = field(default_factory=dict)

@@ -14,10 +14,11 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
+from gateway.edge.serving import ServerThread
 from gateway.emulators import DEMO_TOKENS, KINDS, create_emulator
 from gateway.emulators.common import FaultPlan, RequestLog, Tenants
-from gateway.serving import ServerThread
 from tests.clock import ManualClock
+from tests.helpers import post
 from tests.leaks import CONFIGURED, SecretScan, SessionLog
 
 
@@ -100,21 +101,15 @@ class RunningGateway:
         variables: dict[str, object] | None = None,
         headers: dict[str, str] | None = None,
     ) -> dict[str, object]:
-        response = httpx.post(
-            f"{self.url}/graphql",
-            json={"query": query, "variables": variables},
-            headers=headers,
-            timeout=30,
-        )
-        body: dict[str, object] = response.json()
+        body: dict[str, object] = post(self.url, query, variables, headers).json()
         return body
 
 
 @pytest.fixture(scope="session")
 def gateway_server(emulator_servers: dict[str, RunningEmulator]) -> Iterator[RunningGateway]:
     """The gateway configured like ``make run``, on a real socket, over the session's emulators."""
-    from gateway.app import create_app
     from gateway.demo import demo_config
+    from gateway.edge.app import create_app
 
     config = demo_config({kind: e.url for kind, e in emulator_servers.items()},
                          defaults=UNCACHED)

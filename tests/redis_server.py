@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.helpers import free_port
+
 __all__ = ["redis_server_binary", "running_redis"]
 
 
@@ -26,17 +28,10 @@ def redis_server_binary() -> str:
     return path
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextmanager
 def running_redis(workdir: Path) -> Iterator[str]:
     """Serve Redis on a free loopback port; yields its ``redis://`` URL."""
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
          "--appendonly", "no", "--dir", str(workdir)],

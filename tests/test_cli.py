@@ -20,9 +20,9 @@ import pytest
 from httpx_sse import connect_sse
 
 from gateway.cli import parser
+from gateway.edge.serving import LOG_LEVELS
 from gateway.emulators import DEMO_TOKENS, KINDS
 from gateway.graph import print_sdl
-from gateway.serving import LOG_LEVELS
 from tests.processes import Process
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -262,8 +262,8 @@ def test_every_option_has_help_and_shows_its_default(command: str) -> None:
 # What a command loads when it runs, and --help must not: the server, the app, the schema,
 # the metrics and the configuration's models.
 HEAVY = ("uvicorn", "uvloop", "strawberry", "graphql", "starlette", "prometheus_client",
-         "pydantic", "httpx", "gateway.app", "gateway.config", "gateway.serving",
-         "gateway.metrics")
+         "pydantic", "httpx", "gateway.edge.app", "gateway.config", "gateway.edge.serving",
+         "gateway.observability.metrics")
 
 
 @pytest.mark.parametrize("args", [["--help"], ["serve", "--help"], ["demo", "--help"],
@@ -285,7 +285,8 @@ def test_help_and_usage_import_nothing_heavy(args: list[str]) -> None:
 
 def test_the_command_lines_constants_are_the_servers() -> None:
     """cli names them itself so that --help imports neither the app nor uvicorn."""
-    from gateway import app, cli, serving
+    from gateway import cli
+    from gateway.edge import app, serving
 
     assert cli.CONFIG_ENV == app.CONFIG_ENV
     assert cli.LOG_LEVELS == serving.LOG_LEVELS
@@ -460,7 +461,7 @@ def test_a_serving_process_tunes_its_garbage_collector() -> None:
     """In a process of its own (the collector's settings are the process's): what the server
     built before serving is frozen out of the collector's reach, and the young generation is
     collected less often."""
-    code = ("import gc; from gateway.serving import YOUNG_GENERATION_THRESHOLD as Y, "
+    code = ("import gc; from gateway.edge.serving import YOUNG_GENERATION_THRESHOLD as Y, "
             "freeze_startup_heap as tune; before = gc.get_freeze_count(); tune(); "
             "print(before, gc.get_freeze_count() > 10_000, gc.get_threshold()[0] == Y)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

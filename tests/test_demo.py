@@ -1,6 +1,6 @@
 """The demo: ``--churn``'s changes (each line says what changed, and the emulator's own API shows
 it), a busy port told in one line, and a quiet stop. (Its banner before any request's line:
-tests/test_serving.py.)"""
+tests/edge/test_serving.py.)"""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ import httpx
 import pytest
 
 from gateway.demo import Churn
+from gateway.edge.serving import ServerThread
 from gateway.emulators import DEMO_TOKENS, KINDS, create_emulator, emulator_data
-from gateway.serving import ServerThread
 from tests.conftest import RunningEmulator
 from tests.emulators.views import Key, names
 from tests.processes import Process

@@ -1,4 +1,6 @@
-"""The import graph of ``gateway``: no cycle, and no import inside a function but the listed ones.
+"""The import graph of ``gateway``: no cycle, no import from a lower layer up to a higher one, and
+no import inside a function but the listed ones; and the package's shape (a small root, no long
+module outside ``graph``).
 
 Every import of every module under ``gateway/`` is read with :mod:`ast`: at module level, inside
 ``if TYPE_CHECKING:`` blocks and inside functions. A cycle hidden behind a ``TYPE_CHECKING`` block
@@ -25,23 +27,60 @@ LAZY_IMPORTS = frozenset({
     ("gateway.cli", "gateway.emulators"),  # … and names their demo tokens
     ("gateway.cli", "gateway.graph"),  # `schema` alone builds the schema
     # `--help` imports nothing of the server: each command loads what it runs (tests/test_cli.py).
-    ("gateway.cli", "gateway.app"),
+    ("gateway.cli", "gateway.edge.app"),
     ("gateway.cli", "gateway.config"),
-    ("gateway.cli", "gateway.metrics"),
-    ("gateway.cli", "gateway.serving"),
+    ("gateway.cli", "gateway.observability.logs"),
+    ("gateway.cli", "gateway.observability.metrics"),
+    ("gateway.cli", "gateway.edge.serving"),
     ("gateway.cli", "prometheus_client"),
     ("gateway.cli", "prometheus_client.multiprocess"),
     ("gateway.cli", "uvicorn"),
     ("gateway.cli", "uvloop"),
     # OpenTelemetry is an optional extra ([tracing]): loaded only when tracing is configured.
-    ("gateway.tracing", "opentelemetry.trace"),
-    ("gateway.tracing", "opentelemetry.trace.propagation.tracecontext"),
-    ("gateway.tracing", "opentelemetry.sdk.resources"),
-    ("gateway.tracing", "opentelemetry.sdk.trace"),
-    ("gateway.tracing", "opentelemetry.sdk.trace.export"),
-    ("gateway.tracing", "opentelemetry.sdk.trace.sampling"),
-    ("gateway.tracing", "opentelemetry.exporter.otlp.proto.http.trace_exporter"),
+    ("gateway.observability.tracing", "opentelemetry.trace"),
+    ("gateway.observability.tracing", "opentelemetry.trace.propagation.tracecontext"),
+    ("gateway.observability.tracing", "opentelemetry.sdk.resources"),
+    ("gateway.observability.tracing", "opentelemetry.sdk.trace"),
+    ("gateway.observability.tracing", "opentelemetry.sdk.trace.export"),
+    ("gateway.observability.tracing", "opentelemetry.sdk.trace.sampling"),
+    ("gateway.observability.tracing", "opentelemetry.exporter.otlp.proto.http.trace_exporter"),
 })
+
+
+# The layers, lowest first: a module imports modules of its own layer and of layers below only.
+# What every part shares sits at the bottom; only the edge (and the commands above it) puts the
+# parts together into an app.
+LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("vocabulary", ("gateway", "gateway.clock", "gateway.errors", "gateway.ids", "gateway.window",
+                    "gateway.shared", "gateway.languages", "gateway.credentials",
+                    "gateway.scope")),
+    ("configuration", ("gateway.config",)),
+    ("services", ("gateway.caches", "gateway.access", "gateway.observability")),
+    ("upstream", ("gateway.upstream",)),
+    ("sources", ("gateway.sources",)),
+    ("changes", ("gateway.changes",)),
+    ("graph", ("gateway.graph",)),
+    ("edge", ("gateway.edge",)),
+    ("commands", ("gateway.cli", "gateway.demo", "gateway.__main__", "gateway.emulators")),
+)
+# The emulators stand for the upstreams: they share no code with the adapters (a misreading of a
+# seed document cannot hide in both), and run on the edge's server helpers only.
+EMULATORS_MAY_IMPORT = ("gateway.emulators", "gateway.edge.serving")
+MAX_ROOT_MODULES = 10  # besides __init__ and __main__
+MAX_MODULE_LINES = 500  # outside gateway.graph (its cost rule and executor are issue 26's)
+
+
+def layer_of(module: str) -> int:
+    """The index of the layer ``module`` belongs to (the longest matching prefix decides)."""
+    best: tuple[int, int] | None = None
+    for index, (_, prefixes) in enumerate(LAYERS):
+        for prefix in prefixes:
+            matches = module == prefix or module.startswith(f"{prefix}.")
+            if matches and (best is None or len(prefix) > best[0]):
+                best = (len(prefix), index)
+    if best is None:
+        raise AssertionError(f"{module} belongs to no layer: add it to LAYERS")
+    return best[1]
 
 
 class Where(Enum):
@@ -235,7 +274,7 @@ def test_every_gateway_module_is_read() -> None:
 
     assert {"gateway", "gateway.cli", "gateway.graph", "gateway.upstream.retry"} <= set(modules)
     edges = {(i.importer, i.imported) for i in imports}
-    assert ("gateway.cli", "gateway.app") in edges
+    assert ("gateway.cli", "gateway.edge.app") in edges
     assert ("gateway.graph", "gateway.graph.schema") in edges
 
 
@@ -264,6 +303,48 @@ def test_every_listed_lazy_import_still_exists() -> None:
     inside = {(i.importer, i.imported) for i in gateway_imports() if i.where is Where.FUNCTION}
 
     assert set(LAZY_IMPORTS) <= inside, f"stale LAZY_IMPORTS: {set(LAZY_IMPORTS) - inside}"
+
+
+def test_no_import_runs_from_a_lower_layer_to_a_higher_one() -> None:
+    upward = [f"{i} ({LAYERS[layer_of(i.importer)][0]} -> {LAYERS[layer_of(i.imported)][0]})"
+              for i in gateway_imports()
+              if i.imported.startswith(PACKAGE) and layer_of(i.imported) > layer_of(i.importer)]
+
+    assert not upward, "imports up the layers:\n  " + "\n  ".join(upward)
+
+
+def test_the_emulators_share_no_code_with_the_gateway() -> None:
+    shared = [str(i) for i in gateway_imports()
+              if i.importer.startswith("gateway.emulators") and i.imported.startswith(PACKAGE)
+              and not i.imported.startswith(EMULATORS_MAY_IMPORT)]
+
+    assert not shared, "the emulators import the gateway's code:\n  " + "\n  ".join(shared)
+
+
+def test_every_module_belongs_to_a_layer() -> None:
+    for module in module_names():
+        layer_of(module)
+
+
+def test_the_package_root_keeps_only_what_every_part_shares() -> None:
+    root = [path.stem for path in ROOT.glob("*.py") if path.stem not in ("__init__", "__main__")]
+
+    assert len(root) <= MAX_ROOT_MODULES, sorted(root)
+
+
+def test_no_module_outside_graph_is_long() -> None:
+    long = {name: lines for name, path in module_names().items()
+            if not name.startswith("gateway.graph")
+            and (lines := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES}
+
+    assert not long, f"modules over {MAX_MODULE_LINES} lines: {long}"
+
+
+def test_layer_of_takes_the_longest_prefix() -> None:
+    assert layer_of("gateway") == 0
+    assert layer_of("gateway.edge.serving") > layer_of("gateway.graph.cost")
+    with pytest.raises(AssertionError, match="no layer"):
+        layer_of("elsewhere.module")
 
 
 # -- the walker and the cycle finder on hand-made input -----------------------------------------

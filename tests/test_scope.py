@@ -1,5 +1,5 @@
 """The per-request memo, and the entry-bounded dict of small per-process memos (the byte-bounded
-LRU: test_bounded.py)."""
+LRU: tests/caches/test_bounded.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from functools import partial
 
 import pytest
 
-from gateway.bounded import BoundedDict
+from gateway.caches.bounded import BoundedDict
 from gateway.scope import TaskMemo
 
 

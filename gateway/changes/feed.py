@@ -24,7 +24,7 @@ from gateway.changes.poller import Poller, watches_of
 from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.config import ChangeSettings, Config, is_redis_url
 from gateway.errors import ErrorCode, SubscriptionEnded, SubscriptionRefused
-from gateway.metrics import Metrics
+from gateway.observability.metrics import Metrics
 from gateway.sources.base import SourceAdapter
 
 __all__ = ["ChangeFeed"]

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Iterable
 
 from gateway.changes.events import ChangeEvent, Topic
 from gateway.errors import ErrorCode, SubscriptionEnded, SubscriptionRefused
-from gateway.metrics import Metrics
+from gateway.observability.metrics import Metrics
 
 __all__ = ["ChangeHub", "Subscription", "event_order"]
 

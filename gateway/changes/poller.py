@@ -29,7 +29,7 @@ from gateway.changes.events import (
 from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.config import ChangeSettings
 from gateway.errors import GatewayError
-from gateway.metrics import Metrics
+from gateway.observability.metrics import Metrics
 from gateway.scope import RequestScope
 from gateway.sources.base import SourceAdapter
 from gateway.sources.records import Capability, GroupRecord, GroupStatus

@@ -6,8 +6,8 @@ import argparse
 
 import uvloop
 
+from gateway.edge.serving import BoundApp, bind, serve_forever
 from gateway.emulators import KINDS, create_emulator
-from gateway.serving import BoundApp, bind, serve_forever
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,7 +15,7 @@ report) sees the result as usual.
 
 from __future__ import annotations
 
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +31,7 @@ from graphql import (
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
+from gateway.caches.bounded import ByteBoundedLRU
 from gateway.graph.context import GatewayContext
 from gateway.graph.documents import DocumentCache
 from gateway.graph.executor import UNLIMITED, Budget, coerce_variables, execute_plan
@@ -59,7 +60,9 @@ class PlanCache:
                  documents: DocumentCache | None = None) -> None:
         self.max_entries = max_entries
         self.documents = documents
-        self._operations: OrderedDict[tuple[int, str | None], _Operation] = OrderedDict()
+        # Each plan counts 1: the bound is a count.
+        self._operations: ByteBoundedLRU[tuple[int, str | None], _Operation] = ByteBoundedLRU(
+            max_entries)
         if documents is not None:
             documents.on_evict(self.forget)
         # Operations run by plan, refused for their variables, and left to the standard executor.
@@ -93,8 +96,9 @@ class PlanCache:
 
     def forget(self, document: DocumentNode) -> None:
         """Drop the plans of ``document`` (the document cache let it go)."""
-        for key in [k for k, entry in self._operations.items() if entry.document is document]:
-            del self._operations[key]
+        for key, entry in self._operations.items():
+            if entry.document is document:
+                self._operations.pop(key)
 
     def _entry(self, document: DocumentNode, operation_name: str | None) -> _Operation:
         key = (id(document), operation_name)
@@ -106,11 +110,7 @@ class PlanCache:
             names = directive_variables(operation, fragments) if operation else ()
             entry = _Operation(document, operation, fragments, names)
             if self.documents is None or self.documents.holds(document):
-                self._operations[key] = entry
-                while len(self._operations) > self.max_entries:
-                    self._operations.popitem(last=False)
-        else:
-            self._operations.move_to_end(key)
+                self._operations.put(key, entry, 1)
         return entry
 
     @staticmethod

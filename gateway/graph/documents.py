@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -49,6 +48,7 @@ from graphql.validation.validate import ValidationAbortedError
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
+from gateway.caches.bounded import ByteBoundedLRU
 from gateway.config import LimitSettings
 from gateway.graph.limits import DocumentLimitExceeded, check_variables, parse_within_limits
 
@@ -88,8 +88,8 @@ class DocumentCache:
                  max_bytes: int | None = None) -> None:
         self.limits = limits or LimitSettings()
         self.max_bytes = self.limits.document_cache_bytes if max_bytes is None else max_bytes
-        self.bytes = 0
-        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._entries: ByteBoundedLRU[str, _Entry] = ByteBoundedLRU(
+            self.max_bytes, on_evict=lambda _, entry: self._evicted(entry))
         self._listeners: list[Callable[[DocumentNode], None]] = []
         self._merging = _bounded_merging(self.limits.max_validation_work)
         self.parses = 0  # documents parsed (not served from the cache)
@@ -100,12 +100,17 @@ class DocumentCache:
     def __len__(self) -> int:
         return len(self._entries)
 
+    @property
+    def bytes(self) -> int:
+        """The estimated bytes of the documents kept."""
+        return self._entries.bytes
+
     def __contains__(self, query: object) -> bool:
         return query in self._entries
 
     def holds(self, document: DocumentNode) -> bool:
         """Whether ``document`` is a kept (accepted) document."""
-        entry = self._entries.get(_query_of(document))
+        entry = self._entries.peek(_query_of(document))
         return entry is not None and entry.document is document
 
     def check_requests(self, check: RequestCheck) -> None:
@@ -139,7 +144,6 @@ class DocumentCache:
         check_variables(variables, self.limits)
         entry = self._entries.get(query)
         if entry is not None:
-            self._entries.move_to_end(query)
             return entry.document
         last = _parsed.get()
         if last is not None and last[0] is self and last[1] == query:
@@ -172,7 +176,7 @@ class DocumentCache:
 
     def _verdict(self, document: DocumentNode, rules: Rules) -> bool:
         """Whether ``document`` is kept and passed ``rules``."""
-        entry = self._entries.get(_query_of(document))
+        entry = self._entries.peek(_query_of(document))
         return entry is not None and entry.document is document and rules in entry.verdicts
 
     def validate(self, schema: GraphQLSchema, document: DocumentNode, rules: Rules
@@ -229,18 +233,16 @@ class DocumentCache:
             size = len(query) * BYTES_PER_CHARACTER + ENTRY_OVERHEAD
             if size > self.max_bytes:
                 return  # larger than the whole cache: parsed again each time
-            entry = self._entries[query] = _Entry(document, size)
-            self.bytes += size
+            entry = _Entry(document, size)
+            self._entries.put(query, entry, size)
         entry.verdicts = [*entry.verdicts[-(MAX_VERDICTS - 1):], rules]
-        self._entries.move_to_end(query)
-        while self.bytes > self.max_bytes:
-            self._drop(next(iter(self._entries)))
 
     def _drop(self, query: str) -> None:
-        entry = self._entries.pop(query, None)
-        if entry is None:
-            return
-        self.bytes -= entry.size
+        entry = self._entries.pop(query)
+        if entry is not None:
+            self._evicted(entry)
+
+    def _evicted(self, entry: _Entry) -> None:
         for listener in self._listeners:
             listener(entry.document)
 

@@ -25,7 +25,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionResult, StreamExecutionResult
 from strawberry.types.graphql import OperationType
 
-from gateway.bounded import BoundedDict
+from gateway.caches.bounded import BoundedDict
 from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.errors import ErrorCode, GatewayError
 

@@ -20,10 +20,10 @@ from urllib.parse import parse_qsl, urlencode
 
 import httpx
 
+from gateway.caches.store import FORMAT, CachedAnswer, ResponseStore
 from gateway.clock import SYSTEM_CLOCK, Clock
-from gateway.credentials import fingerprint
 from gateway.errors import GatewayError
-from gateway.metrics import SourceMetrics
+from gateway.observability.metrics import SourceMetrics
 from gateway.scope import SourceUsage
 from gateway.upstream.extensions import (
     CACHE_ENTRY,
@@ -39,10 +39,8 @@ from gateway.upstream.extensions import (
 )
 from gateway.upstream.headers import decoded_body_headers
 from gateway.upstream.layer import Layer
-from gateway.upstream.store import FORMAT, CachedAnswer, ResponseStore
 
-__all__ = ["CachePolicy", "CacheTransport", "cache_key", "cache_layer", "call_cache_key",
-           "credential_fingerprint"]
+__all__ = ["CachePolicy", "CacheTransport", "cache_key", "cache_layer", "call_cache_key"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,11 +51,6 @@ class CachePolicy:
 
     def ttl(self, freshness: object) -> float:
         return self.group_ttl if freshness == "groups" else self.product_ttl
-
-
-def credential_fingerprint(secret: str) -> str:
-    """A short one-way fingerprint of a credential (never the credential itself)."""
-    return fingerprint(secret)
 
 
 def call_cache_key(source: str, credential: str, path: str, query: Iterable[tuple[str, str]],

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import orjson
 
-from gateway.bounded import ByteBoundedLRU
+from gateway.caches.bounded import ByteBoundedLRU
 from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.config import DEFAULT_DECODED_MAX_BYTES, SourceConfig
 from gateway.errors import (

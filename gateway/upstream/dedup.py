@@ -12,7 +12,7 @@ from __future__ import annotations
 import httpx
 
 from gateway.clock import SYSTEM_CLOCK, Clock
-from gateway.metrics import SourceMetrics
+from gateway.observability.metrics import SourceMetrics
 from gateway.scope import SourceUsage
 from gateway.shared import SharedTasks
 from gateway.upstream.cache import cache_key

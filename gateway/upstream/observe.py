@@ -5,9 +5,9 @@ For every call the cache did not answer, :class:`ObserveTransport`
 * counts the tries that went to the upstream into the GraphQL request's
   :class:`~gateway.scope.SourceUsage` (the ``USAGE`` extension) with the call's time;
 * counts ``gateway_upstream_requests_total`` by route template, status class and outcome, each
-  try retried as ``retried``, and times the call (:mod:`gateway.metrics`);
+  try retried as ``retried``, and times the call (:mod:`gateway.observability.metrics`);
 * with tracing, makes a span for the call (a child of the GraphQL operation's span) and sends
-  its W3C ``traceparent`` upstream (:mod:`gateway.tracing`);
+  its W3C ``traceparent`` upstream (:mod:`gateway.observability.tracing`);
 * logs a line per failed call on ``gateway.upstream`` (warning): source, route, status,
   outcome, request id; never the URL, its query string or a header.
 
@@ -25,13 +25,13 @@ import httpx
 
 from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.errors import GatewayError, UpstreamTimeout
-from gateway.metrics import SourceMetrics
+from gateway.observability.metrics import SourceMetrics
 from gateway.scope import SourceUsage
 from gateway.upstream.extensions import CACHE_RESULT, RETRIED, ROUTE, USAGE
 from gateway.upstream.layer import Layer
 
 if TYPE_CHECKING:
-    from gateway.tracing import Tracing
+    from gateway.observability.tracing import Tracing
 
 __all__ = ["ObserveTransport", "status_class"]
 

@@ -32,20 +32,21 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from gateway.caches.store import ResponseStore
 from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.config import SourceConfig
-from gateway.metrics import SourceMetrics
+from gateway.credentials import fingerprint
+from gateway.observability.metrics import SourceMetrics
 from gateway.upstream.breaker import BreakerPolicy, BreakerTransport, SourceHealth
-from gateway.upstream.cache import CachePolicy, CacheTransport, credential_fingerprint
+from gateway.upstream.cache import CachePolicy, CacheTransport
 from gateway.upstream.dedup import DedupTransport
 from gateway.upstream.limit import ConcurrencyLimitTransport
 from gateway.upstream.network import NetworkTransport
 from gateway.upstream.observe import ObserveTransport
 from gateway.upstream.retry import RetryPolicy, RetryTransport
-from gateway.upstream.store import ResponseStore
 
 if TYPE_CHECKING:
-    from gateway.tracing import Tracing
+    from gateway.observability.tracing import Tracing
 
 __all__ = ["build_transport", "health_for"]
 
@@ -62,7 +63,7 @@ def build_transport(source: SourceConfig, *, store: ResponseStore, health: Sourc
                     tracing: Tracing | None = None) -> httpx.AsyncBaseTransport:
     """The transport stack of one source (``network`` replaces the real HTTP transport;
     ``metrics``: the source's metrics, if any; ``tracing``: spans, if configured)."""
-    credential = credential_fingerprint(source.secret())
+    credential = fingerprint(source.secret())
     transport: httpx.AsyncBaseTransport = network or NetworkTransport(
         max_connections=source.max_concurrency)
     transport = ConcurrencyLimitTransport(transport, limit=source.max_concurrency,

@@ -31,9 +31,9 @@ from bench.scenarios import (
     prepare,
     tagged_language,
 )
-from gateway.app import create_app
 from gateway.config import parse_config
-from gateway.serving import ServerThread
+from gateway.edge.app import create_app
+from gateway.edge.serving import ServerThread
 from tests.conftest import RunningEmulator, RunningGateway
 
 Prepared = tuple[list[Scenario], dict[str, bytes], dict[str, Any]]

@@ -19,12 +19,12 @@ from gql.transport.websockets import WebsocketsTransport
 from httpx_sse import aconnect_sse
 from starlette.applications import Starlette
 
-from gateway.app import create_app
 from gateway.changes.feed import ChangeFeed
 from gateway.demo import demo_config
+from gateway.edge.app import GatewayApp, create_app
+from gateway.edge.serving import ServerThread
 from gateway.emulators import KINDS, create_emulator
 from gateway.emulators.changes import EmulatorData
-from gateway.serving import ServerThread
 
 INTERVAL = 0.5  # seconds between polls, and between whole-listing comparisons
 # "Within two poll intervals", plus what a loaded two-core test machine adds.
@@ -40,7 +40,7 @@ PRODUCTS = """subscription ($sources: [ID!]) { productChanged(filter: {sources: 
 
 @dataclass
 class Stack:
-    gateway: Starlette
+    gateway: GatewayApp
     servers: ServerThread
     data: dict[str, EmulatorData]
     emulators: dict[str, Starlette]

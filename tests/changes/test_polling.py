@@ -17,12 +17,12 @@ from gateway.changes.events import ChangeEvent, Topic
 from gateway.changes.poller import Poller, Watch
 from gateway.config import Config
 from gateway.demo import demo_config
+from gateway.edge.runtime import Runtime
+from gateway.edge.serving import ServerThread
 from gateway.emulators import KINDS, create_emulator
 from gateway.emulators.changes import EmulatorData
 from gateway.errors import GatewayError
-from gateway.runtime import Runtime
 from gateway.scope import RequestScope
-from gateway.serving import ServerThread
 from tests.clock import ManualClock
 
 FULL_EVERY = 60.0  # seconds of the manual clock between whole-listing comparisons

@@ -23,10 +23,10 @@ import httpx
 import pytest
 from httpx_sse import connect_sse
 
+from gateway.edge.serving import ServerThread
 from gateway.emulators import DEMO_TOKENS, create_emulator
 from gateway.emulators.changes import EmulatorData
-from gateway.serving import ServerThread
-from tests.observability import scrape
+from tests.observed import scrape
 from tests.processes import Process
 
 SUBSCRIPTION = """subscription { productGroupChanged(filter: {sources: ["joptic"]}) {

@@ -17,9 +17,9 @@ import httpx
 import pytest
 
 import gateway.emulators.changes as changes
+from gateway.edge.serving import ServerThread
 from gateway.emulators import DEMO_TOKENS, KINDS, create_emulator, emulator_data
 from gateway.emulators.changes import BadChange, UnknownId
-from gateway.serving import ServerThread
 from tests.conftest import RunningEmulator
 from tests.emulators.views import everything, names
 

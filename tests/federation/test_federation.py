@@ -134,15 +134,15 @@ def _start_node(node_dir: Path, logs: Path, name: str, script: str, *args: str) 
                 raise RuntimeError(f"{name} did not listen in {START_TIMEOUT} s\n"
                                    f"{running.output()}")
             time.sleep(0.05)
-        post(running.url, "{ __typename }")  # it answers
+        data_at(running.url, "{ __typename }")  # it answers
     except BaseException:
         running.stop()
         raise
     return running
 
 
-def post(url: str, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The ``data`` of one GraphQL request that must have no errors."""
+def data_at(url: str, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``data`` of one GraphQL request to the endpoint ``url`` that must have no errors."""
     response = httpx.post(url, json={"query": query, "variables": variables or {}}, timeout=30)
     body: dict[str, Any] = response.json()
     assert response.status_code == 200 and body.get("errors") is None, (response.status_code,
@@ -170,9 +170,9 @@ class Federation:
 @pytest.fixture(scope="module")
 def catalogue_subgraph(emulator_servers: Emulators) -> Iterator[str]:
     """Our gateway in federation mode, cold cache, on a real socket: its /graphql URL."""
-    from gateway.app import create_app
     from gateway.demo import demo_config
-    from gateway.serving import ServerThread
+    from gateway.edge.app import create_app
+    from gateway.edge.serving import ServerThread
 
     config = demo_config({kind: e.url for kind, e in emulator_servers.items()},
                          defaults={"cache_ttl_seconds": 0, "group_cache_ttl_seconds": 0})
@@ -180,7 +180,7 @@ def catalogue_subgraph(emulator_servers: Emulators) -> Iterator[str]:
         update={"server": config.server.model_copy(update={"federation": True})})
     with ServerThread({"catalogue": create_app(config)}) as servers:
         url = servers.urls["catalogue"] + "/graphql"
-        post(url, "{ __typename }")
+        data_at(url, "{ __typename }")
         yield url
 
 
@@ -224,7 +224,7 @@ def _normalized(sdl: str) -> str:
 
 
 def test_service_sdl_is_the_published_subgraph_schema(catalogue_subgraph: str) -> None:
-    sdl: str = post(catalogue_subgraph, "{ _service { sdl } }")["_service"]["sdl"]
+    sdl: str = data_at(catalogue_subgraph, "{ _service { sdl } }")["_service"]["sdl"]
     assert _normalized(sdl) == _normalized(SCHEMA_FILE.read_text())
     for entity in ("ProductGroup", "Product"):
         assert f'type {entity} implements Node @key(fields: "id"' in sdl
@@ -238,7 +238,7 @@ def test_subgraph_sdl_has_no_null_directive_arguments() -> None:
 
 
 def test_subgraphs_compose(federation: Federation) -> None:
-    data = post(federation.apollo_url, "{ __typename }")
+    data = data_at(federation.apollo_url, "{ __typename }")
     assert data == {"__typename": "Query"}
 
 
@@ -246,9 +246,9 @@ def test_subgraphs_compose(federation: Federation) -> None:
 def test_groups_through_apollo_carry_names_from_us_and_scores_from_reviews(
         federation: Federation, source: str) -> None:
     apollo_url = federation.apollo_url
-    direct = post(federation.ours, GROUPS, {"sources": [source]})["productGroups"]["nodes"]
+    direct = data_at(federation.ours, GROUPS, {"sources": [source]})["productGroups"]["nodes"]
     assert len(direct) == 20
-    federated = post(apollo_url, FEDERATED_GROUPS, {"sources": [source]})
+    federated = data_at(apollo_url, FEDERATED_GROUPS, {"sources": [source]})
     nodes = federated["productGroups"]["nodes"]
     assert [(n["id"], n["name"]) for n in nodes] == [(n["id"], n["name"]) for n in direct]
     assert [n["reviewScore"] for n in nodes] == [review_score(n["id"]) for n in direct]
@@ -257,7 +257,7 @@ def test_groups_through_apollo_carry_names_from_us_and_scores_from_reviews(
 def _group_ids(federation: Federation) -> list[str]:
     ids: list[str] = []
     for source, count in GROUP_SOURCES.items():
-        nodes = post(federation.ours, GROUPS, {"sources": [source]})["productGroups"]["nodes"]
+        nodes = data_at(federation.ours, GROUPS, {"sources": [source]})["productGroups"]["nodes"]
         ids += [n["id"] for n in nodes[:count]]
     assert len(set(ids)) == 20
     return ids
@@ -276,15 +276,15 @@ def test_entities_resolve_in_batches_no_costlier_than_nodes(
         federation: Federation, emulator_servers: Emulators) -> None:
     apollo_url = federation.apollo_url
     ids = _group_ids(federation)
-    names = {n["id"]: n["name"] for n in post(federation.ours, NODES, {"ids": ids})["nodes"]}
+    names = {n["id"]: n["name"] for n in data_at(federation.ours, NODES, {"ids": ids})["nodes"]}
     federation.ids_file.write_text(json.dumps(ids))
 
     _clear(emulator_servers)
-    post(federation.ours, NODES, {"ids": ids})
+    data_at(federation.ours, NODES, {"ids": ids})
     by_nodes = _requests(emulator_servers)
 
     _clear(emulator_servers)
-    top = post(apollo_url, TOP_RATED)["topRated"]
+    top = data_at(apollo_url, TOP_RATED)["topRated"]
     by_entities = _requests(emulator_servers)
 
     assert [(g["id"], g["name"], g["reviewScore"]) for g in top] == [

@@ -10,13 +10,13 @@ from graphql import parse, specified_rules, validate
 
 from gateway.config import LimitSettings
 from gateway.demo import demo_config
+from gateway.edge.runtime import Runtime
 from gateway.emulators import KINDS
 from gateway.graph import build_schema
 from gateway.graph.connection import LIST_SIZE
 from gateway.graph.cost import SIZED_FIELDS, SLICING_ARGUMENTS, CostModel, SourcePrice
 from gateway.ids import NodeKey, NodeType, encode_id
-from gateway.runtime import Runtime
-from tests.graph_e2e.test_compiled_differential import CORPUS
+from tests.corpus import CORPUS
 
 SCHEMA = build_schema()._schema
 AXIM_GROUP = "6686d2c01f2ae707a53adcf1"

@@ -24,7 +24,7 @@ from gateway.graph.compiled import PlanCache
 from gateway.graph.documents import BYTES_PER_CHARACTER, ENTRY_OVERHEAD, DocumentCache
 from gateway.graph.limits import DocumentLimitExceeded, parse_within_limits
 from gateway.graph.plan import Unsupported, build_plan
-from tests.graph_e2e.test_compiled_differential import CORPUS
+from tests.corpus import CORPUS
 
 SCHEMA = build_schema()._schema
 RULES = tuple(specified_rules)

@@ -6,7 +6,6 @@ one graphql-core gives."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import strawberry
 from graphql import ExecutionResult, execute, parse
@@ -14,6 +13,7 @@ from graphql import ExecutionResult, execute, parse
 from gateway.graph.executor import Budget, coerce_variables, execute_plan
 from gateway.graph.plan import build_plan
 from tests.clock import ManualClock
+from tests.helpers import codes
 
 SHELVES = 40
 BOOKS = 25
@@ -84,10 +84,6 @@ async def run(query: str, library: Library, budget: Budget | None = None) -> Exe
                               budget=budget)
 
 
-def codes(result: ExecutionResult) -> list[Any]:
-    return [(e.extensions or {}).get("code") for e in result.errors or ()]
-
-
 async def test_within_the_budget_the_answer_is_graphql_cores() -> None:
     clock = ManualClock()
     budget = Budget(max_bytes=10_000_000, deadline=clock.now + 10, clock=clock.clock,
@@ -103,7 +99,7 @@ async def test_an_answer_past_max_bytes_stops_while_it_is_built() -> None:
                 for s in range(SHELVES) for n in range(BOOKS))
     library = Library()
     result = await run(QUERY, library, Budget(max_bytes=whole // 10, check_bytes=1024))
-    assert result.data is None and codes(result) == ["RESPONSE_TOO_LARGE"]
+    assert result.data is None and codes(result.formatted) == ["RESPONSE_TOO_LARGE"]
     assert result.errors is not None and result.errors[0].extensions == {
         "code": "RESPONSE_TOO_LARGE", "maxResponseBytes": whole // 10}
     # Stopped once a tenth was built: most shelves' books were never asked for.
@@ -115,7 +111,7 @@ async def test_an_answer_past_the_deadline_stops_and_what_it_waits_for_is_cancel
     library = Library(clock, seconds_per_shelf=1.0)
     budget = Budget(deadline=clock.now + 5.5, clock=clock.clock, check_bytes=256)
     result = await run("{ slow shelves { number books { title } } }", library, budget)
-    assert result.data is None and codes(result) == ["GATEWAY_TIMEOUT"]
+    assert result.data is None and codes(result.formatted) == ["GATEWAY_TIMEOUT"]
     assert "request_timeout_seconds" in result.errors[0].message  # type: ignore[index]
     assert len(library.asked) < SHELVES  # stopped a few shelves past the deadline
     for _ in range(3):  # the cancellation reaches the resolver at the task's next step

@@ -18,7 +18,7 @@ from gateway.graph.limits import (
     measure,
     parse_within_limits,
 )
-from tests.graph_e2e.test_compiled_differential import CORPUS
+from tests.corpus import CORPUS
 
 DEFAULTS = LimitSettings()
 ROOT = Path(__file__).resolve().parents[2]

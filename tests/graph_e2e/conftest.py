@@ -12,8 +12,10 @@ from typing import Any
 
 import pytest
 
+from gateway.config import Config, LimitSettings
+from gateway.demo import demo_config
 from gateway.emulators.common import RecordedRequest
-from tests.conftest import RunningEmulator, RunningGateway
+from tests.conftest import UNCACHED, RunningEmulator, RunningGateway
 
 Emulators = dict[str, RunningEmulator]
 SOURCES = ("carecloud", "joptic", "axim", "comestri")  # configuration order
@@ -26,6 +28,10 @@ def clear_logs(emulators: Emulators) -> None:
         running.log.clear()
 
 
+def upstream_requests(emulators: Emulators) -> int:
+    return sum(len(running.log.records) for running in emulators.values())
+
+
 def requests_of(emulators: Emulators) -> dict[str, list[RecordedRequest]]:
     return {kind: running.log.records for kind, running in emulators.items()}
 
@@ -36,6 +42,15 @@ def set_latency(emulators: Emulators, latency_ms: int) -> None:
             running.faults.set(latency_ms=latency_ms)
         else:
             running.faults.clear()
+
+
+def limits_config(emulators: Emulators, **limits: Any) -> Config:
+    """The demo's configuration over ``emulators``, caches and the access log off, with these
+    ``[limits]``."""
+    base = demo_config({kind: e.url for kind, e in emulators.items()}, defaults=UNCACHED)
+    return base.model_copy(update={
+        "server": base.server.model_copy(update={"access_log": False}),
+        "limits": LimitSettings(**limits)})
 
 
 def data_of(body: dict[str, Any]) -> dict[str, Any]:
@@ -54,10 +69,6 @@ def ask(gateway: RunningGateway, query: str, variables: dict[str, Any] | None = 
 def run(gateway: RunningGateway, query: str, variables: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None) -> dict[str, Any]:
     return data_of(ask(gateway, query, variables, headers))
-
-
-def codes(body: dict[str, Any]) -> list[str]:
-    return [e.get("extensions", {}).get("code") for e in body.get("errors") or []]
 
 
 # -- upstream reference data (read once per session, before any measured request) -------------

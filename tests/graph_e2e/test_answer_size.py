@@ -11,13 +11,12 @@ from typing import Any
 
 import httpx
 import pytest
-from starlette.applications import Starlette
 
-from gateway.app import create_app
 from gateway.config import LimitSettings
-from gateway.serving import ServerThread
-from tests.graph_e2e.conftest import Emulators, clear_logs
-from tests.graph_e2e.test_query_safety import codes, config, upstream_requests
+from gateway.edge.app import GatewayApp, create_app
+from gateway.edge.serving import ServerThread
+from tests.graph_e2e.conftest import Emulators, clear_logs, limits_config, upstream_requests
+from tests.helpers import codes, post
 
 # Every field of a product and of its variants, through one fragment.
 PRODUCT = """fragment P on Product {
@@ -61,13 +60,13 @@ VARIABLE = ("query Shelf($groups: Int, $products: Int = 5) { productGroups(first
 
 
 class Gateway:
-    def __init__(self, app: Starlette, url: str) -> None:
+    def __init__(self, app: GatewayApp, url: str) -> None:
         self.app = app
         self.url = url
 
     def post(self, query: str, variables: dict[str, Any] | None = None) -> httpx.Response:
-        return httpx.post(f"{self.url}/graphql", json={"query": query, "variables": variables},
-                          headers={"accept": "application/graphql-response+json"}, timeout=60)
+        return post(self.url, query, variables,
+                    {"accept": "application/graphql-response+json"}, timeout=60)
 
     def runs(self) -> int:
         return sum(self.app.state.plans.runs.values())
@@ -75,7 +74,7 @@ class Gateway:
 
 @pytest.fixture(scope="module")
 def gateway(emulator_servers: Emulators) -> Iterator[Gateway]:
-    app = create_app(config(emulator_servers))
+    app = create_app(limits_config(emulator_servers))
     with ServerThread({"gateway": app}) as servers:
         yield Gateway(app, servers.urls["gateway"])
 

@@ -12,12 +12,10 @@ on a busy machine is timing, not a difference between the executors.
 
 from __future__ import annotations
 
-import ast
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,7 +23,6 @@ import pytest
 from graphql import (
     ArgumentNode,
     DocumentNode,
-    GraphQLError,
     NamedTypeNode,
     NameNode,
     OperationDefinitionNode,
@@ -36,7 +33,6 @@ from graphql import (
     Visitor,
     parse,
     print_ast,
-    validate,
     value_from_ast_untyped,
     visit,
 )
@@ -44,19 +40,16 @@ from graphql.utilities import ast_from_value
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis_graphql import queries
-from starlette.applications import Starlette
 
-from gateway.app import create_app
 from gateway.config import Config
 from gateway.demo import demo_config
+from gateway.edge.app import GatewayApp, create_app
+from gateway.edge.serving import ServerThread
 from gateway.emulators.common import Fault
-from gateway.graph import build_schema
 from gateway.graph.compiled import PlanCache
-from gateway.serving import ServerThread
 from tests.conftest import UNCACHED, RunningEmulator
+from tests.corpus import CORPUS, DATES, SCHEMA, published_operations
 
-ROOT = Path(__file__).resolve().parents[2]
-SCHEMA = build_schema()._schema
 Emulators = dict[str, RunningEmulator]
 
 
@@ -103,7 +96,7 @@ def normalised(body: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def served(config: Config, *, compiled: bool, federation: bool) -> Starlette:
+def served(config: Config, *, compiled: bool, federation: bool) -> GatewayApp:
     """A gateway that executes every request (no response cache), compiling known operations or
     not."""
     return create_app(config.model_copy(update={
@@ -138,40 +131,6 @@ def faults(emulator_servers: Emulators) -> Iterator[Emulators]:
     yield emulator_servers
     for running in emulator_servers.values():
         running.faults.clear()
-
-
-# -- the corpus: published operations, README examples, the suite's documents ----------------
-
-
-def published_operations() -> list[str]:
-    return [p.read_text() for p in sorted((ROOT / "schema" / "operations").glob("*.graphql"))]
-
-
-def readme_queries() -> list[str]:
-    text = (ROOT / "README.md").read_text()
-    return [block.split("```", 1)[0] for block in text.split("```graphql\n")[1:]]
-
-
-def suite_documents() -> list[str]:
-    """Every string constant in tests/ that is an executable document valid for our schema."""
-    found: dict[str, None] = {}
-    for path in sorted((ROOT / "tests").rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
-                continue
-            text = node.value.strip()
-            if not text.startswith(("{", "query", "fragment")):
-                continue
-            try:
-                document = parse(text)
-            except GraphQLError:
-                continue
-            if not validate(SCHEMA, document):
-                found[text] = None
-    return list(found)
-
-
-CORPUS = published_operations() + readme_queries() + suite_documents()
 
 
 def test_the_corpus_is_large() -> None:
@@ -299,9 +258,6 @@ def ast_from_value_type(input_type: Any) -> Any:
 
 
 assert ast_from_value is not None  # graphql-core's own printing of values is what we mirror
-
-DATES = st.datetimes(timezones=st.just(__import__("datetime").UTC)).map(
-    lambda d: __import__("graphql").StringValueNode(value=d.isoformat()))
 
 
 @settings(max_examples=500, deadline=None, derandomize=True,

@@ -15,9 +15,9 @@ from tests.graph_e2e.conftest import (
     ask,
     carecloud_groups,
     clear_logs,
-    codes,
     run,
 )
+from tests.helpers import codes
 
 # -- 8: languages -------------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from schemathesis import Case
 from gateway.errors import ErrorCode
 from tests.conftest import RunningGateway
 from tests.graph_e2e.conftest import Emulators
+from tests.helpers import error_codes
 from tests.leaks import SecretScan
 
 CASES = 500
@@ -74,7 +75,7 @@ def _problem(status: int, body: Any) -> str | None:
     if status >= 500:
         return f"HTTP {status}"
     errors = body.get("errors") or []
-    codes = [(e.get("extensions") or {}).get("code") for e in errors]
+    codes = error_codes(errors)
     blamed = [c for c in codes if c is None or c == ErrorCode.INTERNAL_SERVER_ERROR.value
               or c.startswith("UPSTREAM_")]
     if blamed:

@@ -10,23 +10,24 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import httpx
 import pytest
 
-from gateway.app import create_app
 from gateway.config import Config, parse_config
 from gateway.demo import demo_config
+from gateway.edge.app import create_app
+from gateway.edge.serving import ServerThread
 from gateway.emulators import DEMO_TOKENS
 from gateway.graph.inputs import MAX_STRING_LENGTH
 from gateway.ids import NodeKey, NodeType, encode_id
 from gateway.languages import MAX_HEADER_LENGTH
-from gateway.serving import ServerThread
 from tests.conftest import UNCACHED, RunningGateway
-from tests.graph_e2e.conftest import Emulators, clear_logs, codes
+from tests.graph_e2e.conftest import Emulators, clear_logs, upstream_requests
+from tests.helpers import codes, post
 from tests.leaks import SecretScan
 
 GROUPS_AND_PRODUCTS = """{
@@ -37,21 +38,6 @@ GROUPS_AND_PRODUCTS = """{
 CARECLOUD_PAGE = """query($after: String) {
   productGroups(first: 3, after: $after, filter: {sources: ["carecloud"]}) {
     pageInfo { endCursor } nodes { upstreamId } } }"""
-
-
-def post(url: str, query: str, variables: Mapping[str, Any] | None = None,
-         headers: Mapping[str, str | bytes] | None = None, *, scan: SecretScan
-         ) -> httpx.Response:
-    raw = {name.encode(): value if isinstance(value, bytes) else value.encode()
-           for name, value in (headers or {}).items()}  # bytes: any header, as sent
-    response = httpx.post(f"{url}/graphql", json={"query": query, "variables": variables},
-                          headers=raw, timeout=30)
-    scan.seen(response.text)
-    return response
-
-
-def upstream_requests(emulators: Emulators) -> int:
-    return sum(len(running.log.records) for running in emulators.values())
 
 
 def refused(response: httpx.Response, *names: str) -> dict[str, Any]:

@@ -15,16 +15,14 @@ import pytest
 from graphql import OperationDefinitionNode, parse
 from hypothesis import HealthCheck, given, settings
 from hypothesis_graphql import queries
-from starlette.applications import Starlette
 
-from gateway.app import create_app
-from gateway.config import Config, LimitSettings
-from gateway.demo import demo_config
+from gateway.config import LimitSettings
+from gateway.edge.app import GatewayApp, create_app
+from gateway.edge.serving import ServerThread
 from gateway.graph import build_schema
-from gateway.serving import ServerThread
-from tests.conftest import UNCACHED
-from tests.graph_e2e.conftest import Emulators, clear_logs
-from tests.graph_e2e.test_compiled_differential import CORPUS, DATES
+from tests.corpus import CORPUS, DATES
+from tests.graph_e2e.conftest import Emulators, clear_logs, limits_config, upstream_requests
+from tests.helpers import codes, post
 
 SCHEMA = build_schema()._schema
 DEFAULTS = LimitSettings()
@@ -32,13 +30,12 @@ DEFAULTS = LimitSettings()
 
 @dataclass
 class Gateway:
-    app: Starlette
+    app: GatewayApp
     url: str
 
     def post(self, query: str, variables: dict[str, Any] | None = None,
-             **kwargs: Any) -> httpx.Response:
-        return httpx.post(f"{self.url}/graphql", json={"query": query, "variables": variables},
-                          timeout=60, **kwargs)
+             headers: dict[str, str] | None = None) -> httpx.Response:
+        return post(self.url, query, variables, headers, timeout=60)
 
     def ask(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         body: dict[str, Any] = self.post(query, variables).json()
@@ -51,21 +48,14 @@ class Gateway:
         return sum(self.app.state.plans.runs.values())
 
 
-def config(emulators: Emulators, **limits: Any) -> Config:
-    base = demo_config({kind: e.url for kind, e in emulators.items()}, defaults=UNCACHED)
-    return base.model_copy(update={
-        "server": base.server.model_copy(update={"access_log": False}),
-        "limits": LimitSettings(**limits)})
-
-
 @pytest.fixture(scope="module")
 def gateways(emulator_servers: Emulators) -> Iterator[dict[str, Gateway]]:
     apps = {
-        "default": create_app(config(emulator_servers)),
-        "budget": create_app(config(emulator_servers, max_upstream_requests=5,
+        "default": create_app(limits_config(emulator_servers)),
+        "budget": create_app(limits_config(emulator_servers, max_upstream_requests=5,
                                     max_cost=1_000_000)),
-        "small": create_app(config(emulator_servers, max_response_bytes=2048)),
-        "lenient": create_app(config(emulator_servers, max_aliases=200)),
+        "small": create_app(limits_config(emulator_servers, max_response_bytes=2048)),
+        "lenient": create_app(limits_config(emulator_servers, max_aliases=200)),
     }
     with ServerThread(apps) as servers:
         yield {name: Gateway(app, servers.urls[name]) for name, app in apps.items()}
@@ -74,14 +64,6 @@ def gateways(emulator_servers: Emulators) -> Iterator[dict[str, Gateway]]:
 @pytest.fixture
 def gateway(gateways: dict[str, Gateway]) -> Gateway:
     return gateways["default"]
-
-
-def upstream_requests(emulators: Emulators) -> int:
-    return sum(len(running.log.records) for running in emulators.values())
-
-
-def codes(body: dict[str, Any]) -> list[str]:
-    return [e["extensions"]["code"] for e in body.get("errors") or []]
 
 
 def refused_before_any_work(gateway: Gateway, emulators: Emulators, query: str,
@@ -255,9 +237,9 @@ def test_the_cost_bounds_the_requests_of_generated_operations(
 
 def test_a_query_at_the_cost_limit_runs_and_one_more_is_refused(
         emulator_servers: Emulators, emulators: Emulators) -> None:
-    probe = create_app(config(emulator_servers))
+    probe = create_app(limits_config(emulator_servers))
     limit = Gateway(probe, "").cost(NESTED_LIST)  # no table in it: nothing to learn first
-    tight = create_app(config(emulator_servers, max_cost=limit))
+    tight = create_app(limits_config(emulator_servers, max_cost=limit))
     with ServerThread({"tight": tight}) as servers:
         at_limit = Gateway(tight, servers.urls["tight"])
         body = at_limit.ask(NESTED_LIST)
@@ -281,7 +263,7 @@ def test_past_the_upstream_budget_fields_fail_and_the_rest_arrives(
     assert len(nodes) == 10 and all(n["name"] for n in nodes)
     served = [n for n in nodes if n["products"] is not None]
     assert 0 < len(served) < 10
-    assert {e["extensions"]["code"] for e in body["errors"]} == {"UPSTREAM_BUDGET_EXCEEDED"}
+    assert set(codes(body)) == {"UPSTREAM_BUDGET_EXCEEDED"}
     error = body["errors"][0]
     assert error["extensions"]["maxUpstreamRequests"] == 5
     assert error["extensions"]["source"] == "axim"

@@ -19,14 +19,14 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
-from gateway.app import create_app
 from gateway.changes.events import ChangeEvent, ChangeType, Topic
 from gateway.changes.feed import ChangeFeed
 from gateway.config import Config
 from gateway.demo import demo_config
-from gateway.playground import Playground
+from gateway.edge.app import create_app
+from gateway.edge.playground import Playground
+from gateway.edge.serving import ServerThread
 from gateway.scope import RequestScope
-from gateway.serving import ServerThread
 from gateway.sources.records import GroupRecord
 from tests.conftest import RunningEmulator
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.playground import DEFAULT_QUERY
+from gateway.edge.playground import DEFAULT_QUERY
 from tests.conftest import RunningGateway
 
 

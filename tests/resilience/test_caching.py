@@ -10,35 +10,30 @@ from the emulators' request logs: what the upstreams really received.
 from __future__ import annotations
 
 import asyncio
-import socket
-import subprocess
-import sys
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import redis
 
-from gateway.app import create_app
+from gateway.caches.store import MemoryBackend
 from gateway.config import CacheSettings, Config, ResponseCacheSettings
 from gateway.demo import demo_config
-from gateway.emulators import DEMO_TOKENS, KINDS
-from gateway.serving import ServerThread
-from gateway.upstream.store import MemoryBackend
+from gateway.edge.app import create_app
+from gateway.edge.serving import ServerThread
+from gateway.emulators import KINDS
 from tests.conftest import RunningEmulator
+from tests.helpers import post
+from tests.resilience.conftest import GatewayProcess, gateway_processes, new_namespace
 
 Emulators = dict[str, RunningEmulator]
 Json = dict[str, Any]
 Calls = dict[str, list[tuple[str, str]]]
-
-REPO = Path(__file__).resolve().parents[2]
 
 # Touches every source: the group lists of CareCloud, Joptic and Axim (and every total), Comestri
 # products, and Axim groups with their nested products.
@@ -65,15 +60,11 @@ UNCACHED = {"cache_ttl_seconds": 0, "group_cache_ttl_seconds": 0}
 # --- helpers ------------------------------------------------------------------------------------
 
 
-def _namespace() -> str:
-    return f"t{uuid.uuid4().hex[:12]}"
-
-
 def _config(emulators: Emulators, *, defaults: Mapping[str, Any] | None = None,
             cache_url: str = "memory://", namespace: str | None = None) -> Config:
     config = demo_config({kind: e.url for kind, e in emulators.items()}, defaults=defaults,
                          cache_url=cache_url)
-    cache = CacheSettings(url=cache_url, namespace=namespace or _namespace())
+    cache = CacheSettings(url=cache_url, namespace=namespace or new_namespace())
     return config.model_copy(update={"cache": cache, "response_cache": ResponseCacheSettings(
         enabled=False)})
 
@@ -85,11 +76,9 @@ def _gateway(config: Config) -> Iterator[str]:
         yield servers.urls["gw"]
 
 
-def _query(base: str, query: str, headers: Mapping[str, str] | None = None,
-           client: httpx.Client | None = None) -> Json:
-    post: Callable[..., httpx.Response] = client.post if client is not None else httpx.post
-    response = post(f"{base}/graphql", json={"query": query}, headers=dict(headers or {}),
-                    timeout=30)
+def _query(to: str | httpx.Client, query: str, headers: Mapping[str, str] | None = None
+           ) -> Json:
+    response = post(to, query, headers=headers)
     assert response.status_code == 200, response.text
     body: Json = response.json()
     return body
@@ -107,82 +96,6 @@ def _calls(emulators: Emulators) -> Calls:
 
 def _total(calls: Calls) -> int:
     return sum(len(c) for c in calls.values())
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _toml(emulators: Emulators, *, cache_url: str, namespace: str,
-          response_cache: bool = False) -> str:
-    # The development profile: /readyz in detail (test 6), and no cursor secret to invent.
-    lines = ["[server]", 'profile = "development"', "",
-             "[cache]", f'url = "{cache_url}"', f'namespace = "{namespace}"', "",
-             "[response_cache]", f"enabled = {str(response_cache).lower()}", ""]
-    for kind in KINDS:
-        lines += ["[[sources]]", f'name = "{kind}"', f'kind = "{kind}"',
-                  f'base_url = "{emulators[kind].url}"', f'token = "{DEMO_TOKENS[kind]}"', ""]
-    return "\n".join(lines)
-
-
-class GatewayProcess:
-    """``python -m gateway serve`` in its own process, on a free port."""
-
-    def __init__(self, config_file: Path) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "serve", "--config", str(config_file),
-             "--port", str(self.port), "--log-level", "warning"],
-            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-    def wait_healthy(self, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                _, err = self.process.communicate()
-                raise RuntimeError(f"gateway process exited: {err.decode(errors='replace')}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("gateway process did not become healthy")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        if self.process.stderr is not None:
-            self.process.stderr.close()
-
-
-@contextmanager
-def _processes(emulators: Emulators, tmp_path: Path, cache_url: str,
-               namespaces: list[str], *, response_cache: bool = False
-               ) -> Iterator[list[GatewayProcess]]:
-    """One gateway process per namespace (started together, so they boot in parallel)."""
-    running: list[GatewayProcess] = []
-    try:
-        for i, namespace in enumerate(namespaces):
-            path = tmp_path / f"gateway-{i}.toml"
-            path.write_text(_toml(emulators, cache_url=cache_url, namespace=namespace,
-                                  response_cache=response_cache))
-            running.append(GatewayProcess(path))
-        for process in running:
-            process.wait_healthy()
-        yield running
-    finally:
-        for process in running:
-            process.stop()
 
 
 def _no_errors(body: Json) -> Json:
@@ -237,9 +150,10 @@ class RedisGateways:
 @pytest.fixture(scope="module")
 def redis_gateways(emulator_servers: Emulators, redis_url: str,
                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisGateways]:
-    shared, other = _namespace(), _namespace()
+    shared, other = new_namespace(), new_namespace()
     tmp_path = tmp_path_factory.mktemp("gateways")
-    with _processes(emulator_servers, tmp_path, redis_url, [shared, shared, other]) as (a, b, c):
+    with gateway_processes(emulator_servers, tmp_path, redis_url,
+                           [shared, shared, other]) as (a, b, c):
         yield RedisGateways(redis_url, shared, other, a, b, c)
 
 
@@ -443,9 +357,9 @@ def test_store_and_memo_keep_within_their_byte_bounds(emulators: Emulators) -> N
 
 
 def _ask_all_sources(base: str, n: int) -> None:
-    with httpx.Client(timeout=30) as client:
+    with httpx.Client(base_url=base, timeout=30) as client:
         for _ in range(n):
-            _no_errors(_query(base, ALL_SOURCES, client=client))
+            _no_errors(_query(client, ALL_SOURCES))
 
 
 def test_upstream_calls_cold_vs_warm(emulators: Emulators) -> None:

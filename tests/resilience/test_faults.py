@@ -17,13 +17,14 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.app import create_app
 from gateway.config import Config, parse_config
 from gateway.demo import DEMO_CORS_REGEX, demo_config
+from gateway.edge.app import create_app
+from gateway.edge.serving import ServerThread
 from gateway.emulators import DEMO_TOKENS, KINDS
 from gateway.emulators.common import RecordedRequest
-from gateway.serving import ServerThread
 from tests.conftest import RunningEmulator
+from tests.helpers import post
 
 Emulators = dict[str, RunningEmulator]
 EmulatorOf = Callable[[str], RunningEmulator]
@@ -49,17 +50,16 @@ def _gateway(config: Config) -> Iterator[str]:
         yield servers.urls["gw"]
 
 
-def _post(base: str, query: str, variables: Mapping[str, Any] | None = None
-          ) -> tuple[httpx.Response, float]:
+def _timed_post(base: str, query: str, variables: Mapping[str, Any] | None = None
+                ) -> tuple[httpx.Response, float]:
     """One GraphQL request: the HTTP response and the seconds it took."""
     started = time.monotonic()
-    response = httpx.post(f"{base}/graphql", json={"query": query, "variables": variables},
-                          timeout=30)
+    response = post(base, query, variables)
     return response, time.monotonic() - started
 
 
 def _ask(base: str, query: str, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    response, _ = _post(base, query, variables)
+    response, _ = _timed_post(base, query, variables)
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
@@ -179,7 +179,7 @@ def test_429_retry_after_is_waited_for(emulator_servers: Emulators, emulator: Em
         **UNCACHED, "max_retries": 2, "retry_backoff_seconds": 0.01})
     with _gateway(config) as base:
         carecloud.faults.set(status=429, retry_after=1, count=1)
-        response, seconds = _post(base, CARECLOUD_PAGE, {"first": 5})
+        response, seconds = _timed_post(base, CARECLOUD_PAGE, {"first": 5})
     assert response.status_code == 200
     body = response.json()
     assert body.get("errors") is None, body
@@ -210,7 +210,7 @@ def test_hanging_source_times_out_opens_its_breaker_and_recovers(
         joptic.faults.set(hang=True)
         opened = False
         for _ in range(4):  # each query costs joptic at least one timed-out try
-            response, seconds = _post(base, CROSS_SOURCE)
+            response, seconds = _timed_post(base, CROSS_SOURCE)
             assert response.status_code == 200
             body = response.json()
             assert seconds < 2.5
@@ -230,7 +230,7 @@ def test_hanging_source_times_out_opens_its_breaker_and_recovers(
         # Open: joptic is not asked at all (a request would now be answered and logged at once).
         joptic.faults.set(status=503)
         joptic.log.clear()
-        response, seconds = _post(base, CROSS_SOURCE)
+        response, seconds = _timed_post(base, CROSS_SOURCE)
         body = response.json()
         assert response.status_code == 200 and seconds < 2.5, seconds  # the request timeout
         assert len(joptic.log) == 0
@@ -270,7 +270,7 @@ def test_malformed_json_is_a_bad_response_of_that_source(
     config = demo_config(_urls(emulator_servers), defaults=UNCACHED)
     with _gateway(config) as base:
         comestri.faults.set(malformed=True)
-        response, _ = _post(base, "{ products(first: 5) { totalCount nodes { id name } } }")
+        response, _ = _timed_post(base, "{ products(first: 5) { totalCount nodes { id name } } }")
     assert response.status_code == 200, response.text
     assert "Traceback" not in response.text
     body = response.json()
@@ -296,7 +296,7 @@ def test_refused_credentials_are_not_retried_and_not_leaked(
     config = _config(_urls(emulator_servers), tokens={"axim": WRONG_TOKEN}, defaults={
         **UNCACHED, "max_retries": 4, "retry_backoff_seconds": 0.01})
     with _gateway(config) as base:
-        response, _ = _post(base, """{ productGroups(first: 5, filter: {sources: ["axim"]}) {
+        response, _ = _timed_post(base, """{ productGroups(first: 5, filter: {sources: ["axim"]}) {
             totalCount nodes { name products(first: 2) { nodes { name } } } } }""")
         assert response.status_code == 200
         body = response.json()
@@ -330,7 +330,7 @@ def test_failures_log_no_token(emulator_servers: Emulators, emulator: EmulatorOf
                       "{ products(first: 5) { totalCount nodes { id } } }",
                       """{ productGroups(first: 3, filter: {sources: ["axim"]}) {
                           nodes { products(first: 2) { nodes { name } } } } }"""):
-            response, _ = _post(base, query)
+            response, _ = _timed_post(base, query)
             assert response.status_code == 200
             assert response.json().get("errors"), response.text
             texts.append(response.text)

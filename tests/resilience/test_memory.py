@@ -19,7 +19,6 @@ and the bounds (the configured bounds + MARGIN).
 
 from __future__ import annotations
 
-import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -32,6 +31,7 @@ import pytest
 from gateway.config import CacheSettings, LimitSettings
 from gateway.emulators import DEMO_TOKENS, KINDS
 from tests.conftest import RunningEmulator
+from tests.helpers import error_codes, free_port, post
 from tests.processes import Process
 
 MIB = 2**20
@@ -83,13 +83,6 @@ def rss(pid: int) -> tuple[int, int]:
     return int(fields["VmRSS"].split()[0]) * 1024, int(fields["VmHWM"].split()[0]) * 1024
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def document(i: int) -> str:
     """A distinct query of DOCUMENT_BYTES: a small operation, padded with comment lines."""
     head = f"# document {i}\n{{ sources {{ id }} }}\n"
@@ -128,24 +121,25 @@ def gateway(emulator_servers: Emulators, tmp_path: Path) -> Iterator[tuple[str, 
 Request = tuple[str, dict[str, object] | None, str | None]
 
 
-def post(client: httpx.Client, request: Request, refused: str | None = None) -> None:
+def post_and_check(client: httpx.Client, request: Request, refused: str | None = None
+                   ) -> None:
     """One request, answered without errors (or refused with the code ``refused``)."""
     query, variables, language = request
     headers = {"accept-language": language} if language else {}
-    response = client.post("/graphql", json={"query": query, "variables": variables},
-                           headers=headers, timeout=60)
+    response = post(client, query, variables, headers, timeout=60)
     assert response.status_code == 200, response.text[:500]
     errors = response.json().get("errors")
     if refused is None:
         assert errors is None, response.text[:500]
     else:
-        assert [e["extensions"]["code"] for e in errors] == [refused], response.text[:500]
+        assert error_codes(errors) == [refused], response.text[:500]
 
 
 def run(url: str, requests: list[Request], refused: str | None = None) -> None:
     """The requests, four at a time (the machine has two cores; the emulators share them)."""
     with httpx.Client(base_url=url) as client, ThreadPoolExecutor(4) as pool:
-        for future in [pool.submit(post, client, request, refused) for request in requests]:
+        for future in [pool.submit(post_and_check, client, request, refused)
+                       for request in requests]:
             future.result()
 
 

@@ -17,10 +17,10 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.app import create_app
 from gateway.config import Config, parse_config
+from gateway.edge.app import create_app
+from gateway.edge.serving import ServerThread
 from gateway.emulators import DEMO_TOKENS, KINDS
-from gateway.serving import ServerThread
 from tests.conftest import RunningEmulator
 from tests.leaks import SecretScan
 

@@ -1,4 +1,4 @@
-"""The whole-response cache end to end, over real sockets (gateway/response_cache.py).
+"""The whole-response cache end to end, over real sockets (gateway/caches/responses.py).
 
 Upstream calls are read from the emulators' request logs; executions from the compiled
 executor's counter (``app.state.plans.runs``): a hit runs neither.
@@ -7,7 +7,6 @@ executor's counter (``app.state.plans.runs``): a hit runs neither.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,17 +14,17 @@ from typing import Any
 
 import httpx
 import pytest
-from starlette.applications import Starlette
 
-from gateway.app import create_app
 from gateway.clock import SYSTEM_CLOCK
 from gateway.config import CacheSettings, Config, ResponseCacheSettings
 from gateway.demo import demo_config
+from gateway.edge.app import GatewayApp, create_app
+from gateway.edge.serving import ServerThread
 from gateway.emulators.common import Fault
-from gateway.serving import ServerThread
 from tests.clock import ManualClock
 from tests.conftest import RunningEmulator
-from tests.resilience.test_caching import _processes
+from tests.helpers import post
+from tests.resilience.conftest import gateway_processes, new_namespace
 
 Emulators = dict[str, RunningEmulator]
 
@@ -38,19 +37,18 @@ CACHED = {"cache_ttl_seconds": 30, "group_cache_ttl_seconds": 30, "stale_grace_s
 def config_for(emulators: Emulators, **response_cache: Any) -> Config:
     config = demo_config({kind: e.url for kind, e in emulators.items()}, defaults=CACHED)
     return config.model_copy(update={
-        "cache": CacheSettings(namespace=f"t{uuid.uuid4().hex[:12]}"),
+        "cache": CacheSettings(namespace=new_namespace()),
         "response_cache": ResponseCacheSettings(**response_cache)})
 
 
 class Gateway:
-    def __init__(self, app: Starlette, url: str) -> None:
+    def __init__(self, app: GatewayApp, url: str) -> None:
         self.app, self.url = app, url
         self.client = httpx.Client(base_url=url, timeout=30)
 
     def post(self, query: str, variables: dict[str, Any] | None = None,
              headers: dict[str, str] | None = None) -> httpx.Response:
-        return self.client.post("/graphql", json={"query": query, "variables": variables},
-                                headers=headers)
+        return post(self.client, query, variables, headers)
 
     def get(self, query: str, variables: dict[str, Any] | None = None,
             headers: dict[str, str] | None = None) -> httpx.Response:
@@ -214,13 +212,13 @@ def test_excluded_operations_and_a_disabled_cache_always_execute(emulators: Emul
 
 def test_two_gateway_processes_on_one_redis_share_hits(
         emulator_servers: Emulators, redis_url: str, tmp_path: Path) -> None:
-    namespace = f"t{uuid.uuid4().hex[:12]}"
-    with _processes(emulator_servers, tmp_path, redis_url, [namespace, namespace],
-                    response_cache=True) as (a, b):
-        first = httpx.post(f"{a.url}/graphql", json={"query": JOPTIC}, timeout=30)
+    shared = new_namespace()
+    with gateway_processes(emulator_servers, tmp_path, redis_url, [shared, shared],
+                           response_cache=True) as (a, b):
+        first = post(a.url, JOPTIC)
         assert first.headers["x-response-cache"] == "miss"
         clear(emulator_servers)
-        from_b = httpx.post(f"{b.url}/graphql", json={"query": JOPTIC}, timeout=30)
+        from_b = post(b.url, JOPTIC)
         assert from_b.headers["x-response-cache"] == "hit"
         assert from_b.content == first.content
         assert upstream_calls(emulator_servers) == 0

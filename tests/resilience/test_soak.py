@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ import pytest
 
 from gateway.emulators import DEMO_TOKENS, KINDS
 from tests.conftest import RunningEmulator
+from tests.helpers import free_port
 
 pytestmark = pytest.mark.slow  # `make test-fast` skips this group
 
@@ -74,13 +74,6 @@ class Tally:
     bad: int = 0
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _toml(emulators: Emulators, port: int) -> str:
     lines = [
         "[server]", 'host = "127.0.0.1"', f"port = {port}", "graphiql = false",
@@ -114,7 +107,7 @@ def _rss_kb(pid: int) -> int:
 def gateway_process(emulator_servers: Emulators, emulator: EmulatorOf,
                     tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """``python -m gateway serve`` over the session's emulators: (base URL, process)."""
-    port = _free_port()
+    port = free_port()
     config = tmp_path / "gateway.toml"
     config.write_text(_toml(emulator_servers, port), encoding="utf-8")
     output = tmp_path / "gateway.log"

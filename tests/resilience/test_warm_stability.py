@@ -12,12 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
-from starlette.applications import Starlette
 
-from gateway.app import create_app
 from gateway.config import CacheSettings, Config, ResponseCacheSettings
 from gateway.demo import demo_config
-from gateway.serving import ServerThread
+from gateway.edge.app import GatewayApp, create_app
+from gateway.edge.serving import ServerThread
 from tests.conftest import RunningEmulator
 
 Emulators = dict[str, RunningEmulator]
@@ -32,7 +31,7 @@ def config_for(emulators: Emulators) -> Config:
         "response_cache": ResponseCacheSettings(enabled=False)})
 
 
-def memo_sizes(app: Starlette) -> tuple[int, int]:
+def memo_sizes(app: GatewayApp) -> tuple[int, int]:
     """Decoded answers and parsed readings the process keeps (one memo for every source)."""
     kinds = Counter(key[0] for key in app.state.runtime.adapters["axim"].client.memo.keys())  # noqa: SIM118
     return kinds["json"], kinds["parsed"]

@@ -13,7 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.bounded import ByteBoundedLRU
+from gateway.caches.bounded import ByteBoundedLRU
+from gateway.caches.store import ResponseStore
 from gateway.config import SourceConfig
 from gateway.errors import (
     UpstreamBadResponse,
@@ -27,7 +28,6 @@ from gateway.sources.query import GroupFilter
 from gateway.sources.records import GroupStatus
 from gateway.upstream.client import UpstreamClient
 from gateway.upstream.stack import build_transport, health_for
-from gateway.upstream.store import ResponseStore
 from gateway.window import Window
 from tests.clock import ManualClock
 from tests.conftest import RunningEmulator

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway.caches.store import ResponseStore
 from gateway.config import SourceConfig
 from gateway.errors import (
     UpstreamBadResponse,
@@ -28,7 +29,6 @@ from gateway.sources.records import GroupStatus
 from gateway.upstream.client import UpstreamClient
 from gateway.upstream.paging import plan_pages
 from gateway.upstream.stack import build_transport, health_for
-from gateway.upstream.store import ResponseStore
 from gateway.window import Window
 from tests.clock import ManualClock
 from tests.conftest import RunningEmulator

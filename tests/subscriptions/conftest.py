@@ -18,19 +18,19 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+import websockets
 from gql import Client, GraphQLRequest
 from gql.client import AsyncClientSession
 from gql.transport.websockets import WebsocketsTransport
 from httpx_sse import ServerSentEvent, connect_sse
-from starlette.applications import Starlette
 
-from gateway.app import create_app
 from gateway.changes.events import ChangeEvent, ChangeType, Record, Topic
 from gateway.changes.feed import ChangeFeed
 from gateway.config import Config
 from gateway.demo import demo_config
+from gateway.edge.app import GatewayApp, create_app
+from gateway.edge.serving import ServerThread
 from gateway.scope import RequestScope
-from gateway.serving import ServerThread
 from gateway.sources.records import GroupRecord, ProductRecord
 from tests.conftest import UNCACHED, RunningEmulator
 
@@ -39,6 +39,8 @@ Json = dict[str, Any]
 WATCHED = {**UNCACHED, "poll_interval_seconds": 3600}
 WAIT_SECONDS = 10.0
 T = TypeVar("T")
+# The WebSocket subprotocol of a raw connection (gql's transport negotiates its own).
+PROTOCOL = websockets.Subprotocol("graphql-transport-ws")
 
 GROUP_CHANGES = """subscription ($filter: ChangeFilter, $after: String) {
   productGroupChanged(filter: $filter, after: $after) {
@@ -54,7 +56,7 @@ PRODUCT_CHANGES = """subscription ($filter: ChangeFilter, $after: String) {
 
 @dataclass
 class Gateway:
-    app: Starlette
+    app: GatewayApp
     servers: ServerThread
 
     @property
@@ -196,7 +198,3 @@ async def hears_one_event(gateway: Gateway, session: AsyncClientSession, group: 
     assert (await within(first))["productGroupChanged"]["eventId"] == announced
     await stream.aclose()
     return str(announced)
-
-
-def codes(errors: list[Json] | None) -> list[str]:
-    return [error["extensions"]["code"] for error in errors or ()]

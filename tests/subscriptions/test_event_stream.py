@@ -1,4 +1,4 @@
-"""The SSE response itself (gateway/sse.py), served on a real socket: keep-alive comments
+"""The SSE response itself (gateway/edge/sse.py), served on a real socket: keep-alive comments
 while its frames are slow to come, and its frames closed as soon as the client leaves."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.routing import Route
 
-from gateway.serving import ServerThread
-from gateway.sse import COMPLETE, EventStream, next_frame
+from gateway.edge.serving import ServerThread
+from gateway.edge.sse import COMPLETE, EventStream, next_frame
 
 KEEP_ALIVE = 0.05
 

@@ -20,14 +20,15 @@ from httpx_sse import ServerSentEvent
 from websockets.asyncio.client import ClientConnection
 
 from gateway.changes.events import ChangeEvent
-from gateway.websocket import SHUTDOWN_CLOSE
+from gateway.edge.websocket import SHUTDOWN_CLOSE
+from tests.helpers import error_codes
 from tests.leaks import CONFIGURED
 from tests.subscriptions.conftest import (
     GROUP_CHANGES,
+    PROTOCOL,
     WAIT_SECONDS,
     Gateway,
     Json,
-    codes,
     event,
     hears_one_event,
     request,
@@ -38,7 +39,6 @@ from tests.subscriptions.conftest import (
 )
 
 Start = Callable[..., Gateway]
-PROTOCOL = websockets.Subprotocol("graphql-transport-ws")
 # What a subscriber of the slow-reader tests asks for each event: a few hundred bytes.
 WIDE = """subscription { productGroupChanged {
   eventId change observedAt source { id kind capabilities }
@@ -74,10 +74,10 @@ async def test_the_total_limit_refuses_on_both_transports(start: Start) -> None:
         async with ws_session(gateway) as session:
             with pytest.raises(TransportQueryError) as refused:
                 await within(anext(session.subscribe(request(GROUP_CHANGES))))
-        assert codes(refused.value.errors) == ["SUBSCRIPTION_LIMIT"]
+        assert error_codes(refused.value.errors) == ["SUBSCRIPTION_LIMIT"]
         with sse(gateway, GROUP_CHANGES) as second:
             error, complete = list(second)
-        assert codes(json.loads(error.data)["errors"]) == ["SUBSCRIPTION_LIMIT"]
+        assert error_codes(json.loads(error.data)["errors"]) == ["SUBSCRIPTION_LIMIT"]
         assert complete.event == "complete"
         [event_id] = gateway.announce(event(group))
         got = next(events)
@@ -109,7 +109,7 @@ async def test_authentication_is_required_on_both_transports(start: Start, api_k
     answer = httpx.post(gateway.graphql_url, json={"query": GROUP_CHANGES},
                         headers={"Accept": "text/event-stream"}, timeout=WAIT_SECONDS)
     assert answer.status_code == 401
-    assert codes(answer.json()["errors"]) == ["UNAUTHENTICATED"]
+    assert error_codes(answer.json()["errors"]) == ["UNAUTHENTICATED"]
     assert gateway.subscribers() == 0
     # The key in connection_init's payload (a browser cannot set a WebSocket's headers), in
     # the upgrade request's headers, and in the SSE request's.
@@ -206,7 +206,7 @@ async def test_a_websocket_subscriber_that_stops_reading_is_dropped(start: Start
     *delivered, dropped, complete = received
     assert complete == {"id": "1", "type": "complete"}
     assert dropped["type"] == "next"
-    assert codes(dropped["payload"]["errors"]) == ["SLOW_SUBSCRIBER"]
+    assert error_codes(dropped["payload"]["errors"]) == ["SLOW_SUBSCRIBER"]
     assert len(delivered) < announced
 
 
@@ -261,15 +261,15 @@ async def test_a_drain_ends_subscriptions_at_its_start_and_refuses_new_ones(star
     async with connection:
         await subscribe(connection, GROUP_CHANGES)
         await subscribed(gateway, 1)
-        # What SIGTERM starts (gateway/serving.py Drain), while the server goes on serving.
+        # What SIGTERM starts (gateway/edge/serving.py Drain), while the server goes on serving.
         await asyncio.to_thread(gateway.servers.run, gateway.app.state.drain.stop())
         ended = await messages_until_complete(connection)
         with pytest.raises(websockets.ConnectionClosed):
             await within(connection.recv())
-    assert codes(ended[-2]["payload"]["errors"]) == ["SHUTTING_DOWN"]
+    assert error_codes(ended[-2]["payload"]["errors"]) == ["SHUTTING_DOWN"]
     assert (connection.close_code, connection.close_reason) == SHUTDOWN_CLOSE
     assert httpx.get(f"{gateway.url}/healthz", timeout=WAIT_SECONDS).status_code == 200
     with sse(gateway, GROUP_CHANGES) as events:  # a client reconnecting here is sent away
         refused, complete = list(events)
-    assert codes(json.loads(refused.data)["errors"]) == ["SHUTTING_DOWN"]
+    assert error_codes(json.loads(refused.data)["errors"]) == ["SHUTTING_DOWN"]
     assert complete.event == "complete"

@@ -15,8 +15,9 @@ from httpx_sse import ServerSentEvent
 
 from gateway.emulators import DEMO_TOKENS
 from tests.conftest import RunningEmulator
+from tests.helpers import error_codes
 from tests.processes import Process
-from tests.subscriptions.conftest import GROUP_CHANGES, codes, sse
+from tests.subscriptions.conftest import GROUP_CHANGES, sse
 
 DRAIN_SECONDS = 30  # far longer than the test may take: the streams must end at its start
 
@@ -50,5 +51,5 @@ def test_sigterm_ends_every_subscription_as_the_drain_starts(
         assert time.monotonic() - signalled < DRAIN_SECONDS / 3
         serve.stop(signal.SIGTERM, timeout=30)  # a second SIGTERM ends the drain
     *_, ended, complete = received
-    assert codes(json.loads(ended.data)["errors"]) == ["SHUTTING_DOWN"]
+    assert error_codes(json.loads(ended.data)["errors"]) == ["SHUTTING_DOWN"]
     assert complete.event == "complete"

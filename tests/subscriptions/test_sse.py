@@ -8,11 +8,11 @@ import json
 import httpx
 
 from gateway.changes.events import ChangeType
+from tests.helpers import error_codes
 from tests.subscriptions.conftest import (
     GROUP_CHANGES,
     WAIT_SECONDS,
     Gateway,
-    codes,
     event,
     sse,
 )
@@ -60,16 +60,16 @@ def test_a_refused_subscription_is_a_next_with_the_error_then_complete(
             refused, complete = list(events)
         assert refused.event == "next"
         assert refused.id == ""
-        assert codes(json.loads(refused.data)["errors"]) == [code]
+        assert error_codes(json.loads(refused.data)["errors"]) == [code]
         assert complete.event == "complete"
     with sse(gateway, "subscription { productGroupChanged { nope } }") as events:
         invalid, _ = list(events)
     body = json.loads(invalid.data)
     assert "data" not in body  # a request error: nothing ran
-    assert codes(body["errors"]) == ["GRAPHQL_VALIDATION_FAILED"]
+    assert error_codes(body["errors"]) == ["GRAPHQL_VALIDATION_FAILED"]
     with sse(gateway, "subscription {") as events:
         unparsed, _ = list(events)
-    assert codes(json.loads(unparsed.data)["errors"]) == ["GRAPHQL_PARSE_FAILED"]
+    assert error_codes(json.loads(unparsed.data)["errors"]) == ["GRAPHQL_PARSE_FAILED"]
 
 
 def test_a_query_over_sse_is_one_next_then_complete(gateway: Gateway) -> None:

@@ -19,17 +19,18 @@ import pytest
 import websockets
 from gql.transport.exceptions import TransportQueryError
 
-from gateway.app import create_app
 from gateway.clock import Clock
-from gateway.serving import ServerThread
+from gateway.edge.app import create_app
+from gateway.edge.serving import ServerThread
 from tests.conftest import RunningEmulator
+from tests.helpers import error_codes
 from tests.leaks import CONFIGURED
 from tests.subscriptions.conftest import (
     GROUP_CHANGES,
+    PROTOCOL,
     WAIT_SECONDS,
     Emulators,
     Gateway,
-    codes,
     event,
     gateway_config,
     request,
@@ -38,7 +39,6 @@ from tests.subscriptions.conftest import (
     within,
     ws_session,
 )
-from tests.subscriptions.test_limits_and_ends import PROTOCOL
 
 Start = Callable[..., Gateway]
 # Each event: the group's first two products, one Axim call (the cost rule's price: 1).
@@ -53,7 +53,7 @@ def upstream_requests(emulator: RunningEmulator) -> int:
 
 def window_passes(gateway: Gateway) -> None:
     """What a minute's passing does to the client's budgets: every window starts anew."""
-    storage = gateway.app.graphql.rate_limits._storage  # type: ignore[attr-defined]
+    storage = gateway.app.graphql.rate_limits._storage
     gateway.servers.run(storage.reset())
 
 
@@ -117,7 +117,7 @@ async def test_a_client_holds_its_share_and_another_still_subscribes(start: Star
         await subscribed(gateway, 2)
         with pytest.raises(TransportQueryError) as refused:  # a third subscription
             await within(anext(first.subscribe(request(GROUP_CHANGES))))
-        assert codes(refused.value.errors) == ["SUBSCRIPTION_LIMIT"]
+        assert error_codes(refused.value.errors) == ["SUBSCRIPTION_LIMIT"]
         assert "max_subscriptions_per_client" in (refused.value.errors or [{}])[0]["message"]
         # A third socket of the same client is closed at connection_init.
         async with websockets.connect(gateway.ws_url, subprotocols=[PROTOCOL]) as third:

@@ -13,11 +13,11 @@ from gql.transport.exceptions import TransportQueryError
 
 from gateway.changes.events import ChangeType
 from gateway.sources.records import GroupRecord
+from tests.helpers import error_codes
 from tests.subscriptions.conftest import (
     GROUP_CHANGES,
     PRODUCT_CHANGES,
     Gateway,
-    codes,
     event,
     hears_one_event,
     request,
@@ -114,7 +114,7 @@ async def test_a_subscription_refused_at_its_start_is_an_error_and_the_connectio
     async with ws_session(gateway) as session:
         with pytest.raises(TransportQueryError) as refused:
             await within(anext(session.subscribe(request(GROUP_CHANGES, **variables))))
-        assert codes(refused.value.errors) == [code]
+        assert error_codes(refused.value.errors) == [code]
         assert words in refused.value.errors[0]["message"]  # type: ignore[index]
         await hears_one_event(gateway, session, group)  # the same connection goes on
 
@@ -128,7 +128,7 @@ async def test_at_most_max_subscriptions_per_connection_run_at_once(start: Any) 
         await subscribed(gateway, 2)
         with pytest.raises(TransportQueryError) as refused:
             await within(anext(session.subscribe(request(GROUP_CHANGES))))
-        assert codes(refused.value.errors) == ["SUBSCRIPTION_LIMIT"]
+        assert error_codes(refused.value.errors) == ["SUBSCRIPTION_LIMIT"]
         assert "max_subscriptions_per_connection" in str(refused.value)
         [event_id] = gateway.announce(event(group))
         for first in firsts:  # the connection and its subscriptions go on
@@ -158,11 +158,11 @@ async def test_document_limits_and_the_cost_rule_refuse_a_subscription_before_it
         for query, code in ((DEEP, "DOCUMENT_LIMIT_EXCEEDED"), (costly, "QUERY_TOO_COMPLEX")):
             with pytest.raises(TransportQueryError) as refused:
                 await within(anext(session.subscribe(request(query))))
-            assert codes(refused.value.errors) == [code]
+            assert error_codes(refused.value.errors) == [code]
         with pytest.raises(TransportQueryError) as invalid:
             await within(anext(session.subscribe(request(
                 "subscription { productGroupChanged { nope } }"))))
-        assert codes(invalid.value.errors) == ["GRAPHQL_VALIDATION_FAILED"]
+        assert error_codes(invalid.value.errors) == ["GRAPHQL_VALIDATION_FAILED"]
     assert gateway.subscribers() == 0  # none of them subscribed
 
 
@@ -170,11 +170,11 @@ async def test_queries_go_over_http_and_subscriptions_over_a_stream(gateway: Gat
     async with ws_session(gateway) as session:
         with pytest.raises(TransportQueryError) as refused:
             await within(anext(session.subscribe(request("{ sources { id } }"))))
-        assert codes(refused.value.errors) == ["BAD_USER_INPUT"]
+        assert error_codes(refused.value.errors) == ["BAD_USER_INPUT"]
         assert "over HTTP" in str(refused.value)
     answer = httpx.post(gateway.graphql_url, json={"query": GROUP_CHANGES}, timeout=10)
     assert answer.status_code == 406
-    assert codes(answer.json()["errors"]) == ["NOT_ACCEPTABLE"]
+    assert error_codes(answer.json()["errors"]) == ["NOT_ACCEPTABLE"]
 
 
 async def test_a_client_that_leaves_releases_its_subscriptions(gateway: Gateway) -> None:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from gateway.upstream.store import ResponseStore
+from gateway.caches.store import ResponseStore
 from tests.clock import ManualClock
 
 
@@ -15,7 +15,7 @@ from tests.clock import ManualClock
 async def store(manual: ManualClock) -> AsyncIterator[ResponseStore]:
     """An in-memory response store of its own (a fresh namespace per test), on the test's clock.
 
-    ``test_store.py`` overrides it with its own, over memory and a real Redis.
+    (``tests/caches/test_store.py`` has its own, over memory and a real Redis.)
     """
     memory = ResponseStore("memory://", namespace=f"t-{uuid.uuid4().hex}", clock=manual.clock)
     yield memory

@@ -11,10 +11,11 @@ import gzip
 import httpx
 import pytest
 
+from gateway.caches.store import FORMAT, ResponseStore
+from gateway.credentials import fingerprint as credential_fingerprint
 from gateway.errors import UpstreamUnavailable
-from gateway.upstream.cache import CachePolicy, CacheTransport, cache_key, credential_fingerprint
+from gateway.upstream.cache import CachePolicy, CacheTransport, cache_key
 from gateway.upstream.extensions import LANGUAGE, STALE_AGE
-from gateway.upstream.store import FORMAT, ResponseStore
 from tests.clock import ManualClock
 from tests.upstream.scripted import BASE, SOURCE, Answer, Script, call_of, client_over, ext
 

@@ -8,20 +8,20 @@ cut a body short, or never answer.
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import httpx
 import pytest
 
+from gateway.caches.store import ResponseStore
 from gateway.config import SourceConfig
 from gateway.errors import UpstreamTimeout, UpstreamUnavailable
 from gateway.scope import RequestScope
 from gateway.upstream.client import UpstreamClient
 from gateway.upstream.network import NetworkTransport, httpx_error
 from gateway.upstream.stack import build_transport, health_for
-from gateway.upstream.store import ResponseStore
+from tests.helpers import free_port
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 BODY = b'{"data": [1, 2, 3]}'
@@ -129,11 +129,8 @@ async def test_an_upstream_that_never_answers_is_a_read_timeout(
 
 
 async def test_a_closed_port_is_a_connect_error(network: NetworkTransport) -> None:
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     with pytest.raises(httpx.ConnectError):
-        await get(network, f"http://127.0.0.1:{port}")
+        await get(network, f"http://127.0.0.1:{free_port()}")
 
 
 def test_aiohttp_errors_map_to_the_httpx_errors_httpcore_raises() -> None:

@@ -12,14 +12,14 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.bounded import ByteBoundedLRU
+from gateway.caches.bounded import ByteBoundedLRU
+from gateway.caches.store import ResponseStore
 from gateway.config import SourceConfig
 from gateway.errors import UpstreamUnavailable
 from gateway.scope import RequestScope
 from gateway.upstream.breaker import BreakerState
 from gateway.upstream.client import Parse, UpstreamClient, memo_bytes
 from gateway.upstream.stack import build_transport, health_for
-from gateway.upstream.store import ResponseStore
 from tests.clock import ManualClock
 from tests.upstream.scripted import BASE, SOURCE, Script, settle, state, until
 

@@ -1,0 +1,32 @@
+"""The whole file: one table (or list of tables) a section."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from gateway.config.access import AuthSettings, RateLimitSettings
+from gateway.config.base import Strict
+from gateway.config.caching import CacheSettings, PersistedSettings, ResponseCacheSettings
+from gateway.config.changes import ChangeSettings
+from gateway.config.limits import LimitSettings
+from gateway.config.observability import LoggingSettings, MetricsSettings, TracingSettings
+from gateway.config.server import ServerSettings
+from gateway.config.sources import SourceConfig, SourceTuning
+
+__all__ = ["Config"]
+
+
+class Config(Strict):
+    server: ServerSettings = ServerSettings()
+    cache: CacheSettings = CacheSettings()
+    response_cache: ResponseCacheSettings = ResponseCacheSettings()
+    limits: LimitSettings = LimitSettings()
+    persisted: PersistedSettings = PersistedSettings()
+    auth: AuthSettings = AuthSettings()
+    rate_limits: RateLimitSettings = RateLimitSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    logging: LoggingSettings = LoggingSettings()
+    tracing: TracingSettings = TracingSettings()
+    changes: ChangeSettings = ChangeSettings()
+    defaults: SourceTuning = SourceTuning()
+    sources: tuple[SourceConfig, ...] = Field(min_length=1)
