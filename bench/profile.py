@@ -20,7 +20,7 @@ from pathlib import Path
 __all__ = ["LAYERS", "by_layer", "layer_of", "markdown", "record"]
 
 HTTP = "HTTP server (uvicorn, Starlette)"
-ENDPOINT = "endpoint (gateway/endpoint.py, app)"
+ENDPOINT = "HTTP edge (gateway/edge)"
 PARSE = "parse/validate (graphql-core)"
 EXECUTION = "execution (graphql-core, Strawberry)"
 RESOLVERS = "resolvers (gateway/graph)"
@@ -35,7 +35,7 @@ LAYERS = (HTTP, ENDPOINT, PARSE, EXECUTION, RESOLVERS, CLIENT, POLICY, DECODE, R
 
 # (path prefix, function or None for any, layer): the first match wins.
 RULES: tuple[tuple[str, str | None, str], ...] = (
-    ("gateway/endpoint.py", "_result_response", ENCODING),
+    ("gateway/edge/bodies.py", "result_body", ENCODING),
     ("gateway/upstream/client.py", "_decode", DECODE),
     ("json/encoder.py", None, ENCODING),
     ("json/decoder.py", None, DECODE),
@@ -47,9 +47,9 @@ RULES: tuple[tuple[str, str | None, str], ...] = (
     ("gateway/graph/", None, RESOLVERS),
     ("gateway/ids.py", None, RESOLVERS),
     ("gateway/errors.py", None, RESOLVERS),
-    ("gateway/endpoint.py", None, ENDPOINT),
-    ("gateway/app.py", None, ENDPOINT),
-    ("gateway/runtime.py", None, ENDPOINT),
+    ("gateway/edge/", None, ENDPOINT),
+    ("gateway/access/", None, ENDPOINT),
+    ("gateway/caches/responses.py", None, ENDPOINT),
     ("graphql/language/", None, PARSE),
     ("graphql/validation/", None, PARSE),
     ("graphql/utilities/", None, PARSE),

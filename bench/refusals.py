@@ -24,9 +24,9 @@ from typing import Any
 import httpx
 import orjson
 
-from gateway.app import create_app
 from gateway.config import Config, LimitSettings
 from gateway.demo import demo_config
+from gateway.edge.app import create_app
 from gateway.emulators import KINDS
 
 CLOSED = "http://127.0.0.1:9"  # the discard port: nothing answers there
