@@ -2,11 +2,11 @@
 --   BENCH_WRK_MODE=MODE wrk -t1 -cN -dS -s bench/wrk.lua URL -- BODY_FILE MODE TAG
 -- POSTs the JSON body in BODY_FILE. MODE "same": every request identical (warm caches, the
 -- references). MODE "lean": the same, but without per-request Lua (no request() or response()
--- callbacks: the ceiling's rate would make them wrk's own bottleneck; wrk still counts non-2xx
--- answers, and the ceiling's bytes are checked before timing); "sent" is then the requests
--- answered. MODE "distinct": every request carries its own Accept-Language "TAG-<n>" (TAG: an
--- "x-bench-…" prefix from bench.scenarios.tagged_language)
--- (bench.scenarios.tagged_language): an unknown private-use language that changes no answer, but
+-- callbacks: at the ceiling's and the response-cache hits' rates they would be wrk's own
+-- bottleneck; wrk still counts non-2xx answers, the ceiling's bytes are checked before timing
+-- and a hit replays a kept answer, without errors); "sent" is then the requests answered.
+-- MODE "distinct": every request carries its own Accept-Language "TAG-<n>" (TAG: an "x-bench-…"
+-- prefix from bench.scenarios.tagged_language): an unknown private-use language that changes no answer, but
 -- is part of every upstream call's identity in the gateway, so no two requests share one.
 -- Counts requests sent, non-200 answers and answers with GraphQL errors; at the end prints one
 -- line "BENCH {json}" with those, the latency percentiles and wrk's own CPU time (from /proc).
