@@ -6,8 +6,9 @@
 -- bottleneck; wrk still counts non-2xx answers, the ceiling's bytes are checked before timing
 -- and a hit replays a kept answer, without errors); "sent" is then the requests answered.
 -- MODE "distinct": every request carries its own Accept-Language "TAG-<n>" (TAG: an "x-bench-…"
--- prefix from bench.scenarios.tagged_language): an unknown private-use language that changes no answer, but
--- is part of every upstream call's identity in the gateway, so no two requests share one.
+-- prefix from bench.scenarios.tagged_language): an unknown private-use language that changes no
+-- answer, but is part of every upstream call's identity in the gateway, so no two requests share
+-- one.
 -- Counts requests sent, non-200 answers and answers with GraphQL errors; at the end prints one
 -- line "BENCH {json}" with those, the latency percentiles and wrk's own CPU time (from /proc).
 

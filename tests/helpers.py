@@ -1,18 +1,37 @@
 """Plain helpers the whole suite shares (fixtures are in ``conftest.py``): a free TCP port, a
-GraphQL request over HTTP, and the error codes of a GraphQL answer."""
+server's health awaited, a GraphQL request over HTTP, and the error codes of a GraphQL answer."""
 
 from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import httpx
 
 from tests.leaks import SecretScan
 
-__all__ = ["codes", "error_codes", "free_port", "post"]
+__all__ = ["codes", "error_codes", "free_port", "post", "wait_healthy"]
+
+
+def wait_healthy(url: str, *, timeout: float = 30.0,
+                 exited: Callable[[], str | None] = lambda: None) -> None:
+    """Return once ``url``'s ``/healthz`` answers 200. AssertionError after ``timeout`` seconds,
+    or as soon as ``exited()`` says the server's process ended (its words: what it printed)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ended = exited()
+        if ended is not None:
+            raise AssertionError(f"the server exited: {ended}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"{url} did not become healthy in {timeout:g} s")
 
 
 def free_port() -> int:

@@ -56,6 +56,11 @@ class Process:
         assert self._popen is not None
         return self._popen.pid
 
+    def ended(self) -> str | None:
+        """What the process printed, once it has exited; None while it runs."""
+        assert self._popen is not None
+        return None if self._popen.poll() is None else self.output
+
     @property
     def output(self) -> str:
         with self._changed:

@@ -16,7 +16,7 @@ import httpx
 from gateway.emulators import DEMO_TOKENS, KINDS
 from gateway.emulators.common import Fault
 from tests.conftest import RunningEmulator
-from tests.helpers import free_port
+from tests.helpers import free_port, wait_healthy
 from tests.observed import GROUP_PRODUCTS, PRODUCTS, scrape
 from tests.processes import Process
 
@@ -88,7 +88,7 @@ def test_metrics_add_up_across_two_workers(
             "--port", str(free_port())]
     with Process(argv, env={"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}) as serve:
         url = serve.wait_for(r"Uvicorn running on (http://[\d.:]+)").group(1)
-        _wait_ready(url)
+        wait_healthy(url)
         requests = 12
         for i in range(requests):  # a new connection each: the kernel spreads them
             query = GROUP_PRODUCTS if i % 2 else PRODUCTS
@@ -105,18 +105,6 @@ def test_metrics_add_up_across_two_workers(
             assert metrics.total("gateway_upstream_requests_total", source=kind) == seen[kind]
         assert metrics.total("gateway_upstream_breaker_state", source="axim",
                              state="closed") == 2
-
-
-def _wait_ready(url: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("the gateway did not come up")
 
 
 def test_metrics_on_their_own_port_are_off_the_gateway_port(

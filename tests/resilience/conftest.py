@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
-
 from gateway.emulators import DEMO_TOKENS, KINDS
 from tests.conftest import RunningEmulator
-from tests.helpers import free_port
+from tests.helpers import free_port, wait_healthy
 
 Emulators = dict[str, RunningEmulator]
 REPO = Path(__file__).resolve().parents[2]
@@ -50,18 +47,13 @@ class GatewayProcess:
             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     def wait_healthy(self, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                _, err = self.process.communicate()
-                raise RuntimeError(f"gateway process exited: {err.decode(errors='replace')}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("gateway process did not become healthy")
+        wait_healthy(self.url, timeout=timeout, exited=self._exited)
+
+    def _exited(self) -> str | None:
+        if self.process.poll() is None:
+            return None
+        _, err = self.process.communicate()
+        return err.decode(errors="replace")
 
     def stop(self) -> None:
         if self.process.poll() is None:

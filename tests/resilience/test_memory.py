@@ -20,7 +20,6 @@ and the bounds (the configured bounds + MARGIN).
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -31,7 +30,7 @@ import pytest
 from gateway.config import CacheSettings, LimitSettings
 from gateway.emulators import DEMO_TOKENS, KINDS
 from tests.conftest import RunningEmulator
-from tests.helpers import error_codes, free_port, post
+from tests.helpers import error_codes, free_port, post, wait_healthy
 from tests.processes import Process
 
 MIB = 2**20
@@ -105,15 +104,7 @@ def gateway(emulator_servers: Emulators, tmp_path: Path) -> Iterator[tuple[str, 
     with Process([sys.executable, "-m", "gateway", "serve", "--config", str(config),
                   "--port", str(port), "--log-level", "warning"]) as process:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, process.output
-            time.sleep(0.1)
+        wait_healthy(url, exited=process.ended)
         yield url, process.pid
 
 
