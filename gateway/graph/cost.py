@@ -48,7 +48,6 @@ from graphql import (
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
-    FragmentSpreadNode,
     GraphQLEnumType,
     GraphQLError,
     GraphQLField,
@@ -58,7 +57,6 @@ from graphql import (
     GraphQLObjectType,
     GraphQLSchema,
     GraphQLUnionType,
-    InlineFragmentNode,
     IntValueNode,
     ListValueNode,
     NullValueNode,
@@ -77,6 +75,7 @@ from graphql import (
     get_operation_ast,
     is_list_type,
     print_ast,
+    value_from_ast_untyped,
 )
 from graphql.language import VisitorAction
 from graphql.language.visitor import SKIP
@@ -87,7 +86,9 @@ from gateway.config import SourceKind
 from gateway.errors import ErrorCode
 from gateway.graph.connection import LIST_SIZE
 from gateway.graph.cursors import DEFAULT_PAGE_SIZE
+from gateway.graph.folding import Unknown, nested_page
 from gateway.graph.limits import SATURATED
+from gateway.graph.walk import collect_fields, selected
 from gateway.ids import NodeKey, NodeType, decode_id
 from gateway.sources import axim, comestri, joptic
 from gateway.sources.base import SourceAdapter
@@ -309,6 +310,13 @@ def _args(node: FieldNode) -> dict[str, _Arg]:
     return {a.name.value: _Arg(a.value) for a in node.arguments or ()}
 
 
+def _value(arg: _Arg) -> Any:
+    """An argument's value as the resolver will see it, or :class:`Unknown` (a variable)."""
+    if arg.node is None or not arg.known:
+        return Unknown(print_ast(arg.node)) if arg.node is not None else None
+    return value_from_ast_untyped(arg.node)
+
+
 def _arg(args: Mapping[str, _Arg], name: str) -> _Arg:
     return args.get(name, _Arg(None))
 
@@ -431,33 +439,10 @@ class _Pricer:
             self.schema.is_sub_type(abstract, object_type)
 
     def _collect(self, sets: Sets, object_type: GraphQLObjectType) -> dict[str, list[FieldNode]]:
-        """Fields by response key, as graphql-core collects them for an ``object_type`` (a
-        fragment spread once: a second spread of it adds nothing)."""
-        fields: dict[str, list[FieldNode]] = {}
-        visited: set[str] = set()
-        pending: list[SelectionSetNode] = list(reversed(sets))
-        while pending:
-            selection_set = pending.pop()
-            entries: list[SelectionSetNode] = []
-            for selection in selection_set.selections:
-                if isinstance(selection, FieldNode):
-                    key = (selection.alias or selection.name).value
-                    fields.setdefault(key, []).append(selection)
-                elif isinstance(selection, InlineFragmentNode):
-                    condition = selection.type_condition
-                    if self._applies(condition.name.value if condition else None, object_type):
-                        entries.append(selection.selection_set)
-                elif isinstance(selection, FragmentSpreadNode):
-                    name = selection.name.value
-                    if name in visited:
-                        continue
-                    visited.add(name)
-                    fragment = self.fragments.get(name)
-                    if fragment is not None and self._applies(
-                            fragment.type_condition.name.value, object_type):
-                        entries.append(fragment.selection_set)
-            pending.extend(reversed(entries))
-        return fields
+        """Fields by response key for an ``object_type`` (the one walk; both branches of a
+        ``@skip``/``@include`` are priced: the variables are not known yet)."""
+        return collect_fields(sets, self.fragments, applies=lambda condition: self._applies(
+            condition.name.value, object_type))
 
     def field(self, nodes: list[FieldNode], parent: GraphQLObjectType, scope: _Scope) -> Cost:
         node = nodes[0]  # merged fields have the same name and arguments (validation)
@@ -546,26 +531,6 @@ class _Pricer:
         definition = parent.fields.get(node.name.value)
         return None if definition is None else get_named_type(definition.type)
 
-    def _raw_fields(self, sets: Iterable[SelectionSetNode | None]
-                    ) -> Iterator[FieldNode]:
-        """Every field of ``sets`` through every fragment (each once), as the look-ahead reads
-        them (:func:`gateway.graph.lookahead.fields`: no type condition, no merging)."""
-        pending = [s for s in sets if s is not None]
-        visited: set[str] = set()
-        while pending:
-            selection_set = pending.pop()
-            for selection in selection_set.selections:
-                if isinstance(selection, FieldNode):
-                    yield selection
-                elif isinstance(selection, InlineFragmentNode):
-                    pending.append(selection.selection_set)
-                elif isinstance(selection, FragmentSpreadNode):
-                    name = selection.name.value
-                    fragment = self.fragments.get(name)
-                    if fragment is not None and name not in visited:
-                        visited.add(name)
-                        pending.append(fragment.selection_set)
-
     def root_list(self, args: Mapping[str, _Arg], sets: Sets, connection: GraphQLNamedType,
                   groups: bool) -> Cost:
         size, forward, backward, cursor = _window(args)
@@ -594,26 +559,19 @@ class _Pricer:
 
     def _folds(self, sets: Sets) -> bool:
         """Whether every group of the list asks its products the same first page, which Axim
-        then carries in the group list's call (``resolvers._nested_products``)."""
+        then carries in the group list's call: the fold rule (:mod:`gateway.graph.folding`),
+        asked with what is known before the request."""
         items: list[SelectionSetNode | None] = []
-        for child in self._raw_fields(sets):
+        for child in selected(sets, self.fragments):
             if child.name.value == "nodes":
                 items.append(child.selection_set)
             elif child.name.value == "edges":
-                items += [g.selection_set for g in self._raw_fields([child.selection_set])
+                items += [g.selection_set for g in selected([child.selection_set], self.fragments)
                           if g.name.value == "node"]
-        calls: set[str] = set()
-        for item in self._raw_fields(items):
-            if item.name.value != "products":
-                continue
-            args = self.args(item)
-            if any(_arg(args, k).given for k in ("after", "last", "before")):
-                return False
-            first = _arg(args, "first").int_or(DEFAULT_PAGE_SIZE, ASSUMED_SIZE + 1)
-            if first > axim.MAX_LIMIT:
-                return False  # not one (productPage, productLimit) pair
-            calls.add(" ".join(sorted(print_ast(a) for a in item.arguments or ())))
-        return len(calls) == 1
+        calls = [{name: _value(arg) for name, arg in self.args(item).items()}
+                 for item in selected(items, self.fragments) if item.name.value == "products"]
+        nested = nested_page(calls)
+        return nested is not None and nested.size <= axim.MAX_LIMIT
 
     def group_products(self, args: Mapping[str, _Arg], sets: Sets,
                        connection: GraphQLNamedType, scope: _Scope) -> Cost:

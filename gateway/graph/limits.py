@@ -50,6 +50,7 @@ from graphql.language.parser import Parser
 
 from gateway.config import LimitSettings
 from gateway.errors import ErrorCode
+from gateway.graph.walk import collect_fields
 
 __all__ = ["SATURATED", "DocumentLimitExceeded", "DocumentShape", "check_variables",
            "measure", "parse_within_limits"]
@@ -175,7 +176,7 @@ def measure(document: DocumentNode) -> DocumentShape:
                 counts = walk.selection_set(definition.selection_set)
                 depth = max(depth, counts.depth)
                 aliases = max(aliases, counts.aliases)
-                root_fields = max(root_fields, walk.fields_at(definition.selection_set))
+                root_fields = max(root_fields, _root_fields(definition, fragments))
                 variables += len(definition.variable_definitions or ())
                 walk.directives += len(definition.directives or ()) + sum(
                     len(v.directives or ()) for v in definition.variable_definitions or ())
@@ -199,7 +200,6 @@ class _Walk:
     def __init__(self, fragments: dict[str, FragmentDefinitionNode]) -> None:
         self.fragments = fragments
         self.memo: dict[str, _Counts] = {}
-        self.field_memo: dict[str, int] = {}
         self.visiting: set[str] = set()
         self.directives = 0
 
@@ -233,27 +233,12 @@ class _Walk:
         self.visiting.discard(name)
         return counts
 
-    def fields_at(self, selection_set: SelectionSetNode | None) -> int:
-        """Fields of one selection level, looking through fragments."""
-        count = 0
-        for selection in selection_set.selections if selection_set else ():
-            if isinstance(selection, FieldNode):
-                count += 1
-            elif isinstance(selection, InlineFragmentNode):
-                count += self.fields_at(selection.selection_set)
-            elif isinstance(selection, FragmentSpreadNode):
-                count += self._fragment_fields(selection.name.value)
-        return min(count, SATURATED)
 
-    def _fragment_fields(self, name: str) -> int:
-        known = self.field_memo.get(name)
-        if known is not None:
-            return known
-        fragment = self.fragments.get(name)
-        if fragment is None or name in self.visiting:
-            return 0
-        self.visiting.add(name)
-        count = self.field_memo[name] = self.fields_at(fragment.selection_set)
-        self.visiting.discard(name)
-        return count
+
+def _root_fields(operation: OperationDefinitionNode,
+                 fragments: dict[str, FragmentDefinitionNode]) -> int:
+    """The operation's root fields as execution collects them (the one walk: each fragment
+    once, every type condition and directive read as if it applied)."""
+    collected = collect_fields([operation.selection_set], fragments)
+    return min(sum(len(nodes) for nodes in collected.values()), SATURATED)
 

@@ -24,7 +24,6 @@ from graphql import (
     DirectiveNode,
     FieldNode,
     FragmentDefinitionNode,
-    FragmentSpreadNode,
     GraphQLAbstractType,
     GraphQLBoolean,
     GraphQLEnumType,
@@ -39,10 +38,8 @@ from graphql import (
     GraphQLScalarType,
     GraphQLSchema,
     GraphQLString,
-    InlineFragmentNode,
     OperationDefinitionNode,
     OperationType,
-    SelectionSetNode,
     VariableNode,
     is_abstract_type,
     type_from_ast,
@@ -53,6 +50,8 @@ from graphql.language import Visitor, visit
 from strawberry.types import Info
 from strawberry.types.arguments import convert_arguments
 from strawberry.types.field import StrawberryField
+
+from gateway.graph.walk import collect_fields
 
 __all__ = [
     "PLAIN_FLOAT",
@@ -281,31 +280,13 @@ class _Compiler:
 
     def selection(self, object_type: GraphQLObjectType,
                   parents: Iterable[FieldNode | OperationDefinitionNode]) -> SelectionPlan:
-        grouped: dict[str, list[FieldNode]] = {}
-        for parent in parents:
-            self._collect(object_type, parent.selection_set, grouped, set())
+        # The one walk (gateway/graph/walk.py), with the variables' @skip/@include.
+        grouped = collect_fields(
+            (parent.selection_set for parent in parents), self.fragments,
+            applies=lambda condition: self._matches(condition, object_type),
+            included=lambda selection: self._included(selection.directives))
         return SelectionPlan(object_type, [self._field(object_type, key, nodes)
                                            for key, nodes in grouped.items()])
-
-    def _collect(self, object_type: GraphQLObjectType, selection_set: SelectionSetNode | None,
-                 grouped: dict[str, list[FieldNode]], visited: set[str]) -> None:
-        for selection in selection_set.selections if selection_set else ():
-            if not self._included(selection.directives):
-                continue
-            if isinstance(selection, FieldNode):
-                key = selection.alias.value if selection.alias else selection.name.value
-                grouped.setdefault(key, []).append(selection)
-            elif isinstance(selection, InlineFragmentNode):
-                if self._matches(selection.type_condition, object_type):
-                    self._collect(object_type, selection.selection_set, grouped, visited)
-            elif isinstance(selection, FragmentSpreadNode):
-                name = selection.name.value
-                fragment = self.fragments.get(name)
-                if name in visited or fragment is None:
-                    continue
-                visited.add(name)
-                if self._matches(fragment.type_condition, object_type):
-                    self._collect(object_type, fragment.selection_set, grouped, visited)
 
     def _included(self, directives: Iterable[DirectiveNode] | None) -> bool:
         for directive in directives or ():

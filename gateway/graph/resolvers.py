@@ -19,8 +19,8 @@ from gateway.errors import BadUserInput, GatewayError, Unsupported
 from gateway.graph.connection import Connection
 from gateway.graph.context import GatewayContext
 from gateway.graph.cursors import Fingerprint, PageArgs
+from gateway.graph.folding import NestedPage, nested_page
 from gateway.graph.inputs import (
-    MAX_STRING_LENGTH,
     ProductFilter,
     ProductGroupFilter,
     ProductGroupOrder,
@@ -112,13 +112,13 @@ def _table_loader(context: GatewayContext, adapter: SourceAdapter, group_filter:
 
 
 def _group_stream(context: GatewayContext, adapter: SourceAdapter, group_filter: GroupFilter,
-                  nested: tuple[str | None, int] | None) -> Stream[GroupRecord]:
+                  nested: NestedPage | None) -> Stream[GroupRecord]:
     if adapter.unpushable(group_filter) is not None:
         return ListStream(adapter.name, _table_loader(context, adapter, group_filter))
 
     async def fetch(window: Window) -> Page[GroupRecord]:
         if nested is not None and Capability.GROUP_PRODUCTS in adapter.capabilities:
-            search, size = nested
+            search, size = nested.search, nested.size
             both = await adapter.list_groups_with_products(group_filter, window, search,
                                                            Window(0, size), context.scope)
             if both is not None:
@@ -132,24 +132,11 @@ def _group_stream(context: GatewayContext, adapter: SourceAdapter, group_filter:
     return WindowStream(adapter.name, fetch)
 
 
-def _nested_products(info: GraphInfo) -> tuple[str | None, int] | None:
-    """``(search, first)`` when every listed group asks its first products the same way."""
-    calls = [arguments(info, f) for f in item_fields(info) if f.name.value == "products"]
-    if not calls or any(c != calls[0] for c in calls):
-        return None
-    nested = calls[0]
-    if any(nested.get(k) is not None for k in ("after", "last", "before")):
-        return None
-    try:
-        first = nested.get("first")
-        args = PageArgs.parse(None if first is None else int(first), None, None, None,
-                              cursors=info.context.cursors)
-    except (BadUserInput, ValueError, TypeError):
-        return None  # the nested field reports it
-    search = nested.get("search")
-    if search is not None and len(str(search)) > MAX_STRING_LENGTH:
-        return None  # the nested field refuses it, before any upstream call
-    return (None if search is None else str(search)), args.size
+def _nested_products(info: GraphInfo) -> NestedPage | None:
+    """The page every listed group asks its products for, when they all ask the same first
+    page (the fold rule, :mod:`gateway.graph.folding`: the cost rule prices it the same way)."""
+    return nested_page([arguments(info, f) for f in item_fields(info)
+                        if f.name.value == "products"])
 
 
 def _sorter(order: GroupOrder, source_order: Sequence[str]
