@@ -82,18 +82,15 @@ from graphql.language.visitor import SKIP
 from strawberry.extensions import SchemaExtension
 from strawberry.federation.schema_directives import ListSize
 
-from gateway.config import SourceKind
 from gateway.errors import ErrorCode
 from gateway.graph.connection import LIST_SIZE
 from gateway.graph.cursors import DEFAULT_PAGE_SIZE
-from gateway.graph.folding import Unknown, nested_page
+from gateway.graph.folding import NestedPage, Unknown, nested_page
 from gateway.graph.limits import SATURATED
 from gateway.graph.walk import collect_fields, selected
 from gateway.ids import NodeKey, NodeType, decode_id
-from gateway.sources import axim, comestri, joptic
-from gateway.sources.base import SourceAdapter
-from gateway.sources.query import GroupFilter
-from gateway.sources.records import Capability, GroupStatus
+from gateway.sources.base import SourceAdapter, read_cost_of
+from gateway.sources.records import Capability
 
 __all__ = ["Cost", "CostLimit", "CostModel", "Price", "Prices", "SourcePrice"]
 
@@ -104,21 +101,10 @@ SLICING_ARGUMENTS = ("first", "last")
 SIZED_FIELDS = ("edges", "nodes")
 ASSUMED_SIZE = LIST_SIZE.assumed_size or 100
 NODES_ASSUMED = 100  # `nodes(ids:)` takes at most 100 ids (its own @listSize)
-# Most items in one list request, per kind (None: any window is one offset/count request).
-LIST_PAGE: dict[SourceKind, int | None] = {
-    SourceKind.CARECLOUD: None, SourceKind.JOPTIC: joptic.MAX_LIMIT,
-    SourceKind.AXIM: axim.MAX_LIMIT, SourceKind.COMESTRI: comestri.MAX_PER_PAGE}
-# Kinds whose groups name a parent (Axim groups have none).
-PARENT_KINDS = frozenset({SourceKind.CARECLOUD, SourceKind.JOPTIC})
-# An Axim group's whole product list, in pages of 50, before any group table was read.
+# A group's whole product list, in pages, before any group table was read.
 ASSUMED_GROUP_PAGES = 2
-# One filter argument at a time, to ask each adapter which it pushes down (its `unpushable`).
-GROUP_FILTER_PROBES: dict[str, GroupFilter] = {
-    "search": GroupFilter(search="x"), "status": GroupFilter(status=GroupStatus.ACTIVE),
-    "store_id": GroupFilter(store_id="x"), "code": GroupFilter(code="x"),
-    "external_id": GroupFilter(external_id="x")}
-GRAPHQL_FILTER_NAMES = {"search": "search", "status": "status", "store_id": "storeId",
-                        "code": "code", "external_id": "externalId"}
+# The arguments of ProductGroupFilter (what a source may push down: its ReadCost says which).
+GROUP_FILTER_ARGUMENTS = frozenset({"search", "status", "storeId", "code", "externalId"})
 
 
 # -- what each source charges -------------------------------------------------------------------
@@ -126,7 +112,9 @@ GRAPHQL_FILTER_NAMES = {"search": "search", "status": "status", "store_id": "sto
 
 @dataclass(frozen=True, slots=True)
 class SourcePrice:
-    """What one configured source's requests cost, from its adapter."""
+    """What one configured source's requests cost: its adapter's declared
+    :class:`~gateway.sources.base.ReadCost`, its capabilities, and what it learned of its
+    table."""
 
     name: str
     groups: bool  # lists product groups
@@ -139,33 +127,35 @@ class SourcePrice:
     by_id_limit: int  # groups fetched one by one up to this many ids; more read the table
     product_by_id: bool  # a product is one call by id (Comestri)
     group_pages: int  # pages of a group's whole product list (Axim product lookups)
+    products_page: int  # most products of a group one request carries (0: none of its own)
     pass_through: bool = False  # clients may send their own credential (a subscriber's view)
 
     @classmethod
     def of(cls, adapter: SourceAdapter) -> SourcePrice:
+        declared = read_cost_of(adapter)
         capabilities = adapter.capabilities
         size = adapter.table_size if adapter.table_size is not None \
             else adapter.config.scan_limit
         page = adapter.table_page_size
         table_pages = 1 if page is None else max(1, math.ceil(size / page))
+        group_products = Capability.GROUP_PRODUCTS in capabilities
+        products_page = declared.products_page if group_products else 0
         largest = adapter.largest_group
-        group_pages = ASSUMED_GROUP_PAGES if not largest \
-            else max(1, math.ceil(largest / axim.MAX_LIMIT))
-        pushable = frozenset(
-            GRAPHQL_FILTER_NAMES[name] for name, probe in GROUP_FILTER_PROBES.items()
-            if adapter.unpushable(probe) is None)
+        group_pages = 0 if not products_page else ASSUMED_GROUP_PAGES if not largest \
+            else max(1, math.ceil(largest / products_page))
         return cls(
             name=adapter.name,
             groups=Capability.PRODUCT_GROUPS in capabilities,
             products=Capability.PRODUCTS in capabilities,
-            group_products=Capability.GROUP_PRODUCTS in capabilities,
-            list_page=LIST_PAGE.get(adapter.kind),
+            group_products=group_products,
+            list_page=declared.list_page,
             table_pages=table_pages,
-            pushable=pushable,
-            parents=adapter.kind in PARENT_KINDS,
-            by_id_limit=axim.BY_ID_LIMIT if Capability.GROUP_BY_ID in capabilities else 0,
+            pushable=declared.pushed_filters & GROUP_FILTER_ARGUMENTS,
+            parents=declared.parents,
+            by_id_limit=declared.by_id_limit if Capability.GROUP_BY_ID in capabilities else 0,
             product_by_id=Capability.PRODUCT_BY_ID in capabilities,
-            group_pages=group_pages if Capability.GROUP_PRODUCTS in capabilities else 0,
+            group_pages=group_pages,
+            products_page=products_page,
             pass_through=adapter.config.pass_through_header is not None,
         )
 
@@ -539,7 +529,7 @@ class _Pricer:
         sources = _named_sources(capable, filter_fields)
         order = _arg(args, "orderBy").given if groups else False
         cost = NOTHING
-        folding = self._folds(sets) if groups else False
+        nested = self._nested(sets) if groups else None
         folded: set[str] = set()
         for price in sources:
             table = groups and (order or _unpushed(price, filter_fields))
@@ -548,8 +538,8 @@ class _Pricer:
                 cost += Cost(tables=frozenset({price.name}))
             if windowed:
                 cost += Cost(_list_requests(price.list_page, size, forward, backward, cursor))
-                if folding and not table and price.group_products:
-                    folded.add(price.name)
+                if nested is not None and not table and nested.size <= price.products_page:
+                    folded.add(price.name)  # its list's own call carries the groups' products
         scope = _Scope(frozenset(p.name for p in sources if groups), frozenset(folded))
         items, total_count = self.connection(sets, connection, size, scope)
         if total_count and cursor:  # a source past its end is asked its total
@@ -557,10 +547,10 @@ class _Pricer:
                 p, filter_fields, args))))
         return cost + items
 
-    def _folds(self, sets: Sets) -> bool:
-        """Whether every group of the list asks its products the same first page, which Axim
-        then carries in the group list's call: the fold rule (:mod:`gateway.graph.folding`),
-        asked with what is known before the request."""
+    def _nested(self, sets: Sets) -> NestedPage | None:
+        """The first page every group of the list asks its products for, which a source whose
+        declared ``products_page`` holds it carries in the group list's own call: the fold
+        rule (:mod:`gateway.graph.folding`), asked with what is known before the request."""
         items: list[SelectionSetNode | None] = []
         for child in selected(sets, self.fragments):
             if child.name.value == "nodes":
@@ -570,8 +560,7 @@ class _Pricer:
                           if g.name.value == "node"]
         calls = [{name: _value(arg) for name, arg in self.args(item).items()}
                  for item in selected(items, self.fragments) if item.name.value == "products"]
-        nested = nested_page(calls)
-        return nested is not None and nested.size <= axim.MAX_LIMIT
+        return nested_page(calls)
 
     def group_products(self, args: Mapping[str, _Arg], sets: Sets,
                        connection: GraphQLNamedType, scope: _Scope) -> Cost:
@@ -697,8 +686,8 @@ def _named_sources(capable: Iterable[SourcePrice], filter_fields: dict[str, _Arg
 def _unpushed(price: SourcePrice, filter_fields: dict[str, _Arg] | None) -> bool:
     """The filter may ask what the source's upstream cannot apply (so: a table scan)."""
     if filter_fields is None:  # the whole filter is a variable
-        return bool(set(GRAPHQL_FILTER_NAMES.values()) - price.pushable)
-    return any(arg.given and name in GRAPHQL_FILTER_NAMES.values() and name not in price.pushable
+        return bool(GROUP_FILTER_ARGUMENTS - price.pushable)
+    return any(arg.given and name in GROUP_FILTER_ARGUMENTS and name not in price.pushable
                for name, arg in filter_fields.items())
 
 
@@ -710,7 +699,7 @@ def _surely_table(price: SourcePrice, filter_fields: dict[str, _Arg] | None,
         return True
     if filter_fields is None:
         return False
-    return any(arg.given and arg.known and name in GRAPHQL_FILTER_NAMES.values()
+    return any(arg.given and arg.known and name in GROUP_FILTER_ARGUMENTS
                and name not in price.pushable for name, arg in filter_fields.items())
 
 
@@ -802,6 +791,7 @@ class CostModel:
         self._prices: dict[str, tuple[tuple[int | None, int | None], SourcePrice]] = {}
         # id(document) → its operations priced per request: id(operation) → sizes → values
         self._per_request: dict[int, dict[int, dict[tuple[Any, ...], Price]]] = {}
+        self.prices()  # a source whose adapter declares no read cost stops the start here
 
     def prices(self) -> Prices:
         """Each source's price now (rebuilt only when what it learned from a scan changed)."""

@@ -6,8 +6,9 @@ first page (no ``after``, ``last`` or ``before``) of a valid size, and a search 
 The resolver asks :func:`nested_page` with the arguments' values before it lists the groups
 (:mod:`gateway.graph.resolvers`); the cost rule asks it with what it knows before the request
 (:mod:`gateway.graph.cost`: a variable not known yet is an :class:`Unknown`: a page size never
-folds, a search does, since a search too long is refused before any call), so the price and the calls made agree by construction. Whether a source can carry the
-page (its most products per group in one call) is the source's own declaration.
+folds, a search does, since a search too long is refused before any call), so the price and
+the calls made agree by construction. Whether a source can carry the page (its most products per
+group in one call) is the source's own declaration (``ReadCost.products_page``).
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ import msgspec
 from gateway.config import SourceKind
 from gateway.errors import UpstreamBadResponse
 from gateway.scope import RequestScope
-from gateway.sources.base import GroupsWithProducts, ProductKey, SourceAdapter
+from gateway.sources.base import GroupsWithProducts, ProductKey, ReadCost, SourceAdapter
 from gateway.sources.query import GroupFilter, ProductFields
 from gateway.sources.records import (
     Capability,
@@ -68,14 +68,16 @@ class AximAdapter(SourceAdapter):
     kind: ClassVar[SourceKind] = SourceKind.AXIM
     capabilities: ClassVar[tuple[Capability, ...]] = (
         Capability.PRODUCT_GROUPS, Capability.GROUP_PRODUCTS, Capability.GROUP_BY_ID)
+    # Pages of 50 at both levels; only `search` is a parameter; three groups by id at most,
+    # one call each (more read the table).
+    read_cost: ClassVar[ReadCost] = ReadCost(
+        list_page=MAX_LIMIT, pushed_filters=frozenset({"search"}), by_id_limit=BY_ID_LIMIT,
+        products_page=MAX_LIMIT)
     table_page_size: ClassVar[int | None] = MAX_LIMIT
 
     @classmethod
     def auth_headers(cls, token: str) -> dict[str, str]:
         return {"accessToken": token}  # the raw token, no "Bearer " prefix
-
-    def unpushable(self, group_filter: GroupFilter) -> str | None:
-        return next((a for a in group_filter.active_arguments() if a != "search"), None)
 
     # -- groups ---------------------------------------------------------------------------------
 

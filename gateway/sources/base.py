@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar, TypeVar
 
@@ -48,11 +49,47 @@ Changed = TypeVar("Changed", GroupRecord, ProductRecord)
 CHANGES_PAGE_SIZE = 50
 
 
+@dataclass(frozen=True, slots=True)
+class ReadCost:
+    """What reading a source costs in upstream requests, declared by its adapter beside its
+    capabilities. The cost rule (:mod:`gateway.graph.cost`) prices every read from this and
+    from nothing else it knows of a kind: a kind without one is refused at start-up
+    (:func:`read_cost_of`), so a new source cannot be silently mispriced."""
+
+    list_page: int | None  # most items one list request returns (None: any window in one)
+    # The group filter arguments (as clients spell them) the upstream applies itself: a list
+    # filtered otherwise reads the whole group table (:meth:`SourceAdapter.unpushable`).
+    pushed_filters: frozenset[str] = frozenset()
+    parents: bool = False  # its groups name a parent (a parent walk reads the table)
+    by_id_limit: int = 0  # groups fetched one by one by id up to this many; more read the table
+    # Most products of a group one request carries: a page of a group's products, and the
+    # first page a group list's own call can carry for every group (the fold rule). 0: its
+    # groups have no products of their own.
+    products_page: int = 0
+
+
+class UndeclaredReadCost(TypeError):
+    """A source kind whose adapter declares no :class:`ReadCost`."""
+
+
+def read_cost_of(adapter: SourceAdapter) -> ReadCost:
+    """The adapter's declared read cost; :class:`UndeclaredReadCost` when it has none."""
+    declared = getattr(type(adapter), "read_cost", None)
+    if not isinstance(declared, ReadCost):
+        raise UndeclaredReadCost(
+            f"the {adapter.kind} adapter ({type(adapter).__name__}) declares no read cost: "
+            "set `read_cost = ReadCost(...)` beside its capabilities, or the cost rule could "
+            "not price its reads")
+    return declared
+
+
 class SourceAdapter:
-    """Base of the per-kind adapters. Subclasses set ``kind`` and ``capabilities``."""
+    """Base of the per-kind adapters. Subclasses set ``kind``, ``capabilities`` and
+    ``read_cost``."""
 
     kind: ClassVar[SourceKind]
     capabilities: ClassVar[tuple[Capability, ...]] = ()
+    read_cost: ClassVar[ReadCost]  # no default: every kind declares its own
     # Items per request when reading the whole group table (None: all in one request).
     table_page_size: ClassVar[int | None] = None
 
@@ -92,8 +129,10 @@ class SourceAdapter:
     # -- groups ---------------------------------------------------------------------------------
 
     def unpushable(self, group_filter: GroupFilter) -> str | None:
-        """The first filter argument the upstream cannot apply itself, or None if it can do all."""
-        return group_filter.active_arguments()[0] if group_filter.active_arguments() else None
+        """The first filter argument the upstream cannot apply itself (not in its declared
+        ``pushed_filters``), or None if it can apply them all."""
+        pushed = self.read_cost.pushed_filters
+        return next((a for a in group_filter.active_arguments() if a not in pushed), None)
 
     async def list_groups(
         self, group_filter: GroupFilter, window: Window, scope: RequestScope

@@ -27,7 +27,7 @@ from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.config import SourceConfig, SourceKind
 from gateway.languages import lookup, parse_accept_language
 from gateway.scope import RequestScope
-from gateway.sources.base import SourceAdapter
+from gateway.sources.base import ReadCost, SourceAdapter
 from gateway.sources.query import GroupFilter
 from gateway.sources.records import Capability, GroupRecord, GroupStatus
 from gateway.sources.shape import ShapeError, required, text
@@ -54,6 +54,10 @@ LANGUAGES = ("cs", "en")
 class CareCloudAdapter(SourceAdapter):
     kind: ClassVar[SourceKind] = SourceKind.CARECLOUD
     capabilities: ClassVar[tuple[Capability, ...]] = (Capability.PRODUCT_GROUPS,)
+    # Any offset/count window is one request; every filter but the status is a parameter.
+    read_cost: ClassVar[ReadCost] = ReadCost(
+        list_page=None, pushed_filters=frozenset({"search", "storeId", "code", "externalId"}),
+        parents=True)
     table_page_size: ClassVar[int | None] = None
 
     def __init__(self, config: SourceConfig, client: UpstreamClient, *,
@@ -66,9 +70,6 @@ class CareCloudAdapter(SourceAdapter):
 
     def language(self, scope: RequestScope) -> str:
         return lookup(scope.language_ranges, self._languages, self._default_language)
-
-    def unpushable(self, group_filter: GroupFilter) -> str | None:
-        return "status" if group_filter.status is not None else None
 
     async def list_groups(self, group_filter: GroupFilter, window: Window,
                           scope: RequestScope) -> Page[GroupRecord]:

@@ -37,7 +37,7 @@ from typing import Any, ClassVar
 from gateway.config import SourceKind
 from gateway.errors import BadUserInput
 from gateway.scope import RequestScope
-from gateway.sources.base import ProductKey, SourceAdapter
+from gateway.sources.base import ProductKey, ReadCost, SourceAdapter
 from gateway.sources.query import ALL_PRODUCT_FIELDS, ProductFields, ProductFilter
 from gateway.sources.records import Attribute, Capability, ProductClass, ProductRecord
 from gateway.sources.shape import ShapeError, iso_time, optional, required
@@ -59,6 +59,7 @@ class ComestriAdapter(SourceAdapter):
     kind: ClassVar[SourceKind] = SourceKind.COMESTRI
     capabilities: ClassVar[tuple[Capability, ...]] = (
         Capability.PRODUCTS, Capability.PRODUCT_BY_ID)
+    read_cost: ClassVar[ReadCost] = ReadCost(list_page=MAX_PER_PAGE)  # products only
 
     def check_product_filter(self, product_filter: ProductFilter) -> None:
         check_filter(self.name, product_filter)

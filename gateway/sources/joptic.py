@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 from gateway.config import SourceKind
 from gateway.scope import RequestScope
-from gateway.sources.base import SourceAdapter
+from gateway.sources.base import ReadCost, SourceAdapter
 from gateway.sources.query import GroupFilter
 from gateway.sources.records import Capability, GroupRecord, GroupStatus
 from gateway.sources.shape import ShapeError, iso_time, required, text
@@ -35,17 +35,15 @@ CHANGES_ORDER = {"sortBy": "updatedAt", "sortOrder": "desc"}  # newest change fi
 IS_ACTIVE = {GroupStatus.ACTIVE: "true", GroupStatus.INACTIVE: "false"}
 STATUSES = {1: GroupStatus.ACTIVE, 0: GroupStatus.INACTIVE}
 # GroupFilter attributes Joptic cannot filter on, with the client's spelling.
-UNPUSHABLE = {"store_id": "storeId", "code": "code", "external_id": "externalId"}
 
 
 class JopticAdapter(SourceAdapter):
     kind: ClassVar[SourceKind] = SourceKind.JOPTIC
     capabilities: ClassVar[tuple[Capability, ...]] = (Capability.PRODUCT_GROUPS,)
+    # Pages of at most 100; search and status are parameters, store, code and external id not.
+    read_cost: ClassVar[ReadCost] = ReadCost(
+        list_page=MAX_LIMIT, pushed_filters=frozenset({"search", "status"}), parents=True)
     table_page_size: ClassVar[int | None] = MAX_LIMIT
-
-    def unpushable(self, group_filter: GroupFilter) -> str | None:
-        return next((name for attribute, name in UNPUSHABLE.items()
-                     if getattr(group_filter, attribute) is not None), None)
 
     async def list_groups(self, group_filter: GroupFilter, window: Window,
                           scope: RequestScope) -> Page[GroupRecord]:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from graphql import parse, specified_rules, validate
 
-from gateway.config import LimitSettings
+from gateway.config import LimitSettings, SourceKind
 from gateway.demo import demo_config
 from gateway.edge.runtime import Runtime
 from gateway.emulators import KINDS
@@ -16,6 +16,9 @@ from gateway.graph import build_schema
 from gateway.graph.connection import LIST_SIZE
 from gateway.graph.cost import SIZED_FIELDS, SLICING_ARGUMENTS, CostModel, SourcePrice
 from gateway.ids import NodeKey, NodeType, encode_id
+from gateway.sources import ADAPTERS
+from gateway.sources.base import ReadCost, SourceAdapter, UndeclaredReadCost
+from gateway.sources.records import Capability
 from tests.corpus import CORPUS
 
 SCHEMA = build_schema()._schema
@@ -314,3 +317,22 @@ def test_an_event_of_a_pass_through_source_is_read_again_in_the_subscribers_name
     finally:
         joptic.config = config
     assert priced == SourcePrice.of(joptic).table_pages >= 1
+
+
+class _Undeclared(SourceAdapter):
+    """A new kind's adapter that says what it can do but not what its reads cost."""
+
+    kind = SourceKind.CARECLOUD
+    capabilities = (Capability.PRODUCT_GROUPS,)
+
+
+def test_a_source_kind_without_a_declared_read_cost_stops_the_start(runtime: Runtime) -> None:
+    adapter = _Undeclared(runtime.adapters["carecloud"].config,
+                          runtime.adapters["carecloud"].client)
+    with pytest.raises(UndeclaredReadCost, match="declares no read cost"):
+        CostModel({**runtime.adapters, "new": adapter}, LimitSettings().max_cost)
+
+
+def test_every_registered_kind_declares_its_read_cost() -> None:
+    for kind, adapter_class in ADAPTERS.items():
+        assert isinstance(adapter_class.read_cost, ReadCost), kind
