@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from graphql import parse, specified_rules, validate
+from graphql import GraphQLObjectType, parse, specified_rules, validate
 
 from gateway.config import LimitSettings, SourceKind
 from gateway.demo import demo_config
@@ -15,6 +15,7 @@ from gateway.emulators import KINDS
 from gateway.graph import build_schema
 from gateway.graph.connection import LIST_SIZE
 from gateway.graph.cost import SIZED_FIELDS, SLICING_ARGUMENTS, CostModel, SourcePrice
+from gateway.graph.pricing import FIELD_PRICES
 from gateway.ids import NodeKey, NodeType, encode_id
 from gateway.sources import ADAPTERS
 from gateway.sources.base import ReadCost, SourceAdapter, UndeclaredReadCost
@@ -336,3 +337,12 @@ def test_a_source_kind_without_a_declared_read_cost_stops_the_start(runtime: Run
 def test_every_registered_kind_declares_its_read_cost() -> None:
     for kind, adapter_class in ADAPTERS.items():
         assert isinstance(adapter_class.read_cost, ReadCost), kind
+
+
+def test_every_priced_field_is_a_field_of_the_schema() -> None:
+    federated = build_schema(federation=True)._schema
+    for coordinate in FIELD_PRICES:
+        type_name, field_name = coordinate.split(".")
+        schema = federated if field_name == "_entities" else SCHEMA
+        owner = schema.get_type(type_name)
+        assert isinstance(owner, GraphQLObjectType) and field_name in owner.fields, coordinate
