@@ -13,11 +13,12 @@ from graphql import GraphQLError, parse, validate
 from hypothesis import strategies as st
 
 from gateway.graph import build_schema
+from gateway.graph.strawberry_internals import graphql_schema
 
 __all__ = ["CORPUS", "DATES", "SCHEMA", "published_operations"]
 
 ROOT = Path(__file__).resolve().parents[1]
-SCHEMA = build_schema()._schema
+SCHEMA = graphql_schema(build_schema())
 
 
 def published_operations() -> list[str]:

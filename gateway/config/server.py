@@ -69,8 +69,8 @@ class ServerSettings(Strict):
     # from one of them is the client the header names. Empty: no proxy is trusted and the
     # headers are ignored, so a client cannot pick the address it is rate-limited by.
     forwarded_allow_ips: tuple[str, ...] = ()
-    # Known query operations run as compiled plans (gateway/graph/plan.py); false: graphql-core
-    # executes every operation.
+    # Known query operations run as compiled plans (gateway/graph/planner.py); false:
+    # graphql-core executes every operation.
     compiled_execution: bool = True
     # Signs cursors (HMAC-SHA256), so clients page only from positions the gateway handed out.
     # Required by the production profile; unset in development: a random secret of the process

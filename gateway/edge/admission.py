@@ -57,6 +57,7 @@ from gateway.edge.persisted import Persisted, PersistedOperations
 from gateway.errors import ErrorCode, SubscriptionEnded
 from gateway.graph.documents import DocumentCache
 from gateway.graph.limits import check_variables
+from gateway.graph.strawberry_internals import graphql_schema
 
 __all__ = ["CREDENTIAL_HEADERS", "MAX_OPERATION_NAME", "Admission", "DocumentRefused",
            "Operation", "RequestError", "checked", "operation_label", "operation_type"]
@@ -116,7 +117,7 @@ class Admission:
         self.persisted = persisted
         self.documents = documents
         self.strawberry_schema = schema
-        self.schema: GraphQLSchema = schema._schema
+        self.schema: GraphQLSchema = graphql_schema(schema)
         self.estimate_cost = estimate_cost
         self.clock = clock
 

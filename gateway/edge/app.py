@@ -64,6 +64,7 @@ from gateway.graph import build_schema
 from gateway.graph.compiled import PlanCache
 from gateway.graph.cost import CostModel
 from gateway.graph.documents import DocumentCache
+from gateway.graph.strawberry_internals import graphql_schema
 from gateway.observability.metrics import CONTENT_TYPE, worker_exited
 from gateway.observability.tracing import Tracing, tracing_for
 
@@ -210,7 +211,8 @@ def graphql_parts(config: Config, runtime: Runtime) -> GraphQLParts:
     auth = Authenticator(config.auth, clock=runtime.clock)
     admission = Admission(auth=auth, rate_limits=rate_limits, persisted=persisted,
                           documents=documents, schema=schema,
-                          estimate_cost=partial(cost.cost, schema._schema), clock=runtime.clock)
+                          estimate_cost=partial(cost.cost, graphql_schema(schema)),
+                          clock=runtime.clock)
     changes = ChangeFeed.build(config, runtime.adapters, clock=runtime.clock,
                                metrics=runtime.metrics)
     contexts = Contexts(runtime, admission=admission, changes=changes)
@@ -347,7 +349,7 @@ def persisted_operations(config: Config, schema: Schema, documents: DocumentCach
                 return [error]
             # Registered only within the query-safety limits: the cost rule validates too.
             rules = [*specified_rules, cost.rule()]
-            return validate(schema._schema, document, rules) or document
+            return validate(graphql_schema(schema), document, rules) or document
 
         try:
             trusted = load_trusted(settings, check)

@@ -35,7 +35,9 @@ from gateway.caches.bounded import ByteBoundedLRU
 from gateway.graph.context import GatewayContext
 from gateway.graph.documents import DocumentCache
 from gateway.graph.executor import UNLIMITED, Budget, coerce_variables, execute_plan
-from gateway.graph.plan import OperationPlan, Unsupported, build_plan, directive_variables
+from gateway.graph.plan import OperationPlan
+from gateway.graph.planner import Unsupported, build_plan, directive_variables
+from gateway.graph.strawberry_internals import graphql_schema
 
 __all__ = ["CompiledExecution", "PlanCache"]
 
@@ -145,7 +147,8 @@ class CompiledExecution(SchemaExtension):
         if context.result is None and document is not None and \
                 context.operation_type is not OperationType.SUBSCRIPTION:
             result = await self.plans.execute(
-                context.schema._schema, document, context.operation_name, context.variables,
+                graphql_schema(context.schema), document, context.operation_name,
+                context.variables,
                 root_value=context.root_value, context=context.context)
             if result is not None:
                 context.result = result

@@ -51,6 +51,7 @@ from strawberry.schema.schema import validate_document
 from gateway.caches.bounded import ByteBoundedLRU
 from gateway.config import LimitSettings
 from gateway.graph.limits import DocumentLimitExceeded, check_variables, parse_within_limits
+from gateway.graph.strawberry_internals import graphql_schema
 
 __all__ = ["BYTES_PER_CHARACTER", "ENTRY_OVERHEAD", "DocumentCache", "ParsedDocuments"]
 
@@ -288,7 +289,7 @@ class ParsedDocuments(SchemaExtension):
         context = self.execution_context
         document = context.graphql_document
         if context.pre_execution_errors is None and document is not None:
-            schema = context.schema._schema
+            schema = graphql_schema(context.schema)
             with contextlib.suppress(RecursionError):
                 context.pre_execution_errors = self.documents.validate(
                     schema, document, context.validation_rules) or self.documents.check_request(

@@ -11,17 +11,14 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from graphql import FieldNode, GraphQLResolveInfo, value_from_ast_untyped
+from graphql import FieldNode, value_from_ast_untyped
 from graphql.pyutils import Undefined
 from strawberry.types import Info
 
+from gateway.graph.strawberry_internals import raw_info
 from gateway.graph.walk import selected
 
 __all__ = ["arguments", "item_fields", "wants"]
-
-
-def _raw(info: Info[Any, Any]) -> GraphQLResolveInfo[Any]:
-    return info._raw_info
 
 
 def wants(info: Info[Any, Any], name: str) -> bool:
@@ -30,7 +27,7 @@ def wants(info: Info[Any, Any], name: str) -> bool:
     The names are read once per field of the query and request (``scope.selections``): every
     item of a list asks the same question.
     """
-    raw = _raw(info)
+    raw = raw_info(info)
     memo = info.context.scope.selections
     key = tuple(id(node) for node in raw.field_nodes)
     names = memo.get(key)
@@ -42,7 +39,7 @@ def wants(info: Info[Any, Any], name: str) -> bool:
 
 def item_fields(info: Info[Any, Any]) -> list[FieldNode]:
     """Fields selected on a connection's items, through ``nodes`` and ``edges { node }``."""
-    raw = _raw(info)
+    raw = raw_info(info)
     found: list[FieldNode] = []
     for field in selected((node.selection_set for node in raw.field_nodes), raw.fragments):
         if field.name.value == "nodes":
@@ -57,7 +54,7 @@ def item_fields(info: Info[Any, Any]) -> list[FieldNode]:
 def arguments(info: Info[Any, Any], field: FieldNode) -> dict[str, Any]:
     """A field's arguments as written, with variables replaced by their (coerced) values."""
     # The coerced values by name (a dict at run time, whatever graphql-core's stubs say).
-    variables = cast("dict[str, Any]", _raw(info).variable_values)
+    variables = cast("dict[str, Any]", raw_info(info).variable_values)
     values = {arg.name.value: value_from_ast_untyped(arg.value, variables)
               for arg in field.arguments or ()}
     # A variable the request did not send leaves its argument unset, as if it were not written.

@@ -1,88 +1,212 @@
-"""Plans for known operations: what compiled execution does per selection, worked out once.
+"""A plan: what compiled execution does per selection of a known operation, worked out once by
+:mod:`gateway.graph.planner` and run by :mod:`gateway.graph.executor`.
 
-A plan is built from a parsed, validated query operation and the values of the variables its
-``@skip``/``@include`` directives read (so each plan has a fixed shape). Per selection it holds
-the response key (aliases merged as the spec's CollectFields does), how the value is read (the
-record attribute of a plain field, or the schema's own resolver for a field that does work),
-the arguments where they are literal, and how the value is completed: non-null and list
-wrappers, the scalar or enum serialiser, or the sub-selection of an object or abstract type.
+Per selection (:class:`SelectionPlan`), each field (:class:`FieldPlan`) holds its response key,
+how its value is read (the record attribute of a plain field, or the schema's own resolver for a
+field that does work), its arguments where they are literal, and its shape: how its value is
+completed. The shapes complete values as the spec's CompleteValue says
+(https://spec.graphql.org/October2021/#CompleteValue(), graphql-core's ``complete_value``):
+:func:`complete_value` takes the steps every type shares (a null: null, or a field error under
+a non-null type, :class:`NonNullShape`; and, as graphql-core does, an exception the resolver
+raised or returned is the field's error), then the value's kind of type completes it, each with
+its own ``complete``:
 
-What the compiler does not support raises :class:`Unsupported`; that operation then runs on the
-standard executor: introspection, mutations and subscriptions, and directives other than
-``@skip``/``@include`` (``@defer``, ``@stream``).
+* :class:`ListShape`: each item completed with the item's shape;
+* :class:`LeafShape`: scalars and enums, serialised by their type (CoerceResult);
+* :class:`ObjectShape`: the value checked with ``is_type_of``, then its selection executed
+  (ExecuteSelectionSet: the executor's ``fill``), or read plainly (:mod:`gateway.graph.plain`);
+* :class:`AbstractShape`: interfaces and unions, the runtime type resolved
+  (ResolveAbstractType), then completed as that object type.
+
+A fast path skips steps, it does not repeat them: the executor hands a leaf field's value (not
+null) straight to its :class:`LeafShape`, and a list hands an item of a class its object type
+accepted before straight to :meth:`ObjectShape.execute`.
 """
 
 from __future__ import annotations
 
 import builtins
+import inspect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import partial
-from typing import Any
+from typing import Any, Protocol, final
 
 from graphql import (
-    DirectiveNode,
     FieldNode,
     FragmentDefinitionNode,
     GraphQLAbstractType,
-    GraphQLBoolean,
     GraphQLEnumType,
+    GraphQLError,
     GraphQLField,
-    GraphQLFloat,
-    GraphQLID,
-    GraphQLInt,
-    GraphQLList,
-    GraphQLNonNull,
     GraphQLObjectType,
-    GraphQLOutputType,
+    GraphQLResolveInfo,
     GraphQLScalarType,
     GraphQLSchema,
-    GraphQLString,
     OperationDefinitionNode,
-    OperationType,
-    VariableNode,
-    is_abstract_type,
-    type_from_ast,
-    value_from_ast,
 )
-from graphql.execution.values import get_argument_values
-from graphql.language import Visitor, visit
+from graphql.pyutils import Undefined
+from graphql.pyutils import inspect as graphql_inspect
 from strawberry.types import Info
-from strawberry.types.arguments import convert_arguments
 from strawberry.types.field import StrawberryField
 
-from gateway.graph.walk import collect_fields
+from gateway.graph.plain import PlainRead, Reader
 
 __all__ = [
-    "PLAIN_FLOAT",
-    "PLAIN_INT",
-    "PLAIN_LEAF",
-    "PLAIN_LIST",
-    "PLAIN_OBJECT",
-    "PLAIN_TYPENAME",
+    "ATTRIBUTE",
+    "RESOLVER",
+    "TYPENAME",
     "AbstractShape",
+    "DirectCall",
     "FieldPlan",
     "LeafShape",
     "ListShape",
     "NonNullShape",
+    "NullableShape",
     "ObjectShape",
     "OperationPlan",
-    "PlainRead",
+    "Position",
+    "Run",
+    "SelectionPlan",
     "Shape",
-    "Unsupported",
-    "build_plan",
-    "directive_variables",
-    "plain_reads",
+    "complete_value",
 ]
 
 
-class Unsupported(Exception):
-    """The operation uses something compiled execution does not do; the standard executor will."""
+class Position:
+    """Where a completed object or list sits, so that a null can move up from inside it."""
+
+    __slots__ = ("container", "dead", "key", "nullable", "parent")
+
+    def __init__(self, container: Any, key: str | int, nullable: bool,
+                 parent: Position | None) -> None:
+        self.container = container
+        self.key = key
+        self.nullable = nullable
+        self.parent = parent
+        self.dead = False
+
+    def path(self) -> list[str | int]:
+        keys: list[str | int] = []
+        position: Position | None = self
+        while position is not None and position.parent is not None:
+            keys.append(position.key)
+            position = position.parent
+        keys.reverse()
+        return keys
+
+    def is_dead(self) -> bool:
+        position: Position | None = self
+        while position is not None:
+            if position.dead:
+                return True
+            position = position.parent
+        return False
+
+
+class Run(Protocol):
+    """What completing a value asks of the execution it is part of (the executor's run)."""
+
+    schema: GraphQLSchema
+
+    def fill(self, selection: SelectionPlan, source: Any, out: dict[str, Any],
+             position: Position) -> None:
+        """Execute ``selection`` on ``source`` into ``out`` (ExecuteSelectionSet)."""
+
+    def start(self, awaitable: Any, shape: Shape, container: Any, key: str | int,
+              position: Position, field_plan: FieldPlan) -> None:
+        """Complete at ``container[key]`` what ``awaitable`` gives, now or once it is done."""
+
+    def fail(self, raw: Exception, container: Any, key: str | int, nullable: bool,
+             parent: Position, field_plan: FieldPlan) -> None:
+        """``container[key]`` failed: null it (or the nearest nullable position above) and
+        report the error, located."""
+
+    def count(self, built: int) -> None:
+        """``built`` more bytes of the answer were built (the budget: see the executor)."""
+
+    def info(self, field_plan: FieldPlan, position: Position) -> GraphQLResolveInfo[Any]:
+        """The resolve info of ``field_plan``'s value under ``position``."""
 
 
 # -- shapes: how a field's value is completed ------------------------------------------------
 
 
+def complete_value(run: Run, shape: Shape, value: Any, container: Any, key: str | int,
+                   parent: Position, field_plan: FieldPlan) -> None:
+    """Write the completed ``value`` at ``container[key]``, or null it with an error: the
+    steps of CompleteValue every type shares, then the value's kind of type completes it."""
+    nullable = True
+    if type(shape) is NonNullShape:
+        nullable, kind = False, shape.inner
+    else:
+        kind = shape
+    if value is None:
+        if nullable:
+            container[key] = None
+        else:
+            run.fail(GraphQLError(
+                "Cannot return null for non-nullable field"
+                f" {field_plan.parent_type.name}.{field_plan.name}."),
+                container, key, nullable, parent, field_plan)
+        return
+    if isinstance(value, Exception):
+        run.fail(value, container, key, nullable, parent, field_plan)
+        return
+    kind.complete(run, value, container, key, nullable, parent, field_plan)
+
+
+@final
+@dataclass(slots=True)
+class NonNullShape:
+    """A non-null type: a null is a field error (see :func:`complete_value`)."""
+
+    inner: NullableShape
+
+
+@final
+@dataclass(slots=True)
+class ListShape:
+    item: Shape
+
+    def complete(self, run: Run, value: Any, container: Any, key: str | int, nullable: bool,
+                 parent: Position, field_plan: FieldPlan) -> None:
+        """A list: an iterable (not a string or a mapping), each item completed as
+        ``item``."""
+        kind = type(value)
+        if kind is not list and kind is not tuple and (
+                isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable)):
+            run.fail(GraphQLError("Expected Iterable, but did not find one for field"
+                                  f" '{field_plan.parent_type.name}.{field_plan.name}'."),
+                     container, key, nullable, parent, field_plan)
+            return
+        items: list[Any] = []
+        container[key] = items
+        position = Position(container, key, nullable, parent)
+        item_shape = self.item
+        inner = item_shape.inner if type(item_shape) is NonNullShape else item_shape
+        item_nullable = inner is item_shape
+        # The fast paths: a leaf's value of the type it sends as it is needs no completion; an
+        # object of a class its type accepted before goes straight to its selection.
+        passthrough = inner.passthrough if type(inner) is LeafShape else None
+        objects = inner if type(inner) is ObjectShape else None
+        for index, item in enumerate(value):
+            kind = type(item)
+            if kind is passthrough:
+                items.append(item)
+                continue
+            items.append(None)
+            if objects is not None and kind in objects.accepted:
+                objects.execute(run, item, items, index, item_nullable, position)
+            elif _is_awaitable_type(kind, item):  # a resolver may answer awaitables
+                run.start(item, item_shape, items, index, position, field_plan)
+            else:
+                complete_value(run, item_shape, item, items, index, position, field_plan)
+        # Once for the list: its items' frames (plain objects'; the others counted their own).
+        run.count(2 + len(items) * (
+            objects.frame if objects is not None and objects.read is not None else 1))
+
+
+@final
 @dataclass(slots=True)
 class LeafShape:
     serialize: Callable[[Any], Any]
@@ -90,7 +214,27 @@ class LeafShape:
     passthrough: type | None
     type: GraphQLScalarType | GraphQLEnumType
 
+    def complete(self, run: Run, value: Any, container: Any, key: str | int, nullable: bool,
+                 parent: Position, field_plan: FieldPlan) -> None:
+        """A scalar or an enum: the value serialised by its type (the spec's CoerceResult);
+        a value that already is what the type sends passes straight through."""
+        if type(value) is self.passthrough:
+            container[key] = value
+            return
+        try:
+            serialized = self.serialize(value)
+            if serialized is None or serialized is Undefined:
+                raise TypeError(
+                    f"Expected `{graphql_inspect(self.type)}.serialize("
+                    f"{graphql_inspect(value)})` to return non-nullish value, got:"
+                    f" {graphql_inspect(serialized)}")
+        except Exception as error:
+            run.fail(error, container, key, nullable, parent, field_plan)
+            return
+        container[key] = serialized
 
+
+@final
 @dataclass(slots=True)
 class ObjectShape:
     type: GraphQLObjectType
@@ -98,89 +242,129 @@ class ObjectShape:
     # Python classes ``is_type_of`` accepted: the types' checks are isinstance checks
     # (gateway/graph/types.py), so one answer per class holds for every value of it.
     accepted: set[builtins.type] = field(default_factory=set)
-    # The selection as plain reads (see :func:`plain_reads`), or None; worked out on first use.
-    plain: tuple[PlainRead, ...] | None = None
-    plain_known: bool = False
-    # Plain: the selection's frame (see SelectionPlan) and its plain objects' (not lists').
+    # Set by the planner where the selection is plain (every field in it, and in the objects
+    # and lists under it, a record attribute sending its values as they are:
+    # gateway/graph/plain.py): its plain reads, their reader, and the frame a plain read
+    # counts: the selection's (see SelectionPlan) and its plain objects' (not its lists').
+    reads: tuple[PlainRead, ...] | None = None
+    read: Reader | None = None
     frame: int = 0
 
+    def complete(self, run: Run, value: Any, container: Any, key: str | int, nullable: bool,
+                 parent: Position, field_plan: FieldPlan) -> None:
+        """An object: the value checked with its type's ``is_type_of`` (once per class), then
+        its selection executed."""
+        if type(value) not in self.accepted:
+            # The types' is_type_of reads only the value (gateway/graph/types.py); a type
+            # without one takes any value.
+            is_type_of = self.type.is_type_of
+            if is_type_of is not None and not is_type_of(value, NO_INFO):
+                run.fail(GraphQLError(f"Expected value of type '{self.type.name}' but got:"
+                                      f" {graphql_inspect(value)}."),
+                         container, key, nullable, parent, field_plan)
+                return
+            self.accepted.add(type(value))
+        if self.execute(run, value, container, key, nullable, parent):
+            run.count(self.frame)
 
+    def execute(self, run: Run, value: Any, container: Any, key: str | int, nullable: bool,
+                parent: Position) -> bool:
+        """The selection executed on ``value`` (of a class this type accepted) at
+        ``container[key]``: read plainly where the reader takes it (True: the caller counts
+        its frame), else field by field (False: ``fill`` counts what it builds)."""
+        read = self.read
+        if read is not None:
+            try:
+                container[key] = read(value)
+            except Exception:  # read again below, its errors located
+                pass
+            else:
+                return True
+        out: dict[str, Any] = {}
+        container[key] = out
+        run.fill(self.selection, value, out, Position(container, key, nullable, parent))
+        return False
+
+
+@final
 @dataclass(slots=True)
 class AbstractShape:
     type: GraphQLAbstractType
-    # The plan per possible object type, built on first use (keyed by type name).
-    nodes: list[FieldNode]
-    compiler: _Compiler
+    # The shape of a possible object type (the planner's, for this field's nodes).
+    object_shape: Callable[[GraphQLObjectType], ObjectShape]
+    # The shape per possible object type, built on first use (keyed by type name).
     by_type: dict[str, ObjectShape] = field(default_factory=dict)
     # The object shape each Python class resolved to: our types' resolution reads only the
     # value's class (records are served as they are), so one answer per class holds.
     by_class: dict[builtins.type, ObjectShape] = field(default_factory=dict)
 
+    def complete(self, run: Run, value: Any, container: Any, key: str | int, nullable: bool,
+                 parent: Position, field_plan: FieldPlan) -> None:
+        """An interface or a union: the value's object type resolved (once per class), then
+        the value completed as an object of it."""
+        kind = type(value)
+        object_shape = self.by_class.get(kind)
+        if object_shape is None:
+            try:
+                object_type = self.runtime_type(run, value, field_plan, parent)
+            except Exception as error:
+                run.fail(error, container, key, nullable, parent, field_plan)
+                return
+            object_shape = self.by_class[kind] = self.for_type(object_type)
+        object_shape.complete(run, value, container, key, nullable, parent, field_plan)
+
     def for_type(self, object_type: GraphQLObjectType) -> ObjectShape:
         shape = self.by_type.get(object_type.name)
         if shape is None:
-            selection = self.compiler.selection(object_type, self.nodes)
-            shape = self.by_type[object_type.name] = ObjectShape(object_type, selection)
+            shape = self.by_type[object_type.name] = self.object_shape(object_type)
         return shape
 
-
-@dataclass(slots=True)
-class ListShape:
-    item: Shape
-
-
-@dataclass(slots=True)
-class NonNullShape:
-    inner: Shape
-
-
-Shape = LeafShape | ObjectShape | AbstractShape | ListShape | NonNullShape
-
-TYPENAME, ATTRIBUTE, RESOLVER = 0, 1, 2
-
-# A plain read: (response key, attribute, what it reads, nullable, detail). What it reads:
-# PLAIN_TYPENAME (detail: the type's name), PLAIN_LEAF (detail: the one Python type sent as it
-# is: str, bool), PLAIN_INT and PLAIN_FLOAT (an int within 32 bits, a finite float: what Int
-# and Float send as they are), PLAIN_OBJECT (detail: the object's shape, itself plain),
-# PLAIN_LIST (detail: a plain read of the items, a PLAIN_LEAF or PLAIN_OBJECT, its key and
-# attribute unused).
-PLAIN_TYPENAME, PLAIN_LEAF, PLAIN_OBJECT, PLAIN_LIST, PLAIN_INT, PLAIN_FLOAT = range(6)
-PlainRead = tuple[str, str, int, bool, Any]
-
-
-def plain_reads(shape: ObjectShape) -> tuple[PlainRead, ...] | None:
-    """The shape's selection as plain reads, when every field in it, and in the objects and
-    lists under it, is a record attribute holding values sent as they are (strings, ids,
-    booleans): such a tree is read with no resolver, serialiser or position. None otherwise."""
-    if not shape.plain_known:
-        shape.plain_known = True  # first, so that a cycle of types reads as not plain
-        reads = [_plain_read(f.key, f.attribute, f.shape) if f.kind == ATTRIBUTE else
-                 (f.key, "", PLAIN_TYPENAME, False, shape.type.name) if f.kind == TYPENAME
-                 else None for f in shape.selection.fields]
-        shape.plain = None if None in reads else tuple(r for r in reads if r is not None)
-        shape.frame = shape.selection.frame + sum(
-            r[4].frame for r in shape.plain or () if r[2] == PLAIN_OBJECT)
-    return shape.plain
+    def runtime_type(self, run: Run, value: Any, field_plan: FieldPlan, parent: Position
+                     ) -> GraphQLObjectType:
+        """The spec's ResolveAbstractType, as graphql-core does it (``is_type_of`` of each
+        possible type when the abstract type has no ``resolve_type``)."""
+        abstract, schema = self.type, run.schema
+        resolve_type = abstract.resolve_type
+        if resolve_type is None:
+            for possible in schema.get_possible_types(abstract):
+                if possible.is_type_of is not None and possible.is_type_of(value, NO_INFO):
+                    return possible
+            name = None
+        else:
+            name = resolve_type(value, run.info(field_plan, parent), abstract)
+            if inspect.isawaitable(name):
+                raise GraphQLError(f"Abstract type '{abstract.name}' resolved its type"
+                                   " asynchronously, which compiled execution does not do.")
+        runtime = schema.get_type(name) if isinstance(name, str) else None
+        if not isinstance(runtime, GraphQLObjectType) or not schema.is_sub_type(
+                abstract, runtime):
+            raise GraphQLError(
+                f"Abstract type '{abstract.name}' must resolve to an Object type at runtime"
+                f" for field '{field_plan.parent_type.name}.{field_plan.name}'."
+                f" Either the '{abstract.name}' type should provide a 'resolve_type'"
+                " function or each possible type should provide an 'is_type_of' function.")
+        return runtime
 
 
-def _plain_read(key: str, attribute: str, shape: Shape | None) -> PlainRead | None:
-    nullable = not isinstance(shape, NonNullShape)
-    inner = shape.inner if isinstance(shape, NonNullShape) else shape
-    if isinstance(inner, LeafShape):
-        if inner.passthrough is not None:
-            return key, attribute, PLAIN_LEAF, nullable, inner.passthrough
-        number = {GraphQLInt.name: PLAIN_INT, GraphQLFloat.name: PLAIN_FLOAT}.get(
-            inner.type.name) if inner.type in (GraphQLInt, GraphQLFloat) else None
-        return None if number is None else (key, attribute, number, nullable, None)
-    if isinstance(inner, ObjectShape):
-        return None if plain_reads(inner) is None else (
-            key, attribute, PLAIN_OBJECT, nullable, inner)
-    if isinstance(inner, ListShape):
-        item = _plain_read("", "", inner.item)
-        if item is None or item[2] not in (PLAIN_LEAF, PLAIN_OBJECT):
-            return None
-        return key, attribute, PLAIN_LIST, nullable, item
-    return None
+NullableShape = ListShape | LeafShape | ObjectShape | AbstractShape
+Shape = NonNullShape | NullableShape
+
+NO_INFO: Any = None  # the types' is_type_of reads only the value
+
+_AWAITABLE_TYPES: dict[type, bool] = {}
+
+
+def _is_awaitable_type(kind: type, value: Any) -> bool:
+    """Whether values of ``kind`` are awaitable, asked once per class (list items are many)."""
+    known = _AWAITABLE_TYPES.get(kind)
+    if known is None:
+        known = _AWAITABLE_TYPES[kind] = inspect.isawaitable(value)
+    return known
+
+
+# -- the plan ------------------------------------------------------------------------------------
+
+TYPENAME, ATTRIBUTE, RESOLVER = 0, 1, 2  # what a field is: its kind
 
 
 @dataclass(slots=True)
@@ -206,14 +390,15 @@ class FieldPlan:
     definition: GraphQLField | None  # None for __typename
     kind: int  # TYPENAME, ATTRIBUTE or RESOLVER
     attribute: str  # the record attribute of an ATTRIBUTE field
-    shape: Shape | None
+    shape: Shape
     nullable: bool
     # Literal arguments coerced once; None when they read variables (coerced per request).
     arguments: dict[str, Any] | None
     argument_error: Exception | None  # what coercing literal arguments raised, raised per call
     direct: DirectCall | None = None  # how to call the resolver without strawberry's wrapper
     python_arguments: dict[str, Any] | None = None  # ``arguments`` converted for ``direct``
-    # A leaf field's serialiser, unwrapped from its non-null wrapper: the common case inline.
+    # A leaf field's shape, unwrapped from its non-null wrapper: its value (not null) goes
+    # straight to it.
     leaf: LeafShape | None = None
 
 
@@ -234,170 +419,3 @@ class OperationPlan:
     operation: OperationDefinitionNode
     fragments: dict[str, FragmentDefinitionNode]
     root: SelectionPlan
-
-
-# -- building ------------------------------------------------------------------------------------
-
-FAST_TYPES: dict[str, type] = {GraphQLString.name: str, GraphQLID.name: str,
-                               GraphQLBoolean.name: bool}
-SUPPORTED_DIRECTIVES = frozenset({"skip", "include"})
-
-
-def directive_variables(operation: OperationDefinitionNode,
-                        fragments: Mapping[str, FragmentDefinitionNode]) -> tuple[str, ...]:
-    """Names of the variables ``@skip``/``@include`` read: a plan is built per their values."""
-    names: set[str] = set()
-
-    class Reader(Visitor):
-        def enter_directive(self, node: DirectiveNode, *_: Any) -> None:
-            for argument in node.arguments or ():
-                if isinstance(argument.value, VariableNode):
-                    names.add(argument.value.name.value)
-
-    for node in (operation, *fragments.values()):
-        visit(node, Reader())
-    return tuple(sorted(names))
-
-
-def build_plan(schema: GraphQLSchema, operation: OperationDefinitionNode,
-               fragments: dict[str, FragmentDefinitionNode],
-               variables: Mapping[str, Any]) -> OperationPlan:
-    """The plan of a query operation; ``variables`` gives the directives' variables' values."""
-    if operation.operation is not OperationType.QUERY:
-        raise Unsupported(f"{operation.operation.value} operations")
-    root = schema.query_type
-    if root is None:
-        raise Unsupported("a schema without a query type")
-    compiler = _Compiler(schema, fragments, variables)
-    return OperationPlan(operation, fragments, compiler.selection(root, [operation]))
-
-
-@dataclass
-class _Compiler:
-    schema: GraphQLSchema
-    fragments: dict[str, FragmentDefinitionNode]
-    variables: Mapping[str, Any]
-
-    def selection(self, object_type: GraphQLObjectType,
-                  parents: Iterable[FieldNode | OperationDefinitionNode]) -> SelectionPlan:
-        # The one walk (gateway/graph/walk.py), with the variables' @skip/@include.
-        grouped = collect_fields(
-            (parent.selection_set for parent in parents), self.fragments,
-            applies=lambda condition: self._matches(condition, object_type),
-            included=lambda selection: self._included(selection.directives))
-        return SelectionPlan(object_type, [self._field(object_type, key, nodes)
-                                           for key, nodes in grouped.items()])
-
-    def _included(self, directives: Iterable[DirectiveNode] | None) -> bool:
-        for directive in directives or ():
-            name = directive.name.value
-            if name not in SUPPORTED_DIRECTIVES:
-                raise Unsupported(f"the @{name} directive")
-            condition = self._condition(directive)
-            if (name == "skip") is condition:
-                return False
-        return True
-
-    def _condition(self, directive: DirectiveNode) -> bool:
-        for argument in directive.arguments or ():
-            if argument.name.value == "if":
-                value = value_from_ast(argument.value, GraphQLNonNull(GraphQLBoolean),
-                                       dict(self.variables))
-                return bool(value)
-        raise Unsupported(f"@{directive.name.value} without `if`")
-
-    def _matches(self, condition: Any, object_type: GraphQLObjectType) -> bool:
-        if condition is None:
-            return True
-        condition_type = type_from_ast(self.schema, condition)
-        if condition_type is object_type:
-            return True
-        return is_abstract_type(condition_type) and self.schema.is_sub_type(
-            condition_type, object_type)
-
-    def _field(self, parent_type: GraphQLObjectType, key: str, nodes: list[FieldNode]
-               ) -> FieldPlan:
-        name = nodes[0].name.value
-        if name == "__typename":
-            return FieldPlan(key, name, nodes, parent_type, None, TYPENAME, "", None, False,
-                             {}, None)
-        if name.startswith("__"):
-            raise Unsupported("introspection")
-        definition = parent_type.fields.get(name)
-        if definition is None:
-            raise Unsupported(f"unknown field {parent_type.name}.{name}")  # not validated
-        strawberry_field = definition.extensions.get("strawberry-definition")
-        plain = bool(getattr(definition.resolve, "_is_default", False))
-        kind = ATTRIBUTE if plain and strawberry_field is not None else RESOLVER
-        attribute = strawberry_field.python_name if kind == ATTRIBUTE else ""
-        arguments, error = self._literal_arguments(definition, nodes[0])
-        shape = self._shape(definition.type, nodes)
-        plan = FieldPlan(key, name, nodes, parent_type, definition, kind, attribute, shape,
-                         not isinstance(definition.type, GraphQLNonNull), arguments, error)
-        inner = shape.inner if isinstance(shape, NonNullShape) else shape
-        plan.leaf = inner if isinstance(inner, LeafShape) else None
-        if kind == RESOLVER and strawberry_field is not None:
-            plan.direct = self._direct(strawberry_field)
-            if plan.direct is not None and arguments is not None:
-                try:
-                    plan.python_arguments = plan.direct.convert(arguments)
-                except Exception:
-                    plan.direct = None  # strawberry's wrapper reports it, per call
-        return plan
-
-    def _direct(self, strawberry_field: StrawberryField) -> DirectCall | None:
-        schema = getattr(self.schema, "_strawberry_schema", None)
-        resolver = strawberry_field.base_resolver
-        if schema is None or resolver is None or strawberry_field.extensions:
-            return None
-        converter = schema.schema_converter
-        if converter._get_field_exception_handlers(strawberry_field):
-            return None
-        info = resolver.info_parameter
-        source_names = tuple(p.name for p in (resolver.root_parameter,
-                                              resolver.parent_parameter) if p is not None)
-        return DirectCall(
-            strawberry_field, resolver, schema.config.info_class,
-            resolver.self_parameter is not None, info.name if info else None, source_names,
-            partial(convert_arguments, arguments=strawberry_field.arguments,
-                    scalar_registry=converter.scalar_registry, config=schema.config))
-
-    def _literal_arguments(self, definition: GraphQLField, node: FieldNode
-                           ) -> tuple[dict[str, Any] | None, Exception | None]:
-        if not definition.args and not node.arguments:
-            return {}, None
-        if _reads_variables(node):
-            return None, None
-        try:
-            return get_argument_values(definition, node), None
-        except Exception as error:  # raised again, located, when the field runs
-            return None, error
-
-    def _shape(self, output_type: GraphQLOutputType, nodes: list[FieldNode]) -> Shape:
-        if isinstance(output_type, GraphQLNonNull):
-            return NonNullShape(self._shape(output_type.of_type, nodes))
-        if isinstance(output_type, GraphQLList):
-            return ListShape(self._shape(output_type.of_type, nodes))
-        if isinstance(output_type, GraphQLScalarType | GraphQLEnumType):
-            fast = FAST_TYPES.get(output_type.name) if isinstance(
-                output_type, GraphQLScalarType) else None
-            return LeafShape(output_type.serialize, fast, output_type)
-        if isinstance(output_type, GraphQLObjectType):
-            return ObjectShape(output_type, self.selection(output_type, nodes))
-        if is_abstract_type(output_type):
-            return AbstractShape(output_type, nodes, self)
-        raise Unsupported(f"output type {output_type}")
-
-
-def _reads_variables(node: FieldNode) -> bool:
-    found = False
-
-    class Finder(Visitor):
-        def enter_variable(self, *_: Any) -> None:
-            nonlocal found
-            found = True
-
-    for argument in node.arguments or ():
-        visit(argument, Finder())
-    return found
-

@@ -25,6 +25,7 @@ from gateway.graph.cost import CostLimit, CostModel
 from gateway.graph.documents import DocumentCache, ParsedDocuments
 from gateway.graph.extensions import GatewayErrors, LogBudget
 from gateway.graph.inputs import ProductFilter, ProductGroupFilter, ProductGroupOrder
+from gateway.graph.strawberry_internals import graphql_schema, replace_graphql_schema
 from gateway.graph.subscription import Subscription
 from gateway.graph.types import (
     Node,
@@ -172,7 +173,7 @@ def build_schema(*, federation: bool = False, documents: DocumentCache | None = 
 
     ``documents`` is the parse cache the endpoint shares with execution (one parse and one
     validation per document, within the document limits); with ``plans``, known query
-    operations run as compiled plans (:mod:`gateway.graph.plan`); with ``cost``, operations
+    operations run as compiled plans (:mod:`gateway.graph.planner`); with ``cost``, operations
     that may cost more upstream requests than allowed are refused (:mod:`gateway.graph.cost`).
     ``introspection`` and ``suggestions`` ("Did you mean …?" in errors) are off in production.
     """
@@ -195,8 +196,7 @@ def build_schema(*, federation: bool = False, documents: DocumentCache | None = 
         schema = GatewaySchema(query=Query, subscription=Subscription,
                                types=[ProductGroup, Product], extensions=extensions, config=config,
                                execution_context_class=PerEventMemoExecution)
-    schema._schema = _without_federation(schema._schema)
-    schema._schema._strawberry_schema = schema  # type: ignore[attr-defined]  # as strawberry does
+    replace_graphql_schema(schema, _without_federation(graphql_schema(schema)))
     return schema
 
 
@@ -216,4 +216,4 @@ def print_sdl(*, federation: bool = False) -> str:
     schema = build_schema(federation=federation)
     if federation:
         return schema.as_str() + "\n"
-    return print_schema(schema._schema) + "\n"
+    return print_schema(graphql_schema(schema)) + "\n"

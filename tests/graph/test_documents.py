@@ -23,10 +23,11 @@ from gateway.graph import build_schema
 from gateway.graph.compiled import PlanCache
 from gateway.graph.documents import BYTES_PER_CHARACTER, ENTRY_OVERHEAD, DocumentCache
 from gateway.graph.limits import DocumentLimitExceeded, parse_within_limits
-from gateway.graph.plan import Unsupported, build_plan
+from gateway.graph.planner import Unsupported, build_plan
+from gateway.graph.strawberry_internals import graphql_schema
 from tests.corpus import CORPUS
 
-SCHEMA = build_schema()._schema
+SCHEMA = graphql_schema(build_schema())
 RULES = tuple(specified_rules)
 
 

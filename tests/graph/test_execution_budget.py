@@ -11,7 +11,8 @@ import strawberry
 from graphql import ExecutionResult, execute, parse
 
 from gateway.graph.executor import Budget, coerce_variables, execute_plan
-from gateway.graph.plan import build_plan
+from gateway.graph.planner import build_plan
+from gateway.graph.strawberry_internals import graphql_schema
 from tests.clock import ManualClock
 from tests.helpers import codes
 
@@ -67,7 +68,7 @@ class Query:
         return "never"
 
 
-SCHEMA = strawberry.Schema(query=Query)._schema
+SCHEMA = graphql_schema(strawberry.Schema(query=Query))
 QUERY = "{ shelves { number books { title code } } }"
 # Each shelf's books are a resolver's value ready at once (no await), completed on the spot.
 

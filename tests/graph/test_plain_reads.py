@@ -12,9 +12,12 @@ import pytest
 import strawberry
 from graphql import ExecutionResult, execute, parse
 
-from gateway.graph import executor
+from gateway.graph import planner
 from gateway.graph.executor import coerce_variables, execute_plan
-from gateway.graph.plan import ListShape, NonNullShape, ObjectShape, build_plan, plain_reads
+from gateway.graph.plain import Reader, object_reader
+from gateway.graph.plan import ListShape, NonNullShape, ObjectShape
+from gateway.graph.planner import build_plan
+from gateway.graph.strawberry_internals import graphql_schema
 
 
 @strawberry.type
@@ -44,7 +47,7 @@ class Query:
     items: list[Item | None]
 
 
-SCHEMA = strawberry.Schema(query=Query)._schema
+SCHEMA = graphql_schema(strawberry.Schema(query=Query))
 QUERY = ("{ items { __typename name note active words tags { label code } main { label } "
          "count price } }")
 
@@ -94,20 +97,24 @@ def located(result: ExecutionResult) -> list[tuple[str, Any]]:
 async def test_a_plain_tree_is_read_plainly_and_answers_as_graphql_core(
         monkeypatch: pytest.MonkeyPatch) -> None:
     reads: list[Any] = []
-    read_plain = executor._read_plain
 
-    def counted(shape: Any, source: Any) -> dict[str, Any]:
-        reads.append(source)
-        return read_plain(shape, source)
+    def counted(*args: Any, **kwargs: Any) -> Reader:
+        read = object_reader(*args, **kwargs)
 
-    monkeypatch.setattr(executor, "_read_plain", counted)
+        def counting(source: Any) -> Any:
+            reads.append(source)
+            return read(source)
+
+        return counting
+
+    monkeypatch.setattr(planner, "object_reader", counted)  # the readers planned count
     compiled, standard = await both([item(), None, item(name="Desk", tags=[])])
     assert same_json(compiled.data, standard.data) and not compiled.errors and not standard.errors
     assert any(getattr(r, "name", None) == "Desk" for r in reads)  # the second item, plainly
     items = build_plan(SCHEMA, parse(QUERY).definitions[0], {},  # type: ignore[arg-type]
                        {}).root.fields[0].shape
     assert isinstance(items, NonNullShape) and isinstance(items.inner, ListShape)
-    assert isinstance(items.inner.item, ObjectShape) and plain_reads(items.inner.item)
+    assert isinstance(items.inner.item, ObjectShape) and items.inner.item.reads
 
 
 @pytest.mark.parametrize("bad", [

@@ -20,11 +20,12 @@ from gateway.config import LimitSettings
 from gateway.edge.app import GatewayApp, create_app
 from gateway.edge.serving import ServerThread
 from gateway.graph import build_schema
+from gateway.graph.strawberry_internals import graphql_schema
 from tests.corpus import CORPUS, DATES
 from tests.graph_e2e.conftest import Emulators, clear_logs, limits_config, upstream_requests
 from tests.helpers import codes, post
 
-SCHEMA = build_schema()._schema
+SCHEMA = graphql_schema(build_schema())
 DEFAULTS = LimitSettings()
 
 
