@@ -145,6 +145,10 @@ class RequestScope:
         """Upstream requests sent (tries, retries included), every source."""
         return sum(usage.requests for usage in self.usage.values())
 
+    def cache_hits(self) -> int:
+        """Upstream answers served from the caches, every source."""
+        return sum(usage.cache_hits for usage in self.usage.values())
+
     def fresh_for(self, until: float) -> None:
         """Note an answer the response was built from, fresh until ``until`` (wall clock)."""
         if until < self.fresh_until:

@@ -195,6 +195,13 @@ class Admission:
         """Charge the upstream calls an operation (or an event) made."""
         await self.rate_limits.charge(client, calls)
 
+    async def register(self, client: Client, persisted: Persisted) -> None:
+        """Keep an APQ document, counted against the client's request budget (a client past
+        it got its answer, but nothing is kept)."""
+        cost = self.persisted.registration_cost(persisted)
+        if cost and await self.rate_limits.take(client, cost):
+            await self.persisted.register(persisted)
+
 
 def too_many(exc: RateLimited) -> RequestError:
     return RequestError(429, exc.message, code=exc.code,

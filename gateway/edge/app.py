@@ -225,7 +225,7 @@ def graphql_parts(config: Config, runtime: Runtime) -> GraphQLParts:
         schema, reader=RequestReader(max_body_bytes=server.max_body_bytes,
                                      csrf_prevention=server.csrf_prevention),
         admission=admission, contexts=contexts, caching=_caching(config, runtime, auth),
-        streams=streams, persisted=persisted, rate_limits=rate_limits,
+        streams=streams,
         playground=playground.page if playground else None,
         cost_extension=server.cost_extension, max_response_bytes=limits.max_response_bytes)
     websockets = GraphQLWebSockets(schema, admission=admission, contexts=contexts,

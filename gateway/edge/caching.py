@@ -19,17 +19,18 @@ When the cache is off, :class:`NoResponseCache` stands in: it never answers and 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
 
-from graphql import DocumentNode, OperationDefinitionNode, OperationType
+from graphql import OperationType, get_operation_ast
 
 from gateway.access.auth import Client
 from gateway.caches.bounded import BoundedDict
 from gateway.caches.responses import CachedResponse, ResponseCache
 from gateway.clock import Clock
 from gateway.credentials import Credential
+from gateway.edge.admission import Operation
 from gateway.edge.bodies import Reply
 from gateway.edge.persisted import Persisted
+from gateway.edge.request import GraphQLRequest
 from gateway.errors import BadUserInput
 from gateway.observability.metrics import Metrics
 from gateway.scope import RequestScope
@@ -44,18 +45,15 @@ HEADS = 1024  # kept answers whose headers are kept written (a hit's, over POST)
 class NoResponseCache:
     """The response cache when it is off: no request has a key."""
 
-    def key(self, params: Mapping[str, Any], persisted: Persisted, headers: Mapping[str, str],
-            client: Client, credentials: Mapping[str, Credential]) -> str | None:
+    def key(self, request: GraphQLRequest, persisted: Persisted, client: Client,
+            credentials: Mapping[str, Credential]) -> str | None:
         return None
 
-    async def hit(self, key: str, method: str, headers: Mapping[str, str], media_type: str, *,
-                  private: bool) -> Reply | None:
+    async def hit(self, key: str, request: GraphQLRequest, *, private: bool) -> Reply | None:
         return None
 
-    async def keep(self, key: str, reply: Reply, document: DocumentNode,
-                   operation_name: str | None, scope: RequestScope, method: str,
-                   headers: Mapping[str, str], media_type: str, *, private: bool
-                   ) -> Reply | None:
+    async def keep(self, key: str, reply: Reply, operation: Operation, scope: RequestScope,
+                   request: GraphQLRequest, *, private: bool) -> Reply | None:
         return None
 
 
@@ -75,8 +73,8 @@ class ResponseCaching(NoResponseCache):
         self._heads: BoundedDict[tuple[str, str, str], list[tuple[bytes, bytes]]] = BoundedDict(
             HEADS)
 
-    def key(self, params: Mapping[str, Any], persisted: Persisted, headers: Mapping[str, str],
-            client: Client, credentials: Mapping[str, Credential]) -> str | None:
+    def key(self, request: GraphQLRequest, persisted: Persisted, client: Client,
+            credentials: Mapping[str, Credential]) -> str | None:
         """The request's key; None when its answers are not kept (an excluded operation, or an
         ``Accept-Language`` the request's scope refuses, with its own error).
 
@@ -84,47 +82,46 @@ class ResponseCaching(NoResponseCache):
         language part is what each source answers in (a source that ignores languages adds
         nothing), so clients whose headers differ but choose the same languages share answers.
         """
-        name = params.get("operationName")
+        name = request.params.get("operationName")
         if name in self.excluded:
             return None
-        language = self._language_key(headers.get("accept-language"))
+        language = self._language_key(request.headers.get("accept-language"))
         if language is None:
             return None
         own = " ".join(f"{source}={credential.fingerprint}"
                        for source, credential in sorted(credentials.items()))
-        return self.responses.key(f"sha256:{persisted.hash}", name, params.get("variables"),
-                                  language=language, client=f"{client.identity}\n{own}")
+        return self.responses.key(f"sha256:{persisted.hash}", name,
+                                  request.params.get("variables"), language=language,
+                                  client=f"{client.identity}\n{own}")
 
-    async def hit(self, key: str, method: str, headers: Mapping[str, str], media_type: str, *,
-                  private: bool) -> Reply | None:
+    async def hit(self, key: str, request: GraphQLRequest, *, private: bool) -> Reply | None:
         """The kept answer for ``key`` (or its 304), or None."""
         entry = await self.responses.get(key)
         if self.metrics is not None:
             (self.metrics.response_miss if entry is None else self.metrics.response_hit).inc()
         if entry is None:
             return None
-        return self._reply(entry, "hit", method, headers, media_type, private=private)
+        return self._reply(entry, "hit", request, private=private)
 
-    async def keep(self, key: str, reply: Reply, document: DocumentNode,
-                   operation_name: str | None, scope: RequestScope, method: str,
-                   headers: Mapping[str, str], media_type: str, *, private: bool
-                   ) -> Reply | None:
+    async def keep(self, key: str, reply: Reply, operation: Operation, scope: RequestScope,
+                   request: GraphQLRequest, *, private: bool) -> Reply | None:
         """Keep a fresh answer without errors or stale data (the caller knows which) of a query
         not excluded by name: the reply to send then, or None when nothing was kept."""
-        if not self._keeps(document, operation_name):
+        if not self._keeps(operation):
             return None
         entry = await self.responses.put(key, reply.body, fresh_until=scope.fresh_until)
         if entry is None:
             return None
-        return self._reply(entry, "miss", method, headers, media_type, private=private)
+        return self._reply(entry, "miss", request, private=private)
 
-    def _reply(self, entry: CachedResponse, outcome: str, method: str,
-               headers: Mapping[str, str], media_type: str, *, private: bool) -> Reply:
+    def _reply(self, entry: CachedResponse, outcome: str, request: GraphQLRequest, *,
+               private: bool) -> Reply:
         """A kept answer: from the cache (``hit``) or just kept (``miss``). ``private``: the
         answer is one client's (authenticated, or with its own credentials), never public."""
         now = self.clock.wall()
         age = str(max(0, int(now - entry.stored_at))) if outcome == "hit" else None
-        if method != "GET":  # the same headers each time but Age: written once
+        media_type = request.media_type
+        if request.method != "GET":  # the same headers each time but Age: written once
             head = self._heads.get((entry.etag, media_type, outcome))
             if head is None:
                 head = Reply(entry.body, media_type=media_type, headers={
@@ -140,16 +137,16 @@ class ResponseCaching(NoResponseCache):
         answer["ETag"] = entry.etag  # a GET's answer may be kept by the client and proxies too
         answer["Cache-Control"] = (f"{'public' if self.public and not private else 'private'}"
                                    f", max-age={entry.max_age(now)}")
-        if entry.etag in _etags(headers.get("if-none-match", "")):
+        if entry.etag in _etags(request.headers.get("if-none-match", "")):
             return Reply(status=304, media_type=None, headers=answer)
         return Reply(entry.body, media_type=media_type, headers=answer)
 
-    def _keeps(self, document: DocumentNode, operation_name: str | None) -> bool:
-        operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)
-                      and (operation_name is None or (d.name and d.name.value == operation_name))]
-        if len(operations) != 1 or operations[0].operation is not OperationType.QUERY:
+    def _keeps(self, operation: Operation) -> bool:
+        """A query (the admission found exactly one operation to run), not excluded by name."""
+        if operation.kind is not OperationType.QUERY:
             return False
-        name = operations[0].name
+        definition = get_operation_ast(operation.document, operation.name)
+        name = definition.name if definition is not None else None
         return name is None or name.value not in self.excluded
 
     def _language_key(self, header: str | None) -> str | None:

@@ -38,8 +38,6 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from strawberry import Schema
 
-from gateway.access.auth import Client
-from gateway.access.rate_limits import RateLimits
 from gateway.edge.admission import (
     Admission,
     DocumentRefused,
@@ -58,7 +56,7 @@ from gateway.edge.bodies import (
 from gateway.edge.caching import Caching
 from gateway.edge.contexts import Contexts
 from gateway.edge.observe import Exchange
-from gateway.edge.persisted import Persisted, PersistedError, PersistedOperations
+from gateway.edge.persisted import PersistedError
 from gateway.edge.request import ClientLeft, GraphQLRequest, RequestReader, wants_page
 from gateway.edge.sse import EVENT_STREAM, EventStream
 from gateway.edge.streams import EventStreams
@@ -78,7 +76,6 @@ class GraphQLEndpoint:
 
     def __init__(self, schema: Schema, *, reader: RequestReader, admission: Admission,
                  contexts: Contexts, caching: Caching, streams: EventStreams,
-                 persisted: PersistedOperations, rate_limits: RateLimits,
                  playground: Callable[[], Response] | None = None,
                  cost_extension: str = "off", max_response_bytes: int) -> None:
         self.schema = schema
@@ -87,8 +84,6 @@ class GraphQLEndpoint:
         self.contexts = contexts
         self.caching = caching
         self.streams = streams
-        self.persisted = persisted
-        self.rate_limits = rate_limits
         self.playground = playground
         self.cost_extension = cost_extension
         self.max_response_bytes = max_response_bytes
@@ -131,10 +126,9 @@ class GraphQLEndpoint:
         credentials = self.contexts.credentials(headers)
         private = bool(client.id or credentials)  # an answer of this client's own
         key = None if costed or request.streaming else self.caching.key(
-            params, persisted, headers, client, credentials)
+            request, persisted, client, credentials)
         if key is not None:
-            hit = await self.caching.hit(key, request.method, headers, request.media_type,
-                                         private=private)
+            hit = await self.caching.hit(key, request, private=private)
             if hit is not None:
                 exchange.operation = params.get("operationName") or _leading_name(exchange.query)
                 exchange.outcome = "ok"
@@ -168,7 +162,7 @@ class GraphQLEndpoint:
         exchange.outcome = ("ok" if not result.errors else
                             "error" if result.data is None else "partial")
         if persisted.register and validated(result.data, result.errors):
-            await self._register(client, persisted)
+            await self.admission.register(client, persisted)
         extensions = result.extensions
         if costed:
             extensions = {**(extensions or {}), "cost": _cost(context.scope, operation)}
@@ -181,9 +175,8 @@ class GraphQLEndpoint:
         if reply is not answer:  # too large: nothing of it is kept
             return reply
         if key is not None and not result.errors and not (result.extensions or {}).get("stale"):
-            kept = await self.caching.keep(key, reply, operation.document, operation.name,
-                                           context.scope, request.method, headers,
-                                           request.media_type, private=private)
+            kept = await self.caching.keep(key, reply, operation, context.scope, request,
+                                           private=private)
             if kept is not None:
                 return kept
         return _no_store(reply, request)
@@ -197,22 +190,14 @@ class GraphQLEndpoint:
                                code=ErrorCode.PLAYGROUND_DISABLED)
         return self.playground()
 
-    async def _register(self, client: Client, persisted: Persisted) -> None:
-        """Keep an APQ document, counted against the client's request budget (a client past
-        it got its answer, but nothing is kept)."""
-        cost = self.persisted.registration_cost(persisted)
-        if cost and await self.rate_limits.take(client, cost):
-            await self.persisted.register(persisted)
-
 
 def _cost(scope: RequestScope, operation: Operation) -> dict[str, Any]:
     """``extensions.cost``: what the request cost each source, and its estimated price."""
-    usage = scope.usage
     return {
         "actual": {
-            "requests": sum(u.requests for u in usage.values()),
-            "cacheHits": sum(u.cache_hits for u in usage.values()),
-            "sources": {name: u.report() for name, u in sorted(usage.items())},
+            "requests": scope.sent_requests(),
+            "cacheHits": scope.cache_hits(),
+            "sources": {name: u.report() for name, u in sorted(scope.usage.items())},
         },
         "estimated": operation.estimate(),
     }

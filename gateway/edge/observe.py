@@ -104,16 +104,16 @@ class Observed:
                                  0 if scope is None else scope.sent_requests())
         if not self.access_log:
             return
-        usage = {} if scope is None else scope.usage
         access_logger.info("graphql request", extra={
             "request_id": exchange.request_id, "method": asgi["method"],
             "path": asgi["path"], "operation": exchange.operation,
             "document": None if exchange.query is None else _document_hash(exchange.query),
             "status": exchange.status,
             "outcome": exchange.outcome, "duration_ms": round(seconds * 1000, 1),
-            "upstream_requests": sum(u.requests for u in usage.values()),
-            "cache_hits": sum(u.cache_hits for u in usage.values()),
-            "upstream": {name: u.report() for name, u in usage.items()},
+            "upstream_requests": 0 if scope is None else scope.sent_requests(),
+            "cache_hits": 0 if scope is None else scope.cache_hits(),
+            "upstream": {} if scope is None else {name: u.report()
+                                                  for name, u in scope.usage.items()},
             "errors": exchange.codes,
             "client": "",  # the client's identity, once clients authenticate
         })

@@ -53,7 +53,7 @@ def upstream_requests(emulator: RunningEmulator) -> int:
 
 def window_passes(gateway: Gateway) -> None:
     """What a minute's passing does to the client's budgets: every window starts anew."""
-    storage = gateway.app.graphql.rate_limits._storage
+    storage = gateway.app.graphql.admission.rate_limits._storage
     gateway.servers.run(storage.reset())
 
 
