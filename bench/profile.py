@@ -5,7 +5,10 @@ idle excluded); :func:`by_layer` charges each sample to one layer: the layer of 
 frame that belongs to one, skipping generic frames (asyncio, functools, typing…) so that, say,
 task creation in the de-duplication layer counts as that layer. Work done in C (orjson, hashlib,
 httptools) is charged to the Python frame that called it, and a few known callers are named
-explicitly (decoding upstream JSON, encoding the answer).
+explicitly (decoding upstream JSON, encoding the answer). The event loop's own C code (uvloop's
+polling, socket reads and writes) has no Python frame but the one that runs the loop, so it is
+"event loop and other" whichever socket it serves: a stack cannot tell an upstream's (aiohttp's)
+read from a client's. A protocol's Python code (aiohttp's ``data_received``) is its layer's.
 """
 
 from __future__ import annotations
@@ -24,14 +27,15 @@ ENDPOINT = "HTTP edge (gateway/edge)"
 PARSE = "parse/validate (graphql-core)"
 EXECUTION = "execution (graphql-core, Strawberry)"
 RESOLVERS = "resolvers (gateway/graph)"
+MERGING = "merging (gateway/graph/listing.py)"
 CLIENT = "upstream client (httpx, aiohttp)"
 POLICY = "policy layers (dedup, cache, retry, breaker, limit)"
 DECODE = "JSON decode (upstream answers)"
 RECORDS = "record building (gateway/sources)"
 ENCODING = "encoding (the answer's JSON)"
 OTHER = "event loop and other"
-LAYERS = (HTTP, ENDPOINT, PARSE, EXECUTION, RESOLVERS, CLIENT, POLICY, DECODE, RECORDS, ENCODING,
-          OTHER)
+LAYERS = (HTTP, ENDPOINT, PARSE, EXECUTION, RESOLVERS, MERGING, CLIENT, POLICY, DECODE, RECORDS,
+          ENCODING, OTHER)
 
 # (path prefix, function or None for any, layer): the first match wins.
 RULES: tuple[tuple[str, str | None, str], ...] = (
@@ -41,9 +45,17 @@ RULES: tuple[tuple[str, str | None, str], ...] = (
     ("json/decoder.py", None, DECODE),
     ("gateway/upstream/client.py", None, CLIENT),
     ("gateway/upstream/paging.py", None, CLIENT),
+    ("gateway/upstream/network.py", None, CLIENT),  # aiohttp behind httpx's API: the network
     ("gateway/upstream/", None, POLICY),
+    ("gateway/shared.py", None, POLICY),  # work shared per key: the memos and de-duplication
     ("aiocache/", None, POLICY),
+    # An adapter's answer decoded by msgspec straight into typed records (C code, charged to
+    # this frame): the JSON decode, not record building; before the generic sources rule.
+    ("gateway/sources/base.py", "decode", DECODE),
     ("gateway/sources/", None, RECORDS),
+    # One list over many sources (concatenated or merged by a sort key): its own line, since
+    # the merged scenario is mostly that.
+    ("gateway/graph/listing.py", None, MERGING),
     ("gateway/graph/", None, RESOLVERS),
     ("gateway/ids.py", None, RESOLVERS),
     ("gateway/errors.py", None, RESOLVERS),
@@ -59,11 +71,15 @@ RULES: tuple[tuple[str, str | None, str], ...] = (
     ("httpcore/", None, CLIENT),
     ("httpx_aiohttp/", None, CLIENT),
     ("aiohttp/", None, CLIENT),
+    ("aiohappyeyeballs/", None, CLIENT),  # aiohttp's connecting
     ("multidict/", None, CLIENT),
     ("yarl/", None, CLIENT),
     ("h11/", None, CLIENT),
     ("anyio/", None, CLIENT),
     ("sniffio/", None, CLIENT),
+    # The loop's own C code (polling, socket reads and writes) samples as the frame that runs
+    # the loop: uvicorn's asyncio_run is that frame, not HTTP work.
+    ("uvicorn/_compat.py", "asyncio_run", OTHER),
     ("uvicorn/", None, HTTP),
     ("starlette/", None, HTTP),
     ("uvloop/", None, OTHER),
@@ -73,7 +89,9 @@ NEUTRAL = ("asyncio/", "<frozen", "typing.py", "enum.py", "functools.py", "conte
            "abc.py", "dataclasses.py", "re/", "inspect.py", "copy.py", "collections/",
            "threading.py", "weakref.py", "_weakrefset.py", "contextvars", "urllib/", "email/",
            "http/", "ssl.py", "socket.py", "selectors.py", "logging/", "warnings.py",
-           "datetime.py", "uuid.py", "random.py", "hashlib.py", "base64.py", "json/__init__.py")
+           "datetime.py", "uuid.py", "random.py", "hashlib.py", "base64.py", "json/__init__.py",
+           # A generated function (a dataclass's __init__, a namedtuple's): its caller's work.
+           "<string>", "ipaddress.py")
 
 
 def _split(frame: str) -> tuple[str, str]:

@@ -58,9 +58,17 @@ def decode_id(value: str) -> NodeKey | None:
         return None
     try:
         raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-        parts = json.loads(raw)
-    except (binascii.Error, ValueError, RecursionError):
+    except (binascii.Error, ValueError):
         return None
+    try:
+        parts = orjson.loads(raw)  # an id of ours: ASCII JSON, read five times faster
+    except orjson.JSONDecodeError:
+        # What orjson refuses but the standard library reads (an escaped lone surrogate, as
+        # encode_id writes one) decodes the slow way; garbage fails both.
+        try:
+            parts = json.loads(raw)
+        except (ValueError, RecursionError):
+            return None
     if (
         not isinstance(parts, list)
         or len(parts) not in (4, 5)

@@ -59,6 +59,10 @@ class TaskMemo(Generic[K, V]):
     def __len__(self) -> int:
         return len(self._tasks)
 
+    def __contains__(self, key: K) -> bool:
+        """Whether ``key``'s work is on or done in this request (a caller now joins it)."""
+        return key in self._tasks
+
     async def once(self, key: K, make: Callable[[], Awaitable[V]]) -> V:
         return await self._tasks.run(key, make)
 
@@ -95,7 +99,7 @@ class RequestScope:
     calls: TaskMemo[CallKey, Any] = field(default_factory=TaskMemo)
     # The adapters' records (gateway.sources.records, a layer above): each source's group
     # table, and (source, group upstream id) → every product of the group.
-    group_tables: TaskMemo[str, list[Any]] = field(default_factory=TaskMemo)
+    group_tables: TaskMemo[str, Any] = field(default_factory=TaskMemo)
     group_product_lists: TaskMemo[tuple[str, str], list[Any]] = field(
         default_factory=TaskMemo)
     # ids of a field's AST nodes → names of the fields selected on its value

@@ -3,7 +3,8 @@
 Every emulator app is wrapped by :class:`EmulatorMiddleware`, which
 
 * records each upstream request (method, path, query, selected headers, start and end times,
-  status) in a :class:`RequestLog` — tests assert upstream call counts and overlap from it;
+  status, the answer body's size in bytes) in a :class:`RequestLog` — tests assert upstream call
+  counts and overlap from it, the benchmark the upstream bytes a query costs;
 * applies the current :class:`Fault` plan before the app sees the request: added latency, an
   error status (optionally at a seeded random rate), 429 with ``Retry-After``, a hang, or a
   malformed JSON body, optionally for the next N requests only;
@@ -85,6 +86,7 @@ class RecordedRequest:
     started: float  # time.monotonic() when the request arrived
     finished: float  # time.monotonic() when the response was sent (or the request given up)
     status: int
+    response_bytes: int = 0  # the answer body's length as sent (0: none sent, e.g. a hang)
 
     def param(self, name: str) -> str | None:
         """The first value of query parameter ``name``, or None."""
@@ -274,19 +276,22 @@ class EmulatorMiddleware:
         started = time.monotonic()
         self.log.arrive()
         status_box = [0]
+        sent_bytes = [0]
 
         logged = [False]
 
         def record() -> None:
             if not logged[0]:
                 logged[0] = True
-                self.log.append(_record(scope, started, status_box[0]))
+                self.log.append(_record(scope, started, status_box[0], sent_bytes[0]))
 
         async def recording_send(message: Any) -> None:
             if message["type"] == "http.response.start":
                 status_box[0] = message["status"]
-            elif message["type"] == "http.response.body" and not message.get("more_body"):
-                record()  # before the client can see the end of the answer
+            elif message["type"] == "http.response.body":
+                sent_bytes[0] += len(message.get("body", b""))
+                if not message.get("more_body"):
+                    record()  # before the client can see the end of the answer
             await send(message)
 
         try:
@@ -412,7 +417,8 @@ class EmulatorMiddleware:
         return response
 
 
-def _record(scope: Scope, started: float, status: int) -> RecordedRequest:
+def _record(scope: Scope, started: float, status: int, response_bytes: int
+            ) -> RecordedRequest:
     query = scope.get("query_string", b"").decode("latin-1")
     headers = {
         name.decode("latin-1").lower(): value.decode("latin-1")
@@ -427,6 +433,7 @@ def _record(scope: Scope, started: float, status: int) -> RecordedRequest:
         started=started,
         finished=time.monotonic(),
         status=status,
+        response_bytes=response_bytes,
     )
 
 

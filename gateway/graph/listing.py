@@ -241,74 +241,114 @@ async def _total(streams: Sequence[Stream[Any]], report: ErrorSink) -> int | Non
     return None if any(t is None for t in totals) else sum(t or 0 for t in totals)
 
 
-async def merged(streams: Sequence[ListStream[T]], sort: Callable[[list[T]], list[T]],
+async def merged(streams: Sequence[ListStream[T]], key: Callable[[T], Any], descending: bool,
                  args: PageArgs, fp: Fingerprint, report: ErrorSink) -> Listing[T]:
-    """A page of the streams merged in ``sort`` order (ties: stream order, as given to sort)."""
+    """A page of the streams merged by ``key`` (``descending``: largest first; ties in stream
+    order), each stream's items already in that order (within a stream, ties as it holds them).
+
+    A k-way merge that reads only the page's items and one more per stream: nothing is sorted
+    here, and a page of 20 of a thousand items costs 20 steps, not a thousand.
+    """
+    bounds = _start(args, fp, len(streams))  # a cursor of another list: before any call
     loaded = await asyncio.gather(*(_guard(report, s.items) for s in streams))
-    count = len(streams)
-    ordered = _ranked(loaded, sort)
-    total = None if any(items is None for items in loaded) else len(ordered)
-    bounds = _start(args, fp, count)
-    if args.forward:
-        start = bounds or (0,) * count
-        rest = [t for t in ordered if t[2] >= _limit(start[t[1]])]
-        page = rest[: args.size]
-        has_previous = any(o != 0 for o in start)
-        has_next = len(rest) > len(page) or any(items is None for items in loaded)
-        kept = start
-    else:
-        end = bounds or (END,) * count
-        before = [t for t in ordered if t[2] < _limit(end[t[1]])]
-        page = before[max(0, len(before) - args.size):]
-        has_previous, has_next = len(before) > len(page), bounds is not None and bool(page)
-        kept = end
+    lists = [items or [] for items in loaded]
     failed = {i for i, items in enumerate(loaded) if items is None}
-    edges = _merged_edges(page, ordered, fp, kept, failed, forward=args.forward)
-    return Listing.of_edges(edges, total, has_previous, has_next)
+    total = None if failed else sum(len(items) for items in lists)
+    walk = _MergeWalk(lists, key, descending, failed)
+    if args.forward:
+        return walk.forward(bounds or (0,) * len(lists), args.size, fp, total,
+                            has_previous=bounds is not None and any(o != 0 for o in bounds))
+    return walk.backward(bounds or (END,) * len(lists), args.size, fp, total,
+                         after_cursor=bounds is not None)
 
 
-def _ranked(loaded: Sequence[list[T] | None], sort: Callable[[list[T]], list[T]]
-            ) -> list[tuple[T, int, int]]:
-    """All items in sort order as (item, stream, rank of the item in its stream's sort order)."""
-    stream_of = {id(item): i for i, items in enumerate(loaded) for item in items or ()}
-    seen = [0] * len(loaded)
-    ordered = []
-    for item in sort([item for items in loaded for item in items or ()]):
-        stream = stream_of[id(item)]
-        ordered.append((item, stream, seen[stream]))
-        seen[stream] += 1
-    return ordered
-
-
-def _limit(offset: int) -> float:
-    return float("inf") if offset == END else offset
-
-
-def _merged_edges(page: list[tuple[T, int, int]], ordered: list[tuple[T, int, int]],
-                  fp: Fingerprint, bounds: tuple[int, ...], failed: set[int], *, forward: bool
-                  ) -> list[tuple[T, Cursor]]:
-    """Cursors for merged items: per stream, how many of its items sort before each one.
+class _MergeWalk(Generic[T]):
+    """The merge of sorted streams from a start (forward) or an end (backward), with each
+    item's cursor: per stream, how many of its items sort before the item.
 
     Offsets never go back past where the page started (forward) or beyond where it ended
     (backward), so no item repeats after a failed stream comes back; a failed stream keeps the
     offset the page started from, so the next page resumes it.
     """
-    on_page = {id(t[0]) for t in page}
-    seen = [0] * len(bounds)
-    edges: list[tuple[T, Cursor]] = []
-    for item, stream, rank in ordered:
-        if len(edges) == len(page):
-            break
-        if id(item) in on_page:
-            offsets = [_bounded(seen[j], bounds[j], j in failed, forward)
-                       for j in range(len(bounds))]
-            offsets[stream] = rank
+
+    def __init__(self, lists: list[list[T]], key: Callable[[T], Any], descending: bool,
+                 failed: set[int]) -> None:
+        self.lists = lists
+        self.key = key
+        self.descending = descending
+        self.failed = failed
+
+    def forward(self, start: tuple[int, ...], size: int, fp: Fingerprint, total: int | None,
+                *, has_previous: bool) -> Listing[T]:
+        lists, key, descending = self.lists, self.key, self.descending
+        position = [len(items) if o == END or i in self.failed else min(o, len(items))
+                    for i, (items, o) in enumerate(zip(lists, start, strict=True))]
+        heads: list[Any] = [key(items[p]) if p < len(items) else None
+                            for items, p in zip(lists, position, strict=True)]
+        edges: list[tuple[T, Cursor]] = []
+        while len(edges) < size:
+            best = -1
+            for i, head in enumerate(heads):  # first in order; ties: the earlier stream
+                if position[i] < len(lists[i]) and (
+                        best < 0 or (head > heads[best] if descending else head < heads[best])):
+                    best = i
+            if best < 0:
+                break
+            item = lists[best][position[best]]
+            offsets = [self._offset_before(j, start[j], position[j], item, best)
+                       for j in range(len(lists))]
+            offsets[best] = position[best]
+            edges.append((item, Cursor(fp.value, best, tuple(offsets))))
+            position[best] += 1
+            items = lists[best]
+            heads[best] = key(items[position[best]]) if position[best] < len(items) else None
+        has_next = bool(self.failed) or any(p < len(items) for items, p in
+                                            zip(lists, position, strict=True))
+        return Listing.of_edges(edges, total, has_previous, has_next)
+
+    def backward(self, end: tuple[int, ...], size: int, fp: Fingerprint, total: int | None,
+                 *, after_cursor: bool) -> Listing[T]:
+        lists, key, descending = self.lists, self.key, self.descending
+        # position[i]: how many of stream i's items are still before the walk (it goes back).
+        position = [0 if i in self.failed else len(items) if o == END else min(o, len(items))
+                    for i, (items, o) in enumerate(zip(lists, end, strict=True))]
+        heads: list[Any] = [key(items[p - 1]) if p > 0 else None
+                            for items, p in zip(lists, position, strict=True)]
+        taken: list[tuple[T, int, list[int]]] = []
+        while len(taken) < size:
+            best = -1
+            for i, head in enumerate(heads):  # last in order; ties: the later stream
+                if position[i] > 0 and (
+                        best < 0 or (head <= heads[best] if descending else head >= heads[best])):
+                    best = i
+            if best < 0:
+                break
+            position[best] -= 1
+            items = lists[best]
+            taken.append((items[position[best]], best, list(position)))
+            heads[best] = key(items[position[best] - 1]) if position[best] > 0 else None
+        edges = []
+        for item, stream, before in reversed(taken):
+            # Items of other streams before this one: what the walk had not yet passed.
+            offsets = [end[j] if j in self.failed else before[j] for j in range(len(lists))]
             edges.append((item, Cursor(fp.value, stream, tuple(offsets))))
-        seen[stream] += 1
-    return edges
+        has_previous = any(position)
+        return Listing.of_edges(edges, total, has_previous, after_cursor and bool(edges))
 
-
-def _bounded(seen: int, bound: int, failed: bool, forward: bool) -> int:
-    if failed or bound == END:
-        return bound if failed else seen
-    return max(seen, bound) if forward else min(seen, bound)
+    def _offset_before(self, stream: int, start: int, position: int, item: T, of: int) -> int:
+        """How many of ``stream``'s items a forward page's cursor puts before ``item`` (of
+        stream ``of``): where the walk stands in it, never before the page's start; a failed
+        stream keeps its start."""
+        if stream in self.failed:
+            return start
+        if start != END:
+            return max(position, start)
+        # A stream the cursor had passed whole (END): count its items before the item.
+        key, before = self.key(item), 0
+        for other in self.lists[stream]:
+            other_key = self.key(other)
+            if not (other_key > key if self.descending else other_key < key) and not (
+                    other_key == key and stream < of):
+                break
+            before += 1
+        return before

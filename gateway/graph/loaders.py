@@ -2,7 +2,9 @@
 
 One :class:`RequestLoaders` per GraphQL request (no cross-user cache). Each loader groups its keys
 by source and asks every source once, concurrently; a source's failure is the value of its keys
-only (errors as values), so one bad source fails alone.
+only (errors as values), so one bad source fails alone. Lookups by id (``nodes``) reach each source
+as one batch of its groups and products (:meth:`~gateway.sources.base.SourceAdapter.lookup`), so
+a source whose calls serve both plans them together.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from gateway.sources.query import ALL_PRODUCT_FIELDS
 from gateway.sources.records import GroupRecord, ProductRecord
 from gateway.window import Page, Window
 
-__all__ = ["GroupKey", "GroupProductsKey", "ProductLookupKey", "RequestLoaders"]
+__all__ = ["GroupKey", "GroupProductsKey", "RequestLoaders"]
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -29,8 +31,6 @@ V = TypeVar("V")
 GroupKey = tuple[str, str, str]
 # (source, group upstream id, search, offset, limit)
 GroupProductsKey = tuple[str, str, str | None, int, int]
-# (source, product upstream id, group id)
-ProductLookupKey = tuple[str, str, str | None]
 
 
 class RequestLoaders:
@@ -40,10 +40,10 @@ class RequestLoaders:
         self.adapters = adapters
         batches = _Batches(adapters, scope)
         self.groups: DataLoader[GroupKey, GroupRecord | None] = DataLoader(batches.groups)
-        self.products: DataLoader[ProductLookupKey, ProductRecord | None] = DataLoader(
-            batches.products)
         self.group_products: DataLoader[GroupProductsKey, Page[ProductRecord]] = DataLoader(
             batches.group_products)
+        self.nodes: DataLoader[NodeKey, GroupRecord | ProductRecord | None] = DataLoader(
+            batches.nodes)
 
     async def parent(self, group: GroupRecord) -> GroupRecord | None:
         if group.parent_id is not None:
@@ -57,10 +57,7 @@ class RequestLoaders:
         """The record a global id names; None when its source or the item is unknown."""
         if key.source not in self.adapters:
             return None
-        if key.type is NodeType.PRODUCT_GROUP:
-            return await self.groups.load((key.source, "id", key.upstream_id))
-        return await self.products.load((key.source, key.upstream_id, key.group_id))
-
+        return await self.nodes.load(key)
 
 
 class _Batches:
@@ -82,12 +79,30 @@ class _Batches:
                                  lambda group, values: fetch(self.adapters[group[0]], group[1],
                                                              values))
 
-    async def products(self, keys: Sequence[ProductLookupKey]) -> list[Any]:
-        async def fetch(source: str, refs: list[ProductKey]) -> dict[ProductKey, Any]:
-            return dict(await self.adapters[source].products_by_keys(
-                refs, ALL_PRODUCT_FIELDS, self.scope))
-
-        return await _per_source(keys, lambda k: k[0], lambda k: (k[1], k[2]), fetch)
+    async def nodes(self, keys: Sequence[NodeKey]) -> list[Any]:
+        """Every id looked up at once, one plan per source for its groups and products (a
+        source may serve both with the same calls)."""
+        wanted: dict[str, tuple[list[str], list[ProductKey]]] = defaultdict(lambda: ([], []))
+        for key in keys:
+            groups, products = wanted[key.source]
+            if key.type is NodeType.PRODUCT_GROUP:
+                groups.append(key.upstream_id)
+            else:
+                products.append((key.upstream_id, key.group_id))
+        names = list(wanted)
+        found = await asyncio.gather(*(
+            self.adapters[name].lookup(*wanted[name], ALL_PRODUCT_FIELDS, self.scope)
+            for name in names), return_exceptions=True)
+        by_source = dict(zip(names, found, strict=True))
+        results: list[Any] = []
+        for key in keys:
+            lookup = by_source[key.source]
+            part: Any = lookup if isinstance(lookup, BaseException) else (
+                lookup.groups if key.type is NodeType.PRODUCT_GROUP else lookup.products)
+            item = key.upstream_id if key.type is NodeType.PRODUCT_GROUP else (
+                key.upstream_id, key.group_id)
+            results.append(part if isinstance(part, BaseException) else part.get(item))
+        return results
 
     async def group_products(self, keys: Sequence[GroupProductsKey]) -> list[Any]:
         results = await asyncio.gather(

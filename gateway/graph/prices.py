@@ -67,6 +67,9 @@ class SourcePrice:
     group_pages: int  # pages of a group's whole product list (Axim product lookups)
     products_page: int  # most products of a group one request carries (0: none of its own)
     pass_through: bool = False  # clients may send their own credential (a subscriber's view)
+    # A group by id comes with its first products: looked up with products of it, it costs
+    # nothing more (ReadCost.by_id_carries_products).
+    by_id_carries_products: bool = False
 
     @classmethod
     def of(cls, adapter: SourceAdapter) -> SourcePrice:
@@ -95,6 +98,7 @@ class SourcePrice:
             group_pages=group_pages,
             products_page=products_page,
             pass_through=adapter.config.pass_through_header is not None,
+            by_id_carries_products=declared.by_id_carries_products,
         )
 
 

@@ -333,6 +333,8 @@ class Pricer:
                            if k.source == source and k.type is NodeType.PRODUCT}
             if group_ids:
                 groups.add(source)
+                if price.by_id_carries_products:  # the product lookups' calls carry these
+                    group_ids -= {g for _, g in product_ids}
                 cost += self._group_lookup(price, len(group_ids))
             if product_ids:
                 cost += Cost(len(product_ids) if price.product_by_id

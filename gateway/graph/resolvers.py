@@ -10,7 +10,7 @@ collation.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 from strawberry.types import Info
@@ -91,9 +91,10 @@ async def product_groups(info: GraphInfo, first: int | None, after: str | None,
     fp = Fingerprint("groups", [a.name for a in adapters], group_filter, order)
     report = _reporter(info)
     if order is not None:
-        tables = [ListStream(a.name, _table_loader(context, a, group_filter)) for a in adapters]
-        listing = await merged(tables, _sorter(order, [a.name for a in adapters]), args, fp,
-                               report)
+        key, descending = _order_key(order), order.direction is Direction.DESC
+        tables = [ListStream(a.name, _ordered_loader(context, a, group_filter, order))
+                  for a in adapters]
+        listing = await merged(tables, key, descending, args, fp, report)
     else:
         nested = _nested_products(info)
         streams = [_group_stream(context, a, group_filter, nested) for a in adapters]
@@ -139,25 +140,44 @@ def _nested_products(info: GraphInfo) -> NestedPage | None:
                         if f.name.value == "products"])
 
 
-def _sorter(order: GroupOrder, source_order: Sequence[str]
-            ) -> Callable[[list[GroupRecord]], list[GroupRecord]]:
-    rank = {name: i for i, name in enumerate(source_order)}
+def _ordered_loader(context: GatewayContext, adapter: SourceAdapter, group_filter: GroupFilter,
+                    order: GroupOrder) -> Callable[[], Any]:
+    """A source's groups that match, in ``order``: its table is sorted once while it is kept
+    (a warm merged list sorts nothing), then filtered (which keeps the order)."""
+    async def load() -> list[GroupRecord]:
+        table = await adapter.group_table(context.scope)
+        ordered = table.ordered(order, lambda: _in_order(table, order))
+        if not group_filter.active_arguments():
+            return ordered
+        return [g for g in ordered if group_filter.matches(g)]
 
-    def primary(group: GroupRecord) -> tuple[bool, Any]:
-        if order.field is OrderField.NAME:
-            value: Any = group.name.casefold() if group.name is not None else None
-        elif order.field is OrderField.CREATED_AT:
-            value = group.created_at
-        else:
-            value = group.updated_at
-        return (value is None, value if value is not None else 0)
+    return load
 
-    def sort(groups: list[GroupRecord]) -> list[GroupRecord]:
-        # Stable sorts: ties keep configured source order, then upstream id, in both directions.
-        ties = sorted(groups, key=lambda g: (rank[g.source.id], g.upstream_id))
-        return sorted(ties, key=primary, reverse=order.direction is Direction.DESC)
 
-    return sort
+def _order_key(order: GroupOrder) -> Callable[[GroupRecord], tuple[bool, Any]]:
+    """The merged order's key: the field's value (names case-folded), missing values last
+    ascending and first descending; ties are in stream (configured source) order."""
+    def by_name(group: GroupRecord) -> tuple[bool, Any]:
+        name = group.name
+        return (True, 0) if name is None else (False, name.casefold())
+
+    def by_time(field: str) -> Callable[[GroupRecord], tuple[bool, Any]]:
+        def key(group: GroupRecord) -> tuple[bool, Any]:
+            value = getattr(group, field)
+            return (True, 0) if value is None else (False, value)
+
+        return key
+
+    if order.field is OrderField.NAME:
+        return by_name
+    return by_time("created_at" if order.field is OrderField.CREATED_AT else "updated_at")
+
+
+def _in_order(groups: list[GroupRecord], order: GroupOrder) -> list[GroupRecord]:
+    """One source's groups in ``order``; ties by upstream id, in both directions (stable
+    sorts: the second keeps the first's order among equal keys)."""
+    by_id = sorted(groups, key=lambda g: g.upstream_id)
+    return sorted(by_id, key=_order_key(order), reverse=order.direction is Direction.DESC)
 
 
 # -- products -----------------------------------------------------------------------------------

@@ -31,9 +31,8 @@ from typing import Any, ClassVar, TypeVar, cast
 import msgspec
 
 from gateway.config import SourceKind
-from gateway.errors import UpstreamBadResponse
 from gateway.scope import RequestScope
-from gateway.sources.base import GroupsWithProducts, ProductKey, ReadCost, SourceAdapter
+from gateway.sources.base import GroupsWithProducts, Lookup, ProductKey, ReadCost, SourceAdapter
 from gateway.sources.query import GroupFilter, ProductFields
 from gateway.sources.records import (
     Capability,
@@ -60,7 +59,8 @@ MAX_LIMIT = 50  # both levels, both endpoints (docs 002 and 003)
 GROUP_ID = re.compile(r"[0-9a-f]{24}")
 # /all always carries products; when they are not wanted, ask for the fewest allowed (one).
 NO_PRODUCTS: Params = {"productPage": 1, "productLimit": 1}
-# Up to this many ids are fetched one by one (one round trip); more read the group table.
+# Up to this many ids are fetched one by one (one round trip); more read the group table. Groups
+# whose products are looked up at the same time do not count: their call is made anyway.
 BY_ID_LIMIT = 3
 
 
@@ -69,10 +69,11 @@ class AximAdapter(SourceAdapter):
     capabilities: ClassVar[tuple[Capability, ...]] = (
         Capability.PRODUCT_GROUPS, Capability.GROUP_PRODUCTS, Capability.GROUP_BY_ID)
     # Pages of 50 at both levels; only `search` is a parameter; three groups by id at most,
-    # one call each (more read the table).
+    # one call each (more read the table), not counting groups whose products are looked up
+    # too: their call is the products' first page.
     read_cost: ClassVar[ReadCost] = ReadCost(
         list_page=MAX_LIMIT, pushed_filters=frozenset({"search"}), by_id_limit=BY_ID_LIMIT,
-        products_page=MAX_LIMIT)
+        by_id_carries_products=True, products_page=MAX_LIMIT)
     table_page_size: ClassVar[int | None] = MAX_LIMIT
 
     @classmethod
@@ -127,26 +128,26 @@ class AximAdapter(SourceAdapter):
                                           parse=parse)
 
     def _one_group(self, body: bytes) -> GroupRecord:
-        data = self._read(ONE_GROUP, body).data
+        data = self.decode(GROUP_ALONE, body).data  # its products, if any, are skipped
         with self.reading("product group"):
             group = _group(self, data.productGroup)
         group.product_count = data.pagination.total
         return group
 
     def _products_page(self, body: bytes, group_id: str) -> Page[ProductRecord]:
-        data = self._read(ONE_GROUP, body).data
+        data = self.decode(ONE_GROUP, body).data
         with self.reading("product"):
             products = [_product(self, row, group_id) for row in data.products]
         return Page(products, data.pagination.total)
 
     def _groups_page(self, body: bytes) -> Page[GroupRecord]:
-        answer = self._read(GROUP_LIST, body)
+        answer = self.decode(GROUP_LIST, body)
         with self.reading("product group"):
             return Page([_group(self, row) for row in answer.data], answer.pagination.total)
 
     def _groups_with_products_page(self, body: bytes, start: int, stop: int
                                    ) -> Page[tuple[GroupRecord, Page[ProductRecord]]]:
-        answer = self._read(GROUPS_WITH_PRODUCTS, body)
+        answer = self.decode(GROUPS_WITH_PRODUCTS, body)
         keep = slice(start, stop)
         with self.reading("product group"):
             return Page([self._with_products(row, keep) for row in answer.data],
@@ -162,17 +163,38 @@ class AximAdapter(SourceAdapter):
 
     async def groups_by_ids(self, ids: Sequence[str], scope: RequestScope
                             ) -> dict[str, GroupRecord]:
+        return await self._groups(ids, set(), scope)
+
+    async def lookup(self, group_ids: Sequence[str], product_keys: Sequence[ProductKey],
+                     fields: ProductFields, scope: RequestScope) -> Lookup:
+        # A group's own call is its first product page when products of it are looked up too
+        # (the same request: made once, scope.calls), so those groups cost nothing more.
+        product_groups = {g for _, g in product_keys if g is not None and GROUP_ID.fullmatch(g)}
+        found = await asyncio.gather(
+            self._groups(group_ids, product_groups, scope) if group_ids else _given({}),
+            self.products_by_keys(product_keys, fields, scope) if product_keys else _given({}),
+            return_exceptions=True)
+        return Lookup(*found)
+
+    async def _groups(self, ids: Sequence[str], with_products: set[str], scope: RequestScope
+                      ) -> dict[str, GroupRecord]:
         wanted = [i for i in dict.fromkeys(ids) if GROUP_ID.fullmatch(i)]
-        if len(wanted) > BY_ID_LIMIT:
-            # Many ids: the group table (pages of 50, cached apart) costs fewer requests.
+        if (len([i for i in wanted if i not in with_products]) > BY_ID_LIMIT
+                or self.table_is_kept(scope)):
+            # Many ids: the group table (pages of 50, cached apart) costs fewer requests; a
+            # table kept fresh costs none.
             return await super().groups_by_ids(wanted, scope)
-        found = await asyncio.gather(*(self._group_by_id(i, scope) for i in wanted))
+        found = await asyncio.gather(*(self._group_by_id(i, i in with_products, scope)
+                                       for i in wanted))
         return {group.upstream_id: group for group in found if group is not None}
 
-    async def _group_by_id(self, group_id: str, scope: RequestScope) -> GroupRecord | None:
+    async def _group_by_id(self, group_id: str, with_products: bool, scope: RequestScope
+                           ) -> GroupRecord | None:
+        # With products: the very call of the group's first product page (_all_products).
+        size = MAX_LIMIT if with_products else 1
         group: GroupRecord | None = await self.client.get_json(
-            f"/productGroup/{group_id}", {"page": 1, "limit": 1}, scope=scope, allow_404=True,
-            parse=Parse(self._one_group, raw=True), route=GROUP_ROUTE)
+            f"/productGroup/{group_id}", {"page": 1, "limit": size}, scope=scope,
+            allow_404=True, parse=Parse(self._one_group, raw=True), route=GROUP_ROUTE)
         return group
 
     # -- products -------------------------------------------------------------------------------
@@ -228,20 +250,6 @@ class AximAdapter(SourceAdapter):
             (self.name, group_id),
             lambda: read_all(lambda window: self.group_products(group_id, None, window, scope),
                              MAX_LIMIT))
-
-    # -- parsing --------------------------------------------------------------------------------
-
-    def _read(self, decoder: msgspec.json.Decoder[T], body: bytes) -> T:
-        """Decode an answer into its typed shape; a shape not expected is UPSTREAM_BAD_RESPONSE."""
-        try:
-            return decoder.decode(body)
-        except msgspec.DecodeError as exc:
-            if isinstance(exc, msgspec.ValidationError):
-                with self.reading("response"):
-                    raise ShapeError(str(exc)) from None
-            raise UpstreamBadResponse(f"source '{self.name}' answered malformed JSON",
-                                      source=self.name) from None
-
 
 # Axim's JSON (seed docs 002 and 003), decoded by msgspec: types are checked in C, unknown
 # fields are skipped, times are read as RFC 3339 (the docs' "2024-08-30T19:43:04.216Z"), and
@@ -311,9 +319,16 @@ class _GroupsWithProductsList(msgspec.Struct, gc=False):
     pagination: _Pagination
 
 
-class _OneGroupData(msgspec.Struct, gc=False):
+class _GroupAloneData(msgspec.Struct, gc=False):
     productGroup: _Group
     pagination: _Pagination
+
+
+class _GroupAlone(msgspec.Struct, gc=False):
+    data: _GroupAloneData
+
+
+class _OneGroupData(_GroupAloneData):
     products: list[_Product] = []
 
 
@@ -324,6 +339,7 @@ class _OneGroup(msgspec.Struct, gc=False):
 GROUP_LIST = msgspec.json.Decoder(_GroupList)
 GROUPS_WITH_PRODUCTS = msgspec.json.Decoder(_GroupsWithProductsList)
 ONE_GROUP = msgspec.json.Decoder(_OneGroup)
+GROUP_ALONE = msgspec.json.Decoder(_GroupAlone)
 
 
 def _group(adapter: AximAdapter, row: _Group) -> GroupRecord:
@@ -358,5 +374,5 @@ def _product(adapter: AximAdapter, row: _Product, group_id: str) -> ProductRecor
 
 
 
-async def _given(products: list[ProductRecord]) -> list[ProductRecord]:
-    return products
+async def _given(value: T) -> T:
+    return value

@@ -17,11 +17,14 @@ answers and parsed records: one byte bound per process.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
+
+import msgspec
 
 from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.config import SourceConfig, SourceKind
@@ -34,10 +37,11 @@ from gateway.upstream.client import UpstreamClient
 from gateway.upstream.paging import read_all
 from gateway.window import Page, Window
 
-__all__ = ["GroupsWithProducts", "ProductKey", "SourceAdapter"]
+__all__ = ["GroupTable", "GroupsWithProducts", "Lookup", "ProductKey", "SourceAdapter"]
 
-# The memory of a group record without its strings (measured: 355-520 bytes; rounded up), and
-# of each character of its strings (1 for ASCII, up to 4 otherwise).
+# The memory of a group record without its strings (measured: 355-520 bytes) with its place in
+# each order its table is kept in (8 bytes, at most six orders), rounded up; and of each
+# character of its strings (1 for ASCII, up to 4 otherwise).
 GROUP_RECORD_BYTES = 640
 BYTES_PER_CHARACTER = 2
 
@@ -45,8 +49,37 @@ BYTES_PER_CHARACTER = 2
 ProductKey = tuple[str, str | None]
 GroupsWithProducts = tuple[Page[GroupRecord], dict[str, Page[ProductRecord]]]
 Changed = TypeVar("Changed", GroupRecord, ProductRecord)
+Decoded = TypeVar("Decoded")
 # Items per request when reading what changed, newest first (most polls find a few).
 CHANGES_PAGE_SIZE = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """What one source found of the ids a request looks up at once: its groups by upstream id
+    and its products by key, each part the failure that stopped it instead (apart: one part
+    failing leaves the other's answer)."""
+
+    groups: dict[str, GroupRecord] | BaseException
+    products: dict[ProductKey, ProductRecord] | BaseException
+
+
+class GroupTable(list[GroupRecord]):
+    """A source's whole group table as read, which keeps each order it was put in: a table is
+    kept while the answers it came from are fresh, so a warm merged list sorts nothing."""
+
+    def __init__(self, groups: Iterable[GroupRecord] = ()) -> None:
+        super().__init__(groups)
+        self._orders: dict[Hashable, list[GroupRecord]] = {}
+
+    def ordered(self, order: Hashable, arrange: Callable[[], list[GroupRecord]]
+                ) -> list[GroupRecord]:
+        """The table in ``order`` (an equal order: the same list), ``arrange()`` the first
+        time. Callers only read it."""
+        kept = self._orders.get(order)
+        if kept is None:
+            kept = self._orders[order] = arrange()
+        return kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +95,9 @@ class ReadCost:
     pushed_filters: frozenset[str] = frozenset()
     parents: bool = False  # its groups name a parent (a parent walk reads the table)
     by_id_limit: int = 0  # groups fetched one by one by id up to this many; more read the table
+    # A group fetched by id comes with its first page of products: a lookup of the group and of
+    # products in it is one call, and only the other groups count towards ``by_id_limit``.
+    by_id_carries_products: bool = False
     # Most products of a group one request carries: a page of a group's products, and the
     # first page a group list's own call can carry for every group (the fold rule). 0: its
     # groups have no products of their own.
@@ -115,6 +151,19 @@ class SourceAdapter:
             raise UpstreamBadResponse(f"source '{self.name}' answered an unexpected {what} "
                                       f"({exc})", source=self.name) from None
 
+    def decode(self, decoder: msgspec.json.Decoder[Decoded], body: bytes) -> Decoded:
+        """An answer's bytes decoded straight into its typed shape by msgspec (types checked in
+        C, unknown fields skipped, no intermediate dicts); a shape not expected is
+        UPSTREAM_BAD_RESPONSE, and bytes that are not JSON say so (neither quotes the body)."""
+        try:
+            return decoder.decode(body)
+        except msgspec.ValidationError as exc:
+            with self.reading("response"):
+                raise ShapeError(str(exc)) from None
+        except msgspec.DecodeError:
+            raise UpstreamBadResponse(f"source '{self.name}' answered malformed JSON",
+                                      source=self.name) from None
+
     @classmethod
     def auth_headers(cls, token: str) -> dict[str, str]:
         """The headers that carry the source's credential."""
@@ -154,22 +203,35 @@ class SourceAdapter:
         """Groups and each group's first product page in one call, where the upstream can."""
         return None
 
-    async def group_table(self, scope: RequestScope) -> list[GroupRecord]:
+    async def group_table(self, scope: RequestScope) -> GroupTable:
         """Every group of the source in upstream order (at most ``scan_limit``)."""
-        return await scope.group_tables.once(self.name, lambda: self._kept_table(scope))
+        table: GroupTable = await scope.group_tables.once(self.name,
+                                                          lambda: self._kept_table(scope))
+        return table
 
-    async def _kept_table(self, scope: RequestScope) -> list[GroupRecord]:
+    def table_is_kept(self, scope: RequestScope) -> bool:
+        """Whether the request would read the group table without a call (kept, fresh)."""
+        return self.name in scope.group_tables or self._fresh_kept(scope) is not None
+
+    def _fresh_kept(self, scope: RequestScope) -> tuple[float, GroupTable] | None:
         # Kept by language and credential (a client's own token may see other groups):
         # (clock.wall() until which the upstream answers it was read from stay
         # fresh, table). A table never outlives the answers it came from.
-        key = ("table", self.name, self.language(scope) or "",
-               scope.credential_fingerprint(self.name))
-        kept: tuple[float, list[GroupRecord]] | None = self.client.memo.get(key)
-        if kept is not None and not scope.refresh:
+        kept: tuple[float, GroupTable] | None = self.client.memo.get(self._table_key(scope))
+        if kept is None or scope.refresh or self._clock.wall() >= kept[0]:
+            return None
+        return kept
+
+    def _table_key(self, scope: RequestScope) -> tuple[str, ...]:
+        return ("table", self.name, self.language(scope) or "",
+                scope.credential_fingerprint(self.name))
+
+    async def _kept_table(self, scope: RequestScope) -> GroupTable:
+        kept = self._fresh_kept(scope)
+        if kept is not None:
             fresh_until, kept_table = kept
-            if self._clock.wall() < fresh_until:
-                scope.fresh_for(fresh_until)
-                return kept_table
+            scope.fresh_for(fresh_until)
+            return kept_table
         # The table's freshness is that of the answers read for it: measured apart from the
         # rest of the request (what other fields note meanwhile only shortens it).
         before, scope.fresh_until = scope.fresh_until, float("inf")
@@ -181,13 +243,15 @@ class SourceAdapter:
         self.largest_group = max((g.product_count or 0 for g in table), default=0)
         scope.fresh_for(fresh_until)
         if self.name not in scope.stale and fresh_until > self._clock.wall():
-            self.client.memo.put(key, (fresh_until, table), _table_bytes(table))
+            self.client.memo.put(self._table_key(scope), (fresh_until, table),
+                                 _table_bytes(table))
         return table
 
-    async def _read_group_table(self, scope: RequestScope) -> list[GroupRecord]:
-        return await read_all(lambda window: self.list_groups(GroupFilter(), window, scope),
-                              self.table_page_size or self.config.scan_limit,
-                              check_total=self.within_scan_limit)
+    async def _read_group_table(self, scope: RequestScope) -> GroupTable:
+        groups = await read_all(lambda window: self.list_groups(GroupFilter(), window, scope),
+                                self.table_page_size or self.config.scan_limit,
+                                check_total=self.within_scan_limit)
+        return GroupTable(groups)
 
     def within_scan_limit(self, total: int, what: str = "groups") -> None:
         """Refuse a whole list of ``total`` items larger than the configured ``scan_limit``."""
@@ -214,6 +278,16 @@ class SourceAdapter:
             for g in await self.group_table(scope)
             if g.external_id is not None and g.external_id in wanted
         }
+
+    async def lookup(self, group_ids: Sequence[str], product_keys: Sequence[ProductKey],
+                     fields: ProductFields, scope: RequestScope) -> Lookup:
+        """The groups and products a request looks up by id at once (``nodes(ids:)``), each
+        part on its own; a source whose calls can serve both parts plans them together."""
+        found = await asyncio.gather(
+            self.groups_by_ids(group_ids, scope) if group_ids else _nothing(),
+            self.products_by_keys(product_keys, fields, scope) if product_keys else _nothing(),
+            return_exceptions=True)
+        return Lookup(*found)
 
     # -- products -------------------------------------------------------------------------------
 
@@ -278,6 +352,10 @@ class SourceAdapter:
             if not page.items or (page.total is not None and len(found) >= page.total):
                 break
         return found
+
+
+async def _nothing() -> dict[Any, Any]:
+    return {}
 
 
 def _table_bytes(table: list[GroupRecord]) -> int:

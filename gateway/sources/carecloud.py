@@ -20,8 +20,10 @@ the group tables see nothing else.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import ClassVar
 from zoneinfo import ZoneInfo
+
+import msgspec
 
 from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.config import SourceConfig, SourceKind
@@ -30,7 +32,7 @@ from gateway.scope import RequestScope
 from gateway.sources.base import ReadCost, SourceAdapter
 from gateway.sources.query import GroupFilter
 from gateway.sources.records import Capability, GroupRecord, GroupStatus
-from gateway.sources.shape import ShapeError, required, text
+from gateway.sources.shape import ShapeError
 from gateway.upstream.client import Parse, UpstreamClient
 from gateway.upstream.paging import Slice, fetch_window
 from gateway.window import Page, Window
@@ -45,7 +47,6 @@ CHANGES_ORDER = {"sort_field": "last_change", "sort_direction": "desc"}
 PUSHDOWN = {"search": "name", "store_id": "store_id", "code": "code",
             "external_id": "external_id"}
 STATES = {0: GroupStatus.DELETED, 1: GroupStatus.ACTIVE}
-LAST_CHANGE_FORMAT = "%Y-%m-%d %H:%M:%S"
 # The languages names exist in when the configuration names none (docs/emulators/carecloud.md);
 # the first is the upstream's own default (seed doc 000: "cs, en-gb;q=0.8").
 LANGUAGES = ("cs", "en")
@@ -89,45 +90,73 @@ class CareCloudAdapter(SourceAdapter):
             chunk: Page[GroupRecord] = await self.client.get_json(
                 PATH, {**params, "offset": piece.start, "count": piece.size}, scope=scope,
                 language=language, language_header="Accept-Language", freshness="groups",
-                parse=Parse(self._chunk))
+                parse=Parse(self._chunk, raw=True))
             return chunk
 
         chunk = await fetch_window(window, fetch, max_size=None, page_aligned=False)
         return Page(chunk.items, chunk.total)
 
-    def _chunk(self, body: Any) -> Page[GroupRecord]:
+    def _chunk(self, body: bytes) -> Page[GroupRecord]:
+        answer = self.decode(GROUP_LIST, body).data
         with self.reading("product group list"):
-            data = required(body, "data", dict)
-            rows = required(data, "product_groups", list)
-            total = required(data, "total_items", int)
-            return Page([self._record(row) for row in rows], total)
+            return Page([self._record(row) for row in answer.product_groups],
+                        answer.total_items)
 
-    def _record(self, row: Any) -> GroupRecord:
-        if not isinstance(row, dict):
-            raise ShapeError("a product group is not an object")
-        state = required(row, "state", int)
-        if state not in STATES:
-            raise ShapeError(f"unknown state {state}")
+    def _record(self, row: _Group) -> GroupRecord:
+        if row.state not in STATES:
+            raise ShapeError(f"unknown state {row.state}")
         return GroupRecord(
             source=self.info,
-            upstream_id=_required_id(row, "product_group_id"),
-            name=text(row, "name"),
-            code=text(row, "code"),
-            external_id=text(row, "external_id"),
-            status=STATES[state],
-            store_id=_id(row, "store_id"),
-            updated_at=self._time(text(row, "last_change")),
-            parent_id=_id(row, "parent_product_group_id"),
-            parent_external_id=text(row, "parent_external_id"),
+            upstream_id=_id(row.product_group_id, "product_group_id"),
+            name=row.name,
+            code=row.code,
+            external_id=row.external_id,
+            status=STATES[row.state],
+            store_id=_optional_id(row.store_id, "store_id"),
+            updated_at=self._local(row.last_change),
+            parent_id=_optional_id(row.parent_product_group_id, "parent_product_group_id"),
+            parent_external_id=row.parent_external_id,
         )
 
-    def _time(self, value: str | None) -> datetime | None:
-        if value is None:
+    def _local(self, naive: datetime | None) -> datetime | None:
+        """``last_change`` (no zone) in the source's configured zone."""
+        if naive is None:
             return None
-        try:
-            return datetime.strptime(value, LAST_CHANGE_FORMAT).replace(tzinfo=self._zone)
-        except ValueError:
-            raise ShapeError("last_change is not YYYY-MM-DD HH:MM:SS") from None
+        if naive.tzinfo is not None:
+            raise ShapeError("last_change is not YYYY-MM-DD HH:MM:SS")
+        # The constructor, not replace(tzinfo=): a fifth of its cost (0.17 us against 0.7),
+        # paid for every group of every table read.
+        return datetime(naive.year, naive.month, naive.day, naive.hour, naive.minute,
+                        naive.second, naive.microsecond, self._zone)
+
+
+# CareCloud's JSON (seed doc 000), decoded by msgspec: types are checked in C and unknown fields
+# skipped. Ids are documented as strings; a number is read the same way. ``last_change`` is
+# "YYYY-MM-DD HH:MM:SS" (msgspec reads it as a time without a zone).
+
+
+class _Group(msgspec.Struct, gc=False):
+    product_group_id: str | int
+    state: int
+    name: str | None = None
+    parent_product_group_id: str | int | None = None
+    parent_external_id: str | None = None
+    code: str | None = None
+    external_id: str | None = None
+    store_id: str | int | None = None
+    last_change: datetime | None = None
+
+
+class _GroupListData(msgspec.Struct, gc=False):
+    product_groups: list[_Group]
+    total_items: int
+
+
+class _GroupList(msgspec.Struct, gc=False):
+    data: _GroupListData
+
+
+GROUP_LIST = msgspec.json.Decoder(_GroupList)
 
 
 def _filter_params(group_filter: GroupFilter) -> dict[str, str | int]:
@@ -139,20 +168,14 @@ def _filter_params(group_filter: GroupFilter) -> dict[str, str | int]:
     return params
 
 
-def _required_id(row: dict[str, Any], key: str) -> str:
-    value = _id(row, key)
-    if value is None:
-        raise ShapeError(f"'{key}' is missing")
-    return value
+def _id(value: str | int, key: str) -> str:
+    """An id as a string (a number is read the same way); an empty one names nothing."""
+    if type(value) is str:
+        if value:
+            return value
+        raise ShapeError(f"'{key}' is not an id")
+    return str(value)
 
 
-def _id(row: dict[str, Any], key: str) -> str | None:
-    """An id as a string; CareCloud documents strings, but a number is read the same way."""
-    value = row.get(key)
-    if value is None:
-        return None
-    if isinstance(value, str) and value:
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    raise ShapeError(f"'{key}' is not an id")
+def _optional_id(value: str | int | None, key: str) -> str | None:
+    return None if value is None else _id(value, key)

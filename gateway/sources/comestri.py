@@ -34,13 +34,15 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
+import msgspec
+
 from gateway.config import SourceKind
 from gateway.errors import BadUserInput
 from gateway.scope import RequestScope
 from gateway.sources.base import ProductKey, ReadCost, SourceAdapter
 from gateway.sources.query import ALL_PRODUCT_FIELDS, ProductFields, ProductFilter
 from gateway.sources.records import Attribute, Capability, ProductClass, ProductRecord
-from gateway.sources.shape import ShapeError, iso_time, optional, required
+from gateway.sources.shape import as_utc
 from gateway.upstream.client import Params, Parse
 from gateway.upstream.paging import Slice, fetch_window, read_all
 from gateway.window import Page, Window
@@ -72,7 +74,7 @@ class ComestriAdapter(SourceAdapter):
         async def fetch(piece: Slice) -> Page[ProductRecord]:
             chunk: Page[ProductRecord] = await self.client.get_json(
                 PATH, {**params, "page": piece.page, "per_page": piece.size}, scope=scope,
-                parse=Parse(self._chunk))
+                parse=Parse(self._chunk, raw=True))
             return chunk
 
         chunk = await fetch_window(window, fetch, max_size=MAX_PER_PAGE, page_aligned=True)
@@ -105,36 +107,34 @@ class ComestriAdapter(SourceAdapter):
     async def _by_id(self, product_id: str, fields: ProductFields, scope: RequestScope
                      ) -> ProductRecord | None:
         params: Params = {**field_params(fields), "id": product_id, "per_page": 1}
-        chunk: Page[ProductRecord] = await self.client.get_json(PATH, params, scope=scope,
-                                                                 parse=Parse(self._chunk))
+        chunk: Page[ProductRecord] = await self.client.get_json(
+            PATH, params, scope=scope, parse=Parse(self._chunk, raw=True))
         # Trust only an entry with the asked id (an upstream ignoring ``id`` would answer others).
         return next((p for p in chunk.items if p.upstream_id == product_id), None)
 
-    def _chunk(self, body: Any) -> Page[ProductRecord]:
-        with self.reading("product list"):
-            rows = required(body, "entries", list)
-            total = required(body, "total_entries", int)
-            size = body.get("per_page")  # what the upstream applied
-            return Page([self._record(row) for row in rows], total,
-                         size if isinstance(size, int) else None)
+    def _chunk(self, body: bytes) -> Page[ProductRecord]:
+        answer = self.decode(PRODUCT_LIST, body)
+        # per_page: what the upstream applied.
+        return Page([self._record(row) for row in answer.entries], answer.total_entries,
+                    answer.per_page)
 
-    def _record(self, row: Any) -> ProductRecord:
-        if not isinstance(row, dict):
-            raise ShapeError("a product is not an object")
-        attributes = [_attribute(a) for a in optional(row, "attribute_values", list) or []]
+    def _record(self, row: _Product) -> ProductRecord:
+        attributes = [Attribute(a.attribute_definition_code, _text(a.data))
+                      for a in row.attribute_values or ()]
+        product_class = row.product_class
         return ProductRecord(
             source=self.info,
-            upstream_id=str(required(row, "id", int)),
-            sku=optional(row, "code", str),
-            name=optional(row, "name", str),
-            status=optional(row, "status", str),
+            upstream_id=str(row.id),
+            sku=row.code,
+            name=row.name,
+            status=row.status,
             description=next((a.value for a in attributes if a.code == DESCRIPTION_CODE), None),
-            categories=[required(c, "name", str)
-                        for c in optional(row, "product_categories", list) or []],
-            product_class=_product_class(optional(row, "product_class", dict)),
+            categories=[c.name for c in row.product_categories or ()],
+            product_class=None if product_class is None else ProductClass(
+                str(product_class.id), product_class.name),
             attributes=attributes,
-            created_at=iso_time(row, "created_at"),
-            updated_at=iso_time(row, "updated_at"),
+            created_at=as_utc(row.created_at),
+            updated_at=as_utc(row.updated_at),
         )
 
 
@@ -197,17 +197,45 @@ def check_filter(source: str, product_filter: ProductFilter) -> None:
                                source=source)
 
 
-def _attribute(row: Any) -> Attribute:
-    if not isinstance(row, dict):
-        raise ShapeError("an attribute value is not an object")
-    data = row.get("data")
-    return Attribute(
-        code=required(row, "attribute_definition_code", str),
-        value=data if data is None or isinstance(data, str) else json.dumps(data),
-    )
+def _text(data: Any) -> str | None:
+    """An attribute's value: a string as it is, anything else as its JSON."""
+    return data if data is None or isinstance(data, str) else json.dumps(data)
 
 
-def _product_class(row: dict[str, Any] | None) -> ProductClass | None:
-    if row is None:
-        return None
-    return ProductClass(str(required(row, "id", int)), optional(row, "name", str))
+# Comestri's JSON (seed doc 004), decoded by msgspec: types are checked in C, unknown fields are
+# skipped, and times are read as ISO 8601 (the doc's "2016-05-30T05:13:26Z").
+
+
+class _Named(msgspec.Struct, gc=False):
+    name: str
+
+
+class _ProductClass(msgspec.Struct, gc=False):
+    id: int
+    name: str | None = None
+
+
+class _AttributeValue(msgspec.Struct, gc=False):
+    attribute_definition_code: str
+    data: Any = None
+
+
+class _Product(msgspec.Struct, gc=False):
+    id: int
+    code: str | None = None
+    name: str | None = None
+    status: str | None = None
+    attribute_values: list[_AttributeValue] | None = None
+    product_categories: list[_Named] | None = None
+    product_class: _ProductClass | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class _ProductList(msgspec.Struct, gc=False):
+    entries: list[_Product]
+    total_entries: int
+    per_page: int | None = None
+
+
+PRODUCT_LIST = msgspec.json.Decoder(_ProductList)

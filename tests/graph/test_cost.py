@@ -121,11 +121,16 @@ def test_lookups_by_id_per_source(model: CostModel) -> None:
            pid("axim", "p1", AXIM_GROUP), pid("axim", "p2", AXIM_GROUP), pid("comestri", "7"),
            pid("comestri", "8"), "not an id"]
     literal = ", ".join(f'"{i}"' for i in ids)
-    # CareCloud's table, Joptic's 3 pages, one Axim group, one Axim group's 2 product pages,
-    # two Comestri calls.
-    assert cost(model, f"{{ nodes(ids: [{literal}]) {{ id }} }}") == 1 + 3 + 1 + 2 + 2
-    four = ", ".join(f'"{gid("axim", str(n) * 24)}"' for n in range(4))
+    # CareCloud's table, Joptic's 3 pages, one Axim group's 2 product pages (the group itself
+    # comes with the first), two Comestri calls.
+    assert cost(model, f"{{ nodes(ids: [{literal}]) {{ id }} }}") == 1 + 3 + 2 + 2
+    groups = [gid("axim", str(n) * 24) for n in range(5)]
+    four = ", ".join(f'"{i}"' for i in groups[:4])
     assert cost(model, f"{{ nodes(ids: [{four}]) {{ id }} }}") == 3  # more than 3: the table
+    # Five groups, two with products looked up: three groups by id, two product lists.
+    products = [pid("axim", "p", str(n) * 24) for n in range(2)]
+    five = ", ".join(f'"{i}"' for i in groups + products)
+    assert cost(model, f"{{ nodes(ids: [{five}]) {{ id }} }}") == 3 + 2 * 2
 
 
 def test_unknown_ids_cost_the_dearest_lookup_each(model: CostModel) -> None:

@@ -77,8 +77,13 @@ def make_sources(names: list[list[str]], kinds: list[str] | None = None) -> list
     ]
 
 
-def by_name(items: list[Item]) -> list[Item]:
-    return sorted(items, key=lambda item: item[2])  # stable: ties keep stream, then index order
+def by_name(items: list[Item], *, descending: bool = False) -> list[Item]:
+    # Stable: ties keep stream, then index order, in both directions.
+    return sorted(items, key=name_of, reverse=descending)
+
+
+def name_of(item: Item) -> str:
+    return item[2]
 
 
 def concat_call(sources: list[Source], *, need_total: bool) -> Call:
@@ -89,9 +94,17 @@ def concat_call(sources: list[Source], *, need_total: bool) -> Call:
     return call
 
 
-def merged_call(sources: list[Source]) -> Call:
+def merged_call(sources: list[Source], *, descending: bool = False) -> Call:
+    """Each stream in its own order (as a source's kept table is), merged by name."""
+    def in_order(source: Source) -> ListStream[Item]:
+        async def load() -> list[Item]:
+            return by_name(await source._load(), descending=descending)
+
+        return ListStream(source.name, load)
+
     async def call(args: PageArgs, report: ErrorSink) -> Listing[Item]:
-        return await merged([s.list_stream() for s in sources], by_name, args, FP, report)
+        return await merged([in_order(s) for s in sources], name_of, descending, args, FP,
+                            report)
 
     return call
 
@@ -216,10 +229,10 @@ async def test_concatenated_example_two_streams() -> None:
 # -- merged -------------------------------------------------------------------------------------
 
 
-async def check_merged(names: list[list[str]], size: int) -> None:
+async def check_merged(names: list[list[str]], size: int, *, descending: bool = False) -> None:
     sources = make_sources(names, ["list"] * len(names))
-    expected = by_name([item for s in sources for item in s.items])
-    call = merged_call(sources)
+    expected = by_name([item for s in sources for item in s.items], descending=descending)
+    call = merged_call(sources, descending=descending)
 
     forward = await walk(call, size, forward=True, total=len(expected))
     assert [item for page in forward for item in items_of(page)] == expected
@@ -246,6 +259,15 @@ async def test_merged_visits_every_item_once_in_sorted_order(
     names: list[list[str]], size: int
 ) -> None:
     await check_merged(names, size)
+
+
+@PROPERTY
+@given(names=stream_names, size=page_sizes)
+@example(names=[["a", "b"], ["b", "a"]], size=1)  # ties across streams: stream order
+async def test_merged_descending_visits_every_item_once_ties_in_stream_order(
+    names: list[list[str]], size: int
+) -> None:
+    await check_merged(names, size, descending=True)
 
 
 # -- partial failure ----------------------------------------------------------------------------

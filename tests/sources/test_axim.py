@@ -332,6 +332,31 @@ async def test_products_by_keys_across_two_groups(adapter: AximAdapter, ax: Runn
     assert len(ax.log) == 3
 
 
+async def test_a_lookup_of_groups_and_their_products_shares_the_calls(
+        adapter: AximAdapter, ax: RunningEmulator, raw_groups: list[dict[str, Any]]) -> None:
+    # Five groups (more than the three fetched one by one), three of them with a product
+    # looked up too: their calls are the products' first pages, so the other two go by id.
+    small = [g for g in raw_groups if 0 < g["productCount"] <= 50][:5]
+    ids = [g["id"] for g in small]
+    products = {g: raw_products(ax, g)[0]["id"] for g in ids[:3]}
+    ax.log.clear()
+    keys = [(product, group) for group, product in products.items()]
+    lookup = await adapter.lookup(ids, keys, frozenset({"name"}), RequestScope())
+    assert not isinstance(lookup.groups, BaseException)
+    assert not isinstance(lookup.products, BaseException)
+    assert set(lookup.groups) == set(ids) and set(lookup.products) == set(keys)
+    assert [lookup.groups[g["id"]].product_count for g in small] == [
+        g["productCount"] for g in small]
+    calls = sorted((r.path, r.param("limit")) for r in ax.log.records)
+    assert calls == sorted([(f"/productGroup/{g}", "50") for g in ids[:3]]
+                           + [(f"/productGroup/{g}", "1") for g in ids[3:]])
+    # The same groups alone: more than three by id read the table instead.
+    ax.log.clear()
+    alone = await adapter.lookup(ids, [], frozenset(), RequestScope())
+    assert not isinstance(alone.groups, BaseException) and set(alone.groups) == set(ids)
+    assert {r.path for r in ax.log.records} == {"/productGroup/all"}
+
+
 # -- base URL, errors ---------------------------------------------------------------------------
 
 async def test_base_url_with_open_api_prefix(make: Factory, ax: RunningEmulator,
