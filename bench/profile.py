@@ -69,7 +69,6 @@ RULES: tuple[tuple[str, str | None, str], ...] = (
     ("strawberry/", None, EXECUTION),
     ("httpx/", None, CLIENT),
     ("httpcore/", None, CLIENT),
-    ("httpx_aiohttp/", None, CLIENT),
     ("aiohttp/", None, CLIENT),
     ("aiohappyeyeballs/", None, CLIENT),  # aiohttp's connecting
     ("multidict/", None, CLIENT),
