@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from operator import attrgetter, itemgetter
 from typing import Any, NoReturn
 
 from strawberry.types import Info
@@ -154,30 +155,43 @@ def _ordered_loader(context: GatewayContext, adapter: SourceAdapter, group_filte
     return load
 
 
-def _order_key(order: GroupOrder) -> Callable[[GroupRecord], tuple[bool, Any]]:
-    """The merged order's key: the field's value (names case-folded), missing values last
-    ascending and first descending; ties are in stream (configured source) order."""
-    def by_name(group: GroupRecord) -> tuple[bool, Any]:
-        name = group.name
-        return (True, 0) if name is None else (False, name.casefold())
-
-    def by_time(field: str) -> Callable[[GroupRecord], tuple[bool, Any]]:
-        def key(group: GroupRecord) -> tuple[bool, Any]:
-            value = getattr(group, field)
-            return (True, 0) if value is None else (False, value)
-
-        return key
-
+def _order_value(order: GroupOrder) -> Callable[[GroupRecord], Any]:
+    """What a group is ordered by: its name case-folded, or a time; None when it has none."""
     if order.field is OrderField.NAME:
-        return by_name
-    return by_time("created_at" if order.field is OrderField.CREATED_AT else "updated_at")
+        return lambda group: None if group.name is None else group.name.casefold()
+    return attrgetter("created_at" if order.field is OrderField.CREATED_AT else "updated_at")
+
+
+def _order_key(order: GroupOrder) -> Callable[[GroupRecord], tuple[bool, Any]]:
+    """The merged order's key: the order's value, missing values last ascending and first
+    descending; ties are in stream (configured source) order."""
+    value = _order_value(order)
+
+    def key(group: GroupRecord) -> tuple[bool, Any]:
+        found = value(group)
+        return (True, 0) if found is None else (False, found)
+
+    return key
 
 
 def _in_order(groups: list[GroupRecord], order: GroupOrder) -> list[GroupRecord]:
-    """One source's groups in ``order``; ties by upstream id, in both directions (stable
-    sorts: the second keeps the first's order among equal keys)."""
-    by_id = sorted(groups, key=lambda g: g.upstream_id)
-    return sorted(by_id, key=_order_key(order), reverse=order.direction is Direction.DESC)
+    """One source's groups in ``order`` (as :func:`_order_key` orders them); ties by upstream
+    id in both directions (stable sorts keep the order by id among equal values). Values are
+    worked out once each and compared bare: a fresh table of a thousand groups is sorted on
+    every uncached query."""
+    value = _order_value(order)
+    keyed: list[tuple[Any, GroupRecord]] = []
+    missing: list[GroupRecord] = []
+    for group in sorted(groups, key=attrgetter("upstream_id")):
+        found = value(group)
+        if found is None:
+            missing.append(group)
+        else:
+            keyed.append((found, group))
+    descending = order.direction is Direction.DESC
+    keyed.sort(key=itemgetter(0), reverse=descending)
+    present = [group for _, group in keyed]
+    return missing + present if descending else present + missing
 
 
 # -- products -----------------------------------------------------------------------------------

@@ -52,6 +52,7 @@ from gateway.upstream.extensions import (
     USAGE,
 )
 from gateway.upstream.headers import retry_after_seconds
+from gateway.upstream.httpx_internals import url_of
 
 __all__ = ["Memo", "Params", "Parse", "UpstreamClient", "memo_bytes"]
 
@@ -118,7 +119,6 @@ class UpstreamClient:
             timeout=httpx.Timeout(source.timeout_seconds, connect=source.connect_timeout_seconds),
             transport=self._transport,
         )
-        self._url = str(self._http.base_url).rstrip("/")
         self._timeout = self._http.timeout.as_dict()
         # A fresh cache entry is looked up before any request is built (see ``_get``).
         self._cache = cache_layer(transport)
@@ -127,12 +127,12 @@ class UpstreamClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    def _request(self, path: str, params: dict[str, str], headers: dict[str, str],
+    def _request(self, path: str, params: tuple[tuple[str, str], ...], headers: dict[str, str],
                  extensions: dict[str, Any]) -> httpx.Request:
         """The GET httpx's client would build (the same URL, headers and timeouts)."""
         merged = httpx.Headers(self._http.headers)
         merged.update(headers)
-        url = httpx.URL(f"{self._url}/{path.lstrip('/')}", params=params)
+        url = url_of(self._http.base_url, self._base_path + path.lstrip("/"), params)
         return httpx.Request("GET", url, headers=merged,
                              extensions={**extensions, "timeout": self._timeout})
 
@@ -207,7 +207,7 @@ class UpstreamClient:
                                         self._base_path + path.lstrip("/"), key[2], language)
             extensions[CACHE_KEY] = (self.source, fingerprint, cached_key)
         content, entry = await scope.calls.once(
-            key, lambda: self._get(path, dict(key[2]), headers, extensions, allow_404, scope,
+            key, lambda: self._get(path, key[2], headers, extensions, allow_404, scope,
                                    cached_key))
         if content is None:
             return None  # a 404 the caller allowed
@@ -230,7 +230,7 @@ class UpstreamClient:
         return parsed
 
     async def _get(
-        self, path: str, params: dict[str, str], headers: dict[str, str],
+        self, path: str, params: tuple[tuple[str, str], ...], headers: dict[str, str],
         extensions: dict[str, Any], allow_404: bool, scope: RequestScope, cached_key: str | None,
     ) -> Any:
         if scope.deadline is not None and self.clock.monotonic() >= scope.deadline:
@@ -253,7 +253,7 @@ class UpstreamClient:
             return await self._send(path, params, headers, extensions, allow_404, scope)
 
     async def _send(
-        self, path: str, params: dict[str, str], headers: dict[str, str],
+        self, path: str, params: tuple[tuple[str, str], ...], headers: dict[str, str],
         extensions: dict[str, Any], allow_404: bool, scope: RequestScope,
     ) -> Any:
         if scope.deadline is not None and self.clock.monotonic() >= scope.deadline:

@@ -68,7 +68,10 @@ class ConcurrencyLimitTransport(Layer):
                 else None)
         self._waiting += 1
         try:
-            await asyncio.wait_for(self._slots.acquire(), left)
+            # A timeout scope, not wait_for: on Python 3.11 that wraps the wait in a task of
+            # its own, for every request that queues (under load, most of them).
+            async with asyncio.timeout(left):
+                await self._slots.acquire()
         except TimeoutError:
             raise UpstreamTimeout(
                 f"source '{self.source}' was not asked: the request's deadline passed while it "
