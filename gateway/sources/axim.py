@@ -32,7 +32,14 @@ import msgspec
 
 from gateway.config import SourceKind
 from gateway.scope import RequestScope
-from gateway.sources.base import GroupsWithProducts, Lookup, ProductKey, ReadCost, SourceAdapter
+from gateway.sources.base import (
+    GroupsWithProducts,
+    Lookup,
+    ProductKey,
+    ReadCost,
+    SourceAdapter,
+    both_parts,
+)
 from gateway.sources.query import GroupFilter, ProductFields
 from gateway.sources.records import (
     Capability,
@@ -170,11 +177,9 @@ class AximAdapter(SourceAdapter):
         # A group's own call is its first product page when products of it are looked up too
         # (the same request: made once, scope.calls), so those groups cost nothing more.
         product_groups = {g for _, g in product_keys if g is not None and GROUP_ID.fullmatch(g)}
-        found = await asyncio.gather(
-            self._groups(group_ids, product_groups, scope) if group_ids else _given({}),
-            self.products_by_keys(product_keys, fields, scope) if product_keys else _given({}),
-            return_exceptions=True)
-        return Lookup(*found)
+        return await both_parts(
+            self._groups(group_ids, product_groups, scope) if group_ids else None,
+            self.products_by_keys(product_keys, fields, scope) if product_keys else None)
 
     async def _groups(self, ids: Sequence[str], with_products: set[str], scope: RequestScope
                       ) -> dict[str, GroupRecord]:

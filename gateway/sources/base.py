@@ -22,7 +22,7 @@ import contextlib
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar, TypeVar
+from typing import ClassVar, TypeVar
 
 import msgspec
 
@@ -37,12 +37,14 @@ from gateway.upstream.client import UpstreamClient
 from gateway.upstream.paging import read_all
 from gateway.window import Page, Window
 
-__all__ = ["GroupTable", "GroupsWithProducts", "Lookup", "ProductKey", "SourceAdapter"]
+__all__ = ["GroupTable", "GroupsWithProducts", "Lookup", "ProductKey", "SourceAdapter",
+           "both_parts"]
 
 # The memory of a group record without its strings (measured: 355-520 bytes) with its place in
-# each order its table is kept in (8 bytes, at most six orders), rounded up; and of each
-# character of its strings (1 for ASCII, up to 4 otherwise).
-GROUP_RECORD_BYTES = 640
+# each order its table is kept in (8 bytes, at most six orders) and in each index (about 64
+# bytes, two of them), rounded up; and of each character of its strings (1 for ASCII, up to 4
+# otherwise).
+GROUP_RECORD_BYTES = 768
 BYTES_PER_CHARACTER = 2
 
 # A product as its id names it: (upstream id, group id or None).
@@ -65,12 +67,23 @@ class Lookup:
 
 
 class GroupTable(list[GroupRecord]):
-    """A source's whole group table as read, which keeps each order it was put in: a table is
-    kept while the answers it came from are fresh, so a warm merged list sorts nothing."""
+    """A source's whole group table as read, which keeps each order it was put in and each
+    index made of it: a table is kept while the answers it came from are fresh, so a warm merged
+    list sorts nothing and a warm lookup by id reads no more of the table than its ids."""
 
     def __init__(self, groups: Iterable[GroupRecord] = ()) -> None:
         super().__init__(groups)
         self._orders: dict[Hashable, list[GroupRecord]] = {}
+        self._indexes: dict[str, dict[str, GroupRecord]] = {}
+
+    def keyed_by(self, field: str) -> dict[str, GroupRecord]:
+        """The groups by ``field`` (``upstream_id``, ``external_id``): the last one of a value
+        that several share; groups without one are not in it. Callers only read it."""
+        made = self._indexes.get(field)
+        if made is None:
+            made = self._indexes[field] = {
+                value: group for group in self if (value := getattr(group, field)) is not None}
+        return made
 
     def ordered(self, order: Hashable, arrange: Callable[[], list[GroupRecord]]
                 ) -> list[GroupRecord]:
@@ -265,29 +278,24 @@ class SourceAdapter:
         self, ids: Sequence[str], scope: RequestScope
     ) -> dict[str, GroupRecord]:
         """The groups with these upstream ids (unknown ids are absent)."""
-        wanted = set(ids)
-        return {g.upstream_id: g for g in await self.group_table(scope) if g.upstream_id in wanted}
+        index = (await self.group_table(scope)).keyed_by("upstream_id")
+        return {i: index[i] for i in ids if i in index}
 
     async def groups_by_external_ids(
         self, ids: Sequence[str], scope: RequestScope
     ) -> dict[str, GroupRecord]:
-        """The groups with these external ids (CareCloud parents may be named only so)."""
-        wanted = set(ids)
-        return {
-            g.external_id: g
-            for g in await self.group_table(scope)
-            if g.external_id is not None and g.external_id in wanted
-        }
+        """The groups with these external ids (CareCloud parents may be named only so; the
+        last of the table's groups that share one)."""
+        index = (await self.group_table(scope)).keyed_by("external_id")
+        return {i: index[i] for i in ids if i in index}
 
     async def lookup(self, group_ids: Sequence[str], product_keys: Sequence[ProductKey],
                      fields: ProductFields, scope: RequestScope) -> Lookup:
         """The groups and products a request looks up by id at once (``nodes(ids:)``), each
         part on its own; a source whose calls can serve both parts plans them together."""
-        found = await asyncio.gather(
-            self.groups_by_ids(group_ids, scope) if group_ids else _nothing(),
-            self.products_by_keys(product_keys, fields, scope) if product_keys else _nothing(),
-            return_exceptions=True)
-        return Lookup(*found)
+        return await both_parts(
+            self.groups_by_ids(group_ids, scope) if group_ids else None,
+            self.products_by_keys(product_keys, fields, scope) if product_keys else None)
 
     # -- products -------------------------------------------------------------------------------
 
@@ -354,8 +362,19 @@ class SourceAdapter:
         return found
 
 
-async def _nothing() -> dict[Any, Any]:
-    return {}
+async def both_parts(groups: Awaitable[dict[str, GroupRecord]] | None,
+                     products: Awaitable[dict[ProductKey, ProductRecord]] | None) -> Lookup:
+    """A lookup's two parts, each its answer or the failure that stopped it: concurrent when
+    there are both, else the one awaited as it is (no task for a part that has nothing)."""
+    if groups is not None and products is not None:
+        found = await asyncio.gather(groups, products, return_exceptions=True)
+        return Lookup(*found)
+    try:
+        if groups is not None:
+            return Lookup(await groups, {})
+        return Lookup({}, await products if products is not None else {})
+    except Exception as error:  # as gather's return_exceptions gives it
+        return Lookup(error, {}) if groups is not None else Lookup({}, error)
 
 
 def _table_bytes(table: list[GroupRecord]) -> int:
