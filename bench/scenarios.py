@@ -188,7 +188,7 @@ def gateway_config(emulator_urls: dict[str, str], tokens: dict[str, str], *, cac
              "[response_cache]", f"enabled = {str(response_cache).lower()}", "",
              "[defaults]", f"cache_ttl_seconds = {ttl}", f"group_cache_ttl_seconds = {ttl}",
              f"stale_grace_seconds = {ttl}", f"dedup = {str(cached).lower()}",
-             # 32 clients at once, 16 calls each uncached (nodes): queue them all, measure CPU.
+             # 32 clients at once, 15 calls each uncached (nodes): queue them all, measure CPU.
              "max_queue = 10000"]
     if cache_url is not None:
         lines = ["[cache]", f'url = "{cache_url}"', "", *lines]
