@@ -11,8 +11,13 @@ the source's whole group table for upstreams without a get-by-id endpoint. The g
 once per request (bounded by ``scan_limit``) and, parsed, kept in the process per language the
 source answers in (:meth:`SourceAdapter.language`: one table for a source that ignores languages,
 whatever clients send) while the upstream answers it was read from are fresh, so a warm scan costs
-no decoding. Tables are kept in the client's :data:`~gateway.upstream.client.Memo`, with decoded
-answers and parsed records: one byte bound per process.
+no decoding; a kept :class:`GroupTable` keeps its orders and indexes too, so a warm merged page or
+lookup by id costs no sort and no scan. Tables are kept in the client's
+:data:`~gateway.upstream.client.Memo`, with decoded answers and parsed records: one byte bound per
+process.
+
+Answers are decoded by msgspec straight into each adapter's typed shapes (:meth:`SourceAdapter.
+decode`), and the ids a request looks up reach each source at once (:meth:`SourceAdapter.lookup`).
 """
 
 from __future__ import annotations
