@@ -8,6 +8,7 @@ cut a body short, or never answer.
 from __future__ import annotations
 
 import asyncio
+import gzip
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
@@ -94,6 +95,43 @@ async def test_an_answer_arrives_whole_over_kept_alive_connections(
             response = await client.get("/items")
             assert (response.status_code, response.content) == (200, BODY)
     assert server.connections == 1  # one connection, reused
+
+
+async def test_an_upstreams_cookies_are_never_sent_back(network: NetworkTransport) -> None:
+    # One user's upstream cookies have no place in another's request: no cookie jar.
+    heads: list[bytes] = []
+
+    async def cookie_setting(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+                             ) -> None:
+        while True:
+            heads.append(await reader.readuntil(b"\r\n\r\n"))
+            writer.write(b"HTTP/1.1 200 OK\r\nSet-Cookie: session=alice; Path=/\r\n"
+                         b"Content-Length: " + str(len(BODY)).encode() + b"\r\n\r\n" + BODY)
+            await writer.drain()
+
+    async with Server(cookie_setting) as url:
+        # A host name (a cookie jar keeps no cookie of an IP address), and requests sent as the
+        # upstream client sends them: straight to the transport, no httpx client nor its jar.
+        url = url.replace("127.0.0.1", "localhost")
+        for _ in range(2):
+            response = await network.handle_async_request(httpx.Request("GET", f"{url}/items"))
+            assert response.content == BODY
+    assert len(heads) == 2 and not any(b"cookie:" in head.lower() for head in heads)
+
+
+async def test_a_compressed_answer_arrives_decoded(network: NetworkTransport) -> None:
+    # The body stays as sent below httpx, whose response decodes it (Content-Encoding).
+    packed = gzip.compress(BODY)
+
+    async def gzipped(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: "
+                     + str(len(packed)).encode() + b"\r\n\r\n" + packed)
+        await writer.drain()
+
+    async with Server(gzipped) as url:
+        response = await get(network, url)
+    assert response.content == BODY
 
 
 async def test_a_connection_closed_before_the_answer_is_a_remote_protocol_error(
