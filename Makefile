@@ -84,7 +84,7 @@ schema: $(RUN_STAMP)
 	$(BIN)/python -m gateway schema > schema/schema.graphql
 	$(BIN)/python -m gateway schema --federation > schema/schema.federation.graphql
 
-# The gateway against its references under wrk, written to bench/README.md (~10 minutes).
+# The gateway against its references under wrk, written to bench/README.md (~11 minutes).
 bench: $(BENCH_STAMP)
 	@command -v wrk >/dev/null || { echo "error: make bench needs wrk (apt-get install wrk)" >&2; exit 2; }
 	$(BIN)/python -m bench.run

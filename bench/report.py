@@ -271,7 +271,7 @@ requests each): the milliseconds from the request body to the error answer.
 
 HEADER = """# Benchmark
 
-`make bench` (`python -m bench.run`, about 10 minutes) measures, in one run on one machine, the
+`make bench` (`python -m bench.run`, about 11 minutes) measures, in one run on one machine, the
 gateway against two references, for three scenarios, at upstream latency 0 and 20 ms:
 
 - **bare Starlette returning the same bytes** (the ceiling: what HTTP alone costs under the same
