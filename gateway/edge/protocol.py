@@ -11,8 +11,9 @@ installs it) with one timer per phase of a request:
 * **body**: from then until the body is complete: ``body_timeout`` seconds.
 
 When a timer fires the client gets ``408`` with a JSON error body (``REQUEST_TIMEOUT``) and the
-connection is closed; a new connection that sent nothing is closed without a word, and one whose
-response has already begun is just closed. The application then sees ``http.disconnect``.
+connection is closed (after a lingering moment that keeps a still-sending client from losing the
+answer); a new connection that sent nothing is closed without a word, and one whose response has
+already begun is just closed. The application then sees ``http.disconnect``.
 
 Pass it to uvicorn with :func:`http_protocol` (uvicorn's ``Config(http=...)`` accepts a protocol
 factory)::
@@ -41,6 +42,9 @@ from gateway.errors import ErrorCode
 __all__ = ["DeadlineProtocol", "http_protocol"]
 
 Phase = Literal["idle", "headers", "body"]
+# After a 408, how long the connection still reads (and drops) what the client sends before it
+# closes: see DeadlineProtocol._linger.
+LINGER_SECONDS = 2.0
 
 
 class DeadlineProtocol(HttpToolsProtocol):
@@ -57,6 +61,7 @@ class DeadlineProtocol(HttpToolsProtocol):
         self._heard = False  # bytes of the request being read have arrived
         self._deadline: float | None = None  # loop.time() the phase must end by (None: idle)
         self._timer: asyncio.TimerHandle | None = None
+        self._lingering = False  # answered 408: what arrives now is dropped until the close
 
     # -- the phases ------------------------------------------------------------------------
 
@@ -103,6 +108,8 @@ class DeadlineProtocol(HttpToolsProtocol):
         self._enter("headers")  # a connection that never sends a request is closed too
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            return  # the rest of a request already answered 408
         self._heard = True
         if self._phase == "idle":
             self._enter("headers")
@@ -146,7 +153,23 @@ class DeadlineProtocol(HttpToolsProtocol):
             cycle.message_event.set()
         if self._heard:
             self.transport.write(self._timeout_response())
+            self._linger()
+            return
         self.transport.close()
+
+    def _linger(self) -> None:
+        """End the connection after the 408 without losing it: a socket closed with bytes
+        unread makes the kernel reset the connection, and a client still sending its slow body
+        (why it timed out) could then lose the answer it was sent. So the answer ends with a
+        FIN, what arrives meanwhile is read and dropped, and the close follows a moment later
+        (an HTTP server's lingering close)."""
+        if not self.transport.can_write_eof():
+            self.transport.close()
+            return
+        self._lingering = True
+        self.transport.write_eof()
+        self.transport.resume_reading()  # flow control may have paused it: drain, not block
+        self.loop.call_later(LINGER_SECONDS, self.transport.close)
 
     def _timeout_response(self) -> bytes:
         what = "body" if self._phase == "body" else "headers"

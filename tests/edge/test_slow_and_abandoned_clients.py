@@ -147,6 +147,23 @@ def test_the_next_request_on_a_kept_alive_connection_has_the_deadline_too(
         "extensions": {"code": "REQUEST_TIMEOUT"}}]
 
 
+def test_a_client_still_sending_after_the_408_still_reads_it(strict: tuple[str, int]) -> None:
+    # It keeps sending its body past the deadline before it reads: the answer must not be
+    # lost to a reset (the connection lingers, dropping what arrives, before it closes).
+    with connect(strict) as sock:
+        sock.sendall(b"POST /graphql HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 100000\r\n\r\n{")
+        time.sleep(1.5)  # past the body deadline: the 408 is sent
+        for _ in range(20):
+            sock.send(b" " * 100)
+            time.sleep(0.02)
+        raw = read_until_closed(sock)
+
+    assert timeout_answer(raw) == {"errors": [{
+        "message": "the request's body did not arrive within 1 s",
+        "extensions": {"code": "REQUEST_TIMEOUT"}}]}
+
+
 def test_a_body_trickled_a_byte_a_second_gets_408_within_the_body_deadline(
         strict: tuple[str, int], server_errors: list[logging.LogRecord]) -> None:
     body = json.dumps({"query": "{ sources { id } }"}).encode()
