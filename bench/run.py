@@ -211,10 +211,6 @@ def upstream_log(bench: Bench) -> Upstream:
     return Upstream(calls, answer_bytes)
 
 
-def upstream_calls(bench: Bench) -> int:
-    return upstream_log(bench).calls
-
-
 # -- checks before timing -----------------------------------------------------------------------
 
 
@@ -246,7 +242,7 @@ def prepare_references(bench: Bench, scenarios: list[Scenario]) -> dict[str, byt
         clear_logs(bench)
         post(bench.servers["gw-uncached"].url + "/graphql", scenario,
              {"Accept-Language": tagged_language("cold")})
-        bench.cold_calls[scenario.name] = upstream_calls(bench)
+        bench.cold_calls[scenario.name] = upstream_log(bench).calls
     return answers
 
 

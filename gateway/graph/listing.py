@@ -280,18 +280,14 @@ class _MergeWalk(Generic[T]):
 
     def forward(self, start: tuple[int, ...], size: int, fp: Fingerprint, total: int | None,
                 *, has_previous: bool) -> Listing[T]:
-        lists, key, descending = self.lists, self.key, self.descending
+        lists, key = self.lists, self.key
         position = [len(items) if o == END or i in self.failed else min(o, len(items))
                     for i, (items, o) in enumerate(zip(lists, start, strict=True))]
         heads: list[Any] = [key(items[p]) if p < len(items) else None
                             for items, p in zip(lists, position, strict=True)]
         edges: list[tuple[T, Cursor]] = []
         while len(edges) < size:
-            best = -1
-            for i, head in enumerate(heads):  # first in order; ties: the earlier stream
-                if position[i] < len(lists[i]) and (
-                        best < 0 or (head > heads[best] if descending else head < heads[best])):
-                    best = i
+            best = self._choose(heads, last=False)
             if best < 0:
                 break
             item = lists[best][position[best]]
@@ -308,7 +304,7 @@ class _MergeWalk(Generic[T]):
 
     def backward(self, end: tuple[int, ...], size: int, fp: Fingerprint, total: int | None,
                  *, after_cursor: bool) -> Listing[T]:
-        lists, key, descending = self.lists, self.key, self.descending
+        lists, key = self.lists, self.key
         # position[i]: how many of stream i's items are still before the walk (it goes back).
         position = [0 if i in self.failed else len(items) if o == END else min(o, len(items))
                     for i, (items, o) in enumerate(zip(lists, end, strict=True))]
@@ -316,11 +312,7 @@ class _MergeWalk(Generic[T]):
                             for items, p in zip(lists, position, strict=True)]
         taken: list[tuple[T, int, list[int]]] = []
         while len(taken) < size:
-            best = -1
-            for i, head in enumerate(heads):  # last in order; ties: the later stream
-                if position[i] > 0 and (
-                        best < 0 or (head <= heads[best] if descending else head >= heads[best])):
-                    best = i
+            best = self._choose(heads, last=True)
             if best < 0:
                 break
             position[best] -= 1
@@ -347,8 +339,25 @@ class _MergeWalk(Generic[T]):
         key, before = self.key(item), 0
         for other in self.lists[stream]:
             other_key = self.key(other)
-            if not (other_key > key if self.descending else other_key < key) and not (
-                    other_key == key and stream < of):
+            if not (self._before(other_key, key) or (other_key == key and stream < of)):
                 break
             before += 1
         return before
+
+    def _before(self, a: Any, b: Any) -> bool:
+        """Whether key ``a`` comes before key ``b`` in the order."""
+        return bool(a > b) if self.descending else bool(a < b)
+
+    def _choose(self, heads: list[Any], *, last: bool) -> int:
+        """The stream whose head (its next item's key; None: nothing left) comes first in the
+        order, ties to the earlier stream; with ``last`` the one whose head comes last, ties to
+        the later stream. -1 when no stream has a head."""
+        best = -1
+        for i, head in enumerate(heads):
+            if head is None:
+                continue
+            # First: strictly before the best so far. Last: not before it (ties: the later).
+            ahead = self._before(head, heads[best]) if best >= 0 else True
+            if best < 0 or (not ahead if last else ahead):
+                best = i
+        return best

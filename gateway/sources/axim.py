@@ -26,7 +26,7 @@ import re
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, ClassVar, TypeVar, cast
+from typing import Any, ClassVar, cast
 
 import msgspec
 
@@ -34,11 +34,9 @@ from gateway.config import SourceKind
 from gateway.scope import RequestScope
 from gateway.sources.base import (
     GroupsWithProducts,
-    Lookup,
     ProductKey,
     ReadCost,
     SourceAdapter,
-    both_parts,
 )
 from gateway.sources.query import GroupFilter, ProductFields
 from gateway.sources.records import (
@@ -56,8 +54,6 @@ from gateway.upstream.paging import Slice, fetch_window, plan_pages, read_all
 from gateway.window import Page, Window
 
 __all__ = ["AximAdapter"]
-
-T = TypeVar("T")
 
 ALL_PATH = "/productGroup/all"
 GROUP_ROUTE = "/productGroup/{id}"  # one group's path, as metrics and spans name it
@@ -172,14 +168,12 @@ class AximAdapter(SourceAdapter):
                             ) -> dict[str, GroupRecord]:
         return await self._groups(ids, set(), scope)
 
-    async def lookup(self, group_ids: Sequence[str], product_keys: Sequence[ProductKey],
-                     fields: ProductFields, scope: RequestScope) -> Lookup:
+    async def lookup_groups(self, ids: Sequence[str], product_keys: Sequence[ProductKey],
+                            scope: RequestScope) -> dict[str, GroupRecord]:
         # A group's own call is its first product page when products of it are looked up too
         # (the same request: made once, scope.calls), so those groups cost nothing more.
         product_groups = {g for _, g in product_keys if g is not None and GROUP_ID.fullmatch(g)}
-        return await both_parts(
-            self._groups(group_ids, product_groups, scope) if group_ids else None,
-            self.products_by_keys(product_keys, fields, scope) if product_keys else None)
+        return await self._groups(ids, product_groups, scope)
 
     async def _groups(self, ids: Sequence[str], with_products: set[str], scope: RequestScope
                       ) -> dict[str, GroupRecord]:
@@ -379,5 +373,5 @@ def _product(adapter: AximAdapter, row: _Product, group_id: str) -> ProductRecor
 
 
 
-async def _given(value: T) -> T:
-    return value
+async def _given(products: list[ProductRecord]) -> list[ProductRecord]:
+    return products

@@ -299,8 +299,14 @@ class SourceAdapter:
         """The groups and products a request looks up by id at once (``nodes(ids:)``), each
         part on its own; a source whose calls can serve both parts plans them together."""
         return await both_parts(
-            self.groups_by_ids(group_ids, scope) if group_ids else None,
+            self.lookup_groups(group_ids, product_keys, scope) if group_ids else None,
             self.products_by_keys(product_keys, fields, scope) if product_keys else None)
+
+    async def lookup_groups(self, ids: Sequence[str], product_keys: Sequence[ProductKey],
+                            scope: RequestScope) -> dict[str, GroupRecord]:
+        """A lookup's groups, knowing the products looked up with them (a source whose call
+        for a group also carries its products plans the two together)."""
+        return await self.groups_by_ids(ids, scope)
 
     # -- products -------------------------------------------------------------------------------
 

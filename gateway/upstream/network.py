@@ -26,7 +26,6 @@ import httpx
 
 __all__ = ["NetworkTransport", "httpx_error"]
 
-HTTP_11 = {"http_version": b"HTTP/1.1"}
 KEEP_ALIVE_SECONDS = 5.0  # an idle pooled connection is closed after this (httpx's default)
 
 
@@ -70,8 +69,9 @@ class NetworkTransport(httpx.AsyncBaseTransport):
                 body = await answer.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise httpx_error(exc, request) from exc
+        # Extensions of its own: the layers above may add to a response's.
         return httpx.Response(answer.status, headers=answer.raw_headers, content=body,
-                              request=request, extensions=HTTP_11)
+                              request=request, extensions={"http_version": b"HTTP/1.1"})
 
     async def aclose(self) -> None:
         if self._session is not None:

@@ -253,7 +253,8 @@ def test_the_client_builds_the_request_httpx_would_build() -> None:
     client = UpstreamClient(config, auth_headers={"accessToken": "tok"})
     params = {"search": "a b+c/é", "page": "2"}
     headers = {"X-Request-ID": "r-1", "accessToken": "client-own"}
-    ours = client._request("/productGroup/all", params, headers, {"gateway.route": "/x"})
+    ours = client._request("/productGroup/all", tuple(params.items()), headers,
+                           {"gateway.route": "/x"})
     theirs = client._http.build_request("GET", "/productGroup/all", params=params,
                                         headers=headers, extensions={"gateway.route": "/x"})
     assert str(ours.url) == str(theirs.url) == (
