@@ -50,11 +50,12 @@ class TaskMemo(Generic[K, V]):
 
     A caller that is cancelled does not cancel the shared task while another caller of the key
     still waits for it; the last one does (its request was abandoned: the work stops), and the
-    key is then forgotten (:class:`~gateway.shared.SharedTasks`).
+    key is then forgotten (:class:`~gateway.shared.SharedTasks`). Without ``keep``, only work
+    still in flight is shared: a later caller runs ``make()`` again.
     """
 
-    def __init__(self) -> None:
-        self._tasks: SharedTasks[K, V] = SharedTasks(keep=True)
+    def __init__(self, *, keep: bool = True) -> None:
+        self._tasks: SharedTasks[K, V] = SharedTasks(keep=keep)
 
     def __len__(self) -> int:
         return len(self._tasks)
@@ -152,6 +153,10 @@ class RequestScope:
     def cache_hits(self) -> int:
         """Upstream answers served from the caches, every source."""
         return sum(usage.cache_hits for usage in self.usage.values())
+
+    def __post_init__(self) -> None:
+        if self.refresh:  # a call made again is read again (a poll re-reads a list that moved)
+            self.calls = TaskMemo(keep=False)
 
     def fresh_for(self, until: float) -> None:
         """Note an answer the response was built from, fresh until ``until`` (wall clock)."""

@@ -237,7 +237,8 @@ class AximAdapter(SourceAdapter):
             return Page([(g.upstream_id, products[g.upstream_id]) for g in groups.items],
                         groups.total)
 
-        rows = await read_all(fetch, MAX_LIMIT, check_total=self.within_scan_limit)
+        rows = await read_all(fetch, MAX_LIMIT, check_total=self.within_scan_limit,
+                              exact=scope.refresh)
         lists = await asyncio.gather(*(
             self._all_products(group_id, scope) if (first.total or 0) > len(first.items)
             else _given(first.items) for group_id, first in rows))
@@ -248,7 +249,7 @@ class AximAdapter(SourceAdapter):
         return await scope.group_product_lists.once(
             (self.name, group_id),
             lambda: read_all(lambda window: self.group_products(group_id, None, window, scope),
-                             MAX_LIMIT))
+                             MAX_LIMIT, exact=scope.refresh))
 
 # Axim's JSON (seed docs 002 and 003), decoded by msgspec: types are checked in C, unknown
 # fields are skipped, times are read as RFC 3339 (the docs' "2024-08-30T19:43:04.216Z"), and

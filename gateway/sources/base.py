@@ -268,7 +268,7 @@ class SourceAdapter:
     async def _read_group_table(self, scope: RequestScope) -> GroupTable:
         groups = await read_all(lambda window: self.list_groups(GroupFilter(), window, scope),
                                 self.table_page_size or self.config.scan_limit,
-                                check_total=self.within_scan_limit)
+                                check_total=self.within_scan_limit, exact=scope.refresh)
         return GroupTable(groups)
 
     def within_scan_limit(self, total: int, what: str = "groups") -> None:

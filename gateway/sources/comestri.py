@@ -94,7 +94,8 @@ class ComestriAdapter(SourceAdapter):
         return await read_all(lambda window: self.list_products(product_filter, window,
                                                                 ALL_PRODUCT_FIELDS, scope),
                               MAX_PER_PAGE,
-                              check_total=lambda total: self.within_scan_limit(total, "products"))
+                              check_total=lambda total: self.within_scan_limit(total, "products"),
+                              exact=scope.refresh)
 
     async def products_by_keys(self, keys: Sequence[ProductKey], fields: ProductFields,
                                scope: RequestScope) -> dict[ProductKey, ProductRecord]:

@@ -1,4 +1,4 @@
-"""Pure paging arithmetic: an offset window → the fewest upstream requests that cover it.
+"""Paging: an offset window → the fewest upstream requests that cover it, and their answers.
 
 Upstreams page in two dialects: ``page``/``limit`` (Joptic, Axim, Comestri) and ``offset``/``count``
 (CareCloud). The GraphQL layer only speaks offset windows; these helpers translate.
@@ -11,7 +11,8 @@ asked while its total says more exist (an undocumented clamp), it asks again fro
 stopped with the smaller size it observed, so a page is never short when more items exist.
 Adapters pass the page size an upstream reports (``Page.page_size``): a page-aligned upstream that
 clamps serves other items than the page number implies, which only its own word reveals when the
-short page is also the list's last.
+short page is also the list's last. :func:`read_all` reads a whole list, as one snapshot where
+asked to.
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from gateway.errors import UpstreamUnavailable
 from gateway.window import Page, Window
 
 __all__ = ["Slice", "fetch_window", "plan_offsets", "plan_pages", "read_all"]
 
 T = TypeVar("T")
 MAX_ROUNDS = 8  # re-plans after short answers; bounds the work on a misbehaving upstream
+EXACT_READS = 3  # whole reads of a list that changes while it is read, before giving up
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,16 +139,27 @@ async def read_all(
     first_size: int,
     *,
     check_total: Callable[[int], None] | None = None,
+    exact: bool = False,
 ) -> list[T]:
     """A whole list: one window of ``first_size`` learns the total, the rest comes in one more.
 
     ``check_total`` may refuse a total (by raising) before the rest is asked for.
+
+    ``exact``: the list must be one snapshot, as a change-feed poll that compares it whole needs
+    (a write between the two reads shifts an item past the boundary: it would read as deleted).
+    The two reads must then agree on the total; while they do not, the list is read again, and
+    :data:`EXACT_READS` reads that all disagree raise :class:`~gateway.errors.UpstreamUnavailable`
+    (the poll is retried on its next turn). Without ``exact`` a disagreement is kept: cached
+    answers of different ages would only disagree again.
     """
-    first = await fetch(Window(0, first_size))
-    total = len(first.items) if first.total is None else first.total
-    if check_total is not None:
-        check_total(total)
-    if total <= len(first.items):
-        return first.items
-    rest = await fetch(Window(len(first.items), total - len(first.items)))
-    return first.items + rest.items
+    for _ in range(EXACT_READS if exact else 1):
+        first = await fetch(Window(0, first_size))
+        total = len(first.items) if first.total is None else first.total
+        if check_total is not None:
+            check_total(total)
+        if total <= len(first.items):
+            return first.items
+        rest = await fetch(Window(len(first.items), total - len(first.items)))
+        if not exact or None in (first.total, rest.total) or first.total == rest.total:
+            return first.items + rest.items
+    raise UpstreamUnavailable(f"the list changed during each of {EXACT_READS} reads of it")

@@ -6,11 +6,13 @@ Polls are stepped by hand; the clock they compare full-listing intervals on is m
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import pytest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.changes.backends import MemoryBackend
 from gateway.changes.events import ChangeEvent, Topic
@@ -28,11 +30,36 @@ from tests.clock import ManualClock
 FULL_EVERY = 60.0  # seconds of the manual clock between whole-listing comparisons
 
 
+class BetweenPages:
+    """An emulator as served: a change armed here is made once, just before the answer to the
+    next request for a list's first page leaves (the answer is the list before it)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.armed: Callable[[], object] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        query = parse_qs(scope["query_string"].decode()) if scope["type"] == "http" else {}
+        if query.get("page", query.get("offset")) not in (["1"], ["0"]):
+            await self.app(scope, receive, send)
+            return
+
+        async def change_first(message: Message) -> None:
+            change = self.armed
+            if message["type"] == "http.response.start" and change is not None:
+                self.armed = None
+                change()
+            await send(message)
+
+        await self.app(scope, receive, change_first)
+
+
 @dataclass
 class Upstreams:
     urls: dict[str, str]
     data: dict[str, EmulatorData]
     apps: dict[str, object]
+    served: dict[str, BetweenPages]
 
     def requests(self, kind: str) -> int:
         return len(self.apps[kind].state.log)  # type: ignore[attr-defined]
@@ -42,9 +69,10 @@ class Upstreams:
 def upstreams() -> Iterator[Upstreams]:
     """Emulators of this module's own: their data changes, the session's must not."""
     apps = {kind: create_emulator(kind) for kind in KINDS}
-    with ServerThread(apps) as servers:
+    served = {kind: BetweenPages(app) for kind, app in apps.items()}
+    with ServerThread(dict(served)) as servers:
         yield Upstreams(servers.urls, {k: a.state.data for k, a in apps.items()},
-                        dict(apps))
+                        dict(apps), served)
 
 
 @pytest.fixture
@@ -137,6 +165,20 @@ async def test_where_the_upstream_sorts_by_change_a_quiet_poll_costs_one_request
     before = upstreams.requests(source)
     assert await polling.step() == []
     assert upstreams.requests(source) - before == requests
+
+
+@pytest.mark.parametrize("source", ["joptic", "axim"])  # CareCloud reads all in one call
+async def test_a_group_created_between_the_pages_of_a_whole_listing_is_no_deletion(
+        upstreams: Upstreams, runtime: Runtime, source: str, manual: ManualClock) -> None:
+    # Newest first, a group created after the first page is read pushes the oldest one past
+    # the end of the second: a listing stitched from both would lack it.
+    polling = Polling(runtime, source, Topic.GROUPS, state_dir=None, manual=manual)
+    await polling.step()
+    upstreams.served[source].armed = lambda: upstreams.data[source].create_group(
+        name="Made between the pages")
+    assert await polling.step(full=True) == [("CREATED", "Made between the pages")]
+    assert upstreams.served[source].armed is None  # the change was made mid-listing
+    assert await polling.step(full=True) == []
 
 
 async def test_a_restart_resumes_from_the_stored_state(upstreams: Upstreams, runtime: Runtime,

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from gateway.upstream.paging import Slice, fetch_window, plan_offsets, plan_pages
+from gateway.errors import UpstreamUnavailable
+from gateway.upstream.paging import Slice, fetch_window, plan_offsets, plan_pages, read_all
 from gateway.window import Page, Window
 
 PROPERTY = settings(max_examples=250, deadline=None)
@@ -276,3 +278,46 @@ async def test_fetch_window_of_an_empty_list_or_past_the_end() -> None:
     assert await fetch_window(Window(30, 5), short.fetch, max_size=None, page_aligned=False) == (
         Page([], 10)
     )
+
+
+# -- read_all ------------------------------------------------------------------------------------
+
+
+class GrowingList:
+    """Newest first, as Joptic lists groups: a new item goes first before the requests
+    numbered in ``grow_at`` are answered."""
+
+    def __init__(self, size: int, grow_at: Iterable[int] = ()) -> None:
+        self.items = list(range(size))
+        self.grow_at = set(grow_at)
+        self.requests = 0
+
+    async def fetch(self, window: Window) -> Page[int]:
+        self.requests += 1
+        if self.requests in self.grow_at:
+            self.items.insert(0, -self.requests)
+        return Page(self.items[window.offset : window.end], len(self.items))
+
+
+async def test_read_all_reads_a_list_in_two_calls() -> None:
+    still = GrowingList(250)
+    assert await read_all(still.fetch, 100, exact=True) == list(range(250))
+    assert still.requests == 2
+
+
+async def test_an_exact_read_all_reads_again_a_list_that_moved_between_its_calls() -> None:
+    # The second call sees one item more: the last one is pushed out of the window it asks for.
+    moved = GrowingList(250, grow_at=[2])
+    # Item 99 comes twice, and the oldest, 249, not at all.
+    assert await read_all(moved.fetch, 100) == [*range(100), *range(99, 249)]
+    moved = GrowingList(250, grow_at=[2])
+    assert await read_all(moved.fetch, 100, exact=True) == [-2, *range(250)]
+    assert moved.requests == 4
+
+
+async def test_an_exact_read_all_of_a_list_that_never_holds_still_fails_retryably() -> None:
+    churning = GrowingList(250, grow_at=range(100))
+    with pytest.raises(UpstreamUnavailable, match="changed during each of 3 reads") as raised:
+        await read_all(churning.fetch, 100, exact=True)
+    assert raised.value.retryable
+    assert churning.requests == 6
