@@ -17,13 +17,16 @@ import binascii
 import json
 from dataclasses import dataclass
 from enum import Enum
+from functools import lru_cache
 
 import orjson
 
-__all__ = ["NodeKey", "NodeType", "decode_id", "encode_id"]
+__all__ = ["NodeKey", "NodeType", "decode_id", "encode_id", "encode_parts"]
 
 VERSION = "1"
 MAX_ID_LENGTH = 2048  # far above any id we emit; bounds the work on garbage
+CACHED_IDS = 8192  # ids encoded and decoded lately, each way
+CACHED_ID_LENGTH = 256  # the longest id decoded once for all (below: every time)
 
 
 class NodeType(Enum):
@@ -40,9 +43,16 @@ class NodeKey:
 
 
 def encode_id(key: NodeKey) -> str:
-    parts = [VERSION, key.type.value, key.source, key.upstream_id]
-    if key.group_id is not None:
-        parts.append(key.group_id)
+    return encode_parts(key.type.value, key.source, key.upstream_id, key.group_id)
+
+
+# A warm query answers the same ids again and again: each is worked out once while it is used.
+@lru_cache(maxsize=CACHED_IDS)
+def encode_parts(node_type: str, source: str, upstream_id: str, group_id: str | None) -> str:
+    """The id of (``NodeType`` value, source, upstream id, group id)."""
+    parts = [VERSION, node_type, source, upstream_id]
+    if group_id is not None:
+        parts.append(group_id)
     if all(part.isascii() and "\x7f" not in part for part in parts[2:]):
         # orjson writes ASCII but DEL (which json.dumps escapes) as the standard library does:
         # the same bytes, five times faster.
@@ -56,6 +66,17 @@ def decode_id(value: str) -> NodeKey | None:
     """The key an id encodes, or None for anything that is not an id of ours."""
     if len(value) > MAX_ID_LENGTH:
         return None
+    if len(value) <= CACHED_ID_LENGTH:  # ids of ours; a client's long garbage is not kept
+        return _decode_cached(value)
+    return _decode(value)
+
+
+@lru_cache(maxsize=CACHED_IDS)
+def _decode_cached(value: str) -> NodeKey | None:
+    return _decode(value)
+
+
+def _decode(value: str) -> NodeKey | None:
     try:
         raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
     except (binascii.Error, ValueError):

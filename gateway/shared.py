@@ -51,6 +51,8 @@ class SharedTasks(Generic[K, V]):
         """The result of the key's task (started by ``make()`` if none is on); with ``timeout``,
         ``TimeoutError`` after that many seconds of waiting."""
         task = self._tasks.get(key)
+        if task is not None and task.done():  # a kept result: no waiting to count or shield
+            return task.result()
         if task is None:
             task = asyncio.ensure_future(make())
             self._tasks[key] = task

@@ -34,7 +34,7 @@ from strawberry.types.graphql import OperationType
 from gateway.caches.bounded import ByteBoundedLRU
 from gateway.graph.context import GatewayContext
 from gateway.graph.documents import DocumentCache
-from gateway.graph.executor import UNLIMITED, Budget, coerce_variables, execute_plan
+from gateway.graph.executor import UNLIMITED, Budget, VariableCoercion, execute_plan
 from gateway.graph.plan import OperationPlan
 from gateway.graph.planner import Unsupported, build_plan, directive_variables
 from gateway.graph.strawberry_internals import graphql_schema
@@ -52,6 +52,7 @@ class _Operation:
     fragments: dict[str, FragmentDefinitionNode]
     directive_variables: tuple[str, ...]
     variants: dict[tuple[Any, ...], OperationPlan | None] = field(default_factory=dict)
+    coercion: VariableCoercion | None = None  # made on the first run (it needs the schema)
 
 
 class PlanCache:
@@ -78,7 +79,9 @@ class PlanCache:
         if entry.operation is None:
             self.runs["standard"] += 1
             return None
-        coerced = coerce_variables(schema, entry.operation, variables)
+        if entry.coercion is None or entry.coercion.schema is not schema:
+            entry.coercion = VariableCoercion(schema, entry.operation)
+        coerced = entry.coercion(variables)
         if isinstance(coerced, list):
             self.runs["bad variables"] += 1
             return ExecutionResult(None, coerced)

@@ -59,6 +59,18 @@ class RequestLoaders:
             return None
         return await self.nodes.load(key)
 
+    async def nodes_of(self, keys: Sequence[NodeKey | None]) -> list[Any]:
+        """What each key names (None for no key, an unknown source or item), or the exception
+        that stopped its lookup: the loader's futures awaited together, no task per key."""
+        known = [(i, key) for i, key in enumerate(keys)
+                 if key is not None and key.source in self.adapters]
+        found = await asyncio.gather(*(self.nodes.load(key) for _, key in known),
+                                     return_exceptions=True)
+        results: list[Any] = [None] * len(keys)
+        for (i, _), answer in zip(known, found, strict=True):
+            results[i] = answer
+        return results
+
 
 class _Batches:
     """The loaders' batch functions, apart from the loaders: a loader holding a bound method of

@@ -9,7 +9,6 @@ collation.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from operator import attrgetter, itemgetter
 from typing import Any, NoReturn
@@ -251,7 +250,7 @@ async def node(info: GraphInfo, id: str) -> GroupRecord | ProductRecord | None:
 async def nodes(info: GraphInfo, ids: list[str]) -> list[GroupRecord | ProductRecord | None]:
     if len(ids) > 100:
         raise BadUserInput(f"`ids` takes at most 100 ids, got {len(ids)}")
-    answers = await asyncio.gather(*(node(info, i) for i in ids), return_exceptions=True)
+    answers = await info.context.loaders.nodes_of([decode_id(i) for i in ids])
     results: list[GroupRecord | ProductRecord | None] = []
     for answer in answers:
         if isinstance(answer, GatewayError) and answer.source is not None:

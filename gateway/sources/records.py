@@ -17,7 +17,7 @@ from enum import Enum
 import msgspec
 
 from gateway.config import SourceKind
-from gateway.ids import NodeKey, NodeType, encode_id
+from gateway.ids import NodeKey, NodeType, encode_parts
 
 __all__ = [
     "Attribute",
@@ -38,6 +38,8 @@ class GroupStatus(Enum):
     ACTIVE = "ACTIVE"
     INACTIVE = "INACTIVE"
     DELETED = "DELETED"
+
+GROUP, PRODUCT = NodeType.PRODUCT_GROUP.value, NodeType.PRODUCT.value  # in an id
 
 
 class Capability(Enum):
@@ -72,7 +74,7 @@ class GroupRecord(msgspec.Struct, kw_only=True, gc=False):
 
     @property
     def id(self) -> str:
-        return encode_id(node_key(self))
+        return encode_parts(GROUP, self.source.id, self.upstream_id, None)
 
 
 # Decoded upstream data holds no reference cycles: msgspec keeps these out of the garbage
@@ -130,7 +132,7 @@ class ProductRecord(msgspec.Struct, kw_only=True, gc=False):
 
     @property
     def id(self) -> str:
-        return encode_id(node_key(self))
+        return encode_parts(PRODUCT, self.source.id, self.upstream_id, self.group_id)
 
 
 def node_key(record: GroupRecord | ProductRecord) -> NodeKey:

@@ -192,6 +192,37 @@ def test_variables_directives_and_type_conditions(pair: Pair) -> None:
     pair.assert_same(query, {"withProducts": True, "ids": ids})
 
 
+def test_id_and_string_variables_of_every_shape(pair: Pair) -> None:
+    # The compiled path takes ID and String values as given where they already have their
+    # type's shape; every other value is coerced (or refused) exactly as graphql-core does.
+    query = """
+    query Q($ids: [ID!]!, $sources: [ID!], $one: ID!, $search: String) {
+      nodes(ids: $ids) { __typename id }
+      node(id: $one) { id }
+      productGroups(first: 2, filter: {sources: $sources, search: $search}) {
+        totalCount nodes { id } }
+    }
+    """
+    ids = run_ids(pair)
+    plain = {"ids": ids, "sources": ["axim", "carecloud"], "one": ids[1], "search": "office"}
+    before = pair.plans.runs.copy()
+    for variables in (
+        plain,
+        {**plain, "search": None},  # a nullable variable given null
+        {**plain, "sources": None},
+        {**plain, "ids": ids[0]},  # one value for a list: a list of it
+        {**plain, "ids": [7, ids[0]]},  # an Int for an ID: its digits
+        {key: value for key, value in plain.items() if key != "search"},  # not given
+        {**plain, "ids": [None]},  # null in a list of non-null: refused
+        {**plain, "one": None},  # null for a non-null variable: refused
+        {**plain, "search": 3},  # an Int for a String: refused
+        {**plain, "sources": [{"id": "axim"}]},  # an object for an ID: refused
+    ):
+        pair.assert_same(query, variables)
+    runs = pair.plans.runs - before
+    assert runs["compiled"] == 6 and runs["bad variables"] == 4, runs
+
+
 def run_ids(pair: Pair) -> list[str]:
     body = pair.client.post(f"{pair.compiled_url}/graphql", json={"query": """{
       productGroups(first: 4, filter: {sources: ["axim", "carecloud"]}) {
