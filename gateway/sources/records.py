@@ -39,6 +39,7 @@ class GroupStatus(Enum):
     INACTIVE = "INACTIVE"
     DELETED = "DELETED"
 
+
 GROUP, PRODUCT = NodeType.PRODUCT_GROUP.value, NodeType.PRODUCT.value  # in an id
 
 
