@@ -20,7 +20,7 @@ the group tables see nothing else.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import ClassVar
+from typing import Annotated, ClassVar, Literal
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -32,7 +32,6 @@ from gateway.scope import RequestScope
 from gateway.sources.base import ReadCost, SourceAdapter
 from gateway.sources.query import GroupFilter
 from gateway.sources.records import Capability, GroupRecord, GroupStatus
-from gateway.sources.shape import ShapeError
 from gateway.upstream.client import Parse, UpstreamClient
 from gateway.upstream.paging import Slice, fetch_window
 from gateway.window import Page, Window
@@ -103,48 +102,47 @@ class CareCloudAdapter(SourceAdapter):
                         answer.total_items)
 
     def _record(self, row: _Group) -> GroupRecord:
-        if row.state not in STATES:
-            raise ShapeError(f"unknown state {row.state}")
+        # msgspec has checked the state, the ids (not empty) and the zone-less time in C; a
+        # table of a thousand groups is built on every uncached merged query, so what is left
+        # is inline: a number id is read as its digits.
+        group_id, store, parent, changed = (row.product_group_id, row.store_id,
+                                            row.parent_product_group_id, row.last_change)
         return GroupRecord(
             source=self.info,
-            upstream_id=_id(row.product_group_id, "product_group_id"),
+            upstream_id=group_id if type(group_id) is str else str(group_id),
             name=row.name,
             code=row.code,
             external_id=row.external_id,
             status=STATES[row.state],
-            store_id=_optional_id(row.store_id, "store_id"),
-            updated_at=self._local(row.last_change),
-            parent_id=_optional_id(row.parent_product_group_id, "parent_product_group_id"),
+            store_id=store if store is None or type(store) is str else str(store),
+            # The constructor, not replace(tzinfo=): a fifth of its cost (0.17 us against 0.7).
+            updated_at=None if changed is None else datetime(
+                changed.year, changed.month, changed.day, changed.hour, changed.minute,
+                changed.second, changed.microsecond, self._zone),
+            parent_id=parent if parent is None or type(parent) is str else str(parent),
             parent_external_id=row.parent_external_id,
         )
 
-    def _local(self, naive: datetime | None) -> datetime | None:
-        """``last_change`` (no zone) in the source's configured zone."""
-        if naive is None:
-            return None
-        if naive.tzinfo is not None:
-            raise ShapeError("last_change is not YYYY-MM-DD HH:MM:SS")
-        # The constructor, not replace(tzinfo=): a fifth of its cost (0.17 us against 0.7),
-        # paid for every group of every table read.
-        return datetime(naive.year, naive.month, naive.day, naive.hour, naive.minute,
-                        naive.second, naive.microsecond, self._zone)
-
 
 # CareCloud's JSON (seed doc 000), decoded by msgspec: types are checked in C and unknown fields
-# skipped. Ids are documented as strings; a number is read the same way. ``last_change`` is
-# "YYYY-MM-DD HH:MM:SS" (msgspec reads it as a time without a zone).
+# skipped. Ids are documented as strings (an empty one names nothing); a number is read the same
+# way. ``state`` is 0 (deleted) or 1. ``last_change`` is "YYYY-MM-DD HH:MM:SS": a time without a
+# zone (one with a zone is refused).
+
+_Id = Annotated[str, msgspec.Meta(min_length=1)] | int
+_LocalTime = Annotated[datetime, msgspec.Meta(tz=False)]
 
 
 class _Group(msgspec.Struct, gc=False):
-    product_group_id: str | int
-    state: int
+    product_group_id: _Id
+    state: Literal[0, 1]
     name: str | None = None
-    parent_product_group_id: str | int | None = None
+    parent_product_group_id: _Id | None = None
     parent_external_id: str | None = None
     code: str | None = None
     external_id: str | None = None
-    store_id: str | int | None = None
-    last_change: datetime | None = None
+    store_id: _Id | None = None
+    last_change: _LocalTime | None = None
 
 
 class _GroupListData(msgspec.Struct, gc=False):
@@ -166,16 +164,3 @@ def _filter_params(group_filter: GroupFilter) -> dict[str, str | int]:
         if value is not None:
             params[parameter] = value
     return params
-
-
-def _id(value: str | int, key: str) -> str:
-    """An id as a string (a number is read the same way); an empty one names nothing."""
-    if type(value) is str:
-        if value:
-            return value
-        raise ShapeError(f"'{key}' is not an id")
-    return str(value)
-
-
-def _optional_id(value: str | int | None, key: str) -> str | None:
-    return None if value is None else _id(value, key)

@@ -313,6 +313,12 @@ async def test_upstream_faults(make: Factory, cc: RunningEmulator, fault: dict[s
                                   "last_change": "yesterday"}], "total_items": 1}},
     {"data": {"product_groups": [{"product_group_id": "1", "state": 1, "name": 5}],
               "total_items": 1}},
+    {"data": {"product_groups": [{"product_group_id": "", "state": 1}], "total_items": 1}},
+    {"data": {"product_groups": [{"product_group_id": "1", "state": 1, "store_id": ""}],
+              "total_items": 1}},
+    {"data": {"product_groups": [{"product_group_id": "1", "state": 1,
+                                  "last_change": "2024-05-01T10:00:00+02:00"}],
+              "total_items": 1}},
 ])
 async def test_unexpected_shape(body: Any) -> None:
     config = SourceConfig(name="cc-shape", kind="carecloud", base_url="http://upstream.invalid",
@@ -336,3 +342,24 @@ def _assert_clean(error: UpstreamError, cc: RunningEmulator, token: str) -> None
         assert secret not in error.message
     assert len(cc.log) >= 1
 
+
+
+async def test_ids_sent_as_numbers_read_as_their_digits() -> None:
+    # The doc types ids as strings; an upstream that sends numbers names the same groups.
+    row = {"product_group_id": 7, "state": 1, "name": "Seven", "store_id": 3,
+           "parent_product_group_id": 12, "last_change": "2024-05-01 10:00:00"}
+    config = SourceConfig(name="cc-numbers", kind="carecloud", base_url="http://upstream.invalid",
+                          token="secret-token", timezone="Europe/Prague")
+    transport = httpx.MockTransport(lambda request: httpx.Response(
+        200, json={"data": {"product_groups": [row], "total_items": 1}}))
+    client = UpstreamClient(config, auth_headers=CareCloudAdapter.auth_headers("secret-token"),
+                            transport=transport)
+    try:
+        page = await CareCloudAdapter(config, client).list_groups(GroupFilter(), Window(0, 5),
+                                                                  RequestScope())
+    finally:
+        await client.aclose()
+    [group] = page.items
+    assert (group.upstream_id, group.store_id, group.parent_id) == ("7", "3", "12")
+    assert group.updated_at is not None and group.updated_at.isoformat() == (
+        "2024-05-01T10:00:00+02:00")
