@@ -67,6 +67,11 @@ class TaskMemo(Generic[K, V]):
     async def once(self, key: K, make: Callable[[], Awaitable[V]]) -> V:
         return await self._tasks.run(key, make)
 
+    def put(self, key: K, value: V) -> None:
+        """``value`` as the key's result, had no caller asked for it yet (an answer that came
+        without awaiting: no task)."""
+        self._tasks.put(key, value)
+
 
 @dataclass(slots=True)
 class SourceUsage:

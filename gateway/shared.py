@@ -36,8 +36,8 @@ class SharedTasks(Generic[K, V]):
 
     def __init__(self, *, keep: bool) -> None:
         self.keep = keep
-        self._tasks: dict[K, asyncio.Task[V]] = {}
-        self._waiting: dict[asyncio.Task[V], int] = {}
+        self._tasks: dict[K, asyncio.Future[V]] = {}
+        self._waiting: dict[asyncio.Future[V], int] = {}
 
     def __len__(self) -> int:
         return len(self._tasks)
@@ -67,7 +67,14 @@ class SharedTasks(Generic[K, V]):
         finally:
             self._left(key, task)
 
-    def _left(self, key: K, task: asyncio.Task[V]) -> None:
+    def put(self, key: K, value: V) -> None:
+        """``value`` as the key's result, as if a task had made it (kept: with ``keep`` only)."""
+        if self.keep:
+            done: asyncio.Future[V] = asyncio.get_running_loop().create_future()
+            done.set_result(value)
+            self._tasks[key] = done
+
+    def _left(self, key: K, task: asyncio.Future[V]) -> None:
         waiting = self._waiting[task] - 1
         if waiting:
             self._waiting[task] = waiting
@@ -77,6 +84,6 @@ class SharedTasks(Generic[K, V]):
             task.cancel()  # nobody waits for it any more
             self._forget(key, task)
 
-    def _forget(self, key: K, task: asyncio.Task[V]) -> None:
+    def _forget(self, key: K, task: asyncio.Future[V]) -> None:
         if self._tasks.get(key) is task:  # a newer task of the key stays
             del self._tasks[key]

@@ -116,6 +116,17 @@ class ResponseStore:
         except Exception as exc:  # a cache outage must not fail a request
             logger.warning("cache read failed: %s", type(exc).__name__)
             return None
+        return self._unexpired(raw)
+
+    def get_now(self, key: str) -> CachedAnswer | None:
+        """:meth:`get` without awaiting, for entries this process holds (the memory store);
+        None also where only awaiting can tell (Redis)."""
+        if not isinstance(self._cache, MemoryBackend):
+            return None
+        entry = self._unexpired(self._cache.entries.fresh(key, self.clock.wall()))
+        return None if entry is None else entry[0]
+
+    def _unexpired(self, raw: object) -> tuple[CachedAnswer, float] | None:
         entry = CachedAnswer.decode(raw) if isinstance(raw, bytes) else None
         if entry is None or self.clock.wall() >= entry[1]:
             return None

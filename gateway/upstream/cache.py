@@ -157,6 +157,20 @@ class CacheTransport(Layer):
         self._count(usage, "hit")
         return cached, cached.stored_at + ttl
 
+    def fresh_now(self, key: str, freshness: str) -> tuple[CachedAnswer, float] | None:
+        """As :meth:`fresh`, without awaiting, where the store holds its entries in this
+        process; None also where only awaiting can tell. Not counted: :meth:`count_hit` once
+        the entry answers."""
+        ttl = self.policy.ttl(freshness)
+        cached = self.store.get_now(key) if ttl > 0 else None
+        if not self._is_fresh(cached, ttl):
+            return None
+        assert cached is not None
+        return cached, cached.stored_at + ttl
+
+    def count_hit(self, usage: SourceUsage | None) -> None:
+        self._count(usage, "hit")
+
     def _is_fresh(self, cached: CachedAnswer | None, ttl: float) -> bool:
         return cached is not None and cached.age(self.clock.wall()) <= ttl
 

@@ -27,6 +27,7 @@ import orjson
 from gateway.caches.bounded import ByteBoundedLRU
 from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.config import DEFAULT_DECODED_MAX_BYTES, SourceConfig
+from gateway.credentials import Credential
 from gateway.errors import (
     UpstreamBadResponse,
     UpstreamBudgetExceeded,
@@ -188,27 +189,22 @@ class UpstreamClient:
             tuple(sorted((k, str(v)) for k, v in params.items())),
             language,
         )
-        headers = {"X-Request-ID": scope.request_id} if scope.request_id else {}
-        if language_header and language:
-            headers[language_header] = language
-        extensions: dict[str, Any] = {
-            LANGUAGE: language, FRESHNESS: freshness, DEADLINE: scope.deadline,
-            ROUTE: route or path, USAGE: scope.usage_of(self.source), REFRESH: scope.refresh}
         credential = scope.credentials.get(self.source)
         fingerprint: str | None = None
         if credential is not None and self._credential_headers is not None:
-            # In place of the configured token (same header names), and keyed by it below.
-            headers.update(self._credential_headers(credential.token))
-            fingerprint = extensions[CREDENTIAL] = credential.fingerprint
+            fingerprint = credential.fingerprint
         cached_key = None
         if self._cache is not None:
-            fingerprint = fingerprint or self._cache.credential
-            cached_key = call_cache_key(self.source, fingerprint,
+            cached_key = call_cache_key(self.source, fingerprint or self._cache.credential,
                                         self._base_path + path.lstrip("/"), key[2], language)
-            extensions[CACHE_KEY] = (self.source, fingerprint, cached_key)
-        content, entry = await scope.calls.once(
-            key, lambda: self._get(path, key[2], headers, extensions, allow_404, scope,
-                                   cached_key))
+        answered = self._answered_now(key, cached_key, freshness, scope)
+        if answered is None:
+            answered = await scope.calls.once(key, lambda: self._get(
+                path, key[2], self._headers(language, language_header, credential, scope),
+                self._extensions(language, freshness, route or path, fingerprint, cached_key,
+                                 scope),
+                allow_404, scope, cached_key))
+        content, entry = answered
         if content is None:
             return None  # a 404 the caller allowed
         if scope.refresh:
@@ -217,6 +213,47 @@ class UpstreamClient:
             return self._parsed(content, entry, len(content), parse)
         decoded = self._decode(content, entry)
         return decoded if parse is None else self._parsed(decoded, entry, len(content), parse)
+
+    def _answered_now(self, key: CallKey, cached_key: str | None, freshness: str,
+                      scope: RequestScope) -> tuple[bytes, CacheEntry] | None:
+        """A fresh entry this process holds answers the call at once: no task, no request
+        (on a warm query that task was a tenth of the CPU). None: the call goes the usual way
+        (:meth:`_get`), whose checks come first here too."""
+        if (cached_key is None or self._cache is None or scope.refresh or key in scope.calls
+                or (scope.deadline is not None and self.clock.monotonic() >= scope.deadline)):
+            return None
+        hit = self._cache.fresh_now(cached_key, freshness)
+        if hit is None or not scope.spend_upstream_request():
+            return None
+        answer, fresh_until = hit
+        self._cache.count_hit(scope.usage_of(self.source))
+        scope.fresh_for(fresh_until)
+        answered = answer.body, (cached_key, answer.stored_at)
+        scope.calls.put(key, answered)
+        return answered
+
+    def _headers(self, language: str | None, language_header: str | None,
+                 credential: Credential | None, scope: RequestScope) -> dict[str, str]:
+        headers = {"X-Request-ID": scope.request_id} if scope.request_id else {}
+        if language_header and language:
+            headers[language_header] = language
+        if credential is not None and self._credential_headers is not None:
+            # In place of the configured token (same header names), and keyed by it.
+            headers.update(self._credential_headers(credential.token))
+        return headers
+
+    def _extensions(self, language: str | None, freshness: str, route: str,
+                    fingerprint: str | None, cached_key: str | None, scope: RequestScope
+                    ) -> dict[str, Any]:
+        extensions: dict[str, Any] = {
+            LANGUAGE: language, FRESHNESS: freshness, DEADLINE: scope.deadline, ROUTE: route,
+            USAGE: scope.usage_of(self.source), REFRESH: scope.refresh}
+        if fingerprint is not None:
+            extensions[CREDENTIAL] = fingerprint
+        if cached_key is not None and self._cache is not None:
+            extensions[CACHE_KEY] = (self.source, fingerprint or self._cache.credential,
+                                     cached_key)
+        return extensions
 
     def _parsed(self, decoded: Any, entry: CacheEntry | None, body_bytes: int, parse: Parse
                 ) -> Any:

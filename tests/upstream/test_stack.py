@@ -15,7 +15,7 @@ import pytest
 from gateway.caches.bounded import ByteBoundedLRU
 from gateway.caches.store import ResponseStore
 from gateway.config import SourceConfig
-from gateway.errors import UpstreamUnavailable
+from gateway.errors import UpstreamBudgetExceeded, UpstreamTimeout, UpstreamUnavailable
 from gateway.scope import RequestScope
 from gateway.upstream.breaker import BreakerState
 from gateway.upstream.client import Parse, UpstreamClient, memo_bytes
@@ -107,6 +107,35 @@ async def test_a_fresh_entry_answers_before_any_request_is_built(
     manual.advance(51.0)  # past the TTL: the usual way, through the stack
     assert await stack.get() == {"call": 2}
     assert len(built) == 2
+
+
+async def test_a_fresh_entry_in_memory_answers_without_a_task_by_the_same_rules(
+        stacks: Callable[..., Stack], manual: ManualClock) -> None:
+    """A hit in the memory store answers at once (no task, which was a tenth of a warm query's
+    CPU); the request's upstream budget and deadline still apply to it as to any call."""
+    stack = stacks(Script(200))
+    assert await stack.get() == {"call": 1}
+    loop = asyncio.get_running_loop()
+    created: list[object] = []
+
+    def counting(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        created.append(coro)
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    loop.set_task_factory(counting)
+    try:
+        scope = stack.scope()
+        assert await stack.get(scope) == {"call": 1}
+        assert await stack.get(scope) == {"call": 1}  # the request's own memo, still no task
+        assert created == []
+        assert (scope.usage[SOURCE].cache_hits, scope.upstream_requests) == (1, 1)
+    finally:
+        loop.set_task_factory(None)
+    with pytest.raises(UpstreamBudgetExceeded):
+        await stack.get(RequestScope(deadline=manual.now + 60.0, upstream_budget=0))
+    with pytest.raises(UpstreamTimeout):
+        await stack.get(RequestScope(deadline=stack.client.clock.monotonic() - 1.0))
+    assert stack.script.count == 1
 
 
 async def test_stack_answers_stale_and_marks_the_scope(
