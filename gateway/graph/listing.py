@@ -21,6 +21,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from gateway.errors import GatewayError
 from gateway.graph.cursors import END, Cursor, Fingerprint, PageArgs
+from gateway.shared import gather
 from gateway.window import Page, Window
 
 __all__ = ["ErrorSink", "ListStream", "Listing", "Stream", "WindowStream", "concatenated",
@@ -207,7 +208,7 @@ async def _concat_backward(streams: Sequence[Stream[T]], size: int, fp: Fingerpr
     count = len(streams)
     end = end or (END,) * count
     # `last` counts from each source's total: one cheap request per source, never a scan.
-    totals = await asyncio.gather(*(_guard(report, s.total) for s in streams))
+    totals = await gather(*(_guard(report, s.total) for s in streams))
     edges: list[tuple[T, Cursor]] = []
     first_position: tuple[int, int] | None = None
     for i in range(count - 1, -1, -1):
@@ -236,8 +237,7 @@ async def _total(streams: Sequence[Stream[Any]], report: ErrorSink) -> int | Non
     known = [s.known_total for s in streams]
     if None not in known:  # every stream read its total with its page: nothing to wait for
         return sum(t or 0 for t in known)
-    calls = [_guard(report, s.total) for s in streams]
-    totals = [await calls[0]] if len(calls) == 1 else await asyncio.gather(*calls)
+    totals = await gather(*(_guard(report, s.total) for s in streams))
     return None if any(t is None for t in totals) else sum(t or 0 for t in totals)
 
 
@@ -250,7 +250,7 @@ async def merged(streams: Sequence[ListStream[T]], key: Callable[[T], Any], desc
     here, and a page of 20 of a thousand items costs 20 steps, not a thousand.
     """
     bounds = _start(args, fp, len(streams))  # a cursor of another list: before any call
-    loaded = await asyncio.gather(*(_guard(report, s.items) for s in streams))
+    loaded = await gather(*(_guard(report, s.items) for s in streams))
     lists = [items or [] for items in loaded]
     failed = {i for i, items in enumerate(loaded) if items is None}
     total = None if failed else sum(len(items) for items in lists)

@@ -18,6 +18,7 @@ from strawberry.dataloader import DataLoader
 
 from gateway.ids import NodeKey, NodeType
 from gateway.scope import RequestScope
+from gateway.shared import gather
 from gateway.sources.base import ProductKey, SourceAdapter
 from gateway.sources.query import ALL_PRODUCT_FIELDS
 from gateway.sources.records import GroupRecord, ProductRecord
@@ -102,7 +103,7 @@ class _Batches:
             else:
                 products.append((key.upstream_id, key.group_id))
         names = list(wanted)
-        found = await asyncio.gather(*(
+        found = await gather(*(
             self.adapters[name].lookup(*wanted[name], ALL_PRODUCT_FIELDS, self.scope)
             for name in names), return_exceptions=True)
         by_source = dict(zip(names, found, strict=True))
@@ -117,7 +118,7 @@ class _Batches:
         return results
 
     async def group_products(self, keys: Sequence[GroupProductsKey]) -> list[Any]:
-        results = await asyncio.gather(
+        results = await gather(
             *(self.adapters[source].group_products(group_id, search, Window(offset, limit),
                                                    self.scope)
               for source, group_id, search, offset, limit in keys),
@@ -136,8 +137,8 @@ async def _per_source(
     for key in keys:
         batches[batch_of(key)].append(item_of(key))
     names = list(batches)
-    answers = await asyncio.gather(*(fetch(name, batches[name]) for name in names),
-                                   return_exceptions=True)
+    answers = await gather(*(fetch(name, batches[name]) for name in names),
+                           return_exceptions=True)
     by_batch = dict(zip(names, answers, strict=True))
     results: list[Any] = []
     for key in keys:

@@ -21,7 +21,6 @@ that group's whole product list once per request (``scope.group_product_lists``)
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections import defaultdict
 from collections.abc import Sequence
@@ -32,6 +31,7 @@ import msgspec
 
 from gateway.config import SourceKind
 from gateway.scope import RequestScope
+from gateway.shared import gather
 from gateway.sources.base import (
     GroupsWithProducts,
     ProductKey,
@@ -183,7 +183,7 @@ class AximAdapter(SourceAdapter):
             # Many ids: the group table (pages of 50, cached apart) costs fewer requests; a
             # table kept fresh costs none.
             return await super().groups_by_ids(wanted, scope)
-        found = await asyncio.gather(*(self._group_by_id(i, i in with_products, scope)
+        found = await gather(*(self._group_by_id(i, i in with_products, scope)
                                        for i in wanted))
         return {group.upstream_id: group for group in found if group is not None}
 
@@ -221,7 +221,7 @@ class AximAdapter(SourceAdapter):
             if group_id is not None and GROUP_ID.fullmatch(group_id):
                 by_group[group_id].add(product_id)
         groups = list(by_group)
-        lists = await asyncio.gather(*(self._all_products(g, scope) for g in groups))
+        lists = await gather(*(self._all_products(g, scope) for g in groups))
         return {(p.upstream_id, group_id): p
                 for group_id, products in zip(groups, lists, strict=True)
                 for p in products if p.upstream_id in by_group[group_id]}
@@ -239,7 +239,7 @@ class AximAdapter(SourceAdapter):
 
         rows = await read_all(fetch, MAX_LIMIT, check_total=self.within_scan_limit,
                               exact=scope.refresh)
-        lists = await asyncio.gather(*(
+        lists = await gather(*(
             self._all_products(group_id, scope) if (first.total or 0) > len(first.items)
             else _given(first.items) for group_id, first in rows))
         return [product for products in lists for product in products]

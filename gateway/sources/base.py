@@ -22,7 +22,6 @@ decode`), and the ids a request looks up reach each source at once (:meth:`Sourc
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.config import SourceConfig, SourceKind
 from gateway.errors import Unsupported, UpstreamBadResponse
 from gateway.scope import RequestScope
+from gateway.shared import gather
 from gateway.sources.query import GroupFilter, ProductFields, ProductFilter
 from gateway.sources.records import Capability, GroupRecord, ProductRecord, SourceInfo
 from gateway.sources.shape import ShapeError
@@ -375,17 +375,12 @@ class SourceAdapter:
 
 async def both_parts(groups: Awaitable[dict[str, GroupRecord]] | None,
                      products: Awaitable[dict[ProductKey, ProductRecord]] | None) -> Lookup:
-    """A lookup's two parts, each its answer or the failure that stopped it: concurrent when
-    there are both, else the one awaited as it is (no task for a part that has nothing)."""
-    if groups is not None and products is not None:
-        found = await asyncio.gather(groups, products, return_exceptions=True)
-        return Lookup(*found)
-    try:
-        if groups is not None:
-            return Lookup(await groups, {})
-        return Lookup({}, await products if products is not None else {})
-    except Exception as error:  # as gather's return_exceptions gives it
-        return Lookup(error, {}) if groups is not None else Lookup({}, error)
+    """A lookup's two parts, each its answer or the failure that stopped it (concurrent; a
+    part that has nothing to look up is empty)."""
+    asked = [part for part in (groups, products) if part is not None]
+    found = iter(await gather(*asked, return_exceptions=True))
+    return Lookup(next(found) if groups is not None else {},
+                  next(found) if products is not None else {})
 
 
 def _table_bytes(table: list[GroupRecord]) -> int:

@@ -28,7 +28,6 @@ nothing associated is selected (without it Comestri adds ``product_class`` and
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -39,6 +38,7 @@ import msgspec
 from gateway.config import SourceKind
 from gateway.errors import BadUserInput
 from gateway.scope import RequestScope
+from gateway.shared import gather
 from gateway.sources.base import ProductKey, ReadCost, SourceAdapter
 from gateway.sources.query import ALL_PRODUCT_FIELDS, ProductFields, ProductFilter
 from gateway.sources.records import Attribute, Capability, ProductClass, ProductRecord
@@ -101,7 +101,7 @@ class ComestriAdapter(SourceAdapter):
                                scope: RequestScope) -> dict[ProductKey, ProductRecord]:
         # Comestri ids are integers: another id names nothing, and costs no request.
         wanted = [key for key in dict.fromkeys(keys) if key[0].isascii() and key[0].isdigit()]
-        found = await asyncio.gather(*(self._by_id(key[0], fields, scope) for key in wanted))
+        found = await gather(*(self._by_id(key[0], fields, scope) for key in wanted))
         return {key: record for key, record in zip(wanted, found, strict=True)
                 if record is not None}
 

@@ -17,12 +17,12 @@ asked to.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
 from gateway.errors import UpstreamUnavailable
+from gateway.shared import gather
 from gateway.window import Page, Window
 
 __all__ = ["Slice", "fetch_window", "plan_offsets", "plan_pages", "read_all"]
@@ -94,7 +94,7 @@ async def fetch_window(
             slices = plan_pages(remaining, max_size)
         else:
             slices = plan_offsets(remaining, max_size)
-        chunks = await asyncio.gather(*(fetch(s) for s in slices))
+        chunks = await gather(*(fetch(s) for s in slices))
         got, total, observed = _stitch(remaining, slices, chunks, page_aligned)
         items.extend(got)
         position += len(got)
