@@ -72,23 +72,23 @@ class WindowStream(Generic[T]):
 class ListStream(Generic[T]):
     """A source's whole list, loaded once (a bounded scan) and sliced in memory."""
 
-    def __init__(self, source: str, load: Callable[[], Awaitable[list[T]]]) -> None:
+    def __init__(self, source: str, load: Callable[[], Awaitable[Sequence[T]]]) -> None:
         self.source = source
         self._load = load
-        self._items: list[T] | None = None
+        self._items: Sequence[T] | None = None
 
     @property
     def known_total(self) -> int | None:
         return None if self._items is None else len(self._items)
 
-    async def items(self) -> list[T]:
+    async def items(self) -> Sequence[T]:
         if self._items is None:
             self._items = await self._load()
         return self._items
 
     async def window(self, window: Window) -> Page[T]:
         items = await self.items()
-        return Page(items[window.offset: window.end], len(items))
+        return Page(list(items[window.offset: window.end]), len(items))
 
     async def total(self) -> int:
         return len(await self.items())
@@ -271,7 +271,7 @@ class _MergeWalk(Generic[T]):
     offset the page started from, so the next page resumes it.
     """
 
-    def __init__(self, lists: list[list[T]], key: Callable[[T], Any], descending: bool,
+    def __init__(self, lists: list[Sequence[T]], key: Callable[[T], Any], descending: bool,
                  failed: set[int]) -> None:
         self.lists = lists
         self.key = key

@@ -9,7 +9,7 @@ collation.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from operator import attrgetter, itemgetter
 from typing import Any, NoReturn
 
@@ -45,6 +45,7 @@ from gateway.sources.query import (
     OrderField,
 )
 from gateway.sources.records import Capability, GroupRecord, ProductRecord
+from gateway.sources.table import GroupTable
 from gateway.window import Page, Window
 
 __all__ = ["group_products", "node", "nodes", "product_groups", "products"]
@@ -144,11 +145,11 @@ def _ordered_loader(context: GatewayContext, adapter: SourceAdapter, group_filte
                     order: GroupOrder) -> Callable[[], Any]:
     """A source's groups that match, in ``order``: its table is sorted once while it is kept
     (a warm merged list sorts nothing), then filtered (which keeps the order)."""
-    async def load() -> list[GroupRecord]:
+    async def load() -> Sequence[GroupRecord]:
         table = await adapter.group_table(context.scope)
-        ordered = table.ordered(order, lambda: _in_order(table, order))
+        ordered = table.ordered(order, lambda t: _in_order(t, order))
         if not group_filter.active_arguments():
-            return ordered
+            return ordered  # its groups are made records as the page reads them
         return [g for g in ordered if group_filter.matches(g)]
 
     return load
@@ -173,23 +174,28 @@ def _order_key(order: GroupOrder) -> Callable[[GroupRecord], tuple[bool, Any]]:
     return key
 
 
-def _in_order(groups: list[GroupRecord], order: GroupOrder) -> list[GroupRecord]:
-    """One source's groups in ``order`` (as :func:`_order_key` orders them); ties by upstream
-    id in both directions (stable sorts keep the order by id among equal values). Values are
-    worked out once each and compared bare: a fresh table of a thousand groups is sorted on
-    every uncached query."""
-    value = _order_value(order)
-    keyed: list[tuple[Any, GroupRecord]] = []
-    missing: list[GroupRecord] = []
-    for group in sorted(groups, key=attrgetter("upstream_id")):
-        found = value(group)
+def _in_order(table: GroupTable, order: GroupOrder) -> list[int]:
+    """The positions of one source's groups in ``order`` (as :func:`_order_key` orders them);
+    ties by upstream id in both directions (stable sorts keep the order by id among equal
+    values). Values are worked out once each and compared bare: a fresh table of a thousand
+    groups is sorted on every uncached query. By name, from the table's rows: no group is made
+    a record for it."""
+    ids = table.upstream_ids()
+    if order.field is OrderField.NAME:
+        values = [None if name is None else name.casefold() for name in table.names()]
+    else:
+        values = list(map(_order_value(order), table.records()))
+    keyed: list[tuple[Any, int]] = []
+    missing: list[int] = []
+    for position in sorted(range(len(ids)), key=ids.__getitem__):
+        found = values[position]
         if found is None:
-            missing.append(group)
+            missing.append(position)
         else:
-            keyed.append((found, group))
+            keyed.append((found, position))
     descending = order.direction is Direction.DESC
     keyed.sort(key=itemgetter(0), reverse=descending)
-    present = [group for _, group in keyed]
+    present = [position for _, position in keyed]
     return missing + present if descending else present + missing
 
 

@@ -23,10 +23,10 @@ decode`), and the ids a request looks up reach each source at once (:meth:`Sourc
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import msgspec
 
@@ -38,6 +38,7 @@ from gateway.shared import gather
 from gateway.sources.query import GroupFilter, ProductFields, ProductFilter
 from gateway.sources.records import Capability, GroupRecord, ProductRecord, SourceInfo
 from gateway.sources.shape import ShapeError
+from gateway.sources.table import GroupTable
 from gateway.upstream.client import UpstreamClient
 from gateway.upstream.paging import read_all
 from gateway.window import Page, Window
@@ -69,35 +70,6 @@ class Lookup:
 
     groups: dict[str, GroupRecord] | BaseException
     products: dict[ProductKey, ProductRecord] | BaseException
-
-
-class GroupTable(list[GroupRecord]):
-    """A source's whole group table as read, which keeps each order it was put in and each
-    index made of it: a table is kept while the answers it came from are fresh, so a warm merged
-    list sorts nothing and a warm lookup by id reads no more of the table than its ids."""
-
-    def __init__(self, groups: Iterable[GroupRecord] = ()) -> None:
-        super().__init__(groups)
-        self._orders: dict[Hashable, list[GroupRecord]] = {}
-        self._indexes: dict[str, dict[str, GroupRecord]] = {}
-
-    def keyed_by(self, field: str) -> dict[str, GroupRecord]:
-        """The groups by ``field`` (``upstream_id``, ``external_id``): the last one of a value
-        that several share; groups without one are not in it. Callers only read it."""
-        made = self._indexes.get(field)
-        if made is None:
-            made = self._indexes[field] = {
-                value: group for group in self if (value := getattr(group, field)) is not None}
-        return made
-
-    def ordered(self, order: Hashable, arrange: Callable[[], list[GroupRecord]]
-                ) -> list[GroupRecord]:
-        """The table in ``order`` (an equal order: the same list), ``arrange()`` the first
-        time. Callers only read it."""
-        kept = self._orders.get(order)
-        if kept is None:
-            kept = self._orders[order] = arrange()
-        return kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,7 +230,10 @@ class SourceAdapter:
         finally:
             fresh_until, scope.fresh_until = scope.fresh_until, before
         self.table_size = len(table)
-        self.largest_group = max((g.product_count or 0 for g in table), default=0)
+        if Capability.GROUP_PRODUCTS in self.capabilities:  # only these count products
+            self.largest_group = max(filter(None, [g.product_count for g in table]), default=0)
+        else:
+            self.largest_group = 0
         scope.fresh_for(fresh_until)
         if self.name not in scope.stale and fresh_until > self._clock.wall():
             self.client.memo.put(self._table_key(scope), (fresh_until, table),
@@ -266,10 +241,19 @@ class SourceAdapter:
         return table
 
     async def _read_group_table(self, scope: RequestScope) -> GroupTable:
-        groups = await read_all(lambda window: self.list_groups(GroupFilter(), window, scope),
-                                self.table_page_size or self.config.scan_limit,
-                                check_total=self.within_scan_limit, exact=scope.refresh)
-        return GroupTable(groups)
+        rows = await read_all(lambda window: self.table_rows(window, scope),
+                              self.table_page_size or self.config.scan_limit,
+                              check_total=self.within_scan_limit, exact=scope.refresh)
+        return self.table_of(rows)
+
+    async def table_rows(self, window: Window, scope: RequestScope) -> Page[Any]:
+        """A window of the group table, unfiltered, in upstream order: records here; an adapter
+        may answer its rows as decoded instead, and make them a table in :meth:`table_of`."""
+        return await self.list_groups(GroupFilter(), window, scope)
+
+    def table_of(self, rows: list[Any]) -> GroupTable:
+        """The table of the rows :meth:`table_rows` read."""
+        return GroupTable(rows)
 
     def within_scan_limit(self, total: int, what: str = "groups") -> None:
         """Refuse a whole list of ``total`` items larger than the configured ``scan_limit``."""
@@ -283,16 +267,14 @@ class SourceAdapter:
         self, ids: Sequence[str], scope: RequestScope
     ) -> dict[str, GroupRecord]:
         """The groups with these upstream ids (unknown ids are absent)."""
-        index = (await self.group_table(scope)).keyed_by("upstream_id")
-        return {i: index[i] for i in ids if i in index}
+        return (await self.group_table(scope)).find("upstream_id", ids)
 
     async def groups_by_external_ids(
         self, ids: Sequence[str], scope: RequestScope
     ) -> dict[str, GroupRecord]:
         """The groups with these external ids (CareCloud parents may be named only so; the
         last of the table's groups that share one)."""
-        index = (await self.group_table(scope)).keyed_by("external_id")
-        return {i: index[i] for i in ids if i in index}
+        return (await self.group_table(scope)).find("external_id", ids)
 
     async def lookup(self, group_ids: Sequence[str], product_keys: Sequence[ProductKey],
                      fields: ProductFields, scope: RequestScope) -> Lookup:
@@ -383,7 +365,7 @@ async def both_parts(groups: Awaitable[dict[str, GroupRecord]] | None,
                   next(found) if products is not None else {})
 
 
-def _table_bytes(table: list[GroupRecord]) -> int:
+def _table_bytes(table: GroupTable) -> int:
     """The estimated memory of a parsed group table."""
     characters = sum(len(value) for record in table for name in GroupRecord.__struct_fields__
                      if isinstance(value := getattr(record, name), str))

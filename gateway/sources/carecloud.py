@@ -19,8 +19,9 @@ the group tables see nothing else.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -32,11 +33,14 @@ from gateway.scope import RequestScope
 from gateway.sources.base import ReadCost, SourceAdapter
 from gateway.sources.query import GroupFilter
 from gateway.sources.records import Capability, GroupRecord, GroupStatus
+from gateway.sources.table import GroupTable
 from gateway.upstream.client import Parse, UpstreamClient
 from gateway.upstream.paging import Slice, fetch_window
 from gateway.window import Page, Window
 
 __all__ = ["CareCloudAdapter"]
+
+Item = TypeVar("Item")
 
 PATH = "/product-groups"
 STABLE_ORDER = {"sort_field": "product_group_id", "sort_direction": "asc"}
@@ -81,35 +85,45 @@ class CareCloudAdapter(SourceAdapter):
         return await self.newest_first(
             lambda window: self._list(dict(CHANGES_ORDER), window, scope), since)
 
-    async def _list(self, params: dict[str, str | int], window: Window, scope: RequestScope
-                    ) -> Page[GroupRecord]:
-        language = self.language(scope)
+    async def table_rows(self, window: Window, scope: RequestScope) -> Page[_Group]:
+        # Rows as decoded (the list call's own answer): a page of a merged list, or a few ids,
+        # makes records of only its groups (gateway.sources.table).
+        return await self._list(dict(STABLE_ORDER), window, scope, self._rows)
 
-        async def fetch(piece: Slice) -> Page[GroupRecord]:
-            chunk: Page[GroupRecord] = await self.client.get_json(
+    def table_of(self, rows: list[_Group]) -> GroupTable:
+        return GroupTable(rows, build=self._record, row_id=_row_id)
+
+    async def _list(self, params: dict[str, str | int], window: Window, scope: RequestScope,
+                    chunk_of: Callable[[bytes], Page[Item]] | None = None) -> Page[Item]:
+        language = self.language(scope)
+        parse = Parse(chunk_of or self._chunk, raw=True)
+
+        async def fetch(piece: Slice) -> Page[Item]:
+            chunk: Page[Item] = await self.client.get_json(
                 PATH, {**params, "offset": piece.start, "count": piece.size}, scope=scope,
                 language=language, language_header="Accept-Language", freshness="groups",
-                parse=Parse(self._chunk, raw=True))
+                parse=parse)
             return chunk
 
         chunk = await fetch_window(window, fetch, max_size=None, page_aligned=False)
         return Page(chunk.items, chunk.total)
 
-    def _chunk(self, body: bytes) -> Page[GroupRecord]:
+    def _rows(self, body: bytes) -> Page[_Group]:
         answer = self.decode(GROUP_LIST, body).data
-        with self.reading("product group list"):
-            return Page([self._record(row) for row in answer.product_groups],
-                        answer.total_items)
+        return Page(answer.product_groups, answer.total_items)
+
+    def _chunk(self, body: bytes) -> Page[GroupRecord]:
+        rows = self._rows(body)
+        return Page([self._record(row) for row in rows.items], rows.total)
 
     def _record(self, row: _Group) -> GroupRecord:
         # msgspec has checked the state, the ids (not empty) and the zone-less time in C; a
         # table of a thousand groups is built on every uncached merged query, so what is left
         # is inline: a number id is read as its digits.
-        group_id, store, parent, changed = (row.product_group_id, row.store_id,
-                                            row.parent_product_group_id, row.last_change)
+        store, parent, changed = row.store_id, row.parent_product_group_id, row.last_change
         return GroupRecord(
             source=self.info,
-            upstream_id=group_id if type(group_id) is str else str(group_id),
+            upstream_id=_row_id(row),
             name=row.name,
             code=row.code,
             external_id=row.external_id,
@@ -164,3 +178,8 @@ def _filter_params(group_filter: GroupFilter) -> dict[str, str | int]:
         if value is not None:
             params[parameter] = value
     return params
+
+
+def _row_id(row: _Group) -> str:
+    group_id = row.product_group_id
+    return group_id if type(group_id) is str else str(group_id)

@@ -13,8 +13,10 @@ deleted groups — so it answers an empty page without a request. Not pushed dow
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import ClassVar
+from operator import attrgetter
+from typing import Annotated, ClassVar, Literal, TypeVar
 
 import msgspec
 
@@ -23,12 +25,15 @@ from gateway.scope import RequestScope
 from gateway.sources.base import ReadCost, SourceAdapter
 from gateway.sources.query import GroupFilter
 from gateway.sources.records import Capability, GroupRecord, GroupStatus
-from gateway.sources.shape import ShapeError, as_utc
+from gateway.sources.shape import as_utc
+from gateway.sources.table import GroupTable
 from gateway.upstream.client import Params, Parse
 from gateway.upstream.paging import Slice, fetch_window
 from gateway.window import Page, Window
 
 __all__ = ["JopticAdapter"]
+
+Item = TypeVar("Item")
 
 PATH = "/product-groups"
 MAX_LIMIT = 100
@@ -58,30 +63,38 @@ class JopticAdapter(SourceAdapter):
         return await self.newest_first(
             lambda window: self._list(dict(CHANGES_ORDER), window, scope), since)
 
-    async def _list(self, params: Params, window: Window, scope: RequestScope
-                    ) -> Page[GroupRecord]:
+    async def table_rows(self, window: Window, scope: RequestScope) -> Page[_Group]:
+        # Rows as decoded (the list call's own answer): a page of a merged list, or a few ids,
+        # makes records of only its groups (gateway.sources.table).
+        return await self._list(dict(STABLE_ORDER), window, scope, self._rows)
 
-        async def fetch(piece: Slice) -> Page[GroupRecord]:
-            chunk: Page[GroupRecord] = await self.client.get_json(
+    def table_of(self, rows: list[_Group]) -> GroupTable:
+        return GroupTable(rows, build=self._record, row_id=attrgetter("id"))
+
+    async def _list(self, params: Params, window: Window, scope: RequestScope,
+                    chunk_of: Callable[[bytes], Page[Item]] | None = None) -> Page[Item]:
+        parse = Parse(chunk_of or self._chunk, raw=True)
+
+        async def fetch(piece: Slice) -> Page[Item]:
+            chunk: Page[Item] = await self.client.get_json(
                 PATH, {**params, "page": piece.page, "limit": piece.size}, scope=scope,
-                freshness="groups", parse=Parse(self._chunk, raw=True))
+                freshness="groups", parse=parse)
             return chunk
 
         chunk = await fetch_window(window, fetch, max_size=MAX_LIMIT, page_aligned=True)
         return Page(chunk.items, chunk.total)
 
-    def _chunk(self, body: bytes) -> Page[GroupRecord]:
+    def _rows(self, body: bytes) -> Page[_Group]:
         answer = self.decode(GROUP_LIST, body)
-        with self.reading("product group list"):
-            # pagination.limit: the clamped limit the upstream applied.
-            return Page([self._record(row) for row in answer.data], answer.pagination.total,
-                        answer.pagination.limit)
+        # pagination.limit: the clamped limit the upstream applied.
+        return Page(answer.data, answer.pagination.total, answer.pagination.limit)
+
+    def _chunk(self, body: bytes) -> Page[GroupRecord]:
+        rows = self._rows(body)
+        return Page([self._record(row) for row in rows.items], rows.total, rows.page_size)
 
     def _record(self, row: _Group) -> GroupRecord:
-        if row.status not in STATUSES:
-            raise ShapeError(f"unknown status {row.status}")
-        if not row.id:
-            raise ShapeError("'id' is missing")
+        # msgspec has checked the status (0 or 1) and the id (not empty) in C.
         return GroupRecord(
             source=self.info,
             upstream_id=row.id,
@@ -94,13 +107,14 @@ class JopticAdapter(SourceAdapter):
         )
 
 
-# Joptic's JSON (seed doc 001), decoded by msgspec: types are checked in C, unknown fields are
-# skipped, and times are read as ISO 8601 (one without a zone is UTC).
+# Joptic's JSON (seed doc 001), decoded by msgspec: types are checked in C (a status is 1 or 0,
+# an id is not empty), unknown fields are skipped, and times are read as ISO 8601 (one without
+# a zone is UTC).
 
 
 class _Group(msgspec.Struct, gc=False):
-    id: str
-    status: int
+    id: Annotated[str, msgspec.Meta(min_length=1)]
+    status: Literal[0, 1]
     store: str | None = None
     name: str | None = None
     parent: str | None = None

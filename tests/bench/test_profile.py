@@ -119,7 +119,7 @@ def test_an_adapters_msgspec_decoding_is_the_json_decode() -> None:
     assert profile.layer_of([*LOOP, read, decode]) == (
         profile.DECODE, "SourceAdapter.decode (gateway/sources/base.py)")
     assert profile.layer_of([*LOOP, decode, read])[0] == profile.RECORDS
-    ordered = frame("gateway/sources/base.py", "GroupTable.ordered")
+    ordered = frame("gateway/sources/table.py", "GroupTable.ordered")
     assert profile.layer_of([*LOOP, read, ordered])[0] == profile.RECORDS
     rules = [(prefix, name) for prefix, name, _ in profile.RULES]
     assert rules.index(("gateway/sources/base.py", "decode")) < rules.index(

@@ -89,8 +89,7 @@ class Gateway:
 
     def groups(self, source: str) -> list[GroupRecord]:
         adapter = self.app.state.runtime.adapters[source]
-        groups: list[GroupRecord] = self.servers.run(adapter.group_table(RequestScope()))
-        return groups
+        return list(self.servers.run(adapter.group_table(RequestScope())))
 
     def products(self, source: str) -> list[ProductRecord]:
         adapter = self.app.state.runtime.adapters[source]
