@@ -117,9 +117,8 @@ class CareCloudAdapter(SourceAdapter):
         return Page([self._record(row) for row in rows.items], rows.total)
 
     def _record(self, row: _Group) -> GroupRecord:
-        # msgspec has checked the state, the ids (not empty) and the zone-less time in C; a
-        # table of a thousand groups is built on every uncached merged query, so what is left
-        # is inline: a number id is read as its digits.
+        # msgspec has checked the state, the ids (not empty) and the zone-less time in C:
+        # making a record cannot fail, so a table may make them as they are read.
         store, parent, changed = row.store_id, row.parent_product_group_id, row.last_change
         return GroupRecord(
             source=self.info,

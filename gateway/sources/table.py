@@ -25,23 +25,16 @@ _upstream_id = attrgetter("upstream_id")
 _name = attrgetter("name")  # a row's and a record's alike
 
 
-class GroupTable(Sequence[GroupRecord]):
-    """The groups in upstream order; callers only read it."""
+class _Groups(Sequence[GroupRecord]):
+    """Groups of a table at positions in it; a row is made a record where it is read."""
 
-    def __init__(self, rows: Iterable[Any] = (), *,
-                 build: Callable[[Any], GroupRecord] | None = None,
-                 row_id: Callable[[Any], str] | None = None) -> None:
-        self._rows = list(rows)
-        self._build = build
-        self._row_id = _upstream_id if build is None or row_id is None else row_id
-        self._records: list[GroupRecord | None] = (
-            list(self._rows) if build is None else [None] * len(self._rows))
-        self._whole = build is None  # every row a record already
-        self._orders: dict[Hashable, TableView] = {}
-        self._positions: dict[str, dict[str, int]] = {}
+    _positions: Sequence[int]
+
+    def _made(self, position: int) -> GroupRecord:
+        raise NotImplementedError
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return len(self._positions)
 
     @overload
     def __getitem__(self, index: int) -> GroupRecord: ...
@@ -51,8 +44,28 @@ class GroupTable(Sequence[GroupRecord]):
 
     def __getitem__(self, index: int | slice) -> GroupRecord | list[GroupRecord]:
         if isinstance(index, slice):
-            return [self.record(i) for i in range(*index.indices(len(self._rows)))]
-        return self.record(index if index >= 0 else index + len(self._rows))
+            return [self._made(p) for p in self._positions[index]]
+        return self._made(self._positions[index])
+
+    def __iter__(self) -> Iterator[GroupRecord]:
+        return map(self._made, self._positions)
+
+
+class GroupTable(_Groups):
+    """The groups in upstream order; callers only read it."""
+
+    def __init__(self, rows: Iterable[Any] = (), *,
+                 build: Callable[[Any], GroupRecord] | None = None,
+                 row_id: Callable[[Any], str] | None = None) -> None:
+        self._rows = list(rows)
+        self._positions = range(len(self._rows))
+        self._build = build
+        self._row_id = _upstream_id if build is None or row_id is None else row_id
+        self._records: list[GroupRecord | None] = (
+            list(self._rows) if build is None else [None] * len(self._rows))
+        self._whole = build is None  # every row a record already
+        self._orders: dict[Hashable, TableView] = {}
+        self._found: dict[str, dict[str, int]] = {}
 
     def __iter__(self) -> Iterator[GroupRecord]:
         return iter(self.records())
@@ -63,6 +76,8 @@ class GroupTable(Sequence[GroupRecord]):
             assert self._build is not None
             made = self._records[position] = self._build(self._rows[position])
         return made
+
+    _made = record
 
     def records(self) -> list[GroupRecord]:
         """Every group, each made a record (once)."""
@@ -85,14 +100,14 @@ class GroupTable(Sequence[GroupRecord]):
     def find(self, field: str, values: Iterable[str]) -> dict[str, GroupRecord]:
         """The groups whose ``field`` (``upstream_id``, ``external_id``) is one of ``values``,
         by it: the last one of a value that several share. Only the groups found are made."""
-        positions = self._positions.get(field)
+        positions = self._found.get(field)
         if positions is None:
             if field == "upstream_id":
                 positions = {value: i for i, value in enumerate(self.upstream_ids())}
             else:
                 positions = {value: i for i, group in enumerate(self.records())
                              if (value := getattr(group, field)) is not None}
-            self._positions[field] = positions
+            self._found[field] = positions
         return {value: self.record(positions[value]) for value in values if value in positions}
 
     def ordered(self, order: Hashable, arrange: Callable[[GroupTable], Sequence[int]]
@@ -105,7 +120,7 @@ class GroupTable(Sequence[GroupRecord]):
         return kept
 
 
-class TableView(Sequence[GroupRecord]):
+class TableView(_Groups):
     """Some of a table's groups in some order (positions in it): a row becomes a record when
     the view is read there, so a page of a merged list makes only its own."""
 
@@ -113,20 +128,5 @@ class TableView(Sequence[GroupRecord]):
         self._table = table
         self._positions = positions
 
-    def __len__(self) -> int:
-        return len(self._positions)
-
-    @overload
-    def __getitem__(self, index: int) -> GroupRecord: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[GroupRecord]: ...
-
-    def __getitem__(self, index: int | slice) -> GroupRecord | list[GroupRecord]:
-        if isinstance(index, slice):
-            return [self._table.record(p) for p in self._positions[index]]
-        return self._table.record(self._positions[index])
-
-    def __iter__(self) -> Iterator[GroupRecord]:
-        record = self._table.record
-        return (record(p) for p in self._positions)
+    def _made(self, position: int) -> GroupRecord:
+        return self._table.record(position)
