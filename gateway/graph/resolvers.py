@@ -10,7 +10,8 @@ collation.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from operator import attrgetter, itemgetter
+from functools import lru_cache
+from operator import attrgetter
 from typing import Any, NoReturn
 
 from strawberry.types import Info
@@ -155,10 +156,15 @@ def _ordered_loader(context: GatewayContext, adapter: SourceAdapter, group_filte
     return load
 
 
+# Names case-folded lately: an uncached merged list folds each source's thousand names again,
+# and folding a non-ASCII name (most of CareCloud's) costs three times looking it up.
+_casefold = lru_cache(maxsize=16384)(str.casefold)
+
+
 def _order_value(order: GroupOrder) -> Callable[[GroupRecord], Any]:
     """What a group is ordered by: its name case-folded, or a time; None when it has none."""
     if order.field is OrderField.NAME:
-        return lambda group: None if group.name is None else group.name.casefold()
+        return lambda group: None if group.name is None else _casefold(group.name)
     return attrgetter("created_at" if order.field is OrderField.CREATED_AT else "updated_at")
 
 
@@ -177,26 +183,24 @@ def _order_key(order: GroupOrder) -> Callable[[GroupRecord], tuple[bool, Any]]:
 def _in_order(table: GroupTable, order: GroupOrder) -> list[int]:
     """The positions of one source's groups in ``order`` (as :func:`_order_key` orders them);
     ties by upstream id in both directions (stable sorts keep the order by id among equal
-    values). Values are worked out once each and compared bare: a fresh table of a thousand
-    groups is sorted on every uncached query. By name, from the table's rows: no group is made
-    a record for it."""
+    values). A fresh table of a thousand groups is sorted on every uncached merged query, so
+    each value is worked out once and both sorts look keys up in C; by name, from the table's
+    rows: no group is made a record for it."""
     ids = table.upstream_ids()
     if order.field is OrderField.NAME:
-        values = [None if name is None else name.casefold() for name in table.names()]
+        names = table.names()
+        values: list[Any] = (list(map(_casefold, names)) if None not in names else
+                             [None if name is None else _casefold(name) for name in names])
     else:
         values = list(map(_order_value(order), table.records()))
-    keyed: list[tuple[Any, int]] = []
+    positions = sorted(range(len(ids)), key=ids.__getitem__)
     missing: list[int] = []
-    for position in sorted(range(len(ids)), key=ids.__getitem__):
-        found = values[position]
-        if found is None:
-            missing.append(position)
-        else:
-            keyed.append((found, position))
+    if None in values:
+        missing = [p for p in positions if values[p] is None]
+        positions = [p for p in positions if values[p] is not None]
     descending = order.direction is Direction.DESC
-    keyed.sort(key=itemgetter(0), reverse=descending)
-    present = [position for _, position in keyed]
-    return missing + present if descending else present + missing
+    positions.sort(key=values.__getitem__, reverse=descending)
+    return missing + positions if descending else positions + missing
 
 
 # -- products -----------------------------------------------------------------------------------
