@@ -31,7 +31,8 @@ from gateway.edge.sse import COMPLETE, EVENT_STREAM, EventStream, next_frame
 from gateway.errors import ErrorCode
 
 __all__ = ["MAX_ERROR_TEXT", "Reply", "bounded", "coded", "error_payload", "formatted",
-           "is_request_error", "json_error", "persisted_error", "result_body", "result_response",
+           "is_request_error", "json_error", "persisted_error", "result_body", "result_fields",
+           "result_response",
            "too_large_body", "validated", "within"]
 
 # Characters of an error's message and of each step of its path that are sent: what a client
@@ -98,6 +99,13 @@ def result_body(data: Any, errors: list[GraphQLError] | None,
                 extensions: dict[str, Any] | None, request_error_code: ErrorCode,
                 codes: list[str] | None = None) -> bytes:
     """A result's JSON; the codes of its errors are added to ``codes``."""
+    return orjson.dumps(result_fields(data, errors, extensions, request_error_code, codes))
+
+
+def result_fields(data: Any, errors: list[GraphQLError] | None,
+                  extensions: dict[str, Any] | None, request_error_code: ErrorCode,
+                  codes: list[str] | None = None) -> dict[str, Any]:
+    """A result's body, before JSON; the codes of its errors are added to ``codes``."""
     body: dict[str, Any] = {}
     # No execution happened (parse, validation, variable coercion): the spec sends no `data`.
     if not is_request_error(data, errors):
@@ -108,7 +116,7 @@ def result_body(data: Any, errors: list[GraphQLError] | None,
             codes += [error["extensions"]["code"] for error in body["errors"]]
     if extensions:
         body["extensions"] = extensions
-    return orjson.dumps(body)
+    return body
 
 
 def is_request_error(data: Any, errors: list[GraphQLError] | None) -> bool:

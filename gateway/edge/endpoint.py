@@ -14,7 +14,11 @@ steps, each done by the module named.
    call it waits for if the client disconnects (an upstream call shared with another request
    goes on for that one), and its client is charged the upstream calls it made.
 6. The answer is written (:mod:`gateway.edge.bodies`) within ``[limits] max_response_bytes``,
-   kept in the response cache when it may be, and sent with its request id.
+   kept in the response cache when it may be, and sent with its request id. An answer in
+   parts (``@defer``, ``@stream``, for a client whose ``Accept`` takes ``multipart/mixed``, or
+   an event stream) is written part by part as each is ready (:mod:`gateway.edge.parts`):
+   the client is charged, and the exchange finished, after the last; such an answer is never
+   kept, and a response-cache hit is sent to such a client as one part.
 
 ``extensions.cost`` (``[server] cost_extension``: always, or when the request sends
 ``X-Gateway-Cost: 1``) adds ``actual``, what the request cost each source (upstream requests,
@@ -30,6 +34,7 @@ import asyncio
 import contextlib
 import functools
 import re
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -38,6 +43,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from strawberry import Schema
 
+from gateway.access.auth import Client
 from gateway.edge.admission import (
     Admission,
     DocumentRefused,
@@ -49,6 +55,7 @@ from gateway.edge.bodies import (
     Reply,
     json_error,
     persisted_error,
+    result_fields,
     result_response,
     validated,
     within,
@@ -56,11 +63,13 @@ from gateway.edge.bodies import (
 from gateway.edge.caching import Caching
 from gateway.edge.contexts import Contexts
 from gateway.edge.observe import Exchange
+from gateway.edge.parts import PartsWriter, multipart_type, one_part
 from gateway.edge.persisted import PersistedError
 from gateway.edge.request import ClientLeft, GraphQLRequest, RequestReader, wants_page
 from gateway.edge.sse import EVENT_STREAM, EventStream
 from gateway.edge.streams import EventStreams
 from gateway.errors import ErrorCode
+from gateway.graph.context import GatewayContext
 from gateway.scope import RequestScope
 
 __all__ = ["GraphQLEndpoint"]
@@ -132,7 +141,7 @@ class GraphQLEndpoint:
             if hit is not None:
                 exchange.operation = params.get("operationName") or _leading_name(exchange.query)
                 exchange.outcome = "ok"
-                return hit
+                return hit if request.incremental is None else _one_part(hit, request.incremental)
         try:
             operation = await self.admission.operation(client, params, persisted, runs=(
                 functools.partial(_runs_over_http, request.method, request.streaming)))
@@ -152,11 +161,16 @@ class GraphQLEndpoint:
             exchange.scope = stream.scope
             return await self.streams.subscribe(params, stream, exchange)
         context = self.contexts.request(headers, exchange.request_id, credentials)
+        context.incremental = request.incremental is not None
         exchange.scope = context.scope
         try:
             result = await _unless_disconnected(receive, self.schema.execute(
                 params["query"], variable_values=params.get("variables"),
                 context_value=context, operation_name=params.get("operationName")))
+        except ClientLeft:
+            if context.later is not None:
+                context.later.close()
+            raise
         finally:  # a client that left is charged what its request made too
             await self.admission.charge(client, context.scope.upstream_requests)
         exchange.outcome = ("ok" if not result.errors else
@@ -166,6 +180,9 @@ class GraphQLEndpoint:
         extensions = result.extensions
         if costed:
             extensions = {**(extensions or {}), "cost": _cost(context.scope, operation)}
+        if context.later is not None and request.incremental is not None:
+            return self._in_parts(result.data, result.errors, extensions, context, request,
+                                  client, exchange)
         answer = result_response(result.data, result.errors, extensions, request.media_type,
                                  ErrorCode.GRAPHQL_VALIDATION_FAILED, exchange.codes,
                                  max_bytes=self.max_response_bytes)
@@ -180,6 +197,32 @@ class GraphQLEndpoint:
             if kept is not None:
                 return kept
         return _no_store(reply, request)
+
+    def _in_parts(self, data: Any, errors: list[GraphQLError] | None,
+                  extensions: dict[str, Any] | None, context: GatewayContext,
+                  request: GraphQLRequest, client: Client, exchange: Exchange) -> EventStream:
+        """The answer in parts: the first now, the others as they are ready; the client is
+        charged what the later parts made once they are out (or it left)."""
+        later, spec = context.later, request.incremental
+        assert later is not None and spec is not None
+        charged = context.scope.upstream_requests
+
+        def sent() -> None:
+            exchange.first_part = time.perf_counter() - exchange.started
+
+        async def finished() -> None:
+            await self.admission.charge(client, context.scope.upstream_requests - charged)
+            if exchange.codes and exchange.outcome == "ok":
+                exchange.outcome = "partial"
+
+        writer = PartsWriter(spec, exchange.loggable_codes, sent=sent, finished=finished)
+        first = writer.first(result_fields(data, errors, extensions,
+                                           ErrorCode.GRAPHQL_VALIDATION_FAILED, exchange.codes),
+                             later.first)
+        if request.media_type == EVENT_STREAM:
+            return EventStream(writer.events(first, later))
+        return EventStream(writer.multipart(first, later), keep_alive=None,
+                           media_type=multipart_type(spec))
 
     def _page(self, exchange: Exchange) -> Response:
         """A browser opening ``/graphql``: the playground, or 404 when it is off."""
@@ -201,6 +244,16 @@ def _cost(scope: RequestScope, operation: Operation) -> dict[str, Any]:
         },
         "estimated": operation.estimate(),
     }
+
+
+def _one_part(hit: Reply, spec: str) -> Reply:
+    """A response-cache hit for a client that takes answers in parts: its one part."""
+    reply = Reply(one_part(hit.body), media_type=None)
+    reply.header("content-type", multipart_type(spec))
+    for name, value in hit.raw_headers:
+        if name not in (b"content-type", b"content-length"):
+            reply.raw_headers.append((name, value))
+    return reply
 
 
 def _no_store(reply: Reply, request: GraphQLRequest) -> Reply:

@@ -51,6 +51,9 @@ class Exchange:
     scope: RequestScope | None = None
     subscription: bool = False  # a stream as long as the client stays: not a request's latency
     status: int = CLIENT_LEFT  # the response's, once it starts
+    # An answer in parts: when the request began (perf_counter), and the seconds to its first.
+    started: float = field(default_factory=time.perf_counter)
+    first_part: float | None = None
 
     @classmethod
     def of(cls, scope: Scope) -> Exchange:
@@ -101,7 +104,8 @@ class Observed:
         if self.metrics is not None and not exchange.subscription:
             operation = None if exchange.operation in ("-", "(anonymous)") else exchange.operation
             self.metrics.graphql(operation, exchange.outcome, seconds,
-                                 0 if scope is None else scope.sent_requests())
+                                 0 if scope is None else scope.sent_requests(),
+                                 exchange.first_part)
         if not self.access_log:
             return
         access_logger.info("graphql request", extra={
@@ -110,6 +114,9 @@ class Observed:
             "document": None if exchange.query is None else _document_hash(exchange.query),
             "status": exchange.status,
             "outcome": exchange.outcome, "duration_ms": round(seconds * 1000, 1),
+            # An answer in parts: the time to its first (duration_ms is to its last).
+            **({} if exchange.first_part is None else {
+                "first_part_ms": round(exchange.first_part * 1000, 1)}),
             "upstream_requests": 0 if scope is None else scope.sent_requests(),
             "cache_hits": 0 if scope is None else scope.cache_hits(),
             "upstream": {} if scope is None else {name: u.report()

@@ -39,11 +39,17 @@ from gateway.edge.admission import RequestError
 from gateway.edge.sse import EVENT_STREAM
 from gateway.errors import ErrorCode
 
-__all__ = ["GRAPHQL_RESPONSE", "JSON", "ClientLeft", "GraphQLRequest", "RequestReader",
-           "headers_of", "negotiate", "request_id", "wants_page"]
+__all__ = ["DEFER_SPEC", "GRAPHQL_RESPONSE", "INCREMENTAL_SPEC", "JSON", "MULTIPART",
+           "ClientLeft", "GraphQLRequest", "RequestReader", "headers_of", "incremental_format",
+           "negotiate", "request_id", "wants_page"]
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
+# An answer in parts (@defer, @stream): multipart/mixed in one of two formats, named by a
+# parameter of the type (a bare multipart/mixed, GraphiQL's, gets the first).
+MULTIPART = "multipart/mixed"
+DEFER_SPEC = "deferSpec=20220824"  # Apollo Router's, Apollo Client's Defer20220824Handler
+INCREMENTAL_SPEC = "incrementalSpec=v0.2"  # graphql-js 17's, GraphQL17Alpha9Handler
 DEFAULT_MAX_BODY = 1_000_000
 # Content types a cross-site form can send without a CORS preflight (the Fetch standard's
 # CORS-safelisted request header values of Content-Type).
@@ -75,6 +81,9 @@ class GraphQLRequest:
     media_type: str  # what the answer is written as (negotiated)
     params: dict[str, Any]  # query, operationName, variables, extensions (not yet checked)
     address: str  # the client's address ("-" when the server does not say)
+    # The format of an answer in parts the client takes (DEFER_SPEC or INCREMENTAL_SPEC), or
+    # None: @defer and @stream are ignored, the answer comes whole.
+    incremental: str | None = None
 
     @property
     def streaming(self) -> bool:
@@ -107,8 +116,11 @@ class RequestReader:
         else:
             params = await self._posted(receive, headers)
         client = scope.get("client")
+        accept = headers.get("accept", "")
+        parts = incremental_format(accept) if media_type != EVENT_STREAM else (
+            incremental_format(accept) or INCREMENTAL_SPEC)  # SSE: parts are `next` events
         return GraphQLRequest(method, scope["path"], headers, media_type, params,
-                              client[0] if client else "-")
+                              client[0] if client else "-", parts)
 
     async def _posted(self, receive: Receive, headers: Mapping[str, str]) -> dict[str, Any]:
         content_type = headers.get("content-type", "").split(";")[0].strip().lower()
@@ -170,13 +182,52 @@ def request_id(sent: str | None) -> str:
 
 
 def negotiate(accept: str) -> str:
-    """The response media type for an ``Accept`` header (406 when it allows neither)."""
+    """The response media type for an ``Accept`` header (406 when it allows neither). A client
+    that takes only answers in parts gets a whole answer as JSON (as Apollo Router does)."""
     if not accept.strip():
         return JSON
     best: tuple[float, int, str] | None = None
+    for media, _, quality in _accepted(accept):
+        candidate = _CANDIDATES.get(media)
+        if candidate is not None:
+            chosen, rank = candidate
+            if best is None or (quality, rank) > best[:2]:
+                best = (quality, rank, chosen)
+    if best is None and incremental_format(accept) is not None:
+        return JSON
+    if best is None:
+        raise RequestError(406, f"cannot answer in any type `Accept` allows: use {GRAPHQL_RESPONSE}"
+                                f", {JSON} or {EVENT_STREAM} (and for answers in parts, "
+                                f"{MULTIPART};{DEFER_SPEC} or {MULTIPART};{INCREMENTAL_SPEC})",
+                           code=ErrorCode.NOT_ACCEPTABLE)
+    return best[2]
+
+
+def incremental_format(accept: str) -> str | None:
+    """The format of an answer in parts ``Accept`` takes (the graphql-js 17 one when it takes
+    both equally), or None."""
+    best: tuple[float, int, str] | None = None
+    for media, options, quality in _accepted(accept):
+        if media != MULTIPART:
+            continue
+        spec = INCREMENTAL_SPEC if INCREMENTAL_SPEC.lower() in options else (
+            DEFER_SPEC if DEFER_SPEC.lower() in options or not any(
+                o.startswith(("deferspec=", "incrementalspec=")) for o in options) else None)
+        if spec is not None:
+            rank = 1 if spec == INCREMENTAL_SPEC else 0
+            if best is None or (quality, rank) > best[:2]:
+                best = (quality, rank, spec)
+    return None if best is None else best[2]
+
+
+def _accepted(accept: str) -> list[tuple[str, list[str], float]]:
+    """``Accept``'s media ranges allowed (quality above 0): the type, its other parameters
+    (lower-case, no spaces), its quality."""
+    accepted = []
     for item in accept.split(","):
         media, *options = (part.strip() for part in item.split(";"))
         quality = 1.0
+        others = []
         for option in options:
             name, _, value = option.partition("=")
             if name.strip() == "q":
@@ -184,15 +235,11 @@ def negotiate(accept: str) -> str:
                     quality = float(value)
                 except ValueError:
                     quality = 0.0
-        candidate = _CANDIDATES.get(media.lower())
-        if candidate is not None and quality > 0:
-            chosen, rank = candidate
-            if best is None or (quality, rank) > best[:2]:
-                best = (quality, rank, chosen)
-    if best is None:
-        raise RequestError(406, f"cannot answer in any type `Accept` allows: use {GRAPHQL_RESPONSE}"
-                                f", {JSON} or {EVENT_STREAM}", code=ErrorCode.NOT_ACCEPTABLE)
-    return best[2]
+            else:
+                others.append(f"{name.strip()}={value.strip().strip(chr(34))}".lower())
+        if quality > 0:
+            accepted.append((media.lower(), others, quality))
+    return accepted
 
 
 def _require_preflight(headers: Mapping[str, str]) -> None:

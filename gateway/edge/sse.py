@@ -56,10 +56,14 @@ class EventStream(StreamingResponse):
     ends unfinished, and the server closes the connection).
     """
 
-    def __init__(self, frames: AsyncIterator[bytes], *, keep_alive: float = KEEP_ALIVE_SECONDS,
+    def __init__(self, frames: AsyncIterator[bytes], *,
+                 keep_alive: float | None = KEEP_ALIVE_SECONDS,
                  stalled: float = STALLED_SECONDS,
-                 open_streams: set[EventStream] | None = None) -> None:
-        super().__init__(frames, media_type=EVENT_STREAM, headers={
+                 open_streams: set[EventStream] | None = None,
+                 media_type: str = EVENT_STREAM) -> None:
+        # media_type: another streamed answer written the same way (an answer in parts,
+        # multipart/mixed: no keep-alive, whose comments only an event stream has).
+        super().__init__(frames, media_type=media_type, headers={
             "Cache-Control": "no-store",
             "X-Accel-Buffering": "no",  # nginx would hold events back in its buffer
         })

@@ -34,10 +34,13 @@ from strawberry.types.graphql import OperationType
 from gateway.caches.bounded import ByteBoundedLRU
 from gateway.graph.context import GatewayContext
 from gateway.graph.documents import DocumentCache
-from gateway.graph.executor import UNLIMITED, Budget, VariableCoercion, execute_plan
+from gateway.graph.executor import UNLIMITED, Budget, PlanRun, execute_plan
+from gateway.graph.extensions import public_errors
+from gateway.graph.incremental import Later
 from gateway.graph.plan import OperationPlan
 from gateway.graph.planner import Unsupported, build_plan, directive_variables
 from gateway.graph.strawberry_internals import graphql_schema
+from gateway.graph.variables import VariableCoercion
 
 __all__ = ["CompiledExecution", "PlanCache"]
 
@@ -51,6 +54,7 @@ class _Operation:
     operation: OperationDefinitionNode | None  # None: not compiled (unsupported)
     fragments: dict[str, FragmentDefinitionNode]
     directive_variables: tuple[str, ...]
+    # By (in parts or not, the directives' variables' values).
     variants: dict[tuple[Any, ...], OperationPlan | None] = field(default_factory=dict)
     coercion: VariableCoercion | None = None  # made on the first run (it needs the schema)
 
@@ -74,7 +78,10 @@ class PlanCache:
     async def execute(self, schema: GraphQLSchema, document: DocumentNode,
                       operation_name: str | None, variables: Mapping[str, Any] | None, *,
                       root_value: Any, context: Any) -> ExecutionResult | None:
-        """The operation's result by its plan; None when it is not compiled."""
+        """The operation's result by its plan; None when it is not compiled. When the
+        context takes an answer in parts (``context.incremental``), this is the first part,
+        and ``context.later`` the rest (:mod:`gateway.graph.incremental`)."""
+        incremental = bool(getattr(context, "incremental", False))
         entry = self._entry(document, operation_name)
         if entry.operation is None:
             self.runs["standard"] += 1
@@ -85,16 +92,24 @@ class PlanCache:
         if isinstance(coerced, list):
             self.runs["bad variables"] += 1
             return ExecutionResult(None, coerced)
-        key = tuple(coerced.coerced.get(name) for name in entry.directive_variables)
+        key = (incremental, *(coerced.coerced.get(name) for name in entry.directive_variables))
         if key not in entry.variants and len(entry.variants) < MAX_VARIANTS:
-            entry.variants[key] = self._build(schema, entry, coerced.coerced)
+            entry.variants[key] = self._build(schema, entry, coerced.coerced, incremental)
         plan = entry.variants.get(key)
         if plan is None:
             self.runs["standard"] += 1
             return None
         self.runs["compiled"] += 1
-        return await execute_plan(schema, plan, coerced, root_value=root_value, context=context,
-                                  budget=_budget(context))
+        if not incremental:
+            return await execute_plan(schema, plan, coerced, root_value=root_value,
+                                      context=context, budget=_budget(context))
+        run = PlanRun(schema, plan, coerced, root_value, context, _budget(context))
+        result = await run.execute()
+        if run.later and result.data is not None:
+            later = Later(run, lambda: context.errors, public_errors)
+            if later.first:
+                context.later = later
+        return result
 
     def __len__(self) -> int:
         return len(self._operations)
@@ -119,11 +134,12 @@ class PlanCache:
         return entry
 
     @staticmethod
-    def _build(schema: GraphQLSchema, entry: _Operation, variables: Mapping[str, Any]
-               ) -> OperationPlan | None:
+    def _build(schema: GraphQLSchema, entry: _Operation, variables: Mapping[str, Any],
+               incremental: bool) -> OperationPlan | None:
         assert entry.operation is not None
         try:
-            return build_plan(schema, entry.operation, entry.fragments, variables)
+            return build_plan(schema, entry.operation, entry.fragments, variables,
+                              incremental=incremental)
         except Unsupported:
             return None
 

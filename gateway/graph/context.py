@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from graphql import GraphQLError
 
@@ -15,6 +16,9 @@ from gateway.graph.cursors import CursorCodec
 from gateway.graph.loaders import RequestLoaders
 from gateway.scope import RequestScope
 from gateway.sources.base import SourceAdapter
+
+if TYPE_CHECKING:
+    from gateway.graph.incremental import Later
 
 __all__ = ["GatewayContext", "SubscriptionContext"]
 
@@ -34,6 +38,10 @@ class GatewayContext:
     scope: RequestScope
     cursors: CursorCodec  # signs and reads this deployment's cursors
     changes: ChangeFeed | None = None  # what subscriptions listen to (gateway/changes)
+    # The client takes an answer in parts (@defer, @stream); the parts after the first, when
+    # the answer has any (set by compiled execution: gateway/graph/incremental.py).
+    incremental: bool = False
+    later: Later | None = field(default=None, init=False)
     # Source failures by (source, code, path): one error each, however often it happened.
     _reported: dict[_ReportKey, GraphQLError] = field(default_factory=dict, init=False)
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from types import CoroutineType
 from typing import Any, TypeGuard
@@ -42,25 +42,13 @@ from typing import Any, TypeGuard
 from graphql import (
     ExecutionResult,
     GraphQLError,
-    GraphQLID,
-    GraphQLList,
-    GraphQLNonNull,
     GraphQLResolveInfo,
     GraphQLSchema,
-    GraphQLString,
-    OperationDefinitionNode,
-    Undefined,
     located_error,
-)
-from graphql.execution.get_variable_signature import (
-    GraphQLVariableSignature,
-    get_variable_signature,
 )
 from graphql.execution.values import (
     VariableValues,
-    VariableValueSource,
     get_argument_values,
-    get_variable_values,
 )
 from graphql.pyutils import Path
 from graphql.type.definition import GraphQLResolveInfoHelpers
@@ -71,8 +59,10 @@ from gateway.graph.eager import EagerStarts
 from gateway.graph.plan import (
     ATTRIBUTE,
     TYPENAME,
+    DeferredPlan,
     DirectCall,
     FieldPlan,
+    ListShape,
     OperationPlan,
     Position,
     SelectionPlan,
@@ -81,7 +71,7 @@ from gateway.graph.plan import (
 )
 from gateway.graph.strawberry_internals import make_info
 
-__all__ = ["Budget", "VariableCoercion", "coerce_variables", "execute_plan"]
+__all__ = ["Budget", "DeferredWork", "PartResult", "PlanRun", "StreamWork", "execute_plan"]
 
 # Bytes built between two looks at the budget and the clock (0.2 to 5 ms of building: a value
 # may be a plain read or an id to encode), and the building a slice holds the event loop for.
@@ -105,78 +95,12 @@ class Budget:
 UNLIMITED = Budget()
 
 
-def coerce_variables(schema: GraphQLSchema, operation: OperationDefinitionNode,
-                     raw: Mapping[str, Any] | None) -> VariableValues | list[GraphQLError]:
-    """The operation's variables coerced as graphql-core does, or the request errors."""
-    return get_variable_values(schema, operation.variable_definitions or (), dict(raw or {}))
-
-
-class VariableCoercion:
-    """One operation's variables coerced (:func:`coerce_variables`), with a shortcut where
-    graphql-core would return the values as given: every variable an ID or a String, alone or
-    in a list, and given as one (30 ids of ``nodes(ids:)`` cost more to coerce than to look up
-    warm). Anything else — a default, a missing value, another type or shape — takes the full
-    coercion, and so gets its errors."""
-
-    def __init__(self, schema: GraphQLSchema, operation: OperationDefinitionNode) -> None:
-        self.schema = schema
-        self.operation = operation
-        self._plain = _plain_variables(schema, operation)
-
-    def __call__(self, raw: Mapping[str, Any] | None) -> VariableValues | list[GraphQLError]:
-        plain = self._plain
-        if plain is not None and raw is not None:
-            given = {name: raw.get(name, Undefined) for name, _, _ in plain}
-            if all(_is_plain(given[name], shape) for name, _, shape in plain):
-                return VariableValues(
-                    {name: VariableValueSource(signature, given[name])
-                     for name, signature, _ in plain}, given)
-        return coerce_variables(self.schema, self.operation, raw)
-
-
-# The shapes a plain variable takes: (list or not, the list may be null, items may be null)
-_Shape = tuple[bool, bool, bool]
-
-
-def _plain_variables(schema: GraphQLSchema, operation: OperationDefinitionNode
-                     ) -> list[tuple[str, GraphQLVariableSignature, _Shape]] | None:
-    """Each variable's signature and shape, if every one is plain (else None)."""
-    plain = []
-    for definition in operation.variable_definitions or ():
-        signature = get_variable_signature(schema, definition)
-        if isinstance(signature, GraphQLError) or definition.default_value is not None:
-            return None
-        type_: Any = signature.type
-        nullable = True
-        if isinstance(type_, GraphQLNonNull):
-            type_, nullable = type_.of_type, False
-        listed, items_nullable = isinstance(type_, GraphQLList), nullable
-        if listed:
-            type_, items_nullable = type_.of_type, True
-            if isinstance(type_, GraphQLNonNull):
-                type_, items_nullable = type_.of_type, False
-        if type_ is not GraphQLID and type_ is not GraphQLString:
-            return None
-        plain.append((signature.name, signature, (listed, nullable, items_nullable)))
-    return plain
-
-
-def _is_plain(value: Any, shape: _Shape) -> bool:
-    listed, nullable, items_nullable = shape
-    if value is None:
-        return nullable
-    if not listed:
-        return type(value) is str
-    return type(value) is list and all(
-        type(item) is str or (item is None and items_nullable) for item in value)
-
-
 async def execute_plan(schema: GraphQLSchema, plan: OperationPlan, variables: VariableValues,
                        *, root_value: Any, context: Any, budget: Budget = UNLIMITED
                        ) -> ExecutionResult:
     """Run ``plan``: the same data and errors graphql-core's ``execute`` would answer (within
     ``budget``: else ``data`` null and the error that stopped it)."""
-    run = _Run(schema, plan, variables, root_value, context, budget)
+    run = PlanRun(schema, plan, variables, root_value, context, budget)
     return await run.execute()
 
 
@@ -191,11 +115,49 @@ class _Stopped(BaseException):
 
 # (awaitable, shape of its value, where it goes: container and key, the position above, field)
 Pending = tuple[Any, Shape, Any, str | int, Position, FieldPlan]
+Path_ = tuple[str | int, ...]
 
 
-class _Run:
+@dataclass(slots=True)
+class DeferredWork:
+    """A deferred fragment met on an object: executed on ``source`` once its part is due."""
+
+    plan: DeferredPlan
+    source: Any
+    position: Position  # the object's (dead: a null above it, the fragment is not sent)
+    path: Path_
+
+
+@dataclass(slots=True)
+class StreamWork:
+    """A streamed list's items past its initial count, each completed as ``shape.item``."""
+
+    shape: ListShape
+    rest: list[Any]
+    start: int  # the index of rest[0] in the list
+    position: Position  # the list's
+    path: Path_
+    field_plan: FieldPlan
+
+
+@dataclass(slots=True)
+class PartResult:
+    """A later part's outcome: its data (None: a null reached the part's own root), its errors,
+    and the deferred fragments and streams met while building it."""
+
+    data: Any
+    errors: list[GraphQLError]
+    later: list[DeferredWork | StreamWork]
+
+
+class PlanRun:
+    """One execution of a plan, or of one later part of it (``prefix``: the part's path)."""
+
     def __init__(self, schema: GraphQLSchema, plan: OperationPlan, variables: VariableValues,
-                 root_value: Any, context: Any, budget: Budget) -> None:
+                 root_value: Any, context: Any, budget: Budget, prefix: Path_ = ()) -> None:
+        self.prefix = prefix
+        # Deferred fragments and streams met (executed only when the answer comes in parts).
+        self.later: list[DeferredWork | StreamWork] = []
         self.schema = schema
         self.budget = budget
         self.built = 0  # the JSON bytes of the answer built so far (see the module's docstring)
@@ -222,8 +184,68 @@ class _Run:
         root = Position(holder, "data", True, None)
         data: dict[str, Any] = {}
         holder["data"] = data
+        stopped = await self.settle(lambda: self.fill(self.plan.root, self.root_value, data, root))
+        if stopped is not None:
+            return ExecutionResult(None, [stopped])
+        return ExecutionResult(holder["data"], self.errors or None)
+
+    # -- parts ---------------------------------------------------------------------------------
+
+    def part(self, path: Path_) -> PlanRun:
+        """A run for a later part at ``path``: the same plan, request and budget."""
+        run = PlanRun(self.schema, self.plan, self.variables, self.root_value, self.context,
+                      self.budget, path)
+        run.argument_values = self.argument_values
+        return run
+
+    async def deferred(self, work: DeferredWork) -> PartResult:
+        """A deferred fragment's part: its selection executed on its object."""
+        run = self.part(work.path)
+        holder: dict[str, Any] = {"data": None}
+        root = Position(holder, "data", True, None)
+        data: dict[str, Any] = {}
+        holder["data"] = data
+        stopped = await run.settle(
+            lambda: run.fill(work.plan.selection, work.source, data, root))
+        if stopped is not None:
+            return PartResult(None, [stopped], [])
+        return PartResult(holder["data"], run.errors, run.later)
+
+    async def item(self, work: StreamWork, index: int) -> PartResult:
+        """A streamed item's part (its data: ``{index: value}``; None when a null under a
+        non-null item type ends the stream)."""
+        run = self.part(work.path)
+        holder: dict[str, Any] = {"data": None}
+        root = Position(holder, "data", True, None)
+        box: dict[int, Any] = {}
+        holder["data"] = box
+        value = work.rest[index - work.start]
+        shape = work.shape.item
+
+        def begin() -> None:
+            if inspect.isawaitable(value):
+                run.start(value, shape, box, index, root, work.field_plan)
+            else:
+                complete_value(run, shape, value, box, index, root, work.field_plan)
+
+        stopped = await run.settle(begin)
+        if stopped is not None:
+            return PartResult(None, [stopped], [])
+        return PartResult(holder["data"], run.errors, run.later)
+
+    def stream(self, shape: ListShape, rest: list[Any], items: list[Any], position: Position,
+               field_plan: FieldPlan) -> None:
+        """Items of a streamed list past its initial count: delivered in later parts."""
+        del items  # filled after this call: the rest starts at the initial count
+        assert shape.stream is not None
+        self.later.append(StreamWork(shape, rest, shape.stream.initial_count, position,
+                                     (*self.prefix, *position.path()), field_plan))
+
+    async def settle(self, begin: Callable[[], None]) -> GraphQLError | None:
+        """``begin()``, then everything it started, completed; the error that stopped it when
+        the answer went over its budget."""
         try:
-            self.fill(self.plan.root, self.root_value, data, root)
+            begin()
             # What the resolvers started, level by level, each value completed; a turn of the
             # event loop first whenever a slice of the answer was built.
             while self.pending:
@@ -244,11 +266,11 @@ class _Run:
                     complete_value(self, shape, result, container, key, position, field_plan)
         except _Stopped as stopped:
             self.abandon()
-            return ExecutionResult(None, [stopped.error])
+            return stopped.error
         if self.tracked:  # work a resolver asked to be settled before the answer
             await asyncio.gather(*(t for t in self.tracked if inspect.isawaitable(t)),
                                  return_exceptions=True)
-        return ExecutionResult(holder["data"], self.errors or None)
+        return None
 
     def abandon(self) -> None:
         """Stop what was started and is still to be awaited (the answer will not be built)."""
@@ -329,6 +351,10 @@ class _Run:
                 out[field_plan.key] = selection.type.name
             else:
                 self.call(field_plan, source, out, position)
+        if selection.deferred:
+            path = (*self.prefix, *position.path())
+            self.later += [DeferredWork(deferred, source, position, path)
+                           for deferred in selection.deferred]
         if self.built >= self.next_check:
             self.counted()
 
@@ -413,7 +439,7 @@ class _Run:
 
     def info(self, field_plan: FieldPlan, position: Position) -> GraphQLResolveInfo[Any]:
         path: Path | None = None
-        for key in position.path():
+        for key in (*self.prefix, *position.path()) if self.prefix else position.path():
             path = Path(path, key, None)
         definition = field_plan.definition
         assert definition is not None
@@ -433,7 +459,7 @@ class _Run:
         """A field (or list item) failed: null it, or the nearest nullable position above."""
         if parent.is_dead():
             return
-        path = [*parent.path(), key]
+        path = [*self.prefix, *parent.path(), key]
         error = located_error(raw, field_plan.nodes, path)
         container[key] = None
         if nullable:

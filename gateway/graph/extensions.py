@@ -29,7 +29,7 @@ from gateway.caches.bounded import BoundedDict
 from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.errors import ErrorCode, GatewayError
 
-__all__ = ["GatewayErrors", "LogBudget"]
+__all__ = ["GatewayErrors", "LogBudget", "public_errors"]
 
 logger = logging.getLogger("gateway.errors")
 
@@ -106,23 +106,7 @@ class GatewayErrors(SchemaExtension):
         return public or None
 
     def _log(self, unexpected: list[GraphQLError]) -> None:
-        """Tracebacks of a request's unexpected errors, within the request's and the budget's
-        bounds; one more line counts the rest (bounded by the budget too)."""
-        logged = 0
-        for error in unexpected:
-            if logged == MAX_LOGGED_PER_REQUEST:
-                break
-            original = error.original_error
-            assert original is not None
-            held = self.budget.allow(_bug(original))
-            if held is None:
-                continue
-            logged += 1
-            note = f" ({held} like it not logged before)" if held else ""
-            logger.error("unexpected error at %s%s", error.path, note, exc_info=original)
-        rest = len(unexpected) - logged
-        if rest and self.budget.allow(("held back",)) is not None:
-            logger.error("%d more unexpected errors in this request were not logged", rest)
+        _log(unexpected, self.budget)
 
     def get_results(self) -> dict[str, Any]:
         scope = getattr(self.execution_context.context, "scope", None)
@@ -132,6 +116,41 @@ class GatewayErrors(SchemaExtension):
             results["stale"] = [{"source": source, "secondsPastFresh": age}
                                 for source, age in sorted(stale.items())]
         return results
+
+
+# The log budget of the errors of an answer's later parts (gateway/graph/incremental.py), made
+# after the schema's extensions are done with the request.
+LATER_PARTS_BUDGET = LogBudget()
+
+
+def public_errors(errors: list[GraphQLError]) -> list[GraphQLError]:
+    """Errors of an answer's later part as the client sees them (those of its first part:
+    :class:`GatewayErrors`); the unexpected ones logged."""
+    unexpected: list[GraphQLError] = []
+    public = [_public(error, unexpected) for error in errors]
+    if unexpected:
+        _log(unexpected, LATER_PARTS_BUDGET)
+    return public
+
+
+def _log(unexpected: list[GraphQLError], budget: LogBudget) -> None:
+    """Tracebacks of a request's unexpected errors, within the request's and the budget's
+    bounds; one more line counts the rest (bounded by the budget too)."""
+    logged = 0
+    for error in unexpected:
+        if logged == MAX_LOGGED_PER_REQUEST:
+            break
+        original = error.original_error
+        assert original is not None
+        held = budget.allow(_bug(original))
+        if held is None:
+            continue
+        logged += 1
+        note = f" ({held} like it not logged before)" if held else ""
+        logger.error("unexpected error at %s%s", error.path, note, exc_info=original)
+    rest = len(unexpected) - logged
+    if rest and budget.allow(("held back",)) is not None:
+        logger.error("%d more unexpected errors in this request were not logged", rest)
 
 
 def _bug(error: BaseException) -> LogKey:

@@ -43,8 +43,10 @@ class RequestLoaders:
         self.groups: DataLoader[GroupKey, GroupRecord | None] = DataLoader(batches.groups)
         self.group_products: DataLoader[GroupProductsKey, Page[ProductRecord]] = DataLoader(
             batches.group_products)
-        self.nodes: DataLoader[NodeKey, GroupRecord | ProductRecord | None] = DataLoader(
-            batches.nodes)
+        self._batches = batches
+        # One loader per source: a source's lookups end when its answer comes, not the
+        # slowest source's (a streamed `nodes` sends each item when it is ready).
+        self._nodes: dict[str, DataLoader[NodeKey, GroupRecord | ProductRecord | None]] = {}
 
     async def parent(self, group: GroupRecord) -> GroupRecord | None:
         if group.parent_id is not None:
@@ -58,14 +60,21 @@ class RequestLoaders:
         """The record a global id names; None when its source or the item is unknown."""
         if key.source not in self.adapters:
             return None
-        return await self.nodes.load(key)
+        return await self.load_node(key)
+
+    def load_node(self, key: NodeKey) -> Awaitable[GroupRecord | ProductRecord | None]:
+        """The future of a key's record (its source's loader; the source is known)."""
+        loader = self._nodes.get(key.source)
+        if loader is None:
+            loader = self._nodes[key.source] = DataLoader(self._batches.nodes)
+        return loader.load(key)
 
     async def nodes_of(self, keys: Sequence[NodeKey | None]) -> list[Any]:
         """What each key names (None for no key, an unknown source or item), or the exception
         that stopped its lookup: the loader's futures awaited together, no task per key."""
         known = [(i, key) for i, key in enumerate(keys)
                  if key is not None and key.source in self.adapters]
-        found = await asyncio.gather(*(self.nodes.load(key) for _, key in known),
+        found = await asyncio.gather(*(self.load_node(key) for _, key in known),
                                      return_exceptions=True)
         results: list[Any] = [None] * len(keys)
         for (i, _), answer in zip(known, found, strict=True):

@@ -56,6 +56,7 @@ __all__ = [
     "RESOLVER",
     "TYPENAME",
     "AbstractShape",
+    "DeferredPlan",
     "DirectCall",
     "FieldPlan",
     "LeafShape",
@@ -68,6 +69,7 @@ __all__ = [
     "Run",
     "SelectionPlan",
     "Shape",
+    "StreamPlan",
     "complete_value",
 ]
 
@@ -127,6 +129,11 @@ class Run(Protocol):
     def info(self, field_plan: FieldPlan, position: Position) -> GraphQLResolveInfo[Any]:
         """The resolve info of ``field_plan``'s value under ``position``."""
 
+    def stream(self, shape: ListShape, rest: list[Any], items: list[Any], position: Position,
+               field_plan: FieldPlan) -> None:
+        """A streamed list's items past its ``initialCount`` (``rest``, to follow ``items``
+        at ``position``) are delivered later, in order."""
+
 
 # -- shapes: how a field's value is completed ------------------------------------------------
 
@@ -167,6 +174,9 @@ class NonNullShape:
 @dataclass(slots=True)
 class ListShape:
     item: Shape
+    # Set on a field's own list when it is streamed (``@stream``) and the answer may come in
+    # parts: the items past the initial count are the run's to deliver later.
+    stream: StreamPlan | None = None
 
     def complete(self, run: Run, value: Any, container: Any, key: str | int, nullable: bool,
                  parent: Position, field_plan: FieldPlan) -> None:
@@ -189,6 +199,12 @@ class ListShape:
         # object of a class its type accepted before goes straight to its selection.
         passthrough = inner.passthrough if type(inner) is LeafShape else None
         objects = inner if type(inner) is ObjectShape else None
+        stream = self.stream
+        if stream is not None:
+            value = list(value)
+            if len(value) > stream.initial_count:
+                run.stream(self, value[stream.initial_count:], items, position, field_plan)
+                value = value[:stream.initial_count]
         for index, item in enumerate(value):
             kind = type(item)
             if kind is passthrough:
@@ -406,12 +422,32 @@ class FieldPlan:
 class SelectionPlan:
     type: GraphQLObjectType
     fields: list[FieldPlan]
+    # Fragments of this selection deferred (``@defer``) when the answer may come in parts:
+    # each executed on the same object once the part that holds the object is sent.
+    deferred: list[DeferredPlan] = field(default_factory=list)
     # The JSON bytes of an object of this selection besides its strings' characters (braces,
     # keys and their punctuation, a byte at least per value): what the executor counts.
     frame: int = 0
 
     def __post_init__(self) -> None:
         self.frame = 2 + sum(len(f.key) + 5 for f in self.fields)
+
+
+@dataclass(slots=True)
+class DeferredPlan:
+    """A deferred fragment: its label and its selection (all its fields, as the
+    ``deferSpec=20220824`` answers carry them; a client merges what it already has)."""
+
+    label: str | None
+    selection: SelectionPlan
+
+
+@dataclass(frozen=True, slots=True)
+class StreamPlan:
+    """A streamed list field: its label and the items sent with the part that holds it."""
+
+    label: str | None
+    initial_count: int
 
 
 @dataclass(slots=True)

@@ -8,9 +8,15 @@ record attribute of a plain field, or the schema's own resolver for a field that
 the arguments where they are literal, and how the value is completed: non-null and list
 wrappers, the scalar or enum serialiser, or the sub-selection of an object or abstract type.
 
+A plan is built for an answer in parts or in one (``incremental``). In parts, a fragment under
+``@defer`` (its ``if`` true) is left out of its selection and kept beside it
+(:class:`~gateway.graph.plan.DeferredPlan`), and a list field under ``@stream`` holds its
+:class:`~gateway.graph.plan.StreamPlan`; in one answer both directives are ignored, as the
+spec lets a server do.
+
 What the compiler does not support raises :class:`Unsupported`; that operation then runs on the
 standard executor: introspection, mutations and subscriptions, and directives other than
-``@skip``/``@include`` (``@defer``, ``@stream``).
+``@skip``/``@include``/``@defer``/``@stream``.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from graphql import (
     DirectiveNode,
     FieldNode,
     FragmentDefinitionNode,
+    FragmentSpreadNode,
     GraphQLBoolean,
     GraphQLEnumType,
     GraphQLField,
@@ -37,8 +44,10 @@ from graphql import (
     GraphQLScalarType,
     GraphQLSchema,
     GraphQLString,
+    InlineFragmentNode,
     OperationDefinitionNode,
     OperationType,
+    SelectionNode,
     VariableNode,
     is_abstract_type,
     type_from_ast,
@@ -65,6 +74,7 @@ from gateway.graph.plan import (
     RESOLVER,
     TYPENAME,
     AbstractShape,
+    DeferredPlan,
     DirectCall,
     FieldPlan,
     LeafShape,
@@ -75,6 +85,7 @@ from gateway.graph.plan import (
     OperationPlan,
     SelectionPlan,
     Shape,
+    StreamPlan,
 )
 from gateway.graph.strawberry_internals import has_exception_handlers, strawberry_schema
 from gateway.graph.walk import collect_fields
@@ -90,7 +101,8 @@ class Unsupported(Exception):
 
 FAST_TYPES: dict[str, type] = {GraphQLString.name: str, GraphQLID.name: str,
                                GraphQLBoolean.name: bool}
-SUPPORTED_DIRECTIVES = frozenset({"skip", "include"})
+SUPPORTED_DIRECTIVES = frozenset({"skip", "include", "defer", "stream"})
+INCREMENTAL_DIRECTIVES = frozenset({"defer", "stream"})
 # What ``__typename`` is (String!): no value is completed with it, the executor writes the name.
 TYPENAME_SHAPE = NonNullShape(LeafShape(GraphQLString.serialize, str, GraphQLString))
 
@@ -113,15 +125,20 @@ def directive_variables(operation: OperationDefinitionNode,
 
 def build_plan(schema: GraphQLSchema, operation: OperationDefinitionNode,
                fragments: dict[str, FragmentDefinitionNode],
-               variables: Mapping[str, Any]) -> OperationPlan:
-    """The plan of a query operation; ``variables`` gives the directives' variables' values."""
+               variables: Mapping[str, Any], *, incremental: bool = False) -> OperationPlan:
+    """The plan of a query operation; ``variables`` gives the directives' variables' values;
+    ``incremental``: the answer may come in parts (``@defer`` and ``@stream`` are heeded)."""
     if operation.operation is not OperationType.QUERY:
         raise Unsupported(f"{operation.operation.value} operations")
     root = schema.query_type
     if root is None:
         raise Unsupported("a schema without a query type")
-    compiler = _Compiler(schema, fragments, variables)
+    compiler = _Compiler(schema, fragments, variables, incremental)
     return OperationPlan(operation, fragments, compiler.selection(root, [operation]))
+
+
+# What a deferred fragment's selection is read from: an inline fragment or a named one.
+_Deferred = tuple[str | None, InlineFragmentNode | FragmentDefinitionNode]
 
 
 @dataclass
@@ -129,26 +146,80 @@ class _Compiler:
     schema: GraphQLSchema
     fragments: dict[str, FragmentDefinitionNode]
     variables: Mapping[str, Any]
+    incremental: bool = False
 
     def selection(self, object_type: GraphQLObjectType,
-                  parents: Iterable[FieldNode | OperationDefinitionNode]) -> SelectionPlan:
-        # The one walk (gateway/graph/walk.py), with the variables' @skip/@include.
+                  parents: Iterable[FieldNode | OperationDefinitionNode | InlineFragmentNode
+                                    | FragmentDefinitionNode]) -> SelectionPlan:
+        # The one walk (gateway/graph/walk.py), with the variables' @skip/@include; a fragment
+        # deferred is kept aside, to be planned as a selection of its own.
+        deferred: list[_Deferred] = []
         grouped = collect_fields(
             (parent.selection_set for parent in parents), self.fragments,
             applies=lambda condition: self._matches(condition, object_type),
-            included=lambda selection: self._included(selection.directives))
+            included=lambda selection: self._included(selection, object_type, deferred))
         return SelectionPlan(object_type, [self._field(object_type, key, nodes)
-                                           for key, nodes in grouped.items()])
+                                           for key, nodes in grouped.items()],
+                             [DeferredPlan(label, self.selection(object_type, [fragment]))
+                              for label, fragment in deferred])
 
-    def _included(self, directives: Iterable[DirectiveNode] | None) -> bool:
-        for directive in directives or ():
+    def _included(self, selection: SelectionNode, object_type: GraphQLObjectType,
+                  deferred: list[_Deferred]) -> bool:
+        for directive in selection.directives or ():
             name = directive.name.value
             if name not in SUPPORTED_DIRECTIVES:
                 raise Unsupported(f"the @{name} directive")
+            if name in INCREMENTAL_DIRECTIVES:
+                continue  # @stream: read by _field; @defer: below
             condition = self._condition(directive)
             if (name == "skip") is condition:
                 return False
-        return True
+        defer = self._heeded(selection, "defer")
+        if defer is None:
+            return True
+        fragment: InlineFragmentNode | FragmentDefinitionNode | None = None
+        if isinstance(selection, InlineFragmentNode):
+            fragment = selection
+        elif isinstance(selection, FragmentSpreadNode):
+            fragment = self.fragments.get(selection.name.value)
+        if fragment is not None and (fragment.type_condition is None or self._matches(
+                fragment.type_condition, object_type)):
+            deferred.append((self._label(defer), fragment))
+        return False
+
+    def _heeded(self, node: SelectionNode, name: str) -> DirectiveNode | None:
+        """``node``'s ``@defer`` or ``@stream`` when the answer may come in parts and its
+        ``if`` is true (it defaults to true)."""
+        if not self.incremental:
+            return None
+        for directive in node.directives or ():
+            if directive.name.value == name:
+                for argument in directive.arguments or ():
+                    if argument.name.value == "if" and not value_from_ast(
+                            argument.value, GraphQLNonNull(GraphQLBoolean), dict(self.variables)):
+                        return None
+                return directive
+        return None
+
+    def _label(self, directive: DirectiveNode) -> str | None:
+        for argument in directive.arguments or ():
+            if argument.name.value == "label":
+                label = value_from_ast(argument.value, GraphQLString, dict(self.variables))
+                return label if isinstance(label, str) else None
+        return None
+
+    def _stream(self, node: FieldNode) -> StreamPlan | None:
+        directive = self._heeded(node, "stream")
+        if directive is None:
+            return None
+        initial = 0
+        for argument in directive.arguments or ():
+            if argument.name.value == "initialCount":
+                value = value_from_ast(argument.value, GraphQLInt, dict(self.variables))
+                initial = value if isinstance(value, int) else 0
+        if initial < 0:
+            raise Unsupported("@stream with a negative initialCount")  # graphql-core refuses
+        return StreamPlan(self._label(directive), initial)
 
     def _condition(self, directive: DirectiveNode) -> bool:
         for argument in directive.arguments or ():
@@ -184,6 +255,11 @@ class _Compiler:
         attribute = strawberry_field.python_name if kind == ATTRIBUTE else ""
         arguments, error = self._literal_arguments(definition, nodes[0])
         shape = self._shape(definition.type, nodes)
+        stream = self._stream(nodes[0])
+        if stream is not None:
+            listed = shape.inner if isinstance(shape, NonNullShape) else shape
+            if isinstance(listed, ListShape):
+                listed.stream = stream
         plan = FieldPlan(key, name, nodes, parent_type, definition, kind, attribute, shape,
                          not isinstance(definition.type, GraphQLNonNull), arguments, error)
         inner = shape.inner if isinstance(shape, NonNullShape) else shape
@@ -249,7 +325,8 @@ class _Compiler:
         """An object type's shape, with its plain reads and their reader where its selection
         is plain (:mod:`gateway.graph.plain`)."""
         shape = ObjectShape(object_type, self.selection(object_type, nodes))
-        plain = _plain_reads(shape.selection)
+        # A selection with deferred fragments is filled field by field: filling meets them.
+        plain = None if shape.selection.deferred else _plain_reads(shape.selection)
         if plain is not None:
             shape.reads, frames = plain
             shape.read = object_reader(shape.reads, shape.accepted, nullable=False)
@@ -310,7 +387,7 @@ def _plain_read(key: str, attribute: str, shape: Shape, *, in_list: bool = False
             return None
         return object_read(key, attribute, inner.reads, inner.accepted,
                            nullable=nullable), inner.frame
-    if type(inner) is ListShape and not in_list:
+    if type(inner) is ListShape and not in_list and inner.stream is None:
         item = _plain_read("", "", inner.item, in_list=True)
         return None if item is None else (list_read(key, attribute, item[0],
                                                     nullable=nullable), 0)

@@ -9,7 +9,7 @@ collation.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import lru_cache
 from operator import attrgetter
 from typing import Any, NoReturn
@@ -36,6 +36,7 @@ from gateway.graph.listing import (
     merged,
 )
 from gateway.graph.lookahead import arguments, item_fields, wants
+from gateway.graph.strawberry_internals import raw_info
 from gateway.ids import decode_id
 from gateway.sources.base import SourceAdapter
 from gateway.sources.query import (
@@ -257,17 +258,38 @@ async def node(info: GraphInfo, id: str) -> GroupRecord | ProductRecord | None:
     return await info.context.loaders.node(key)
 
 
-async def nodes(info: GraphInfo, ids: list[str]) -> list[GroupRecord | ProductRecord | None]:
+async def nodes(info: GraphInfo, ids: list[str]) -> list[Any]:
     if len(ids) > 100:
         raise BadUserInput(f"`ids` takes at most 100 ids, got {len(ids)}")
-    answers = await info.context.loaders.nodes_of([decode_id(i) for i in ids])
-    results: list[GroupRecord | ProductRecord | None] = []
-    for answer in answers:
-        if isinstance(answer, GatewayError) and answer.source is not None:
-            info.context.report(answer, list(info.path.as_list()))
-            results.append(None)
-        elif isinstance(answer, BaseException):
-            raise answer
-        else:
-            results.append(answer)
-    return results
+    keys = [decode_id(i) for i in ids]
+    loaders = info.context.loaders
+    if _streamed(info):  # each item its own awaitable: a part of its own when it is ready
+        return [_node(info, loaders.load_node(key))
+                if key is not None and key.source in loaders.adapters else None
+                for key in keys]
+    answers = await loaders.nodes_of(keys)
+    return [_node_answer(info, answer) for answer in answers]
+
+
+async def _node(info: GraphInfo, lookup: Awaitable[GroupRecord | ProductRecord | None]
+                ) -> GroupRecord | ProductRecord | None:
+    try:
+        answer = await lookup
+    except GatewayError as error:
+        return _node_answer(info, error)
+    return answer
+
+
+def _node_answer(info: GraphInfo, answer: Any) -> GroupRecord | ProductRecord | None:
+    """A looked-up node, or None where its source failed (reported beside the data)."""
+    if isinstance(answer, GatewayError) and answer.source is not None:
+        info.context.report(answer, list(info.path.as_list()))
+        return None
+    if isinstance(answer, BaseException):
+        raise answer
+    return answer  # type: ignore[no-any-return]
+
+
+def _streamed(info: GraphInfo) -> bool:
+    """Whether the field carries ``@stream`` (heeded or not: its items come one by one)."""
+    return any(d.name.value == "stream" for d in raw_info(info).field_nodes[0].directives or ())

@@ -24,6 +24,7 @@ from gateway.graph.context import GatewayContext
 from gateway.graph.cost import CostLimit, CostModel
 from gateway.graph.documents import DocumentCache, ParsedDocuments
 from gateway.graph.extensions import GatewayErrors, LogBudget
+from gateway.graph.incremental import whole_execution
 from gateway.graph.inputs import ProductFilter, ProductGroupFilter, ProductGroupOrder
 from gateway.graph.strawberry_internals import graphql_schema, replace_graphql_schema
 from gateway.graph.subscription import Subscription
@@ -77,7 +78,7 @@ class Query:
         ],
     )
     async def nodes(self, info: GraphInfo, ids: list[strawberry.ID]) -> list[Node | None]:
-        return await resolvers.nodes(info, list(ids))  # type: ignore[return-value]
+        return await resolvers.nodes(info, list(ids))
 
     @strawberry.field(
         description="Product groups of every source (or those in filter.sources).",
@@ -138,7 +139,10 @@ class _QuietErrors:
 
 
 class GatewaySchema(_QuietErrors, strawberry.Schema):
-    pass
+    def _get_execute_function(self) -> Callable[..., Any]:
+        # The standard path's answers in parts made whole (gateway/graph/incremental.py):
+        # strawberry hands graphql-core's parts back unprocessed by the extensions.
+        return whole_execution(super()._get_execute_function())
 
 
 class FederatedSchema(_QuietErrors, strawberry.federation.Schema):
@@ -179,7 +183,11 @@ def build_schema(*, federation: bool = False, documents: DocumentCache | None = 
     """
     extensions = _extensions(DocumentCache() if documents is None else documents, plans,
                              introspection, cost)
-    config = StrawberryConfig(disable_field_suggestions=not suggestions)
+    # @defer and @stream: their definitions in the schema, graphql-core's incremental executor
+    # on the standard path (gateway/graph/incremental.py answers in parts on the compiled one).
+    # Not in the subgraph: a federation router plans @defer itself, over subgraphs without it.
+    config = StrawberryConfig(disable_field_suggestions=not suggestions,
+                              enable_experimental_incremental_execution=not federation)
     if federation:
         return FederatedSchema(
             query=Query,

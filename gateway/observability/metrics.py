@@ -108,6 +108,11 @@ class Metrics:
         self.graphql_duration = Histogram(
             "gateway_graphql_request_duration_seconds", "GraphQL request latency",
             ["operation"], buckets=LATENCY_BUCKETS, registry=registry)
+        self.graphql_first_part = Histogram(
+            "gateway_graphql_first_part_seconds",
+            "Time to the first part of an answer in parts (@defer, @stream); the request "
+            "duration is the time to its last", ["operation"], buckets=LATENCY_BUCKETS,
+            registry=registry)
         self.graphql_upstream = Histogram(
             "gateway_graphql_upstream_requests", "Upstream requests one GraphQL request made",
             buckets=REQUEST_COUNT_BUCKETS, registry=registry)
@@ -159,9 +164,12 @@ class Metrics:
         return name
 
     def graphql(self, operation: str | None, outcome: str, seconds: float,
-                upstream_requests: int) -> None:
-        """One GraphQL request answered (or abandoned)."""
+                upstream_requests: int, first_part: float | None = None) -> None:
+        """One GraphQL request answered (or abandoned); ``first_part``: the seconds to the
+        first part of an answer in parts."""
         label = self.operation_label(operation)
+        if first_part is not None:
+            self.graphql_first_part.labels(label).observe(first_part)
         children = self._children.get((label, outcome))
         if children is None:
             children = self._children[(label, outcome)] = (

@@ -351,3 +351,16 @@ def test_every_priced_field_is_a_field_of_the_schema() -> None:
         schema = federated if field_name == "_entities" else SCHEMA
         owner = schema.get_type(type_name)
         assert isinstance(owner, GraphQLObjectType) and field_name in owner.fields, coordinate
+
+
+def test_deferred_and_streamed_parts_are_priced_as_without_the_directives(
+        model: CostModel) -> None:
+    """An answer in parts costs what the whole answer costs: the price and the answer's size
+    count every deferred fragment and every streamed item."""
+    parts = """{ groups: productGroups(first: 5) { nodes { name } }
+      ... @defer(label: "slow") { products(first: 3) { nodes @stream(initialCount: 1) { name } } }
+      nodes(ids: ["a", "b"]) @stream(initialCount: 1) { id } }"""
+    whole = parts.replace('... @defer(label: "slow") {', "... {").replace(
+        " @stream(initialCount: 1)", "")
+    assert cost(model, parts) == cost(model, whole) > 0
+    assert values(model, parts) == values(model, whole) > 0

@@ -10,9 +10,10 @@ import asyncio
 import strawberry
 from graphql import ExecutionResult, execute, parse
 
-from gateway.graph.executor import Budget, coerce_variables, execute_plan
+from gateway.graph.executor import Budget, execute_plan
 from gateway.graph.planner import build_plan
 from gateway.graph.strawberry_internals import graphql_schema
+from gateway.graph.variables import coerce_variables
 from tests.clock import ManualClock
 from tests.helpers import codes
 

@@ -13,11 +13,12 @@ import strawberry
 from graphql import ExecutionResult, execute, parse
 
 from gateway.graph import planner
-from gateway.graph.executor import coerce_variables, execute_plan
+from gateway.graph.executor import execute_plan
 from gateway.graph.plain import Reader, object_reader
 from gateway.graph.plan import ListShape, NonNullShape, ObjectShape
 from gateway.graph.planner import build_plan
 from gateway.graph.strawberry_internals import graphql_schema
+from gateway.graph.variables import coerce_variables
 
 
 @strawberry.type

@@ -49,6 +49,7 @@ from gateway.emulators.common import Fault
 from gateway.graph.compiled import PlanCache
 from tests.conftest import UNCACHED, RunningEmulator
 from tests.corpus import CORPUS, DATES, SCHEMA, published_operations
+from tests.graph_e2e.incremental_client import DEFER_SPEC, INCREMENTAL_SPEC, fetch, merged
 
 Emulators = dict[str, RunningEmulator]
 
@@ -317,3 +318,42 @@ def test_federation_entities_answer_the_same(federated_pair: Pair) -> None:
     federated_pair.assert_same(query, {"r": representations})
     federated_pair.assert_same("{ _service { sdl } }")
     assert federated_pair.plans.runs["compiled"] == before + 2
+
+
+# -- answers in parts ----------------------------------------------------------------------------
+
+IN_PARTS = [
+    """{ groups: productGroups(first: 3) { nodes { id name } }
+       ... @defer(label: "products") { products(first: 3) { nodes { id name sku } } } }""",
+    """{ productGroups(first: 4, filter: {sources: ["axim"]}) { nodes { id name
+         ... @defer { products(first: 2) { totalCount nodes { name } } } } } }""",
+    """{ productGroups(first: 5) { nodes @stream(initialCount: 2, label: "g") { id name
+         ...G @defer(label: "inner") } } }
+       fragment G on ProductGroup { code status parent { name } }""",
+    """query Q($later: Boolean!) { products(first: 3) { nodes { name
+         ... @defer(if: $later) { sku price variants { sku } } } } }""",
+]
+
+
+@pytest.mark.parametrize("fault", [None, Fault(status=503), Fault(malformed=True)],
+                         ids=["healthy", "unavailable", "malformed"])
+@pytest.mark.parametrize("accept", [DEFER_SPEC, INCREMENTAL_SPEC])
+def test_answers_in_parts_merge_to_the_standard_executors_answer(
+        pair: Pair, faults: Emulators, fault: Fault | None, accept: str) -> None:
+    """Compiled execution's parts, merged, are graphql-core's answer (its incremental
+    executor's parts, made whole) and the whole answer of compiled execution itself."""
+    for running in faults.values():
+        if fault is not None:
+            running.faults.set(fault)
+    for query in IN_PARTS:
+        variables = {"later": True} if "$later" in query else None
+        answer = fetch(f"{pair.compiled_url}/graphql", query, variables, accept=accept)
+        compiled, standard = pair.answers(query, variables)
+        assert compiled == standard, f"differs for:\n{query}"
+        # Merged, a later part's fields come after the first part's: the same answer, in
+        # another key order (JSON objects are unordered; clients merge by key).
+        whole = normalised(merged(answer.parts))
+        assert {**whole, "data": json.loads(whole["data"])} == {
+            **standard, "data": json.loads(standard["data"])}, f"differs for:\n{query}\n{accept}"
+        if fault is None:
+            assert len(answer.parts) >= 2 and answer.parts[0]["hasNext"] is True
