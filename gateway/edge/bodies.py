@@ -33,7 +33,7 @@ from gateway.errors import ErrorCode
 __all__ = ["MAX_ERROR_TEXT", "Reply", "bounded", "coded", "error_payload", "formatted",
            "is_request_error", "json_error", "persisted_error", "result_body", "result_fields",
            "result_response",
-           "too_large_body", "validated", "within"]
+           "too_large", "too_large_body", "validated", "within"]
 
 # Characters of an error's message and of each step of its path that are sent: what a client
 # wrote (a name, a variable's value) is echoed up to this much.
@@ -148,11 +148,16 @@ def within(reply: Reply, max_bytes: int, media_type: str) -> Reply:
 
 
 def too_large_body(max_bytes: int) -> bytes:
-    return orjson.dumps({"data": None, "errors": [{
-        "message": f"the answer is larger than {max_bytes} bytes ([limits] max_response_bytes):"
-                   " ask for fewer or smaller lists",
-        "extensions": {"code": ErrorCode.RESPONSE_TOO_LARGE.value,
-                       "maxResponseBytes": max_bytes}}]})
+    message, extensions = too_large(max_bytes)
+    return orjson.dumps({"data": None, "errors": [{"message": message,
+                                                   "extensions": extensions}]})
+
+
+def too_large(max_bytes: int) -> tuple[str, dict[str, Any]]:
+    """The message and extensions of an answer over ``max_bytes``."""
+    return (f"the answer is larger than {max_bytes} bytes ([limits] max_response_bytes): ask "
+            "for fewer or smaller lists", {"code": ErrorCode.RESPONSE_TOO_LARGE.value,
+                                           "maxResponseBytes": max_bytes})
 
 
 def formatted(error: GraphQLError, request_error_code: ErrorCode) -> dict[str, Any]:

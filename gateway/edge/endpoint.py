@@ -215,7 +215,8 @@ class GraphQLEndpoint:
             if exchange.codes and exchange.outcome == "ok":
                 exchange.outcome = "partial"
 
-        writer = PartsWriter(spec, exchange.loggable_codes, sent=sent, finished=finished)
+        writer = PartsWriter(spec, exchange.loggable_codes, max_bytes=self.max_response_bytes,
+                             sent=sent, finished=finished)
         first = writer.first(result_fields(data, errors, extensions,
                                            ErrorCode.GRAPHQL_VALIDATION_FAILED, exchange.codes),
                              later.first)

@@ -19,6 +19,7 @@ Each part goes out as soon as it is ready, followed at once by the boundary that
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -26,11 +27,11 @@ from typing import Any
 import orjson
 from graphql import GraphQLError
 
-from gateway.edge.bodies import formatted
+from gateway.edge.bodies import formatted, too_large, too_large_body
 from gateway.edge.request import DEFER_SPEC, MULTIPART
 from gateway.edge.sse import COMPLETE, next_frame
 from gateway.errors import ErrorCode
-from gateway.graph.incremental import Later, Part, Pending
+from gateway.graph.incremental import Completed, Later, Part, Pending
 
 __all__ = ["BOUNDARY", "PartsWriter", "multipart_type", "one_part"]
 
@@ -54,13 +55,17 @@ class PartsWriter:
     ``codes`` collects their errors' codes (the exchange's); ``finished(count)`` is awaited
     once the last part is out or the client left."""
 
-    def __init__(self, spec: str, codes: list[str] | None, *,
+    def __init__(self, spec: str, codes: list[str] | None, *, max_bytes: int,
                  sent: Callable[[], None], finished: Callable[[], Awaitable[None]]) -> None:
         self.legacy = spec == DEFER_SPEC
         self.codes = codes
+        self.max_bytes = max_bytes  # of all parts' JSON together ([limits] max_response_bytes)
+        self.size = 0
+        self.first_body = b""
         self.sent = sent
         self.finished = finished
         self.announced: dict[str, Pending] = {}
+        self.open: dict[str, Pending] = {}  # announced, not completed
         self.next_index: dict[str, int] = {}  # a stream's next item (legacy paths)
 
     def first(self, body: dict[str, Any], pending: list[Pending]) -> dict[str, Any]:
@@ -72,23 +77,46 @@ class PartsWriter:
         return body
 
     async def multipart(self, first: dict[str, Any], later: Later) -> AsyncIterator[bytes]:
-        yield _DELIMITER + _HEAD + _ascii(orjson.dumps(first)) + _DELIMITER
-        async for body in self._later(later):
-            yield _HEAD + _ascii(body) + _DELIMITER + (b"" if _more(body) else _END)
+        async for body in self._bodies(first, later):
+            head = _DELIMITER + _HEAD if body is self.first_body else _HEAD
+            yield head + _ascii(body) + _DELIMITER + (b"" if _more(body) else _END)
 
     async def events(self, first: dict[str, Any], later: Later) -> AsyncIterator[bytes]:
-        yield next_frame(orjson.dumps(first))
-        async for body in self._later(later):
+        async for body in self._bodies(first, later):
             yield next_frame(body)
         yield COMPLETE
 
-    async def _later(self, later: Later) -> AsyncIterator[bytes]:
-        self.sent()
+    async def _bodies(self, first: dict[str, Any], later: Later) -> AsyncIterator[bytes]:
+        """Each part's JSON; once the parts pass ``max_bytes``, a last part that ends the
+        work still open with ``RESPONSE_TOO_LARGE`` (nothing more is built)."""
+        self.first_body = orjson.dumps(first)
+        self.size = len(self.first_body)
         try:
-            async for part in later.parts():
-                yield orjson.dumps(self._legacy(part) if self.legacy else self._current(part))
+            if self.size > self.max_bytes:
+                later.close()
+                self.first_body = too_large_body(self.max_bytes)[:-1] + b',"hasNext":false}'
+                yield self.first_body
+                return
+            yield self.first_body
+            self.sent()
+            async with contextlib.aclosing(later.parts()) as parts:
+                async for part in parts:
+                    still_open = list(self.open)
+                    body = orjson.dumps(self._format(part))
+                    self.size += len(body)
+                    if self.size > self.max_bytes:
+                        yield orjson.dumps(self._format(Part([], [
+                            Completed(id_, [_too_large(self.max_bytes)]) for id_ in still_open],
+                            [], False)))
+                        return
+                    yield body
         finally:
             await self.finished()
+
+    def _format(self, part: Part) -> dict[str, Any]:
+        for done in part.completed:
+            self.open.pop(done.id, None)
+        return self._legacy(part) if self.legacy else self._current(part)
 
     # -- graphql-js 17 (incrementalSpec=v0.2) ------------------------------------------------
 
@@ -157,7 +185,7 @@ class PartsWriter:
 
     def _announce(self, pending: list[Pending]) -> None:
         for announced in pending:
-            self.announced[announced.id] = announced
+            self.announced[announced.id] = self.open[announced.id] = announced
             if announced.stream:
                 self.next_index[announced.id] = announced.start
 
@@ -168,6 +196,11 @@ class PartsWriter:
         if self.codes is not None:
             self.codes += [error["extensions"]["code"] for error in shown]
         return {"errors": shown}
+
+
+def _too_large(max_bytes: int) -> GraphQLError:
+    message, extensions = too_large(max_bytes)
+    return GraphQLError(message, extensions=extensions)
 
 
 def _ascii(body: bytes) -> bytes:

@@ -148,6 +148,7 @@ class PartResult:
     data: Any
     errors: list[GraphQLError]
     later: list[DeferredWork | StreamWork]
+    built: int = 0  # the bytes of the answer this part built
 
 
 class PlanRun:
@@ -192,51 +193,49 @@ class PlanRun:
     # -- parts ---------------------------------------------------------------------------------
 
     def part(self, path: Path_) -> PlanRun:
-        """A run for a later part at ``path``: the same plan, request and budget."""
+        """A run for a later part at ``path``: the same plan, request and budget; its bytes
+        counted on from what the parts before it built (``built``: see ``Later``)."""
         run = PlanRun(self.schema, self.plan, self.variables, self.root_value, self.context,
                       self.budget, path)
         run.argument_values = self.argument_values
+        run.built, run.next_check = self.built, self.next_check
         return run
 
     async def deferred(self, work: DeferredWork) -> PartResult:
         """A deferred fragment's part: its selection executed on its object."""
-        run = self.part(work.path)
-        holder: dict[str, Any] = {"data": None}
-        root = Position(holder, "data", True, None)
         data: dict[str, Any] = {}
-        holder["data"] = data
-        stopped = await run.settle(
-            lambda: run.fill(work.plan.selection, work.source, data, root))
-        if stopped is not None:
-            return PartResult(None, [stopped], [])
-        return PartResult(holder["data"], run.errors, run.later)
+        return await self._part(work.path, data, lambda run, root: run.fill(
+            work.plan.selection, work.source, data, root))
 
     async def item(self, work: StreamWork, index: int) -> PartResult:
         """A streamed item's part (its data: ``{index: value}``; None when a null under a
         non-null item type ends the stream)."""
-        run = self.part(work.path)
-        holder: dict[str, Any] = {"data": None}
-        root = Position(holder, "data", True, None)
         box: dict[int, Any] = {}
-        holder["data"] = box
-        value = work.rest[index - work.start]
-        shape = work.shape.item
+        value, shape = work.rest[index - work.start], work.shape.item
 
-        def begin() -> None:
+        def begin(run: PlanRun, root: Position) -> None:
             if inspect.isawaitable(value):
                 run.start(value, shape, box, index, root, work.field_plan)
             else:
                 complete_value(run, shape, value, box, index, root, work.field_plan)
 
-        stopped = await run.settle(begin)
+        return await self._part(work.path, box, begin)
+
+    async def _part(self, path: Path_, out: dict[Any, Any],
+                    begin: Callable[[PlanRun, Position], None]) -> PartResult:
+        """A later part's run: ``begin`` writes into ``out``, under a root a null may reach."""
+        run = self.part(path)
+        base = run.built
+        holder: dict[str, Any] = {"data": out}
+        root = Position(holder, "data", True, None)
+        stopped = await run.settle(lambda: begin(run, root))
         if stopped is not None:
             return PartResult(None, [stopped], [])
-        return PartResult(holder["data"], run.errors, run.later)
+        return PartResult(holder["data"], run.errors, run.later, run.built - base)
 
-    def stream(self, shape: ListShape, rest: list[Any], items: list[Any], position: Position,
+    def stream(self, shape: ListShape, rest: list[Any], position: Position,
                field_plan: FieldPlan) -> None:
         """Items of a streamed list past its initial count: delivered in later parts."""
-        del items  # filled after this call: the rest starts at the initial count
         assert shape.stream is not None
         self.later.append(StreamWork(shape, rest, shape.stream.initial_count, position,
                                      (*self.prefix, *position.path()), field_plan))

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -147,7 +147,7 @@ class Later:
                 _close(work.work.rest)
         self.works = []
 
-    async def parts(self) -> AsyncIterator[Part]:
+    async def parts(self) -> AsyncGenerator[Part, None]:
         """Each later part as soon as it is ready; what is pending is cancelled when the
         caller stops early (the client left)."""
         self.seen = len(self.reported())
@@ -169,6 +169,8 @@ class Later:
         self.works = []
 
     def _part(self, ready: list[_Work]) -> Part:
+        """The work that is ready, in one part; its bytes count toward the next parts' budget
+        (parts running together each count from what was done when they began)."""
         part = Part([], [], [], False)
         for work in ready:
             if isinstance(work.work, DeferredWork):
@@ -183,6 +185,7 @@ class Later:
     def _deferred(self, work: _Work, part: Part) -> None:
         result = work.futures[0].result()
         work.next = 1
+        self.run.built += result.built
         errors = self.public(result.errors)
         if result.data is None:
             part.completed.append(Completed(work.pending.id, errors))
@@ -201,6 +204,7 @@ class Later:
             index = work.work.start + work.next
             result = work.futures[work.next].result()
             work.next += 1
+            self.run.built += result.built
             if result.data is None:
                 if items:
                     part.incremental.append(Delivered(work.pending.id, items=items,

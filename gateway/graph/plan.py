@@ -129,10 +129,10 @@ class Run(Protocol):
     def info(self, field_plan: FieldPlan, position: Position) -> GraphQLResolveInfo[Any]:
         """The resolve info of ``field_plan``'s value under ``position``."""
 
-    def stream(self, shape: ListShape, rest: list[Any], items: list[Any], position: Position,
+    def stream(self, shape: ListShape, rest: list[Any], position: Position,
                field_plan: FieldPlan) -> None:
-        """A streamed list's items past its ``initialCount`` (``rest``, to follow ``items``
-        at ``position``) are delivered later, in order."""
+        """A streamed list's items past its ``initialCount`` (``rest``, of the list at
+        ``position``) are delivered later, in order."""
 
 
 # -- shapes: how a field's value is completed ------------------------------------------------
@@ -203,7 +203,7 @@ class ListShape:
         if stream is not None:
             value = list(value)
             if len(value) > stream.initial_count:
-                run.stream(self, value[stream.initial_count:], items, position, field_plan)
+                run.stream(self, value[stream.initial_count:], position, field_plan)
                 value = value[:stream.initial_count]
         for index, item in enumerate(value):
             kind = type(item)
