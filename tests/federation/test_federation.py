@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ import pytest
 
 from gateway.emulators.joptic import demo_groups
 from tests.conftest import RunningEmulator
+from tests.node_packages import npm_installed, require
 
 pytestmark = pytest.mark.slow  # `make test-fast` skips this group
 
@@ -34,9 +34,8 @@ HERE = Path(__file__).parent
 ROOT = HERE.parent.parent
 SCHEMA_FILE = ROOT / "schema" / "schema.federation.graphql"
 NODE_FILES = ("package.json", "reviews_subgraph.mjs", "gateway.mjs")
-# What the Apollo gateway needs to start (composition included) and the npm install may take.
+# What the Apollo gateway needs to start (composition included).
 START_TIMEOUT = 60.0
-NPM_TIMEOUT = 600.0
 GROUP_SOURCES = {"carecloud": 7, "joptic": 7, "axim": 6}  # 20 entities of three sources
 
 Emulators = dict[str, RunningEmulator]
@@ -54,38 +53,10 @@ def review_score(group_id: str) -> float:
 # -- processes ---------------------------------------------------------------------------------
 
 
-def _require(program: str) -> str:
-    path = shutil.which(program)
-    if path is None:
-        pytest.fail(f"{program} not found: the federation tests need Node.js (18+) and npm "
-                    "(CI installs them; locally: apt-get install nodejs npm)", pytrace=False)
-    return path
-
-
 @pytest.fixture(scope="session")
 def node_dir() -> Path:
     """``build/federation``: this directory's package.json and scripts, npm-installed."""
-    node, npm = _require("node"), _require("npm")
-    version = subprocess.run([node, "--version"], capture_output=True, text=True, check=True)
-    major = int(version.stdout.strip().lstrip("v").split(".")[0])
-    if major < 18:
-        pytest.fail(f"Node.js {version.stdout.strip()} is too old (18+ needed)", pytrace=False)
-    target = ROOT / "build" / "federation"
-    target.mkdir(parents=True, exist_ok=True)
-    for name in NODE_FILES:
-        shutil.copyfile(HERE / name, target / name)
-    try:
-        done = subprocess.run([npm, "install", "--no-audit", "--no-fund"], cwd=target,
-                              capture_output=True, text=True, timeout=NPM_TIMEOUT)
-    except subprocess.TimeoutExpired as exc:
-        output = b"\n".join(o if isinstance(o, bytes) else o.encode()
-                             for o in (exc.stdout, exc.stderr) if o)
-        pytest.fail(f"npm install took over {NPM_TIMEOUT:.0f} s:\n{output.decode()}",
-                    pytrace=False)
-    if done.returncode != 0:
-        pytest.fail(f"npm install failed ({done.returncode}):\n{done.stdout}\n{done.stderr}",
-                    pytrace=False)
-    return target
+    return npm_installed(HERE, NODE_FILES, "federation", "the federation tests")
 
 
 @dataclass
@@ -115,7 +86,8 @@ def _start_node(node_dir: Path, logs: Path, name: str, script: str, *args: str) 
     stdout, stderr = logs / f"{name}.out", logs / f"{name}.err"
     env = {**os.environ, "APOLLO_TELEMETRY_DISABLED": "1", "NODE_ENV": "test"}
     with stdout.open("wb") as out, stderr.open("wb") as err:
-        process = subprocess.Popen([_require("node"), script, "0", *args], cwd=node_dir,
+        node = require("node", "the federation tests")
+        process = subprocess.Popen([node, script, "0", *args], cwd=node_dir,
                                    stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
     running = NodeProcess(name, process, stdout, stderr)
     deadline = time.monotonic() + START_TIMEOUT

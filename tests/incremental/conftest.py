@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,46 +17,18 @@ from typing import Any
 
 import pytest
 
+from tests.node_packages import npm_installed, require
+
 HERE = Path(__file__).parent
-ROOT = HERE.parent.parent
 NODE_FILES = ("package.json", "apollo_defer.mjs")
-NPM_TIMEOUT = 600.0  # what the npm install may take
 RUN_TIMEOUT = 60.0  # one operation, its slow parts included
 HANDLERS = ("defer20220824", "alpha9")  # apollo_defer.mjs's names of the incremental handlers
-
-
-def _require(program: str) -> str:
-    path = shutil.which(program)
-    if path is None:
-        pytest.fail(f"{program} not found: the incremental-delivery tests need Node.js (18+) and "
-                    "npm (CI installs them; locally: apt-get install nodejs npm)", pytrace=False)
-    return path
 
 
 @pytest.fixture(scope="session")
 def apollo_dir() -> Path:
     """``build/incremental``: this directory's package.json and script, npm-installed."""
-    node, npm = _require("node"), _require("npm")
-    version = subprocess.run([node, "--version"], capture_output=True, text=True, check=True)
-    major = int(version.stdout.strip().lstrip("v").split(".")[0])
-    if major < 18:
-        pytest.fail(f"Node.js {version.stdout.strip()} is too old (18+ needed)", pytrace=False)
-    target = ROOT / "build" / "incremental"
-    target.mkdir(parents=True, exist_ok=True)
-    for name in NODE_FILES:
-        shutil.copyfile(HERE / name, target / name)
-    try:
-        done = subprocess.run([npm, "install", "--no-audit", "--no-fund"], cwd=target,
-                              capture_output=True, text=True, timeout=NPM_TIMEOUT)
-    except subprocess.TimeoutExpired as exc:
-        output = b"\n".join(o if isinstance(o, bytes) else o.encode()
-                             for o in (exc.stdout, exc.stderr) if o)
-        pytest.fail(f"npm install took over {NPM_TIMEOUT:.0f} s:\n{output.decode()}",
-                    pytrace=False)
-    if done.returncode != 0:
-        pytest.fail(f"npm install failed ({done.returncode}):\n{done.stdout}\n{done.stderr}",
-                    pytrace=False)
-    return target
+    return npm_installed(HERE, NODE_FILES, "incremental", "the incremental-delivery tests")
 
 
 @dataclass(frozen=True)
@@ -90,7 +61,8 @@ class Apollo:
         AssertionError, with the script's output, unless it exited 0: a complete result
         without errors and a multipart body read to its closing boundary."""
         assert handler in HANDLERS, handler
-        args = [_require("node"), "apollo_defer.mjs", url, handler, query]
+        node = require("node", "the incremental-delivery tests")
+        args = [node, "apollo_defer.mjs", url, handler, query]
         if variables is not None:
             args.append(json.dumps(variables))
         env = {**os.environ, "APOLLO_DEFER_RAW": "1", "APOLLO_DEFER_FETCH_POLICY": fetch_policy,

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Route, expect
 
 from gateway.changes.events import ChangeEvent, ChangeType, Topic
 from gateway.changes.feed import ChangeFeed
@@ -32,11 +32,6 @@ from tests.conftest import RunningEmulator
 
 pytestmark = pytest.mark.slow  # `make test-fast` skips this group
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 SCREENSHOT = Path(__file__).resolve().parents[2] / "build" / "screenshots" / "playground.png"
 QUERY = "{ sources { id kind } }"
 TIMEOUT_MS = 10_000
@@ -61,18 +56,6 @@ def gateway(demo: Config) -> Iterator[str]:
                     "run `make setup` (it needs npm)")
     with ServerThread({"gateway": create_app(demo)}) as servers:
         yield servers.urls["gateway"]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.is_file():
-        pytest.fail(f"Chromium is not installed at {CHROMIUM}: `apt-get install chromium` "
-                    "(these tests drive Debian's Chromium, not a browser Playwright downloads)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                             args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def _guarded_page(browser: Browser, gateway: str) -> tuple[Page, list[str]]:

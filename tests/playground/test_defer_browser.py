@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from gateway.edge.playground import Playground
 from tests.conftest import RunningEmulator, RunningGateway
-from tests.playground.test_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, _guarded_page
+from tests.playground.test_browser import TIMEOUT_MS, _guarded_page
 
 pytestmark = pytest.mark.slow  # `make test-fast` skips this group
 
@@ -52,18 +52,6 @@ RECORD_PANE = """() => {
     });
 }"""
 SHOWN = "() => window.paneValues.filter(value => value.text !== '')"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.is_file():
-        pytest.fail(f"Chromium is not installed at {CHROMIUM}: `apt-get install chromium` "
-                    "(these tests drive Debian's Chromium, not a browser Playwright downloads)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                             args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def _data(page: Page, query: str) -> dict[str, Any]:
