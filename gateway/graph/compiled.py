@@ -24,6 +24,7 @@ from graphql import (
     DocumentNode,
     ExecutionResult,
     FragmentDefinitionNode,
+    GraphQLError,
     GraphQLSchema,
     OperationDefinitionNode,
     get_operation_ast,
@@ -37,7 +38,7 @@ from gateway.graph.documents import DocumentCache
 from gateway.graph.executor import UNLIMITED, Budget, PlanRun, execute_plan
 from gateway.graph.extensions import public_errors
 from gateway.graph.incremental import Later
-from gateway.graph.plan import OperationPlan
+from gateway.graph.plan import BadDirective, OperationPlan
 from gateway.graph.planner import Unsupported, build_plan, directive_variables
 from gateway.graph.strawberry_internals import graphql_schema
 from gateway.graph.variables import VariableCoercion
@@ -55,7 +56,9 @@ class _Operation:
     fragments: dict[str, FragmentDefinitionNode]
     directive_variables: tuple[str, ...]
     # By (in parts or not, the directives' variables' values).
-    variants: dict[tuple[Any, ...], OperationPlan | None] = field(default_factory=dict)
+    # (None: not compiled; an error: the directives' arguments are the client's error.)
+    variants: dict[tuple[Any, ...], OperationPlan | GraphQLError | None] = field(
+        default_factory=dict)
     coercion: VariableCoercion | None = None  # made on the first run (it needs the schema)
 
 
@@ -96,6 +99,9 @@ class PlanCache:
         if key not in entry.variants and len(entry.variants) < MAX_VARIANTS:
             entry.variants[key] = self._build(schema, entry, coerced.coerced, incremental)
         plan = entry.variants.get(key)
+        if isinstance(plan, GraphQLError):
+            self.runs["bad directives"] += 1
+            return ExecutionResult(None, [plan])
         if plan is None:
             self.runs["standard"] += 1
             return None
@@ -135,13 +141,15 @@ class PlanCache:
 
     @staticmethod
     def _build(schema: GraphQLSchema, entry: _Operation, variables: Mapping[str, Any],
-               incremental: bool) -> OperationPlan | None:
+               incremental: bool) -> OperationPlan | GraphQLError | None:
         assert entry.operation is not None
         try:
             return build_plan(schema, entry.operation, entry.fragments, variables,
                               incremental=incremental)
         except Unsupported:
             return None
+        except BadDirective as bad:
+            return bad.error
 
 
 def _budget(context: Any) -> Budget:

@@ -29,14 +29,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from graphql import REMOVE, DirectiveNode, DocumentNode, GraphQLError, Visitor, visit
+from graphql import (
+    REMOVE,
+    DirectiveNode,
+    DocumentNode,
+    ExecutionResult,
+    GraphQLError,
+    Visitor,
+    visit,
+)
 
 from gateway.caches.bounded import BoundedDict
 from gateway.graph.executor import DeferredWork, PartResult, PlanRun, StreamWork
+from gateway.graph.plan import BadDirective, initial_count
 
 __all__ = ["Completed", "Delivered", "Later", "Part", "Pending", "whole_execution"]
 
@@ -260,6 +269,10 @@ def whole_execution(execute: Callable[..., Any]) -> Callable[..., Any]:
     cannot run) answers whole, in the document's order, as the spec lets a server do."""
 
     def run(schema: Any, document: DocumentNode, *args: Any, **kwargs: Any) -> Any:
+        try:
+            _check_streams(document, kwargs.get("variable_values"))
+        except BadDirective as bad:
+            return ExecutionResult(None, [bad.error])
         return execute(schema, _without_parts(document), *args, **kwargs)
 
     return run
@@ -272,6 +285,17 @@ def _without_parts(document: DocumentNode) -> DocumentNode:
     whole = visit(document, _Whole())
     _WHOLE.put(id(document), (document, whole))
     return cast(DocumentNode, whole)
+
+
+def _check_streams(document: DocumentNode, variables: Mapping[str, Any] | None) -> None:
+    """Each ``@stream``'s arguments, as compiled execution checks them."""
+
+    class Streams(Visitor):
+        def enter_directive(self, node: DirectiveNode, *_: Any) -> None:
+            if node.name.value == "stream":
+                initial_count(node, variables)
+
+    visit(document, Streams())
 
 
 class _Whole(Visitor):

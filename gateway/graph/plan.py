@@ -32,12 +32,14 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, final
 
 from graphql import (
+    DirectiveNode,
     FieldNode,
     FragmentDefinitionNode,
     GraphQLAbstractType,
     GraphQLEnumType,
     GraphQLError,
     GraphQLField,
+    GraphQLInt,
     GraphQLObjectType,
     GraphQLResolveInfo,
     GraphQLScalarType,
@@ -46,9 +48,11 @@ from graphql import (
 )
 from graphql.pyutils import Undefined
 from graphql.pyutils import inspect as graphql_inspect
+from graphql.utilities import value_from_ast
 from strawberry.types import Info
 from strawberry.types.field import StrawberryField
 
+from gateway.errors import ErrorCode
 from gateway.graph.plain import PlainRead, Reader
 
 __all__ = [
@@ -56,6 +60,7 @@ __all__ = [
     "RESOLVER",
     "TYPENAME",
     "AbstractShape",
+    "BadDirective",
     "DeferredPlan",
     "DirectCall",
     "FieldPlan",
@@ -71,6 +76,7 @@ __all__ = [
     "Shape",
     "StreamPlan",
     "complete_value",
+    "initial_count",
 ]
 
 
@@ -440,6 +446,28 @@ class DeferredPlan:
 
     label: str | None
     selection: SelectionPlan
+
+
+class BadDirective(Exception):
+    """A directive's argument the client got wrong: the request's error, before any call."""
+
+    def __init__(self, error: GraphQLError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def initial_count(directive: DirectiveNode, variables: Mapping[str, Any] | None) -> int:
+    """``@stream``'s ``initialCount`` (0 when not given); :class:`BadDirective` when negative
+    (heeded or not: the same document gets the same answer either way)."""
+    for argument in directive.arguments or ():
+        if argument.name.value == "initialCount":
+            value = value_from_ast(argument.value, GraphQLInt, dict(variables or {}))
+            if isinstance(value, int) and value < 0:
+                raise BadDirective(GraphQLError(
+                    f"@stream's initialCount must be 0 or more, got {value}", nodes=[directive],
+                    extensions={"code": ErrorCode.BAD_USER_INPUT.value}))
+            return value if isinstance(value, int) else 0
+    return 0
 
 
 @dataclass(frozen=True, slots=True)

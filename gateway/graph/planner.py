@@ -86,6 +86,7 @@ from gateway.graph.plan import (
     SelectionPlan,
     Shape,
     StreamPlan,
+    initial_count,
 )
 from gateway.graph.strawberry_internals import has_exception_handlers, strawberry_schema
 from gateway.graph.walk import collect_fields
@@ -209,16 +210,14 @@ class _Compiler:
         return None
 
     def _stream(self, node: FieldNode) -> StreamPlan | None:
-        directive = self._heeded(node, "stream")
+        """A field's ``@stream`` when heeded; a negative ``initialCount`` is the client's
+        error (heeded or not: the same document gets the same answer either way)."""
+        directive = next((d for d in node.directives or () if d.name.value == "stream"), None)
         if directive is None:
             return None
-        initial = 0
-        for argument in directive.arguments or ():
-            if argument.name.value == "initialCount":
-                value = value_from_ast(argument.value, GraphQLInt, dict(self.variables))
-                initial = value if isinstance(value, int) else 0
-        if initial < 0:
-            raise Unsupported("@stream with a negative initialCount")  # graphql-core refuses
+        initial = initial_count(directive, self.variables)
+        if self._heeded(node, "stream") is None:
+            return None
         return StreamPlan(self._label(directive), initial)
 
     def _condition(self, directive: DirectiveNode) -> bool:

@@ -23,6 +23,7 @@ from gateway.graph import build_schema
 from gateway.graph.compiled import PlanCache
 from gateway.graph.documents import BYTES_PER_CHARACTER, ENTRY_OVERHEAD, DocumentCache
 from gateway.graph.limits import DocumentLimitExceeded, parse_within_limits
+from gateway.graph.plan import BadDirective
 from gateway.graph.planner import Unsupported, build_plan
 from gateway.graph.strawberry_internals import graphql_schema
 from tests.corpus import CORPUS
@@ -165,7 +166,7 @@ def _plans(document: DocumentNode) -> list[Any]:
     plans = []
     for operation in document.definitions:
         if isinstance(operation, OperationDefinitionNode):
-            with contextlib.suppress(Unsupported, GraphQLError):
+            with contextlib.suppress(Unsupported, BadDirective, GraphQLError):
                 plans.append(build_plan(SCHEMA, operation, fragments, {}))
     return plans
 

@@ -152,3 +152,19 @@ def test_a_failing_deferred_source_sends_its_error_in_its_part(
     assert all(e["path"][0] == "products" for e in errors)
     expected = whole(gateway_server, FAILING.replace('... @defer(label: "products") {', "... {"))
     assert merged(answer.parts) == expected
+
+
+@pytest.mark.parametrize("accept", [INCREMENTAL_SPEC, "application/json"])
+def test_a_negative_initial_count_is_the_clients_error_before_any_call(
+        gateway_server: RunningGateway, emulator_servers: Emulators, emulator: Any,
+        accept: str) -> None:
+    emulator("joptic")  # clean logs
+    literal = "{ productGroups(first: 3) { nodes @stream(initialCount: -1) { name } } }"
+    variable = """query Q($n: Int) {
+      productGroups(first: 3) { nodes @stream(initialCount: $n) { name } } }"""
+    for query, variables in ((literal, None), (variable, {"n": -3})):
+        [answer] = fetch(url(gateway_server), query, variables, accept=accept).parts
+        assert "data" not in answer
+        assert [e["extensions"]["code"] for e in answer["errors"]] == ["BAD_USER_INPUT"]
+        assert "initialCount" in answer["errors"][0]["message"]
+    assert not any(len(e.log) for e in emulator_servers.values())
