@@ -430,7 +430,7 @@ class SelectionPlan:
     fields: list[FieldPlan]
     # Fragments of this selection deferred (``@defer``) when the answer may come in parts:
     # each executed on the same object once the part that holds the object is sent.
-    deferred: list[DeferredPlan] = field(default_factory=list)
+    deferred: tuple[DeferredPlan, ...] = ()
     # The JSON bytes of an object of this selection besides its strings' characters (braces,
     # keys and their punctuation, a byte at least per value): what the executor counts.
     frame: int = 0

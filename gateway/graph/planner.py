@@ -161,8 +161,8 @@ class _Compiler:
             included=lambda selection: self._included(selection, object_type, deferred))
         return SelectionPlan(object_type, [self._field(object_type, key, nodes)
                                            for key, nodes in grouped.items()],
-                             [DeferredPlan(label, self.selection(object_type, [fragment]))
-                              for label, fragment in deferred])
+                             tuple(DeferredPlan(label, self.selection(object_type, [fragment]))
+                                   for label, fragment in deferred))
 
     def _included(self, selection: SelectionNode, object_type: GraphQLObjectType,
                   deferred: list[_Deferred]) -> bool:

@@ -148,16 +148,24 @@ def test_the_size_estimate_covers_a_document_and_its_plan() -> None:
     tracemalloc.start()
     try:
         for text in CORPUS:
-            before = tracemalloc.get_traced_memory()[0]
-            copy = "".join(text)  # the cache keeps its own text
-            document = parse_within_limits(copy, LimitSettings())
-            kept = [document, *_plans(document)]
-            held = tracemalloc.get_traced_memory()[0] - before
+            # The least of three measures: tracemalloc also counts what other threads of the
+            # process (servers a test before left running) allocate meanwhile.
+            held = min(_held(text) for _ in range(3))
             assert held <= size_of(text), (held, size_of(text), text)
-            del kept
     finally:
         tracemalloc.stop()
         gc.enable()
+
+
+def _held(text: str) -> int:
+    """The bytes a parsed copy of ``text`` and its plans hold."""
+    before = tracemalloc.get_traced_memory()[0]
+    copy = "".join(text)  # the cache keeps its own text
+    document = parse_within_limits(copy, LimitSettings())
+    kept = [document, *_plans(document)]
+    held = tracemalloc.get_traced_memory()[0] - before
+    del kept
+    return held
 
 
 def _plans(document: DocumentNode) -> list[Any]:
