@@ -33,8 +33,13 @@ class SourceTuning(Strict):
     retry_backoff_seconds: float = Field(default=0.2, ge=0)  # first backoff; doubles, jittered
     retry_max_backoff_seconds: float = Field(default=5.0, ge=0)
     retry_after_cap_seconds: float = Field(default=10.0, ge=0)  # longest Retry-After honoured
-    breaker_threshold: int = Field(default=5, ge=1)  # consecutive failures that open it
-    breaker_reset_seconds: float = Field(default=30.0, gt=0)  # open time before a probe
+    # The circuit breaker (gateway/upstream/breaker.py): it opens when, over the window, at
+    # least `threshold` calls failed and they were at least `failure_rate` of the calls; open,
+    # one request goes through as a probe at most every `reset` seconds while requests ask.
+    breaker_threshold: int = Field(default=5, ge=1)
+    breaker_failure_rate: float = Field(default=0.5, gt=0, le=1)
+    breaker_window_seconds: float = Field(default=10.0, gt=0, le=3600)
+    breaker_reset_seconds: float = Field(default=2.0, gt=0, le=3600)
     max_concurrency: int = Field(default=20, ge=1, le=1000)  # requests in flight to the source
     # Requests waiting for one of those slots; past it a call fails at once (retryable).
     max_queue: int = Field(default=100, ge=0, le=100_000)

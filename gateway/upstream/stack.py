@@ -52,9 +52,11 @@ __all__ = ["build_transport", "health_for"]
 
 
 def health_for(source: SourceConfig, *, clock: Clock = SYSTEM_CLOCK) -> SourceHealth:
-    return SourceHealth(source.name, BreakerPolicy(threshold=source.breaker_threshold,
-                                                   reset=source.breaker_reset_seconds),
-                        clock=clock)
+    policy = BreakerPolicy(threshold=source.breaker_threshold,
+                           failure_rate=source.breaker_failure_rate,
+                           window=source.breaker_window_seconds,
+                           reset=source.breaker_reset_seconds)
+    return SourceHealth(source.name, policy, clock=clock)
 
 
 def build_transport(source: SourceConfig, *, store: ResponseStore, health: SourceHealth,

@@ -1,6 +1,6 @@
 """BreakerTransport and SourceHealth over a scripted upstream: open, half-open, report.
 
-The breaker reads a :class:`~tests.clock.ManualClock`: the 30 s reset passes by ``advance(31)``.
+The breaker reads a :class:`~tests.clock.ManualClock`: a probe falls due by ``advance(RESET + 1)``.
 """
 
 from __future__ import annotations
@@ -91,18 +91,62 @@ async def test_breaker_below_threshold_stays_closed(manual: ManualClock) -> None
     assert state(health) is BreakerState.CLOSED
 
 
-async def test_breaker_success_resets_the_failure_count(manual: ManualClock) -> None:
-    script = Script(503, 503, 200, 503, 503, 200)
+async def test_breaker_opens_on_a_failure_rate_not_on_a_few_failures_among_many(
+        manual: ManualClock) -> None:
+    # 3 failures among 8 calls (37 %): under the half the rule asks; the run is reset by
+    # each success.
+    script = Script(503, 200, 200, 503, 200, 200, 503, 200, 503, 503)
+    transport, health = guarded(script, manual)
+    async with client_over(transport) as client:
+        for _ in range(8):
+            with contextlib.suppress(httpx.HTTPError):
+                await client.get("/items", extensions=ext())
+        assert state(health) is BreakerState.CLOSED
+        assert health.failures == 0
+        await fail_times(client, 1)  # 4 of 9 calls failed: still under half
+        assert state(health) is BreakerState.CLOSED
+        await fail_times(client, 1)  # 5 of 10: half
+        assert state(health) is BreakerState.OPEN
+    assert script.count == 10
+
+
+async def test_breaker_forgets_failures_older_than_its_window(manual: ManualClock) -> None:
+    script = Script(503)
     transport, health = guarded(script, manual)
     async with client_over(transport) as client:
         await fail_times(client, 2)
-        await client.get("/items", extensions=ext())
-        assert health.failures == 0
-        await fail_times(client, 2)
+        manual.advance(health.policy.window + 1)
+        await fail_times(client, 2)  # 4 failures, but only 2 in the window
         assert state(health) is BreakerState.CLOSED
-        response = await client.get("/items", extensions=ext())
+        await fail_times(client, 1)
+        assert state(health) is BreakerState.OPEN
 
-    assert (script.count, response.status_code) == (6, 200)
+
+async def test_an_open_breaker_is_probed_only_while_asked_and_closes_on_the_first_answer(
+        manual: ManualClock) -> None:
+    """A source that hangs (each call times out) is called about once per reset while
+    requests keep asking, never while none does; the first good answer closes it."""
+    script = Script(httpx.ReadTimeout)
+    transport, health = guarded(script, manual, reset=2.0)
+    async with client_over(transport) as client:
+        await fail_times(client, 3)
+        assert state(health) is BreakerState.OPEN
+        manual.advance(600)  # nobody asks for ten minutes: nothing is probed
+        assert script.count == 3
+        for _ in range(120):  # then a request every 0.5 s for a minute
+            manual.advance(0.5)
+            with contextlib.suppress(httpx.HTTPError, UpstreamUnavailable):
+                await client.get("/items", extensions=ext())
+        assert 3 + 60 / 2 - 1 <= script.count <= 3 + 60 / 2 + 1
+        script.then(200)  # the source heals
+        healed_at = manual.now
+        response = None
+        while response is None:  # a request every 0.5 s again
+            manual.advance(0.5)
+            with contextlib.suppress(UpstreamUnavailable):
+                response = await client.get("/items", extensions=ext())
+    assert response.status_code == 200 and manual.now - healed_at <= 2.0
+    assert state(health) is BreakerState.CLOSED
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 429])
@@ -196,7 +240,7 @@ async def test_breaker_report_says_what_happened(manual: ManualClock) -> None:
 
         errors = []
         for _ in range(3):
-            manual.advance(7.0)
+            manual.advance(2.0)
             await fail_times(client, 1)
             errors.append(health.report()["lastError"])
         report = health.report()
@@ -207,6 +251,6 @@ async def test_breaker_report_says_what_happened(manual: ManualClock) -> None:
     assert report["breaker"] == "open"
     assert report["consecutiveFailures"] == 3
     assert isinstance(report["lastErrorAt"], str) and ISO.match(report["lastErrorAt"])
-    assert utc_seconds(report["lastErrorAt"]) == succeeded_at + 21.0  # the last failure's
+    assert utc_seconds(report["lastErrorAt"]) == succeeded_at + 6.0  # the last failure's
     assert report["lastSuccess"] == later["lastSuccess"]  # failures leave it alone
     assert later["breaker"] == "half-open"
