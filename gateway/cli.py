@@ -37,7 +37,12 @@ def _serve(args: argparse.Namespace) -> int:
 
     from gateway.config import load_config
     from gateway.edge.app import create_app
-    from gateway.edge.serving import GatewayServer, freeze_startup_heap, uvicorn_options
+    from gateway.edge.serving import (
+        GatewayServer,
+        freeze_startup_heap,
+        serve_workers,
+        uvicorn_options,
+    )
     from gateway.observability.logs import log_config
 
     path = args.config or os.environ.get(CONFIG_ENV)
@@ -61,8 +66,8 @@ def _serve(args: argparse.Namespace) -> int:
             # Workers import the app themselves: hand them the config path.
             os.environ[CONFIG_ENV] = os.path.abspath(path)
             _metrics_port(config, host, None)
-            uvicorn.run("gateway.edge.app:app_from_env", factory=True, workers=args.workers,
-                        **options)
+            serve_workers(uvicorn.Config("gateway.edge.app:app_from_env", factory=True,
+                                         workers=args.workers, **options))
     else:
         app = create_app(config)
         _metrics_port(config, host, app)

@@ -28,13 +28,14 @@ from typing import Any, TypeVar
 import uvicorn
 import uvloop
 from starlette.types import ASGIApp
+from uvicorn.supervisors.multiprocess import Multiprocess
 
 from gateway.config import Config, ServerSettings
 from gateway.edge.protocol import http_protocol
 from gateway.observability.logs import log_config
 
-__all__ = ["LOG_LEVELS", "BoundApp", "Drain", "GatewayServer", "ServerThread", "bind",
-           "freeze_startup_heap", "serve_forever", "uvicorn_options"]
+__all__ = ["LOG_LEVELS", "BoundApp", "Drain", "GatewayServer", "ServerThread", "Supervisor",
+           "bind", "freeze_startup_heap", "serve_forever", "serve_workers", "uvicorn_options"]
 
 logger = logging.getLogger("gateway.runtime")
 T = TypeVar("T")
@@ -110,6 +111,28 @@ class Drain:
             signal.signal(signal.SIGTERM, previous)
 
         return restore
+
+
+class Supervisor(Multiprocess):
+    """uvicorn's supervisor of ``--workers``, whose own copy of the listening socket is closed
+    as the workers are told to stop. Each worker drains, then closes its copy; the socket
+    stops listening only when every copy is closed, and uvicorn's parent kept its own until
+    the end: connections made after the drain queued in the backlog, never answered, instead
+    of being refused at once (a balancer retries a refused connection elsewhere)."""
+
+    def terminate_all(self) -> None:
+        for sock in self.sockets:
+            sock.close()
+        super().terminate_all()
+
+
+def serve_workers(config: uvicorn.Config) -> None:
+    """``uvicorn.run`` with ``config.workers`` workers, under :class:`Supervisor`."""
+    sock = config.bind_socket()
+    try:
+        Supervisor(config, sockets=[sock]).run()
+    finally:
+        sock.close()
 
 
 def bind(host: str, port: int) -> socket.socket:
