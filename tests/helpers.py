@@ -78,3 +78,11 @@ def codes(body: Mapping[str, Any]) -> list[Any]:
     """The ``extensions.code`` of each error of a GraphQL answer's body (an ExecutionResult's
     ``formatted`` is one)."""
     return error_codes(body.get("errors"))
+
+
+def eventually(check: Callable[[], bool], timeout: float = 30) -> None:
+    """Wait until ``check()`` holds (asked every 0.1 s), failing after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)

@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from httpx_sse import connect_sse
 from gateway.edge.serving import ServerThread
 from gateway.emulators import DEMO_TOKENS, create_emulator
 from gateway.emulators.changes import EmulatorData
+from tests.helpers import eventually
 from tests.observed import scrape
 from tests.processes import Process
 
@@ -88,13 +89,6 @@ class Subscriber:
 
     def close(self) -> None:
         self._client.close()
-
-
-def eventually(check: Callable[[], bool], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
 
 
 def polls(url: str) -> float:

@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from httpx_sse import connect_sse
 from gateway.edge.serving import ServerThread
 from gateway.emulators import DEMO_TOKENS, create_emulator
 from gateway.emulators.changes import EmulatorData
-from tests.helpers import free_port
+from tests.helpers import eventually, free_port
 from tests.processes import Process
 
 pytestmark = pytest.mark.slow  # ~40 s: three gateway processes, a balancer, a minute of load
@@ -167,13 +167,6 @@ class Subscriber:
 
     def close(self) -> None:
         self.closed.set()
-
-
-def eventually(check: Callable[[], bool], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
 
 
 def test_a_drained_and_a_killed_replica_behind_haproxy(
