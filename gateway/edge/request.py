@@ -40,8 +40,8 @@ from gateway.edge.sse import EVENT_STREAM
 from gateway.errors import ErrorCode
 
 __all__ = ["DEFER_SPEC", "GRAPHQL_RESPONSE", "INCREMENTAL_SPEC", "JSON", "MULTIPART",
-           "ClientLeft", "GraphQLRequest", "RequestReader", "headers_of", "incremental_format",
-           "negotiate", "request_id", "wants_page"]
+           "ClientLeft", "GraphQLRequest", "RequestReader", "headers_of", "negotiate",
+           "negotiated", "request_id", "wants_page"]
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
@@ -107,7 +107,7 @@ class RequestReader:
                                code=ErrorCode.METHOD_NOT_ALLOWED, headers={"Allow": "GET, POST"})
         if method == "GET" and self.csrf_prevention:
             _require_preflight(headers)
-        media_type = negotiate(headers.get("accept", ""))
+        media_type, parts = negotiated(headers.get("accept", ""))
         if method == "GET":
             params = query_params(scope)
             for key in ("variables", "extensions"):
@@ -116,9 +116,6 @@ class RequestReader:
         else:
             params = await self._posted(receive, headers)
         client = scope.get("client")
-        accept = headers.get("accept", "")
-        parts = incremental_format(accept) if media_type != EVENT_STREAM else (
-            incremental_format(accept) or INCREMENTAL_SPEC)  # SSE: parts are `next` events
         return GraphQLRequest(method, scope["path"], headers, media_type, params,
                               client[0] if client else "-", parts)
 
@@ -182,32 +179,43 @@ def request_id(sent: str | None) -> str:
 
 
 def negotiate(accept: str) -> str:
-    """The response media type for an ``Accept`` header (406 when it allows neither). A client
-    that takes only answers in parts gets a whole answer as JSON (as Apollo Router does)."""
+    """The response media type for an ``Accept`` header (406 when it allows neither)."""
+    return negotiated(accept)[0]
+
+
+def negotiated(accept: str) -> tuple[str, str | None]:
+    """The response media type for an ``Accept`` header (406 when it allows neither), and the
+    format of an answer in parts it takes (None: the answer comes whole). A client that takes
+    only answers in parts gets a whole answer as JSON (as Apollo Router does); an event
+    stream's parts are ``next`` events in graphql-js 17's format unless it names the other."""
     if not accept.strip():
-        return JSON
+        return JSON, None
+    accepted = _accepted(accept)
+    parts = _parts_format(accepted)
     best: tuple[float, int, str] | None = None
-    for media, _, quality in _accepted(accept):
+    for media, _, quality in accepted:
         candidate = _CANDIDATES.get(media)
         if candidate is not None:
             chosen, rank = candidate
             if best is None or (quality, rank) > best[:2]:
                 best = (quality, rank, chosen)
-    if best is None and incremental_format(accept) is not None:
-        return JSON
+    if best is None and parts is not None:
+        return JSON, parts
     if best is None:
         raise RequestError(406, f"cannot answer in any type `Accept` allows: use {GRAPHQL_RESPONSE}"
                                 f", {JSON} or {EVENT_STREAM} (and for answers in parts, "
                                 f"{MULTIPART};{DEFER_SPEC} or {MULTIPART};{INCREMENTAL_SPEC})",
                            code=ErrorCode.NOT_ACCEPTABLE)
-    return best[2]
+    if best[2] == EVENT_STREAM:
+        return EVENT_STREAM, parts or INCREMENTAL_SPEC
+    return best[2], parts
 
 
-def incremental_format(accept: str) -> str | None:
-    """The format of an answer in parts ``Accept`` takes (the graphql-js 17 one when it takes
-    both equally), or None."""
+def _parts_format(accepted: list[tuple[str, list[str], float]]) -> str | None:
+    """The format of an answer in parts the media ranges take (the graphql-js 17 one when
+    they take both equally), or None."""
     best: tuple[float, int, str] | None = None
-    for media, options, quality in _accepted(accept):
+    for media, options, quality in accepted:
         if media != MULTIPART:
             continue
         spec = INCREMENTAL_SPEC if INCREMENTAL_SPEC.lower() in options else (
