@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -98,7 +98,6 @@ class _Work:
         self.work = work
         self.futures: list[asyncio.Future[PartResult]] = []
         self.next = 0  # the next of ``futures`` to deliver
-        self.errors: list[GraphQLError] = []  # reported failures placed here
 
     def start(self, run: PlanRun) -> None:
         work = self.work
@@ -258,46 +257,55 @@ def _close(values: list[Any]) -> None:
 
 # -- the standard executor: one answer ----------------------------------------------------------
 
-# Documents the standard path ran, without their @defer and @stream (bounded; by identity: the
-# document cache hands out one object per query text).
-_WHOLE: BoundedDict[int, tuple[DocumentNode, DocumentNode]] = BoundedDict(256)
+# Documents the standard path ran: each without its @defer and @stream, and its @stream
+# directives (their arguments checked per request). Bounded; by identity: the document cache
+# hands out one object per query text.
+_WHOLE: BoundedDict[int, _Whole] = BoundedDict(256)
+
+
+@dataclass(frozen=True, slots=True)
+class _Whole:
+    document: DocumentNode  # kept so the id() key stays this document's
+    whole: DocumentNode
+    streams: tuple[DirectiveNode, ...]
 
 
 def whole_execution(execute: Callable[..., Any]) -> Callable[..., Any]:
     """graphql-core's incremental executor (``execute``) given the document without its
     ``@defer`` and ``@stream``: the standard path (compiled execution off, or an operation it
-    cannot run) answers whole, in the document's order, as the spec lets a server do."""
+    cannot run) answers whole, in the document's order, as the spec lets a server do. Each
+    ``@stream``'s arguments are checked as compiled execution checks them."""
 
     def run(schema: Any, document: DocumentNode, *args: Any, **kwargs: Any) -> Any:
+        known = _without_parts(document)
         try:
-            _check_streams(document, kwargs.get("variable_values"))
+            for directive in known.streams:
+                initial_count(directive, kwargs.get("variable_values"))
         except BadDirective as bad:
             return ExecutionResult(None, [bad.error])
-        return execute(schema, _without_parts(document), *args, **kwargs)
+        return execute(schema, known.whole, *args, **kwargs)
 
     return run
 
 
-def _without_parts(document: DocumentNode) -> DocumentNode:
+def _without_parts(document: DocumentNode) -> _Whole:
     known = _WHOLE.get(id(document))
-    if known is not None and known[0] is document:
-        return known[1]
-    whole = visit(document, _Whole())
-    _WHOLE.put(id(document), (document, whole))
-    return cast(DocumentNode, whole)
+    if known is None or known.document is not document:
+        streams: list[DirectiveNode] = []
+        whole = cast(DocumentNode, visit(document, _Stripper(streams)))
+        known = _Whole(document, whole, tuple(streams))
+        _WHOLE.put(id(document), known)
+    return known
 
 
-def _check_streams(document: DocumentNode, variables: Mapping[str, Any] | None) -> None:
-    """Each ``@stream``'s arguments, as compiled execution checks them."""
+class _Stripper(Visitor):
+    """Removes ``@defer`` and ``@stream``, keeping the ``@stream`` directives it met."""
 
-    class Streams(Visitor):
-        def enter_directive(self, node: DirectiveNode, *_: Any) -> None:
-            if node.name.value == "stream":
-                initial_count(node, variables)
+    def __init__(self, streams: list[DirectiveNode]) -> None:
+        super().__init__()
+        self.streams = streams
 
-    visit(document, Streams())
-
-
-class _Whole(Visitor):
     def enter_directive(self, node: DirectiveNode, *_: Any) -> Any:
+        if node.name.value == "stream":
+            self.streams.append(node)
         return REMOVE if node.name.value in ("defer", "stream") else None
