@@ -55,6 +55,7 @@ class _Operation:
     operation: OperationDefinitionNode | None  # None: not compiled (unsupported)
     fragments: dict[str, FragmentDefinitionNode]
     directive_variables: tuple[str, ...]
+    in_parts: bool  # has @defer or @stream: its plans differ for an answer in parts
     # By (in parts or not, the directives' variables' values).
     # (None: not compiled; an error: the directives' arguments are the client's error.)
     variants: dict[tuple[Any, ...], OperationPlan | GraphQLError | None] = field(
@@ -95,6 +96,7 @@ class PlanCache:
         if isinstance(coerced, list):
             self.runs["bad variables"] += 1
             return ExecutionResult(None, coerced)
+        incremental = incremental and entry.in_parts
         key = (incremental, *(coerced.coerced.get(name) for name in entry.directive_variables))
         if key not in entry.variants and len(entry.variants) < MAX_VARIANTS:
             entry.variants[key] = self._build(schema, entry, coerced.coerced, incremental)
@@ -133,8 +135,9 @@ class PlanCache:
             operation = get_operation_ast(document, operation_name)
             fragments = {d.name.value: d for d in document.definitions
                          if isinstance(d, FragmentDefinitionNode)}
-            names = directive_variables(operation, fragments) if operation else ()
-            entry = _Operation(document, operation, fragments, names)
+            names, in_parts = directive_variables(operation, fragments) if operation else (
+                (), False)
+            entry = _Operation(document, operation, fragments, names, in_parts)
             if self.documents is None or self.documents.holds(document):
                 self._operations.put(key, entry, 1)
         return entry

@@ -109,19 +109,25 @@ TYPENAME_SHAPE = NonNullShape(LeafShape(GraphQLString.serialize, str, GraphQLStr
 
 
 def directive_variables(operation: OperationDefinitionNode,
-                        fragments: Mapping[str, FragmentDefinitionNode]) -> tuple[str, ...]:
-    """Names of the variables ``@skip``/``@include`` read: a plan is built per their values."""
+                        fragments: Mapping[str, FragmentDefinitionNode]
+                        ) -> tuple[tuple[str, ...], bool]:
+    """Names of the variables the directives read (a plan is built per their values), and
+    whether the operation has ``@defer`` or ``@stream`` (else one plan serves an answer in
+    parts and a whole one)."""
     names: set[str] = set()
+    parts = False
 
     class Reader(Visitor):
         def enter_directive(self, node: DirectiveNode, *_: Any) -> None:
+            nonlocal parts
+            parts = parts or node.name.value in INCREMENTAL_DIRECTIVES
             for argument in node.arguments or ():
                 if isinstance(argument.value, VariableNode):
                     names.add(argument.value.name.value)
 
     for node in (operation, *fragments.values()):
         visit(node, Reader())
-    return tuple(sorted(names))
+    return tuple(sorted(names)), parts
 
 
 def build_plan(schema: GraphQLSchema, operation: OperationDefinitionNode,
