@@ -51,9 +51,8 @@ class Exchange:
     scope: RequestScope | None = None
     subscription: bool = False  # a stream as long as the client stays: not a request's latency
     status: int = CLIENT_LEFT  # the response's, once it starts
-    # An answer in parts: when the request began (perf_counter), and the seconds to its first.
-    started: float = field(default_factory=time.perf_counter)
-    first_part: float | None = None
+    started: float = field(default_factory=time.perf_counter)  # when the request began
+    first_part: float | None = None  # an answer in parts: the seconds to its first part
 
     @classmethod
     def of(cls, scope: Scope) -> Exchange:
@@ -81,8 +80,7 @@ class Observed:
         self.tracing = tracing
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = time.perf_counter()
-        exchange = Exchange.of(scope)
+        exchange = Exchange.of(scope)  # its clock starts here
 
         async def sending(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -97,7 +95,7 @@ class Observed:
                 self.tracing.finish_operation(span, exchange.operation, exchange.request_id,
                                               exchange.scope, exchange.outcome)
         if exchange.graphql:
-            self._observe(scope, exchange, time.perf_counter() - started)
+            self._observe(scope, exchange, time.perf_counter() - exchange.started)
 
     def _observe(self, asgi: Scope, exchange: Exchange, seconds: float) -> None:
         scope = exchange.scope

@@ -47,7 +47,12 @@ def multipart_type(spec: str) -> str:
 
 def one_part(body: bytes) -> bytes:
     """A whole answer (a response-cache hit) as the one part of a multipart body."""
-    return _DELIMITER + _HEAD + body[:-1] + b',"hasNext":false}' + _DELIMITER + _END
+    return _DELIMITER + _HEAD + _last(body) + _DELIMITER + _END
+
+
+def _last(body: bytes) -> bytes:
+    """A whole answer's JSON object as the last part: ``hasNext`` false added."""
+    return body[:-1] + b',"hasNext":false}'
 
 
 class PartsWriter:
@@ -61,7 +66,6 @@ class PartsWriter:
         self.codes = codes
         self.max_bytes = max_bytes  # of all parts' JSON together ([limits] max_response_bytes)
         self.size = 0
-        self.first_body = b""
         self.sent = sent
         self.finished = finished
         self.announced: dict[str, Pending] = {}
@@ -77,9 +81,10 @@ class PartsWriter:
         return body
 
     async def multipart(self, first: dict[str, Any], later: Later) -> AsyncIterator[bytes]:
+        head = _DELIMITER + _HEAD  # the first part opens the body
         async for body in self._bodies(first, later):
-            head = _DELIMITER + _HEAD if body is self.first_body else _HEAD
             yield head + _ascii(body) + _DELIMITER + (b"" if _more(body) else _END)
+            head = _HEAD
 
     async def events(self, first: dict[str, Any], later: Later) -> AsyncIterator[bytes]:
         async for body in self._bodies(first, later):
@@ -89,15 +94,14 @@ class PartsWriter:
     async def _bodies(self, first: dict[str, Any], later: Later) -> AsyncIterator[bytes]:
         """Each part's JSON; once the parts pass ``max_bytes``, a last part that ends the
         work still open with ``RESPONSE_TOO_LARGE`` (nothing more is built)."""
-        self.first_body = orjson.dumps(first)
-        self.size = len(self.first_body)
+        body = orjson.dumps(first)
+        self.size = len(body)
         try:
             if self.size > self.max_bytes:
                 later.close()
-                self.first_body = too_large_body(self.max_bytes)[:-1] + b',"hasNext":false}'
-                yield self.first_body
+                yield _last(too_large_body(self.max_bytes))
                 return
-            yield self.first_body
+            yield body
             self.sent()
             async with contextlib.aclosing(later.parts()) as parts:
                 async for part in parts:
