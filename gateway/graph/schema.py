@@ -9,7 +9,7 @@ from typing import Any
 
 import strawberry
 import strawberry.federation
-from graphql import GraphQLError, GraphQLSchema, print_schema
+from graphql import GraphQLError, GraphQLSchema, experimental_execute_incrementally, print_schema
 from graphql.execution.executor import Executor
 from strawberry.extensions import DisableIntrospection, SchemaExtension
 from strawberry.federation.schema_directives import ListSize
@@ -138,11 +138,15 @@ class _QuietErrors:
             error.message = message
 
 
+# graphql-core's executor for a schema with @defer/@stream, wrapped once.
+WHOLE_EXECUTION = whole_execution(experimental_execute_incrementally)
+
+
 class GatewaySchema(_QuietErrors, strawberry.Schema):
     def _get_execute_function(self) -> Callable[..., Any]:
-        # The standard path's answers in parts made whole (gateway/graph/incremental.py):
-        # strawberry hands graphql-core's parts back unprocessed by the extensions.
-        return whole_execution(super()._get_execute_function())
+        # The standard path runs the document without @defer/@stream (gateway/graph/
+        # incremental.py): strawberry would hand graphql-core's parts back past the extensions.
+        return WHOLE_EXECUTION
 
 
 class FederatedSchema(_QuietErrors, strawberry.federation.Schema):
