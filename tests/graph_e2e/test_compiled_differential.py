@@ -341,8 +341,8 @@ IN_PARTS = [
 @pytest.mark.parametrize("accept", [DEFER_SPEC, INCREMENTAL_SPEC])
 def test_answers_in_parts_merge_to_the_standard_executors_answer(
         pair: Pair, faults: Emulators, fault: Fault | None, accept: str) -> None:
-    """Compiled execution's parts, merged, are graphql-core's answer (its incremental
-    executor's parts, made whole) and the whole answer of compiled execution itself."""
+    """Compiled execution's parts, merged, are graphql-core's answer (the standard path
+    answers whole) and the whole answer of compiled execution itself."""
     for running in faults.values():
         if fault is not None:
             running.faults.set(fault)
