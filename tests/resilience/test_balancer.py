@@ -229,9 +229,10 @@ def test_a_drained_and_a_killed_replica_behind_haproxy(
     after_kill = load.between(killed_at, ended)
     failed = [o for o in after_kill if not o.ok]
     assert len(failed) <= CLIENTS, failed  # at most the requests in flight on r2
+    # An outcome is noted when its answer arrives: one r2 answered just before the signal may
+    # be noted just after it. Once the check has seen r2 gone, r3 serves everything.
     settled = killed_at + 4 * CHECK_SECONDS
-    assert not [o for o in after_kill if o.at > settled and o.served_by in ("r1", "r2")]
-    assert {o.served_by for o in after_kill if o.ok} == {"r3"}
+    assert {o.served_by for o in after_kill if o.at > settled} == {"r3"}
     expected = [("CREATED", "Before any replica went"), ("UPDATED", "After r1 drained"),
                 ("UPDATED", "After r2 was killed")]
     for subscriber in subscribers:
