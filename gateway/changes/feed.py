@@ -108,8 +108,13 @@ class ChangeFeed:
                 "poll_interval_seconds is not set, or it has none)")
         subscription = self.hub.join(topic, sources, owner)
         if last_event_id is not None:
-            subscription.replayed(await self.backend.replay(last_event_id),
-                                  self.settings.max_replay_per_subscribe)
+            subscription.replaying()
+            try:
+                replay = await self.backend.replay(last_event_id)
+            except BaseException:
+                subscription.close()
+                raise
+            subscription.replayed(replay, self.settings.max_replay_per_subscribe)
         return subscription
 
     async def announce(self, events: Sequence[ChangeEvent]) -> None:

@@ -43,6 +43,8 @@ class Subscription:
         self._ended: SubscriptionEnded | None = None
         self._closed = False
         self._after = (-1, -1)  # events at or before this order were replayed: skip them live
+        # Live events arriving while a reconnect's replay is read wait here, behind it.
+        self._held: list[ChangeEvent] | None = None
 
     def wants(self, event: ChangeEvent) -> bool:
         return event.topic is self.topic and (self.sources is None or event.source in self.sources)
@@ -51,22 +53,35 @@ class Subscription:
         """Queue ``event``; a subscriber whose queue is full is ended (it would hold memory)."""
         if self._closed or event_order(event.id) <= self._after:
             return
-        if len(self._events) >= self._queue_size:
+        if self._held is not None and len(self._held) < self._queue_size:
+            self._held.append(event)
+            return
+        if len(self._events) >= self._queue_size or self._held is not None:
             self.end(f"the subscriber fell {self._queue_size} events behind and was dropped; "
                      "reconnect with the last event id received", ErrorCode.SLOW_SUBSCRIBER)
             return
         self._events.append(event)
         self._ready.set()
 
+    def replaying(self) -> None:
+        """A replay is being read: live events wait until :meth:`replayed` queues it, so they
+        neither overtake it nor repeat what it holds."""
+        if self._held is None:
+            self._held = []
+
     def replayed(self, events: Iterable[ChangeEvent], most: int | None = None) -> None:
         """Queue events read back for a reconnect, the newest ``most`` of them (the others
-        are counted in ``skipped``), and skip their live copies."""
+        are counted in ``skipped``), then the live ones held meanwhile; live copies of what
+        was replayed are skipped."""
+        held, self._held = self._held or [], None
         wanted = [event for event in events if self.wants(event)]
         self.skipped = 0 if most is None else max(0, len(wanted) - most)
         for event in wanted[self.skipped:]:
             self.offer(event)
         if wanted:
             self._after = max(self._after, event_order(wanted[-1].id))
+        for event in held:
+            self.offer(event)
 
     def end(self, message: str, code: ErrorCode) -> None:
         """End the subscription: queued events are dropped, the iterator raises

@@ -137,6 +137,28 @@ async def test_a_replayed_event_is_not_delivered_twice_when_it_also_arrives_live
     assert got == ["5-0", "6-0", "7-0"]
 
 
+async def test_live_events_met_while_a_replay_is_read_come_after_it_and_once() -> None:
+    hub = ChangeHub(max_subscriptions=1, queue_size=10)
+    subscription = hub.join(Topic.GROUPS, None)
+    subscription.replaying()
+    hub.deliver(event("2").with_id("6-0"))  # committed after the reconnect, before the read
+    hub.deliver(event("3").with_id("7-0"))
+    subscription.replayed([event("1").with_id("5-0"), event("2").with_id("6-0")])
+    got = [(await anext(subscription)).id for _ in range(3)]
+    assert got == ["5-0", "6-0", "7-0"]
+
+
+async def test_a_subscriber_whose_held_events_overflow_while_replaying_is_dropped() -> None:
+    hub = ChangeHub(max_subscriptions=1, queue_size=2)
+    subscription = hub.join(Topic.GROUPS, None)
+    subscription.replaying()
+    for n in range(3):
+        hub.deliver(event(str(n)).with_id(f"{n + 1}-0"))
+    with pytest.raises(SubscriptionEnded) as ended:
+        await anext(subscription)
+    assert ended.value.code is ErrorCode.SLOW_SUBSCRIBER
+
+
 # -- backends ------------------------------------------------------------------------------------
 
 async def backend_round_trip(backend: Backend, other: Backend) -> None:
