@@ -48,7 +48,7 @@ RULES: tuple[tuple[str, str | None, str], ...] = (
     ("gateway/upstream/network.py", None, CLIENT),  # aiohttp behind httpx's API: the network
     ("gateway/upstream/", None, POLICY),
     ("gateway/shared.py", None, POLICY),  # work shared per key: the memos and de-duplication
-    ("aiocache/", None, POLICY),
+    ("redis/", None, POLICY),
     # An adapter's answer decoded by msgspec straight into typed records (C code, charged to
     # this frame): the JSON decode, not record building; before the generic sources rule.
     ("gateway/sources/base.py", "decode", DECODE),

@@ -69,7 +69,7 @@ def _serve(args: argparse.Namespace) -> int:
             serve_workers(uvicorn.Config("gateway.edge.app:app_from_env", factory=True,
                                          workers=args.workers, **options))
     else:
-        app = create_app(config)
+        app = create_app(config, config_path=path)
         _metrics_port(config, host, app)
         freeze_startup_heap()
         # uvicorn.run's server, with the gateway's stop hooks (streams end before it waits).

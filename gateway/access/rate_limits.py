@@ -23,7 +23,7 @@ rate limits must not take the gateway down with Redis.
 
 Example::
 
-    limits = RateLimits(config.rate_limits, cache_url="memory://", namespace="cgw")
+    limits = RateLimits(config.rate_limits, cache="memory://", namespace="cgw")
     await limits.admit(client)                      # or RateLimited
     await limits.admit_cost(client, estimate=3)     # or RateLimited
     await limits.charge(client, scope.upstream_requests)
@@ -36,14 +36,20 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 
-import redis.asyncio
 from graphql import DocumentNode
 from limits import RateLimitItem, RateLimitItemPerMinute
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage import (
+    MemoryStorage,
+    RedisClusterStorage,
+    RedisSentinelStorage,
+    RedisStorage,
+    Storage,
+)
 from limits.aio.strategies import FixedWindowRateLimiter
 
 from gateway.access.auth import Client
-from gateway.config import RateLimitSettings, is_redis_url
+from gateway.caches.redis_client import as_cache, limits_storage
+from gateway.config import CacheSettings, RateLimitSettings, is_redis_url
 from gateway.errors import ErrorCode
 
 __all__ = ["CostEstimate", "RateLimited", "RateLimits"]
@@ -67,18 +73,14 @@ class RateLimited(Exception):
 
 
 class RateLimits:
-    def __init__(self, settings: RateLimitSettings, *, cache_url: str, namespace: str) -> None:
+    def __init__(self, settings: RateLimitSettings, *, cache: CacheSettings | str,
+                 namespace: str) -> None:
+        """``cache``: ``[cache]`` (or only its url): counters in memory, or in its Redis."""
         self.settings = settings
-        self._storage: Storage
-        self._pool: redis.asyncio.ConnectionPool | None = None
-        if is_redis_url(cache_url):
-            # Our own pool, so that closing the gateway closes its connections.
-            self._pool = redis.asyncio.ConnectionPool.from_url(cache_url)
-            self._storage = RedisStorage(f"async+{cache_url}", implementation="redispy",
-                                         key_prefix=f"{namespace}:limits",
-                                         connection_pool=self._pool)  # type: ignore[arg-type]
-        else:
-            self._storage = MemoryStorage()
+        self._storage: Storage = MemoryStorage()
+        cache = as_cache(cache)
+        if is_redis_url(cache.url):
+            self._storage = _redis_storage(cache, key_prefix=f"{namespace}:limits")
         self._limiter = FixedWindowRateLimiter(self._storage)
         self._items: dict[int, RateLimitItem] = {}
         self._failures = (RateLimitItemPerMinute(settings.failed_auth_per_minute)
@@ -166,8 +168,13 @@ class RateLimits:
             await _asked(self._limiter.hit(item, "cost", client.rate_key, cost=calls))
 
     async def aclose(self) -> None:
-        if self._pool is not None:
-            await self._pool.aclose()
+        # limits opens its redis-py clients itself and has no close: its bridge holds them
+        # (the primary's, and Sentinel's replicas').
+        bridge = getattr(self._storage, "bridge", None)
+        for name in ("storage", "storage_replica"):
+            client = getattr(bridge, name, None)
+            if client is not None:
+                await client.aclose()
 
     async def _retry_after(self, item: RateLimitItem, what: str, key: str) -> int:
         try:
@@ -175,6 +182,17 @@ class RateLimits:
         except Exception:
             return item.get_expiry()
         return max(1, math.ceil(stats.reset_time - time.time()))
+
+
+def _redis_storage(cache: CacheSettings, *, key_prefix: str) -> Storage:
+    """limits' storage for ``cache``'s Redis in its mode (one server, Sentinel, Cluster), over
+    redis-py. Each window is one key (limits' own scripts touch no other), so a cluster spreads
+    clients' windows over its slots."""
+    uri, options = limits_storage(cache)
+    kinds: dict[str, type[RedisStorage]] = {
+        "single": RedisStorage, "sentinel": RedisSentinelStorage, "cluster": RedisClusterStorage}
+    return kinds[cache.redis_mode](uri, implementation="redispy", key_prefix=key_prefix,
+                                   **options)
 
 
 async def _asked(answer: Awaitable[bool]) -> bool:

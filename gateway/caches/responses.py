@@ -54,10 +54,13 @@ class ResponseCache:
     """Encoded answers by request key: memory first, then the shared store (Redis) if any."""
 
     def __init__(self, settings: ResponseCacheSettings, *, clock: Clock,
-                 shared: ResponseStore | None = None) -> None:
+                 shared: ResponseStore | None = None, generation: str = "") -> None:
         self.settings = settings
         self.clock = clock
         self.shared = shared
+        # Shared entries are keyed by the configuration too: after a reload, or between
+        # processes configured differently, one's answers are not the other's.
+        self._shared_prefix = f"{generation}:" if generation else ""
         self._memory: ByteBoundedLRU[str, CachedResponse] = ByteBoundedLRU(settings.max_bytes)
         self.stats = Counter[str]()  # hit, miss, stored, not stored
 
@@ -80,7 +83,7 @@ class ResponseCache:
                 return found
             self._memory.pop(key)
         if self.shared is not None:
-            shared = await self.shared.get_with_expiry(key)
+            shared = await self.shared.get_with_expiry(self._shared_prefix + key)
             if shared is not None:
                 answer, expires_at = shared
                 found = _entry(answer.body, answer.stored_at, expires_at)
@@ -102,7 +105,8 @@ class ResponseCache:
         entry = _entry(body, now, now + ttl)
         self._memory.put(key, entry, len(body))
         if self.shared is not None:
-            await self.shared.set(key, CachedAnswer(now, 200, JSON, body), ttl)
+            await self.shared.set(self._shared_prefix + key, CachedAnswer(now, 200, JSON, body),
+                                  ttl)
         self.stats["stored"] += 1
         return entry
 

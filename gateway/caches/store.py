@@ -7,7 +7,7 @@ of waiting; the backend's own TTL only collects what expired. The store never fa
 unreachable Redis is a miss, logged once per failure.
 
 In memory, the entries' sizes add up to at most ``max_bytes`` (:class:`MemoryBackend`, least
-recently used out first): aiocache's ``SimpleMemoryCache`` has no size bound, and clients choose
+recently used out first): a cache library's plain memory cache has no size bound, and clients choose
 how many distinct answers there are. Redis is bounded by its own ``maxmemory``.
 """
 
@@ -16,14 +16,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from typing import Protocol
-from urllib.parse import unquote, urlsplit
-
-from aiocache import RedisCache
-from aiocache.serializers import NullSerializer
 
 from gateway.caches.bounded import ExpiringLRU
+from gateway.caches.redis_client import RedisClient, as_cache, redis_client
 from gateway.clock import SYSTEM_CLOCK, Clock
-from gateway.config import DEFAULT_MEMORY_MAX_BYTES, is_redis_url
+from gateway.config import DEFAULT_MEMORY_MAX_BYTES, CacheSettings, is_redis_url
 
 __all__ = ["CachedAnswer", "MemoryBackend", "ResponseStore"]
 
@@ -62,7 +59,7 @@ class CachedAnswer:
 
 
 class _Backend(Protocol):
-    """What the store needs of a backend (aiocache's caches have it)."""
+    """What the store needs of a backend."""
 
     async def get(self, key: str) -> object: ...
 
@@ -94,15 +91,38 @@ class MemoryBackend:
         self.entries.clear()
 
 
+class RedisBackend:
+    """Entries in Redis, each key after ``prefix`` (a single server, Sentinel's primary, or a
+    cluster: :mod:`gateway.caches.redis_client`). Redis expires them itself."""
+
+    def __init__(self, client: RedisClient, prefix: str) -> None:
+        self.client = client
+        self.prefix = prefix
+
+    async def get(self, key: str) -> object:
+        return await self.client.get(self.prefix + key)
+
+    async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        await self.client.set(self.prefix + key, value,
+                              ex=None if ttl is None else max(1, int(ttl)))
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
 class ResponseStore:
     """Get and set :class:`CachedAnswer` by key, in memory (at most ``memory_max_bytes``) or in
     Redis."""
 
-    def __init__(self, url: str, *, namespace: str, clock: Clock = SYSTEM_CLOCK,
+    def __init__(self, cache: CacheSettings | str, *, namespace: str,
+                 clock: Clock = SYSTEM_CLOCK,
                  memory_max_bytes: int = DEFAULT_MEMORY_MAX_BYTES) -> None:
+        """``cache``: ``[cache]`` (or only its url)."""
+        cache = as_cache(cache)
         self.clock = clock
-        self.url_kind = "redis" if is_redis_url(url) else "memory"
-        self._cache: _Backend = (_redis(url, f"{namespace}:") if self.url_kind == "redis"
+        self.url_kind = "redis" if is_redis_url(cache.url) else "memory"
+        self._cache: _Backend = (RedisBackend(redis_client(cache), f"{namespace}:")
+                                 if self.url_kind == "redis"
                                  else MemoryBackend(memory_max_bytes, clock=clock))
 
     async def get(self, key: str) -> CachedAnswer | None:
@@ -141,19 +161,4 @@ class ResponseStore:
             logger.warning("cache write failed: %s", type(exc).__name__)
 
     async def close(self) -> None:
-        client = getattr(self._cache, "client", None)  # Redis: aiocache would call close()
-        if client is not None:
-            await client.aclose()
-        else:
-            await self._cache.close()
-
-
-def _redis(url: str, namespace: str) -> RedisCache:
-    parts = urlsplit(url)
-    db = parts.path.strip("/") or "0"
-    return RedisCache(
-        serializer=NullSerializer(encoding=None), namespace=namespace,
-        endpoint=parts.hostname or "127.0.0.1", port=parts.port or 6379, db=int(db),
-        password=unquote(parts.password) if parts.password else None,
-        ssl=parts.scheme == "rediss", create_connection_timeout=2,
-    )
+        await self._cache.close()

@@ -22,12 +22,20 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import msgspec
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from gateway.caches.redis_client import (
+    SOCKET_SECONDS,
+    RedisClient,
+    as_cache,
+    redis_client,
+    slot_tag,
+    url_socket_timeout,
+)
 from gateway.changes.events import ChangeEvent, decode_event, encode_event
 from gateway.changes.hub import event_order
 from gateway.clock import SYSTEM_CLOCK, Clock
+from gateway.config import CacheSettings
 
 __all__ = ["Backend", "MemoryBackend", "PollState", "RedisBackend"]
 
@@ -35,6 +43,7 @@ Deliver = Callable[[ChangeEvent], None]
 logger = logging.getLogger("gateway.changes")
 LISTEN_BLOCK_MS = 2000  # how long one read of the event stream waits for events
 LISTEN_RETRY_SECONDS = 1.0  # between reads of the event stream while Redis does not answer
+REPLICA_WAIT_MS = 1000  # Sentinel: how long a commit waits for a replica to have it
 
 
 class PollState(msgspec.Struct, kw_only=True):
@@ -163,6 +172,13 @@ end
 redis.call('SET', KEYS[3], ARGV[3])
 return 1
 """
+# KEYS: stream. ARGV: stream bound, events...
+_PUBLISH = """
+for i = 2, #ARGV do
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[i])
+end
+return 1
+"""
 # KEYS: lease. ARGV: owner, milliseconds. Take a free lease or renew our own.
 _CLAIM = """
 local holder = redis.call('GET', KEYS[1])
@@ -183,17 +199,23 @@ return 0
 
 
 class RedisBackend:
-    """Leases, state and the event stream in the Redis of ``[cache] url``."""
+    """Leases, state and the event stream in the Redis of ``[cache]`` (a single server,
+    Sentinel's primary or a cluster). Every key of the feed carries one hash tag, so the
+    lease-checked commit (a script over the lease, the stream and the state) runs on one
+    cluster slot. Under Sentinel a commit returns once a replica has it too (``WAIT``, within
+    :data:`REPLICA_WAIT_MS`): a failover then loses no committed poll, which would be announced
+    a second time by the next holder of the lease."""
 
-    def __init__(self, url: str, *, namespace: str, lease_seconds: float,
+    def __init__(self, cache: CacheSettings | str, *, namespace: str, lease_seconds: float,
                  replay_events: int) -> None:
-        self._redis: Redis = Redis.from_url(url)
-        # A blocking read must end before the client's socket timeout (redis-py's default is 5 s
-        # since 8.0, the URL may set another), or every quiet read fails as a timeout.
-        timeout = self._redis.connection_pool.connection_kwargs.get("socket_timeout")
-        self._block_ms = max(100, min(LISTEN_BLOCK_MS, int(timeout * 500))) if timeout else \
-            LISTEN_BLOCK_MS
-        self._prefix = f"{namespace}:changes"
+        cache = as_cache(cache)
+        # A blocking read must end before the client's socket timeout, or every quiet read
+        # fails as a timeout.
+        timeout = url_socket_timeout(cache.url) or SOCKET_SECONDS
+        self._block_ms = max(100, min(LISTEN_BLOCK_MS, int(timeout * 500)))
+        self._redis: RedisClient = redis_client(cache, socket_timeout=timeout)
+        self._replicated = cache.redis_mode == "sentinel"
+        self._prefix = slot_tag(namespace, "changes")
         self._stream = f"{self._prefix}:events"
         self._lease_ms = int(lease_seconds * 1000)
         self._bound = max(replay_events, 1)
@@ -218,14 +240,18 @@ class RedisBackend:
         done = await self._redis.eval(_COMMIT, 3, *keys, self.owner, str(self._bound),
                                       msgspec.json.encode(state),
                                       *(encode_event(event) for event in events))
+        await self._replicate()
         return bool(done)
 
     async def publish(self, events: Sequence[ChangeEvent]) -> None:
-        async with self._redis.pipeline(transaction=True) as pipe:
-            for event in events:
-                pipe.xadd(self._stream, {"e": encode_event(event)}, maxlen=self._bound,
-                          approximate=True)
-            await pipe.execute()
+        await self._redis.eval(_PUBLISH, 1, self._stream, str(self._bound),
+                               *(encode_event(event) for event in events))
+        await self._replicate()
+
+    async def _replicate(self) -> None:
+        if self._replicated:
+            with contextlib.suppress(RedisError):  # no replica in time: committed all the same
+                await self._redis.execute_command("WAIT", 1, REPLICA_WAIT_MS)
 
     async def replay(self, after_id: str) -> list[ChangeEvent]:
         if event_order(after_id) < (0, 0):

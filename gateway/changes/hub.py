@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 
 from gateway.changes.events import ChangeEvent, Topic
 from gateway.errors import ErrorCode, SubscriptionEnded, SubscriptionRefused
@@ -154,6 +154,18 @@ class ChangeHub:
                 del self._owned[subscription.owner]
             if self.metrics is not None:
                 self.metrics.subscriptions.labels(subscription.topic.value).dec()
+
+    def resize(self, *, max_subscriptions: int, queue_size: int, max_per_owner: int) -> None:
+        """New bounds (a reload): subscriptions already open stay, new ones meet them."""
+        self.max_subscriptions = max_subscriptions
+        self.max_per_owner = max_per_owner or max_subscriptions
+        self.queue_size = queue_size
+
+    def end_where(self, ended: Callable[[Subscription], bool], message: str,
+                  code: ErrorCode) -> None:
+        for subscription in list(self._subscriptions):
+            if ended(subscription):
+                subscription.end(message, code)
 
     def deliver(self, event: ChangeEvent) -> None:
         for subscription in list(self._subscriptions):

@@ -65,7 +65,7 @@ from gateway.config.changes import ChangeSettings
 from gateway.config.contradictions import config_warnings
 from gateway.config.limits import LimitSettings
 from gateway.config.loading import env_variables, load_config, parse_config
-from gateway.config.model import Config
+from gateway.config.model import Config, fingerprint
 from gateway.config.observability import LoggingSettings, MetricsSettings, TracingSettings
 from gateway.config.server import ServerSettings
 from gateway.config.sources import SourceConfig, SourceTuning
@@ -94,6 +94,7 @@ __all__ = [
     "TracingSettings",
     "config_warnings",
     "env_variables",
+    "fingerprint",
     "is_redis_url",
     "load_config",
     "parse_config",

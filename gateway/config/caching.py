@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from gateway.config.base import Strict
 
@@ -16,6 +17,7 @@ __all__ = [
     "CacheSettings",
     "PersistedMode",
     "PersistedSettings",
+    "RedisMode",
     "ResponseCacheSettings",
     "is_redis_url",
 ]
@@ -26,6 +28,9 @@ DEFAULT_DECODED_MAX_BYTES = 64 * 2**20
 
 
 REDIS_SCHEMES = ("redis://", "rediss://")
+RedisMode = Literal["single", "sentinel", "cluster"]
+# "host:port" of a Redis server or sentinel (IPv6 in brackets).
+Address = Annotated[str, Field(pattern=r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]{1,253}):[0-9]{1,5}$")]
 
 
 def is_redis_url(url: str) -> bool:
@@ -43,6 +48,13 @@ class CacheSettings(Strict):
     memory_max_bytes: int = Field(default=DEFAULT_MEMORY_MAX_BYTES, ge=0)
     # What the process keeps read from answers: decoded JSON, parsed records, group tables.
     decoded_max_bytes: int = Field(default=DEFAULT_DECODED_MAX_BYTES, ge=0)
+    # How the Redis of a redis:// url is reached (the url's password, TLS and database serve
+    # every mode): "single", its host; "sentinel", the primary the sentinels name for
+    # sentinel_service, followed through failovers; "cluster", the cluster of cluster_nodes.
+    redis_mode: RedisMode = "single"
+    sentinels: tuple[Address, ...] = Field(default=(), max_length=16)  # "host:port" each
+    sentinel_service: str = Field(default="mymaster", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    cluster_nodes: tuple[Address, ...] = Field(default=(), max_length=64)  # some of its nodes
 
     @field_validator("url")
     @classmethod
@@ -50,6 +62,24 @@ class CacheSettings(Strict):
         if not (url.startswith("memory://") or is_redis_url(url)):
             raise ValueError("must start with memory://, redis:// or rediss://")
         return url
+
+    @model_validator(mode="after")
+    def _mode_has_its_servers(self) -> CacheSettings:
+        mode = self.redis_mode
+        if mode != "single" and not is_redis_url(self.url):
+            raise ValueError(f"redis_mode = \"{mode}\" needs a redis:// or rediss:// url (its "
+                             "password, TLS and database; the host is not used)")
+        if mode == "sentinel" and not self.sentinels:
+            raise ValueError('redis_mode = "sentinel" needs sentinels = ["host:26379", ...]')
+        if mode == "cluster" and not self.cluster_nodes:
+            raise ValueError('redis_mode = "cluster" needs cluster_nodes = ["host:6379", ...]')
+        if mode == "cluster" and urlsplit(self.url).path.strip("/") not in ("", "0"):
+            raise ValueError("a Redis cluster has only database 0: end the url with /0")
+        if mode != "sentinel" and self.sentinels:
+            raise ValueError('sentinels are only read with redis_mode = "sentinel"')
+        if mode != "cluster" and self.cluster_nodes:
+            raise ValueError('cluster_nodes are only read with redis_mode = "cluster"')
+        return self
 
 
 class ResponseCacheSettings(Strict):

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+import hashlib
+from typing import Any
+
+import orjson
+from pydantic import Field, SecretStr
 
 from gateway.config.access import AuthSettings, RateLimitSettings
 from gateway.config.base import Strict
@@ -13,7 +17,7 @@ from gateway.config.observability import LoggingSettings, MetricsSettings, Traci
 from gateway.config.server import ServerSettings
 from gateway.config.sources import SourceConfig, SourceTuning
 
-__all__ = ["Config"]
+__all__ = ["Config", "fingerprint"]
 
 
 class Config(Strict):
@@ -30,3 +34,14 @@ class Config(Strict):
     changes: ChangeSettings = ChangeSettings()
     defaults: SourceTuning = SourceTuning()
     sources: tuple[SourceConfig, ...] = Field(min_length=1)
+
+
+def fingerprint(config: Config) -> str:
+    """A short digest of the whole configuration, secrets included (another token may see
+    other data), naming what depends on all of it: shared cache entries made under it."""
+    def plain(value: Any) -> Any:
+        return value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+
+    encoded = orjson.dumps(config.model_dump(warnings=False), default=plain,
+                           option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(encoded).hexdigest()[:16]

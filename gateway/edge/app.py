@@ -17,23 +17,18 @@ Example::
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 from graphql import DocumentNode, GraphQLError, specified_rules, validate
 from starlette.applications import Starlette
-from starlette.datastructures import State
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route, Router, WebSocketRoute
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry import Schema
 
@@ -42,11 +37,12 @@ from gateway.access.rate_limits import RateLimits
 from gateway.caches.responses import ResponseCache
 from gateway.changes.feed import ChangeFeed
 from gateway.clock import SYSTEM_CLOCK, Clock
-from gateway.config import Config, ConfigError, load_config
+from gateway.config import Config, ConfigError, fingerprint, load_config
 from gateway.edge.admission import Admission
 from gateway.edge.caching import Caching, NoResponseCache, ResponseCaching
 from gateway.edge.contexts import Contexts
 from gateway.edge.endpoint import GraphQLEndpoint
+from gateway.edge.generations import GatewayApp, Generation, GraphQLParts
 from gateway.edge.observe import Observed
 from gateway.edge.persisted import (
     PersistedOperations,
@@ -57,7 +53,7 @@ from gateway.edge.persisted import (
 from gateway.edge.playground import DEFAULT_ASSETS, Playground
 from gateway.edge.request import RequestReader
 from gateway.edge.runtime import Runtime
-from gateway.edge.serving import Drain, freeze_startup_heap
+from gateway.edge.serving import CONFIG_PATH_ENV, Drain, freeze_startup_heap
 from gateway.edge.streams import EventStreams
 from gateway.edge.websocket import GraphQLWebSockets
 from gateway.graph import build_schema
@@ -70,53 +66,41 @@ from gateway.observability.tracing import Tracing, tracing_for
 
 __all__ = ["CONFIG_ENV", "GatewayApp", "app_from_env", "create_app"]
 
-CONFIG_ENV = "GATEWAY_CONFIG"
-# How long a stopping process waits for its streams to send their last words (a client that
-# does not read holds one this long at most).
-STREAMS_END_SECONDS = 2.0
-
-
-@dataclass
-class GraphQLParts:
-    """What serves ``/graphql``, and what the app must close or reach."""
-
-    schema: Schema
-    documents: DocumentCache
-    plans: PlanCache | None
-    cost: CostModel
-    persisted: PersistedOperations
-    rate_limits: RateLimits
-    changes: ChangeFeed
-    streams: EventStreams
-    playground: Playground | None
-    endpoint: GraphQLEndpoint
-    websockets: GraphQLWebSockets
+CONFIG_ENV = CONFIG_PATH_ENV
 
 
 def create_app(config: Config, *, clock: Clock = SYSTEM_CLOCK,
-               tracing: Tracing | None = None) -> GatewayApp:
+               tracing: Tracing | None = None,
+               config_path: str | Path | None = None) -> GatewayApp:
     """The gateway as an ASGI app for ``config`` (``clock``: what every cache reads time on;
-    ``tracing``: spans to these instead of what ``[tracing]`` configures, for tests)."""
+    ``tracing``: spans to these instead of what ``[tracing]`` configures, for tests;
+    ``config_path``: the file a reload reads again, on SIGHUP under ``serve``)."""
     tracing = tracing or tracing_for(config.tracing)
-    runtime = Runtime.build(config, clock=clock, tracing=tracing)
-    parts = graphql_parts(config, runtime)
     drain = Drain(config.server.drain_seconds)
+
+    async def build(new: Config, previous: Generation | None) -> Generation:
+        return generation(new, previous, clock=clock, tracing=tracing, drain=drain)
+
+    first = generation(config, None, clock=clock, tracing=tracing, drain=drain)
+    return GatewayApp(first, build=build, feed=first.parts.changes, drain=drain,
+                      tracing=tracing, config_path=config_path, on_exit=worker_exited)
+
+
+def generation(config: Config, previous: Generation | None, *, clock: Clock,
+               tracing: Tracing | None, drain: Drain) -> Generation:
+    """The runtime and parts of ``config``; after ``previous``, what the process keeps."""
+    runtime = Runtime.build(config, clock=clock, tracing=tracing,
+                            previous=previous.runtime if previous else None)
+    feed = previous.parts.changes if previous else None
+    if feed is None or not feed.keeps(config):
+        feed = ChangeFeed.build(config, runtime.adapters, clock=clock, metrics=runtime.metrics)
+    drain.seconds = config.server.drain_seconds
+    parts = graphql_parts(config, runtime, feed)
     routed = Starlette(routes=_routes(config, runtime, parts, drain),
-                       middleware=[_cors(config)],
-                       lifespan=partial(_lifespan, parts=parts, runtime=runtime, drain=drain,
-                                        tracing=tracing))
+                       middleware=[_cors(config)])
     # Starlette would answer /graphql/ with a redirect whose location it builds from the
     # client's Host header (a poisoned cache could send others anywhere): 404 instead.
     routed.router.redirect_slashes = False
-
-    async def end_streams() -> None:
-        """The process stops: every subscription ends with SHUTTING_DOWN, and its stream with
-        it (SSE: the error, then ``complete``; WebSocket: the error, then close 1001)."""
-        parts.changes.end_subscriptions()
-        await asyncio.gather(parts.streams.ended(STREAMS_END_SECONDS),
-                             parts.websockets.close_all(STREAMS_END_SECONDS))
-
-    drain.on_stop(end_streams)
     observed: ASGIApp = parts.endpoint
     if runtime.metrics is not None or config.server.access_log or tracing is not None:
         observed = Observed(parts.endpoint, metrics=runtime.metrics,
@@ -124,39 +108,10 @@ def create_app(config: Config, *, clock: Clock = SYSTEM_CLOCK,
     cors = _cors(config)
     direct = ServerErrorMiddleware(
         CorsForPages(observed, cors.cls(observed, *cors.args, **cors.kwargs)))
-    app = GatewayApp(routed, direct, parts.endpoint)
-    state = app.state
-    state.config, state.runtime, state.drain, state.changes = config, runtime, drain, parts.changes
+    state = routed.state
+    state.config, state.runtime, state.drain, state.changes = config, runtime, drain, feed
     state.plans, state.documents, state.cost = parts.plans, parts.documents, parts.cost
-    return app
-
-
-class GatewayApp:
-    """The app, with one shortcut: ``/graphql`` over HTTP — the path almost every request
-    takes — goes from the error handler and CORS (and the observing middleware, when anything
-    observes) straight to the endpoint, past Starlette's exception middleware and router: they
-    were about a fifth of a response-cache hit's own CPU, what ``make bench`` measures against
-    a bare endpoint. Everything else (the lifespan, WebSockets, ``/healthz``, ``/readyz``,
-    ``/metrics``, the playground's assets) goes through the routed Starlette app."""
-
-    def __init__(self, routed: Starlette, graphql: ASGIApp, endpoint: GraphQLEndpoint) -> None:
-        self.routed = routed
-        self.direct = graphql
-        self.graphql = endpoint  # the endpoint itself, for what tests look into
-
-    @property
-    def state(self) -> State:
-        return self.routed.state
-
-    @property
-    def router(self) -> Router:
-        return self.routed.router
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == "/graphql":
-            await self.direct(scope, receive, send)
-        else:
-            await self.routed(scope, receive, send)
+    return Generation(config, runtime, parts, routed, direct)
 
 
 class CorsForPages:
@@ -196,7 +151,7 @@ def vary_origin(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]
             if i == first or header[0] != b"vary"]
 
 
-def graphql_parts(config: Config, runtime: Runtime) -> GraphQLParts:
+def graphql_parts(config: Config, runtime: Runtime, changes: ChangeFeed) -> GraphQLParts:
     """The schema with its caches and cost model, and the edge's parts around it."""
     server, limits = config.server, config.limits
     documents = DocumentCache(limits)
@@ -205,7 +160,7 @@ def graphql_parts(config: Config, runtime: Runtime) -> GraphQLParts:
     schema = build_schema(federation=server.federation, documents=documents, plans=plans,
                           introspection=server.introspection,
                           suggestions=server.field_suggestions, cost=cost)
-    rate_limits = RateLimits(config.rate_limits, cache_url=config.cache.url,
+    rate_limits = RateLimits(config.rate_limits, cache=config.cache,
                              namespace=config.cache.namespace)
     persisted = persisted_operations(config, schema, documents, runtime, cost)
     auth = Authenticator(config.auth, clock=runtime.clock)
@@ -213,8 +168,6 @@ def graphql_parts(config: Config, runtime: Runtime) -> GraphQLParts:
                           documents=documents, schema=schema,
                           estimate_cost=partial(cost.cost, graphql_schema(schema)),
                           clock=runtime.clock)
-    changes = ChangeFeed.build(config, runtime.adapters, clock=runtime.clock,
-                               metrics=runtime.metrics)
     contexts = Contexts(runtime, admission=admission, changes=changes)
     streams = EventStreams(schema, max_bytes=limits.max_response_bytes)
     playground = None
@@ -240,7 +193,8 @@ def _caching(config: Config, runtime: Runtime, auth: Authenticator) -> Caching:
     if not config.response_cache.enabled:
         return NoResponseCache()
     shared = runtime.store if runtime.store.url_kind == "redis" else None
-    responses = ResponseCache(config.response_cache, clock=runtime.clock, shared=shared)
+    responses = ResponseCache(config.response_cache, clock=runtime.clock, shared=shared,
+                              generation=fingerprint(config))
     vary = ["Accept", "Accept-Language"]
     if auth.enabled:  # the answer differs by client
         vary += ["Authorization", "X-API-Key"]
@@ -312,28 +266,6 @@ def _routes(config: Config, runtime: Runtime, parts: GraphQLParts, drain: Drain
     ]
 
 
-@contextlib.asynccontextmanager
-async def _lifespan(app: Starlette, *, parts: GraphQLParts, runtime: Runtime, drain: Drain,
-                    tracing: Tracing | None) -> AsyncIterator[None]:
-    restore = drain.install()  # SIGTERM drains first (under a uvicorn server in `serve`)
-    # The document cache learns the schema's validation rules, so that the first new document
-    # is validated in its turn and ahead of execution too (gateway/edge/admission.py).
-    await parts.schema.execute("query Started { __typename }")
-    await parts.changes.start()
-    try:
-        yield
-    finally:
-        restore()
-        await parts.changes.aclose()
-        await parts.rate_limits.aclose()
-        if parts.persisted.documents is not None:
-            await parts.persisted.documents.aclose()
-        await runtime.aclose()
-        if tracing is not None:
-            tracing.shutdown()
-        worker_exited()
-
-
 def persisted_operations(config: Config, schema: Schema, documents: DocumentCache,
                          runtime: Runtime, cost: CostModel) -> PersistedOperations:
     """``[persisted]``: APQ documents within their own byte budget (shared through Redis); in
@@ -355,13 +287,14 @@ def persisted_operations(config: Config, schema: Schema, documents: DocumentCach
             trusted = load_trusted(settings, check)
         except TrustedDocumentError as exc:
             raise ConfigError(f"[persisted]: {exc}") from None
-    kept = document_store(settings, cache_url=config.cache.url,
+    kept = document_store(settings, cache=config.cache,
                           namespace=config.cache.namespace, clock=runtime.clock)
     return PersistedOperations(settings, documents=kept, trusted=trusted)
 
 
 def app_from_env() -> GatewayApp:
     """Factory for ``uvicorn --factory`` and worker processes: config path from $GATEWAY_CONFIG."""
-    app = create_app(load_config(os.environ[CONFIG_ENV]))
+    path = os.environ[CONFIG_ENV]
+    app = create_app(load_config(path), config_path=path)
     freeze_startup_heap()
     return app

@@ -35,12 +35,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
-import redis.asyncio
 from graphql import DocumentNode, GraphQLError
 
 from gateway.caches.bounded import ExpiringLRU
+from gateway.caches.redis_client import as_cache, redis_client, slot_tag
 from gateway.clock import Clock
-from gateway.config import PersistedSettings, is_redis_url
+from gateway.config import CacheSettings, PersistedSettings, is_redis_url
 from gateway.errors import ErrorCode
 
 __all__ = ["DocumentStore", "MemoryDocuments", "Persisted", "PersistedError",
@@ -225,17 +225,16 @@ class RedisDocuments:
     are copied into a :class:`MemoryDocuments` of the same budget. A Redis that fails is a miss
     (the client sends its query again), logged."""
 
-    def __init__(self, url: str, *, namespace: str, max_bytes: int, ttl: float,
-                 clock: Clock) -> None:
+    def __init__(self, cache: CacheSettings | str, *, namespace: str, max_bytes: int,
+                 ttl: float, clock: Clock) -> None:
         self.max_bytes = max_bytes
         self.ttl = ttl
         self.clock = clock
-        # One hash tag: every key of the documents is in one slot of a Redis Cluster.
-        self.prefix = f"{namespace}:{{apq2}}:"
+        # One hash tag: every key of the documents is in one slot of a Redis Cluster, where the
+        # registering script may touch them together.
+        self.prefix = f"{slot_tag(namespace, 'apq2')}:"
         self.local = MemoryDocuments(max_bytes, ttl, clock)
-        self._pool = redis.asyncio.ConnectionPool.from_url(url)
-        self._redis = redis.asyncio.Redis(connection_pool=self._pool)
-        self._register = self._redis.register_script(REGISTER)
+        self._redis = redis_client(as_cache(cache))
 
     async def get(self, digest: str) -> str | None:
         text = await self.local.get(digest)
@@ -259,23 +258,22 @@ class RedisDocuments:
             f"{self.prefix}doc:", digest, text.encode(), self.max_bytes,
             round(self.clock.wall() * 1000), round(self.ttl * 1000)]
         try:
-            await self._register(keys=keys, args=arguments)
+            await self._redis.eval(REGISTER, len(keys), *keys, *arguments)
         except Exception as exc:
             logger.warning("persisted documents write failed: %s", type(exc).__name__)
 
     async def aclose(self) -> None:
         await self.local.aclose()
         await self._redis.aclose()
-        await self._pool.aclose()
 
 
-def document_store(settings: PersistedSettings, *, cache_url: str, namespace: str,
+def document_store(settings: PersistedSettings, *, cache: CacheSettings | str, namespace: str,
                    clock: Clock) -> DocumentStore | None:
     """Where APQ documents are kept for ``settings`` (None unless the mode is "apq")."""
     if settings.mode != "apq":
         return None
-    if is_redis_url(cache_url):
-        return RedisDocuments(cache_url, namespace=namespace, max_bytes=settings.max_bytes,
+    if is_redis_url(as_cache(cache).url):
+        return RedisDocuments(cache, namespace=namespace, max_bytes=settings.max_bytes,
                               ttl=settings.apq_ttl_seconds, clock=clock)
     return MemoryDocuments(settings.max_bytes, settings.apq_ttl_seconds, clock)
 

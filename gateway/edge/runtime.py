@@ -58,13 +58,21 @@ class Runtime:
 
     @classmethod
     def build(cls, config: Config, *, clock: Clock = SYSTEM_CLOCK,
-              tracing: Tracing | None = None) -> Runtime:
-        store = ResponseStore(config.cache.url, namespace=config.cache.namespace, clock=clock,
-                              memory_max_bytes=config.cache.memory_max_bytes)
+              tracing: Tracing | None = None, previous: Runtime | None = None) -> Runtime:
+        """The runtime of ``config``; after a reload (``previous``), with the metrics of the
+        process and, while ``[cache]`` is unchanged, the same upstream store."""
+        if previous is not None and previous.config.cache == config.cache:
+            store = previous.store
+        else:
+            store = ResponseStore(config.cache, namespace=config.cache.namespace,
+                                  clock=clock, memory_max_bytes=config.cache.memory_max_bytes)
         memo: Memo = ByteBoundedLRU(config.cache.decoded_max_bytes)  # one bound for all sources
         health = {s.name: health_for(s, clock=clock) for s in config.sources}
-        metrics = (Metrics(max_operation_names=config.metrics.max_operation_names)
-                   if config.metrics.enabled else None)
+        if previous is not None:
+            metrics = previous.metrics
+        else:
+            metrics = (Metrics(max_operation_names=config.metrics.max_operation_names)
+                       if config.metrics.enabled else None)
         adapters = {}
         for s in config.sources:
             source_metrics = None if metrics is None else metrics.source(s.name)
@@ -91,7 +99,9 @@ class Runtime:
             status = "degraded"
         return {"status": status, "cache": self.store.url_kind, "sources": sources}
 
-    async def aclose(self) -> None:
+    async def aclose(self, *, keep_store: bool = False) -> None:
+        """Close the upstream clients, and the store unless another runtime took it over."""
         for adapter in self.adapters.values():
             await adapter.client.aclose()
-        await self.store.close()
+        if not keep_store:
+            await self.store.close()

@@ -17,6 +17,7 @@ import contextlib
 import ctypes
 import gc
 import logging
+import os
 import signal
 import socket
 import threading
@@ -30,7 +31,7 @@ import uvloop
 from starlette.types import ASGIApp
 from uvicorn.supervisors.multiprocess import Multiprocess
 
-from gateway.config import Config, ServerSettings
+from gateway.config import Config, ConfigError, ServerSettings, load_config
 from gateway.edge.protocol import http_protocol
 from gateway.observability.logs import log_config
 
@@ -38,6 +39,8 @@ __all__ = ["LOG_LEVELS", "BoundApp", "Drain", "GatewayServer", "ServerThread", "
            "bind", "freeze_startup_heap", "serve_forever", "serve_workers", "uvicorn_options"]
 
 logger = logging.getLogger("gateway.runtime")
+# Where `serve --workers` tells its workers (and its own SIGHUP) the configuration file is.
+CONFIG_PATH_ENV = "GATEWAY_CONFIG"
 T = TypeVar("T")
 
 # uvicorn's levels ("trace" is its own, below debug), most severe first.
@@ -124,6 +127,25 @@ class Supervisor(Multiprocess):
         for sock in self.sockets:
             sock.close()
         super().terminate_all()
+
+    def handle_hup(self) -> None:
+        """SIGHUP reloads the configuration in each worker, in place (no worker restarts, no
+        subscription drops), once the file passes the checks of ``check-config`` here: a file
+        that fails them is refused with their messages, and every worker serves on."""
+        path = os.environ.get(CONFIG_PATH_ENV)
+        if path:
+            try:
+                load_config(path)
+            except ConfigError as exc:
+                logger.error("SIGHUP: configuration reload refused; the running configuration "
+                             "stays:\n%s", exc, extra={"reload": "refused"})
+                return
+        logger.info("SIGHUP: reloading the configuration in %d workers", len(self.processes),
+                    extra={"reload": "asked"})
+        for process in self.processes:
+            if process.pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, signal.SIGHUP)
 
 
 def serve_workers(config: uvicorn.Config) -> None:

@@ -144,6 +144,10 @@ class Metrics:
         self.subscriptions = Gauge(
             "gateway_subscriptions", "Subscriptions open, by topic (summed over processes)",
             ["topic"], multiprocess_mode="livesum", registry=registry)
+        self.config_reloads = Counter(
+            "gateway_config_reloads", "Configuration reloads (SIGHUP) by outcome: applied, "
+            "refused (the file failed its checks; the running configuration stays)",
+            ["outcome"], registry=registry)
         self.response_hit = self.cache_lookups.labels("response", NO_SOURCE, "hit")
         self.response_miss = self.cache_lookups.labels("response", NO_SOURCE, "miss")
         self._operations: dict[str, str] = {}

@@ -172,7 +172,7 @@ async def test_a_failing_counter_store_admits_attempts(caplog: pytest.LogCapture
                                                        ) -> None:
     """A Redis that is down neither refuses a request nor fails it: the failure is logged."""
     limits = RateLimits(RateLimitSettings(failed_auth_per_minute=1),
-                        cache_url=f"redis://127.0.0.1:{free_port()}/0", namespace="t")
+                        cache=f"redis://127.0.0.1:{free_port()}/0", namespace="t")
     try:
         with caplog.at_level(logging.WARNING, logger="gateway.rate_limits"):
             for _ in range(3):
@@ -184,7 +184,7 @@ async def test_a_failing_counter_store_admits_attempts(caplog: pytest.LogCapture
 
 
 async def test_failures_are_counted_per_address() -> None:
-    limits = RateLimits(RateLimitSettings(failed_auth_per_minute=2), cache_url="memory://",
+    limits = RateLimits(RateLimitSettings(failed_auth_per_minute=2), cache="memory://",
                         namespace="t")
     for _ in range(2):
         await limits.admit_attempt("198.51.100.7")

@@ -64,7 +64,7 @@ async def test_in_redis_the_documents_stay_within_their_budget_and_are_shared(
         kept = [n for n in range(10) if await other.get(digest(text(n))) == text(n)]
         assert kept == [7, 8, 9]  # the oldest registrations went first
         with redis.Redis.from_url(redis_url) as client:
-            prefix = f"{namespace}:{{apq2}}:"
+            prefix = f"{{{namespace}:apq2}}:"
             assert int(client.get(f"{prefix}bytes") or 0) == 3 * 100 * KB
             assert client.zcard(f"{prefix}order") == 3
             assert len(client.keys(f"{prefix}doc:*")) == 3
@@ -95,11 +95,11 @@ async def test_a_redis_that_fails_is_a_miss(manual: ManualClock) -> None:
 
 
 def test_the_mode_chooses_the_store(manual: ManualClock) -> None:
-    store = document_store(PersistedSettings(), cache_url="memory://", namespace="t",
+    store = document_store(PersistedSettings(), cache="memory://", namespace="t",
                            clock=manual.clock)
     assert isinstance(store, MemoryDocuments)
     for mode in ("off", "trusted"):
-        assert document_store(PersistedSettings(mode=mode), cache_url="memory://",
+        assert document_store(PersistedSettings(mode=mode), cache="memory://",
                               namespace="t", clock=manual.clock) is None
 
 

@@ -282,8 +282,7 @@ def test_language_is_part_of_the_cache_key(emulators: Emulators) -> None:
 
 def test_readyz_reports_sources_and_the_redis_cache(emulators: Emulators,
                                                     redis_gateways: RedisGateways) -> None:
-    # A gateway process: in this process pytest turns the DeprecationWarnings that aiocache's
-    # Redis backend triggers in redis-py (setex, close) into errors.
+    # A gateway process, with its Redis cache.
     base = redis_gateways.a.url
     _no_errors(_query(base, EVERY_SOURCE_AGAIN))
     response = httpx.get(f"{base}/readyz", timeout=10)
