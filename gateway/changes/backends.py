@@ -37,9 +37,12 @@ from gateway.changes.hub import event_order
 from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.config import CacheSettings
 
-__all__ = ["Backend", "MemoryBackend", "PollState", "RedisBackend"]
+__all__ = ["STORE_ERRORS", "Backend", "MemoryBackend", "PollState", "RedisBackend"]
 
 Deliver = Callable[[ChangeEvent], None]
+# What a backend raises while its store is away (Redis down, or failing over): expected, and
+# over once it is back.
+STORE_ERRORS = (RedisError, OSError)
 logger = logging.getLogger("gateway.changes")
 LISTEN_BLOCK_MS = 2000  # how long one read of the event stream waits for events
 LISTEN_RETRY_SECONDS = 1.0  # between reads of the event stream while Redis does not answer

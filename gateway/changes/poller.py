@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from gateway.changes.backends import Backend, PollState
+from gateway.changes.backends import STORE_ERRORS, Backend, PollState
 from gateway.changes.events import (
     ChangeEvent,
     ChangeType,
@@ -165,6 +165,10 @@ class Poller:
                 await self.step()
             except asyncio.CancelledError:
                 raise
+            except STORE_ERRORS as exc:  # Redis away (a failover): the next poll tries again
+                self._count("failed")
+                logger.warning("change poll skipped: the store did not answer (%s)",
+                               type(exc).__name__, extra={"source": self.watch.source})
             except GatewayError as exc:  # the source failed: the next poll tries again
                 self._count("failed")
                 logger.warning("change poll failed", extra={"source": self.watch.source,

@@ -4,7 +4,8 @@ CORS, and the process's life: on SIGTERM every subscription ends (``SHUTTING_DOW
 reconnect elsewhere with their last event id), ``/readyz`` answers 503 for ``[server]
 drain_seconds`` while requests are still served, then uvicorn stops accepting connections and
 waits up to ``grace_seconds`` for those in flight; then the change feed, upstream clients and
-the cache store (its Redis pool) are closed.
+the cache store (its Redis pool) are closed. On SIGHUP the configuration is read again and, if
+it passes its checks, served from the next request on (:mod:`gateway.edge.generations`).
 
 This is the one module that imports every part (the layers: ``tests/test_imports.py``); the
 caches it makes are listed in :mod:`gateway.caches`.

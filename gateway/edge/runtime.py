@@ -1,6 +1,7 @@
-"""What one gateway process holds for its life: the cache store, the memo of what is read from
-upstream answers, and per source its health and adapter (with the upstream client and transport
-stack behind it).
+"""What one configuration of a gateway process holds (a generation: until a reload replaces it):
+the cache store, the memo of what is read from upstream answers, and per source its health and
+adapter (with the upstream client and transport stack behind it). The metrics are the
+process's, handed from one generation to the next, and so is the store while ``[cache]`` stays.
 
 Example::
 
