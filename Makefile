@@ -18,7 +18,7 @@ NPM    ?= npm
 INSTALL = { $(PIP) install --quiet uv 2>/dev/null && $(BIN)/uv pip install --quiet \
 	  --python $(BIN)/python $(1); } || $(PIP) install --quiet $(1)
 
-.PHONY: setup setup-dev run test test-fast lint schema bench clean
+.PHONY: setup setup-dev run test test-fast lint schema schema-check docs release package bench clean
 MAKEFLAGS += --no-print-directory
 
 # The Python packages and GraphiQL's files install side by side (make -j2), each once: a fresh
@@ -68,6 +68,7 @@ PYTEST = $(BIN)/python -m pytest $(1) $(PYTEST_ARGS); rc=$$?; \
 # groups alone (they measure memory and latency, which a neighbour's load would blur); their
 # coverage adds up. A narrowed run (PYTEST_ARGS=-k...) misses the floor: add --no-cov to it.
 test: setup-dev
+	@$(MAKE) docs schema-check
 	@$(call PYTEST,-m "not slow" -n 2 --cov=gateway --cov-report= --cov-fail-under=0)
 	@$(call PYTEST,-m slow --cov=gateway --cov-append --cov-report=term:skip-covered)
 
@@ -77,12 +78,32 @@ test-fast: setup-dev
 	@$(call PYTEST,-m "not slow" -n 2)
 
 lint: $(DEV_STAMP)
-	$(BIN)/ruff check gateway tests bench
+	$(BIN)/ruff check gateway tests bench tools
 	$(BIN)/mypy
 
 schema: $(RUN_STAMP)
 	$(BIN)/python -m gateway schema > schema/schema.graphql
 	$(BIN)/python -m gateway schema --federation > schema/schema.federation.graphql
+	$(BIN)/python -m gateway config-schema > schema/gateway.schema.json
+
+# The schema against the last release (schema/released/): a breaking change fails unless
+# CHANGELOG.md's unreleased section records it (docs/releases.md).
+schema-check: $(DEV_STAMP)
+	@$(BIN)/python -m tools.schema_check
+
+# The documentation site into build/site, strict: a broken link, anchor or page fails it.
+docs: $(DEV_STAMP)
+	@NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+	@echo "==> the site is in build/site"
+
+# make release VERSION=X.Y.Z: the version, the changelog and schema/released/ in one step.
+release: $(DEV_STAMP)
+	@test -n "$(VERSION)" || { echo "error: make release VERSION=X.Y.Z" >&2; exit 2; }
+	@$(BIN)/python -m tools.release $(VERSION)
+
+# A wheel and an sdist in dist/.
+package: $(DEV_STAMP)
+	$(BIN)/python -m build --outdir dist .
 
 # The gateway against its references under wrk, written to bench/README.md (~11 minutes).
 bench: $(BENCH_STAMP)
@@ -90,4 +111,4 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.run
 
 clean:
-	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache

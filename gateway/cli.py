@@ -17,6 +17,8 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
+from gateway import __version__
+
 if TYPE_CHECKING:
     from gateway.config import Config
 
@@ -201,6 +203,15 @@ def _warn(path: str, config: Config) -> None:
         print(f"warning: {path}: {warning}", file=sys.stderr)
 
 
+def _config_schema(args: argparse.Namespace) -> int:
+    import json
+
+    from gateway.config.reference import json_schema
+
+    sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
+    return 0
+
+
 def _schema(args: argparse.Namespace) -> int:
     from gateway.graph import print_sdl
 
@@ -229,6 +240,7 @@ def parser(prog: str = PROG) -> argparse.ArgumentParser:
         prog=prog, formatter_class=_HelpFormatter,
         description="One GraphQL API over many product catalogues (CareCloud, Joptic, "
                     "Axim Commerce, Comestri).")
+    root.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, summary: str) -> argparse.ArgumentParser:
@@ -274,6 +286,10 @@ def parser(prog: str = PROG) -> argparse.ArgumentParser:
                             "(token_env, cursor_secret_env, secret_env): for a machine without "
                             "the secrets (default: they must be set)")
     check.set_defaults(run=_check_config)
+
+    config_schema = command("config-schema", "print the JSON Schema of the configuration file "
+                                             "(for editors: see docs/configuration.md)")
+    config_schema.set_defaults(run=_config_schema)
 
     schema = command("schema", "print the GraphQL schema (SDL)")
     schema.add_argument("--federation", action="store_true",

@@ -22,6 +22,7 @@ from enum import StrEnum
 from typing import Any
 
 __all__ = [
+    "MEANINGS",
     "BadUserInput",
     "ErrorCode",
     "GatewayError",
@@ -39,7 +40,7 @@ __all__ = [
 
 
 class ErrorCode(StrEnum):
-    """Every ``extensions.code`` the gateway sends (the README's table lists them all)."""
+    """Every ``extensions.code`` the gateway sends (each with its meaning: :data:`MEANINGS`)."""
 
     # The HTTP request itself (gateway/edge/endpoint.py), before any GraphQL work.
     METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
@@ -79,6 +80,118 @@ class ErrorCode(StrEnum):
     SOURCE_REMOVED = "SOURCE_REMOVED"
     INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 
+
+# What each code means to a client, and what it can do: the error reference
+# (docs/errors.md) is made from this table; every code has its line (tests/test_errors.py).
+MEANINGS: dict[ErrorCode, str] = {
+    ErrorCode.METHOD_NOT_ALLOWED:
+        "HTTP 405: a method other than GET or POST, or a mutation over GET",
+    ErrorCode.NOT_ACCEPTABLE: (
+        "HTTP 406: `Accept` allows neither JSON media type nor `text/event-stream`, or a "
+        "subscription was asked for as JSON"
+    ),
+    ErrorCode.PAYLOAD_TOO_LARGE: "HTTP 413: the body is larger than `[server] max_body_bytes`",
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE: "HTTP 415: a POST body that is not `application/json`",
+    ErrorCode.REQUEST_TIMEOUT: (
+        "HTTP 408: the request's headers or body did not arrive within `[server] "
+        "header_timeout_seconds` / `body_timeout_seconds`"
+    ),
+    ErrorCode.PREFLIGHT_REQUIRED: (
+        "HTTP 400: a GET query without a header a cross-site form cannot send (`Apollo-Require- "
+        "Preflight: true`, `X-Apollo-Operation-Name`, or a non-form `Content-Type`); `[server] "
+        "csrf_prevention`"
+    ),
+    ErrorCode.PLAYGROUND_DISABLED: (
+        "HTTP 404: a browser opened `/graphql` where `[server] graphiql` is off (the production "
+        "profile): GraphQL requests are POSTs of `application/json`"
+    ),
+    ErrorCode.UNAUTHENTICATED: (
+        "HTTP 401 (with `WWW-Authenticate`): no valid credentials where `[auth] required`, or an "
+        "API key or bearer token that is not valid (unknown, expired, wrong audience or issuer, "
+        "badly signed); also what ends a subscription whose token expired or whose key was "
+        "removed (`extensions.lastEventId`)"
+    ),
+    ErrorCode.RATE_LIMITED:
+        "HTTP 429 (with `Retry-After`): the client made its `requests_per_minute`",
+    ErrorCode.COST_BUDGET_EXCEEDED: (
+        "HTTP 429 (with `Retry-After`): the query's estimated upstream requests exceed what is "
+        "left of the client's `cost_per_minute`; also what ends a subscription whose next event "
+        "would (`extensions.retryAfter`, `lastEventId`: resume after it once the window has "
+        "passed)"
+    ),
+    ErrorCode.PERSISTED_QUERY_NOT_SUPPORTED:
+        "`[persisted] mode = \"off\"` and the request names a persisted query",
+    ErrorCode.PERSISTED_QUERY_NOT_FOUND: (
+        "message `PersistedQueryNotFound`: the hash is not registered (an APQ client then sends "
+        "the query with it)"
+    ),
+    ErrorCode.PERSISTED_QUERY_HASH_MISMATCH: (
+        "HTTP 400: `sha256Hash` is not the SHA-256 of `query` (or the persisted-query extension "
+        "is malformed)"
+    ),
+    ErrorCode.PERSISTED_QUERY_NOT_IN_LIST: (
+        "trusted-documents mode: the operation is not one of the registered operations (nothing "
+        "runs)"
+    ),
+    ErrorCode.GRAPHQL_PARSE_FAILED:
+        "the query is not valid GraphQL syntax (no `data` in the answer)",
+    ErrorCode.GRAPHQL_VALIDATION_FAILED: (
+        "the query does not fit the schema, or `operationName` names no single operation (no "
+        "`data`)"
+    ),
+    ErrorCode.DOCUMENT_LIMIT_EXCEEDED: (
+        "the document or its `variables` is over a `[limits]` bound, named in `extensions.limit` "
+        "with `max` (and `value`); nothing else was done (no `data`)"
+    ),
+    ErrorCode.QUERY_TOO_COMPLEX: (
+        "the query may cost more upstream requests than `[limits] max_cost` (`extensions.cost`, "
+        "`maxCost`), or its answer may hold more values than `max_response_values` "
+        "(`extensions.responseValues`, `maxResponseValues`, and `largest`: the response keys down "
+        "to where the answer multiplies); refused before it runs (no `data`)"
+    ),
+    ErrorCode.BAD_USER_INPUT: (
+        "an argument, cursor or filter the client must change (also: a source that cannot answer "
+        "an argument)"
+    ),
+    ErrorCode.UPSTREAM_TIMEOUT: "a source did not answer in time",
+    ErrorCode.UPSTREAM_UNAVAILABLE: "a source could not be reached or failed (5xx)",
+    ErrorCode.UPSTREAM_RATE_LIMITED: "a source is rate limiting the gateway (429)",
+    ErrorCode.UPSTREAM_BAD_RESPONSE: "a source answered something the gateway cannot read",
+    ErrorCode.UPSTREAM_UNAUTHORIZED: "a source refused the gateway's credentials (401/403)",
+    ErrorCode.UPSTREAM_BUDGET_EXCEEDED: (
+        "the request made the `[limits] max_upstream_requests` upstream requests it may "
+        "(`extensions.maxUpstreamRequests`): this field or source was not asked, the rest arrives"
+    ),
+    ErrorCode.RESPONSE_TOO_LARGE: (
+        "the answer would be longer than `[limits] max_response_bytes` "
+        "(`extensions.maxResponseBytes`): building it stops there, and this error replaces it "
+        "(`data` null)"
+    ),
+    ErrorCode.GATEWAY_TIMEOUT: (
+        "the answer was not built within the request's deadline (`[server] "
+        "request_timeout_seconds`): building it stops there (`data` null)"
+    ),
+    ErrorCode.SUBSCRIPTION_LIMIT: (
+        "a subscription refused at its start: the connection has `[changes] "
+        "max_subscriptions_per_connection`, the client its share `max_subscriptions_per_client`, "
+        "the process `max_subscriptions`, or a source it names has no change feed; the connection "
+        "stays"
+    ),
+    ErrorCode.SLOW_SUBSCRIBER: (
+        "the subscriber fell `[changes] queue_size` events behind and was dropped "
+        "(`extensions.lastEventId`: resume after it)"
+    ),
+    ErrorCode.SHUTTING_DOWN: (
+        "the gateway is stopping: its subscriptions end (`extensions.lastEventId`); reconnect, to "
+        "another replica, after that event"
+    ),
+    ErrorCode.SOURCE_REMOVED: (
+        "a reload removed a source this subscription names in its filter: it ends "
+        "(`extensions.lastEventId`); the other subscriptions go on"
+    ),
+    ErrorCode.INTERNAL_SERVER_ERROR:
+        "a bug in the gateway (logged with its traceback; the client gets no detail)",
+}
 
 class GatewayError(Exception):
     code: ErrorCode = ErrorCode.INTERNAL_SERVER_ERROR

@@ -25,8 +25,8 @@ def published_operations() -> list[str]:
     return [p.read_text() for p in sorted((ROOT / "schema" / "operations").glob("*.graphql"))]
 
 
-def readme_queries() -> list[str]:
-    text = (ROOT / "README.md").read_text()
+def documented_queries() -> list[str]:
+    text = (ROOT / "docs" / "queries.md").read_text()
     return [block.split("```", 1)[0] for block in text.split("```graphql\n")[1:]]
 
 
@@ -49,7 +49,7 @@ def suite_documents() -> list[str]:
     return list(found)
 
 
-CORPUS = published_operations() + readme_queries() + suite_documents()
+CORPUS = published_operations() + documented_queries() + suite_documents()
 
 
 # DateTime literals for hypothesis-graphql's generated operations.

@@ -88,9 +88,9 @@ def test_the_example_configuration_has_every_section_of_the_configuration() -> N
     assert config.server.cors_origins  # explicit
 
 
-def test_readme_production_section_names_real_commands() -> None:
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## Running in production", 1)[1].split("\n## ", 1)[0]
+def test_the_production_page_names_real_commands() -> None:
+    page = (ROOT / "docs" / "operations.md").read_text()
+    section = page.split("## Running in production", 1)[1].split("\n## ", 1)[0]
     commands = re.findall(r"`(?:\.venv/bin/)?(python -m gateway [^`]+)`", section)
     assert commands
     for line in commands:

@@ -1,4 +1,5 @@
-"""The README's examples answer exactly as shown, from the gateway ``make run`` serves.
+"""The documented examples (``docs/queries.md``, and the README's curl) answer exactly as shown,
+from the gateway ``make run`` serves.
 
 Each ```graphql block is sent, with the variables its paragraph gives in a `{...}` span, to a real
 ``python -m gateway demo`` process; the ```json block after it must equal the answer. The ids and
@@ -25,6 +26,8 @@ import pytest
 from tests.processes import ROOT, Process
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
+# The examples' page of the documentation (the README's first screen links to it).
+QUERIES = (ROOT / "docs" / "queries.md").read_text(encoding="utf-8")
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.DOTALL | re.MULTILINE)
 CURSOR_FIELDS = frozenset({"cursor", "startCursor", "endCursor"})
 
@@ -39,13 +42,13 @@ class Example:
 
 
 def _examples() -> list[Example]:
-    blocks = list(FENCE.finditer(README))
+    blocks = list(FENCE.finditer(QUERIES))
     examples = []
     for i, block in enumerate(blocks):
         if block.group(1) != "graphql":
             continue
         assert i + 1 < len(blocks) and blocks[i + 1].group(1) == "json", block.group(2)
-        prose = README[blocks[i - 1].end() if i else 0:block.start()]
+        prose = QUERIES[blocks[i - 1].end() if i else 0:block.start()]
         spans = []
         for span in re.findall(r"`(\{.*?\})`", prose, re.DOTALL):
             try:
@@ -56,7 +59,7 @@ def _examples() -> list[Example]:
         name = re.search(r"^(?:query|mutation) (\w+)", block.group(2), re.MULTILINE)
         assert name is not None, block.group(2)
         examples.append(Example(name.group(1), block.group(2), spans[0] if spans else None,
-                                json.loads(blocks[i + 1].group(2)), README[:block.start()]))
+                                json.loads(blocks[i + 1].group(2)), QUERIES[:block.start()]))
     return examples
 
 
@@ -146,6 +149,6 @@ def test_the_merged_order_mixes_sources_on_its_first_page() -> None:
 
 
 def test_command_lines_run_inside_the_venv() -> None:
-    for line in README.splitlines():
+    for line in (README + QUERIES).splitlines():
         for match in re.finditer(r"([^\s`(]*)python -m gateway", line):
             assert match.group(1) == ".venv/bin/", line

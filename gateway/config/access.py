@@ -17,7 +17,7 @@ __all__ = ["ApiKey", "AuthSettings", "ClientLimits", "JwtSettings", "RateLimitSe
 class ApiKey(Strict):
     """One client's API key, configured by its SHA-256 (the key itself is never stored)."""
 
-    client: str = Field(pattern=r"^[A-Za-z0-9_.:@-]{1,100}$")
+    client: str = Field(pattern=r"^[A-Za-z0-9_.:@-]{1,100}$")  # its name (logs, limits)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")  # `printf %s KEY | sha256sum`
 
 
@@ -25,6 +25,7 @@ class JwtSettings(Strict):
     """``[auth.jwt]``: bearer tokens signed with HS256 (a shared secret) or RS256 (a public key
     from a PEM file, a JWKS file or a JWKS URL)."""
 
+    # The signing algorithms accepted (a token naming another is refused).
     algorithms: tuple[Literal["HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256",
                               "PS256"], ...] = Field(default=("RS256",), min_length=1)
     secret: SecretStr | None = None  # HS*: the shared secret, inline or …
@@ -85,6 +86,7 @@ class AuthSettings(Strict):
 
 
 class ClientLimits(Strict):
+    # This client's own limits, in place of [rate_limits]' (unset: those; 0: no limit).
     requests_per_minute: int | None = Field(default=None, ge=0)
     cost_per_minute: int | None = Field(default=None, ge=0)
 

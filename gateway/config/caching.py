@@ -40,7 +40,7 @@ def is_redis_url(url: str) -> bool:
 
 
 class CacheSettings(Strict):
-    url: str = "memory://"
+    url: str = "memory://"  # memory://, or redis:// (rediss://) shared by every process
     # Prefix of every key: deployments sharing one Redis can keep apart (the format version is
     # part of every key as well, so different versions never read each other's entries).
     namespace: str = Field(default="cgw", pattern=r"^[A-Za-z0-9_.-]{1,40}$")
@@ -53,6 +53,7 @@ class CacheSettings(Strict):
     # sentinel_service, followed through failovers; "cluster", the cluster of cluster_nodes.
     redis_mode: RedisMode = "single"
     sentinels: tuple[Address, ...] = Field(default=(), max_length=16)  # "host:port" each
+    # The name the sentinels monitor the primary as (`sentinel monitor <name> …`).
     sentinel_service: str = Field(default="mymaster", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     cluster_nodes: tuple[Address, ...] = Field(default=(), max_length=64)  # some of its nodes
 
@@ -85,7 +86,7 @@ class CacheSettings(Strict):
 class ResponseCacheSettings(Strict):
     """The whole-response cache (gateway/caches/responses.py)."""
 
-    enabled: bool = True
+    enabled: bool = True  # whole answers kept, in memory (and Redis when [cache] is)
     # An answer is kept while the upstream answers it was built from are fresh, at most this.
     max_ttl_seconds: float = Field(default=60.0, ge=0, le=86400)
     max_bytes: int = Field(default=32 * 2**20, ge=0)  # the in-process memory tier

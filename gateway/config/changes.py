@@ -17,7 +17,7 @@ class ChangeSettings(Strict):
     # references to events every subscriber shares: 8 bytes an entry).
     queue_size: int = Field(default=1000, ge=1, le=100_000)
     max_subscriptions: int = Field(default=1000, ge=0, le=1_000_000)  # in this process
-    max_subscriptions_per_connection: int = Field(default=20, ge=1, le=1000)
+    max_subscriptions_per_connection: int = Field(default=20, ge=1, le=1000)  # a WebSocket's
     # A client's share of this process (its identity, else its address: anonymous clients
     # behind one proxy share an address, and so a share).
     max_subscriptions_per_client: int = Field(default=100, ge=1, le=1_000_000)

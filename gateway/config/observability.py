@@ -29,7 +29,7 @@ LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 class LoggingSettings(Strict):
     """The gateway's log lines (gateway/observability/logs.py)."""
 
-    level: LogLevel = "info"
+    level: LogLevel = "info"  # of the gateway's and the server's log lines
     # "auto": human-readable lines when stderr is a terminal (make run), JSON lines otherwise.
     format: Literal["auto", "json", "console"] = "auto"
 
@@ -38,10 +38,11 @@ class TracingSettings(Strict):
     """OpenTelemetry tracing (gateway/observability/tracing.py; needs the `tracing` extra
     installed)."""
 
-    enabled: bool = False
+    enabled: bool = False  # spans of each request, its resolvers and upstream calls
     # "otlp": OTLP over HTTP to `endpoint` (default: the SDK's, http://localhost:4318, or
     # OTEL_EXPORTER_OTLP_ENDPOINT); "console": spans printed to stdout (trying it out).
     exporter: Literal["otlp", "console"] = "otlp"
     endpoint: str | None = None
+    # The service.name resource attribute of every span.
     service_name: str = Field(default="catalogue-gateway", min_length=1, max_length=100)
     sample_ratio: float = Field(default=1.0, ge=0, le=1)  # of traces the client did not start

@@ -29,8 +29,9 @@ class ServerSettings(Strict):
     # stranger about the schema or the sources, and needs a cursor secret; "development" (the
     # demo) turns them on. A key set in the file wins over its profile's default.
     profile: Profile = "production"
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=0, le=65535)
+    host: str = "127.0.0.1"  # the interface to listen on (0.0.0.0: every one)
+    port: int = Field(default=8000, ge=0, le=65535)  # 0: any free port
+    # Pages whose scripts may call the gateway (CORS): exact origins, and a pattern of more.
     cors_origins: tuple[str, ...] = ()
     cors_origin_regex: str | None = None
     graphiql: bool = False  # the playground on a browser GET of /graphql

@@ -19,7 +19,7 @@ class SourceTuning(Strict):
     """What ``[defaults]`` sets for every source and a ``[[sources]]`` entry may override."""
 
     timeout_seconds: float = Field(default=10.0, gt=0, le=300)  # one upstream try
-    connect_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
+    connect_timeout_seconds: float = Field(default=3.0, gt=0, le=60)  # of one connection
     timezone: str = "UTC"  # for upstream timestamps without a zone (CareCloud)
     # The language asked of a source that answers in languages (CareCloud) when the client's
     # Accept-Language names none it serves: an Accept-Language value ("en", "en-GB, cs;q=0.5").
@@ -29,9 +29,9 @@ class SourceTuning(Strict):
     cache_ttl_seconds: float = Field(default=60.0, ge=0)  # product answers
     group_cache_ttl_seconds: float = Field(default=300.0, ge=0)  # group lists and tables
     stale_grace_seconds: float = Field(default=600.0, ge=0)  # stale-if-error window after expiry
-    max_retries: int = Field(default=2, ge=0, le=10)
+    max_retries: int = Field(default=2, ge=0, le=10)  # of a failed idempotent call
     retry_backoff_seconds: float = Field(default=0.2, ge=0)  # first backoff; doubles, jittered
-    retry_max_backoff_seconds: float = Field(default=5.0, ge=0)
+    retry_max_backoff_seconds: float = Field(default=5.0, ge=0)  # the longest backoff
     retry_after_cap_seconds: float = Field(default=10.0, ge=0)  # longest Retry-After honoured
     # The circuit breaker (gateway/upstream/breaker.py): it opens when, over the window, at
     # least `threshold` calls failed and they were at least `failure_rate` of the calls; open,
@@ -79,9 +79,10 @@ class SourceConfig(SourceTuning):
     checks it together with every other problem of the file.
     """
 
-    name: str = Field(pattern=NAME_PATTERN)
-    kind: SourceKind
-    base_url: AnyHttpUrl
+    name: str = Field(pattern=NAME_PATTERN)  # the source's id in the schema and in logs
+    kind: SourceKind  # which upstream API it speaks
+    base_url: AnyHttpUrl  # where that API answers (its path prefix included)
+    # The gateway's credential for it, inline or from this environment variable (one of two).
     token: SecretStr | None = None
     token_env: str | None = None
     # The languages the source answers in (CareCloud; default "cs" and "en"): the client's

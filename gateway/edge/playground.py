@@ -99,7 +99,9 @@ class Playground:
     def page(self) -> Response:
         if not self.installed():
             return JSONResponse({"errors": [{
-                "message": "the playground's files are not installed: run `make setup`",
+                "message": "the playground's files are not installed: run `make setup` in a "
+                           "source tree, or point [server] playground_assets at a directory "
+                           "holding them (GraphiQL's node_modules)",
                 "extensions": {"code": "PLAYGROUND_NOT_INSTALLED"}}]}, status_code=503)
         text = PAGE.format(prefix=PREFIX, endpoint=json.dumps(self.endpoint),
                            query=json.dumps(DEFAULT_QUERY).replace("</", "<\\/"))

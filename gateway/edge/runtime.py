@@ -16,6 +16,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from gateway import __version__
 from gateway.caches.bounded import ByteBoundedLRU
 from gateway.caches.store import ResponseStore
 from gateway.clock import SYSTEM_CLOCK, Clock
@@ -98,7 +99,8 @@ class Runtime:
             status = "unready"
         elif any(state is not BreakerState.CLOSED for state in states):
             status = "degraded"
-        return {"status": status, "cache": self.store.url_kind, "sources": sources}
+        return {"status": status, "version": __version__, "cache": self.store.url_kind,
+                "sources": sources}
 
     async def aclose(self, *, keep_store: bool = False) -> None:
         """Close the upstream clients, and the store unless another runtime took it over."""

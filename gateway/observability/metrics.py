@@ -64,6 +64,8 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
+from gateway import __version__
+
 __all__ = ["CONTENT_TYPE", "MULTIPROC_ENV", "Metrics", "SourceMetrics", "multiprocess",
            "worker_exited"]
 
@@ -144,6 +146,8 @@ class Metrics:
         self.subscriptions = Gauge(
             "gateway_subscriptions", "Subscriptions open, by topic (summed over processes)",
             ["topic"], multiprocess_mode="livesum", registry=registry)
+        Gauge("gateway_build_info", "1, labelled with the running version",
+              ["version"], multiprocess_mode="max", registry=registry).labels(__version__).set(1)
         self.config_reloads = Counter(
             "gateway_config_reloads", "Configuration reloads (SIGHUP) by outcome: applied, "
             "refused (the file failed its checks; the running configuration stays)",
