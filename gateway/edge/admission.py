@@ -120,6 +120,18 @@ class Admission:
         self.schema: GraphQLSchema = graphql_schema(schema)
         self.estimate_cost = estimate_cost
         self.clock = clock
+        self._successor: Admission | None = None  # after a reload: the new configuration's
+
+    def hand_over(self, successor: Admission) -> None:
+        """A reload replaced this admission: the streams it admitted meet the new one's
+        credentials and limits at their next event (a key removed ends them)."""
+        self._successor = successor
+
+    def _latest(self) -> Admission:
+        admission = self
+        while admission._successor is not None:
+            admission = admission._successor
+        return admission
 
     async def identify(self, headers: Mapping[str, str], *, address: str) -> Client:
         """Steps 1 and 2: the client, or :class:`RequestError` (429, 401). Only credentials
@@ -180,12 +192,13 @@ class Admission:
     async def event(self, client: Client, operation: Operation) -> None:
         """Steps 7 and 8, before an event of ``operation`` is resolved: raises
         :class:`~gateway.errors.SubscriptionEnded` when the subscription must end."""
-        invalid = self.auth.still_valid(client, self.clock.wall())
+        latest = self._latest()
+        invalid = latest.auth.still_valid(client, self.clock.wall())
         if invalid is not None:
             raise SubscriptionEnded(f"{invalid}: subscribe again with valid credentials",
                                     ErrorCode.UNAUTHENTICATED)
         try:
-            await self.rate_limits.admit_cost(client, operation.estimate)
+            await latest.rate_limits.admit_cost(client, operation.estimate)
         except RateLimited as exc:
             raise SubscriptionEnded(f"{exc.message}; subscribe again after the window, with "
                                     "`after` the last event id received: nothing is missed",
@@ -193,7 +206,7 @@ class Admission:
 
     async def charge(self, client: Client, calls: int) -> None:
         """Charge the upstream calls an operation (or an event) made."""
-        await self.rate_limits.charge(client, calls)
+        await self._latest().rate_limits.charge(client, calls)
 
     async def register(self, client: Client, persisted: Persisted) -> None:
         """Keep an APQ document, counted against the client's request budget (a client past

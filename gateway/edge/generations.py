@@ -212,6 +212,7 @@ class GatewayApp:
             return False
         await self._move_feed(config, generation)
         await generation.warm()
+        previous.parts.endpoint.admission.hand_over(generation.parts.endpoint.admission)
         self._live.add(generation)
         self.current = generation
         previous.retired = True

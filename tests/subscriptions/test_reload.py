@@ -5,7 +5,9 @@ is refused, logged, and the running configuration serves on."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ import httpx
 
 from gateway.config import Config, fingerprint
 from tests.helpers import error_codes
-from tests.leaks import SessionLog
+from tests.leaks import CONFIGURED, SessionLog
 from tests.subscriptions.conftest import (
     GROUP_CHANGES,
     Emulators,
@@ -121,3 +123,28 @@ def test_shared_cache_entries_are_keyed_by_the_whole_configuration_secrets_inclu
     assert fingerprint(config) == fingerprint(config.model_copy())
     assert fingerprint(config) != fingerprint(rotated)
     assert fingerprint(config) != fingerprint(without(config, "axim"))
+
+
+def test_a_key_a_reload_removes_ends_the_subscriptions_it_opened(
+        emulator_servers: Emulators) -> None:
+    keys = {"kept": "ak_" + secrets.token_urlsafe(24), "revoked": "ak_" + secrets.token_urlsafe(24)}
+    CONFIGURED.update(keys.values())
+
+    def auth(*clients: str) -> dict[str, Any]:
+        return {"required": True, "api_keys": [
+            {"client": c, "sha256": hashlib.sha256(keys[c].encode()).hexdigest()}
+            for c in clients]}
+
+    config = gateway_config(emulator_servers, auth=auth("kept", "revoked"))
+    with running(config) as gateway:
+        group = gateway.groups("joptic")[0]
+        with sse(gateway, GROUP_CHANGES, headers={"X-API-Key": keys["kept"]}) as kept, \
+                sse(gateway, GROUP_CHANGES, headers={"X-API-Key": keys["revoked"]}) as revoked:
+            gateway.wait_subscribers(2)
+            rotated = gateway_config(emulator_servers, auth=auth("kept"))
+            assert reload(gateway, rotated)
+            [announced] = gateway.announce(event(group))
+            assert next(kept).id == announced
+            ended = json.loads(next(revoked).data)
+            assert error_codes(ended["errors"]) == ["UNAUTHENTICATED"]
+            assert "no longer valid" in ended["errors"][0]["message"]
