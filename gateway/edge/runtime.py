@@ -69,7 +69,11 @@ class Runtime:
             store = ResponseStore(config.cache, namespace=config.cache.namespace,
                                   clock=clock, memory_max_bytes=config.cache.memory_max_bytes)
         memo: Memo = ByteBoundedLRU(config.cache.decoded_max_bytes)  # one bound for all sources
-        health = {s.name: health_for(s, clock=clock) for s in config.sources}
+        # A source the reload left as it was keeps its breaker (open stays open).
+        kept = {s.name: previous.health[s.name] for s in config.sources
+                if previous is not None and s in previous.config.sources}
+        health = {s.name: kept.get(s.name) or health_for(s, clock=clock)
+                  for s in config.sources}
         if previous is not None:
             metrics = previous.metrics
         else:
@@ -78,7 +82,7 @@ class Runtime:
         adapters = {}
         for s in config.sources:
             source_metrics = None if metrics is None else metrics.source(s.name)
-            if source_metrics is not None:
+            if source_metrics is not None and s.name not in kept:
                 health[s.name].watch(source_metrics.breaker)
             transport = build_transport(s, store=store, health=health[s.name], clock=clock,
                                         metrics=source_metrics, tracing=tracing)
