@@ -84,7 +84,7 @@ lint: $(DEV_STAMP)
 schema: $(RUN_STAMP)
 	$(BIN)/python -m gateway schema > schema/schema.graphql
 	$(BIN)/python -m gateway schema --federation > schema/schema.federation.graphql
-	$(BIN)/python -m gateway config-schema > schema/gateway.schema.json
+	$(BIN)/python -m gateway config-schema --output schema/gateway.schema.json
 
 # The schema against the last release (schema/released/): a breaking change fails unless
 # CHANGELOG.md's unreleased section records it (docs/releases.md).

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import shutil
 import sys
@@ -204,11 +205,14 @@ def _warn(path: str, config: Config) -> None:
 
 
 def _config_schema(args: argparse.Namespace) -> int:
-    import json
-
     from gateway.config.reference import json_schema
 
-    sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
+    text = json.dumps(json_schema(), indent=2) + "\n"
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as file:
+            file.write(text)
+    else:
+        sys.stdout.write(text)
     return 0
 
 
@@ -289,6 +293,8 @@ def parser(prog: str = PROG) -> argparse.ArgumentParser:
 
     config_schema = command("config-schema", "print the JSON Schema of the configuration file "
                                              "(for editors: see docs/configuration.md)")
+    config_schema.add_argument("--output", metavar="FILE",
+                               help="write it to FILE (default: standard output)")
     config_schema.set_defaults(run=_config_schema)
 
     schema = command("schema", "print the GraphQL schema (SDL)")

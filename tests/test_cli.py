@@ -234,10 +234,11 @@ def _entries(help_text: str) -> dict[str, str]:
 
 
 def test_subcommands_are_the_documented_ones() -> None:
-    assert list(_subcommands()) == ["serve", "demo", "check-config", "schema"]
+    assert list(_subcommands()) == ["serve", "demo", "check-config", "config-schema", "schema"]
 
 
-@pytest.mark.parametrize("command", ["serve", "demo", "check-config", "schema"])
+@pytest.mark.parametrize("command", ["serve", "demo", "check-config", "config-schema",
+                                     "schema"])
 def test_every_option_has_help_and_shows_its_default(command: str) -> None:
     result = run(command, "--help")
     assert result.returncode == 0, result.stderr

@@ -29,6 +29,7 @@ LAZY_IMPORTS = frozenset({
     # `--help` imports nothing of the server: each command loads what it runs (tests/test_cli.py).
     ("gateway.cli", "gateway.edge.app"),
     ("gateway.cli", "gateway.config"),
+    ("gateway.cli", "gateway.config.reference"),  # `config-schema` alone walks the model
     ("gateway.cli", "gateway.observability.logs"),
     ("gateway.cli", "gateway.observability.metrics"),
     ("gateway.cli", "gateway.edge.serving"),
