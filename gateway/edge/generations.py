@@ -202,6 +202,7 @@ class GatewayApp:
                                       "made from a configuration in memory)")
                 config = await asyncio.to_thread(load_config, self.config_path)
             generation = await self._build(config, previous)
+            await generation.warm()
         except ConfigError as exc:
             logger.error("configuration reload refused; the running configuration stays:\n%s",
                          exc, extra={"reload": "refused"})
@@ -211,7 +212,6 @@ class GatewayApp:
                              extra={"reload": "refused"})
             return False
         await self._move_feed(config, generation)
-        await generation.warm()
         previous.parts.endpoint.admission.hand_over(generation.parts.endpoint.admission)
         self._live.add(generation)
         self.current = generation
@@ -243,7 +243,8 @@ class GatewayApp:
         if generation not in self._live:
             return
         self._live.discard(generation)
-        keep_store = self.current.runtime.store is generation.runtime.store
+        # The store goes on while a later generation took it over.
+        keep_store = any(g.runtime.store is generation.runtime.store for g in self._live)
         task = asyncio.ensure_future(generation.aclose(keep_store=keep_store))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
@@ -252,9 +253,11 @@ class GatewayApp:
         """The process stops: every subscription ends with SHUTTING_DOWN, and its stream with
         it (SSE: the error, then ``complete``; WebSocket: the error, then close 1001)."""
         self.feed.end_subscriptions()
-        await asyncio.gather(*(waited for generation in list(self._live) for waited in (
-            generation.parts.streams.ended(STREAMS_END_SECONDS),
-            generation.parts.websockets.close_all(STREAMS_END_SECONDS))))
+        waits = []
+        for generation in self._live:  # the current one, and retired ones streams still use
+            waits += [generation.parts.streams.ended(STREAMS_END_SECONDS),
+                      generation.parts.websockets.close_all(STREAMS_END_SECONDS)]
+        await asyncio.gather(*waits)
 
     @contextlib.asynccontextmanager
     async def _lifespan_context(self, app: Any) -> AsyncIterator[None]:
@@ -268,9 +271,12 @@ class GatewayApp:
             restore_hup()
             restore_term()
             await self.feed.aclose()
+            self.current.retired = True
             for generation in list(self._live):
                 self._live.discard(generation)
-                await generation.aclose()
+                keep_store = any(g.runtime.store is generation.runtime.store
+                                 for g in self._live)
+                await generation.aclose(keep_store=keep_store)
             if self._closing:
                 await asyncio.gather(*self._closing, return_exceptions=True)
             if self.tracing is not None:
