@@ -93,8 +93,11 @@ def redis_cli() -> str:
 @contextmanager
 def running_cluster(workdir: Path, masters: int = 3) -> Iterator[list[str]]:
     """A Redis Cluster of ``masters`` masters and no replica; yields their addresses."""
+    # Each node's cluster bus on a free port of its own (by default its port + 10000, which
+    # may be taken, or past 65535).
     nodes = [RedisProcess(workdir, "--cluster-enabled", "yes", "--cluster-config-file",
-                          "nodes.conf", "--cluster-node-timeout", "2000")
+                          "nodes.conf", "--cluster-node-timeout", "2000",
+                          "--cluster-port", str(free_port()))
              for _ in range(masters)]
     try:
         for node in nodes:

@@ -12,7 +12,6 @@ in ``X-Served-By``), with SSE subscribers of the change feed reconnecting throug
 
 from __future__ import annotations
 
-import json
 import shutil
 import signal
 import sys
@@ -22,17 +21,16 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from httpx_sse import connect_sse
 
 from gateway.edge.serving import ServerThread
 from gateway.emulators import DEMO_TOKENS, create_emulator
 from gateway.emulators.changes import EmulatorData
 from tests.helpers import eventually, free_port
 from tests.processes import Process
+from tests.sse_subscriber import Subscriber
 
 pytestmark = pytest.mark.slow  # ~40 s: three gateway processes, a balancer, a minute of load
 
@@ -129,52 +127,6 @@ class Load:
         return [o for o in self.outcomes if start <= o.at < end]
 
 
-class Subscriber:
-    """An SSE subscriber through the balancer that reconnects with ``Last-Event-ID`` whenever
-    its stream ends; every event it received, in order."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.events: list[dict[str, Any]] = []
-        self.streams = 0
-        self.log: list[str] = []  # each stream: the replica, and what it brought (on failure)
-        self.closed = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def start(self) -> Subscriber:
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        with httpx.Client(timeout=httpx.Timeout(10, read=None)) as client:
-            while not self.closed.is_set():
-                headers = {"Last-Event-ID": self.events[-1]["eventId"]} if self.events else {}
-                try:
-                    with connect_sse(client, "POST", f"{self.url}/graphql", headers=headers,
-                                     json={"query": SUBSCRIPTION}) as source:
-                        self.streams += 1
-                        self.log.append(f"{source.response.headers.get('x-served-by')}:"
-                                        f"{source.response.status_code}")
-                        for sse in source.iter_sse():
-                            if sse.event == "next":
-                                event = json.loads(sse.data).get("data", {}).get(
-                                    "productGroupChanged")
-                                if event:
-                                    self.events.append(event)
-                                    self.log.append(event["eventId"])
-                            elif sse.event != "complete":
-                                self.log.append(sse.event)
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.2)
-
-    def names(self) -> list[tuple[str, str]]:
-        return [(e["change"], e["node"]["name"]) for e in self.events]
-
-    def close(self) -> None:
-        self.closed.set()
-
-
 def test_a_drained_and_a_killed_replica_behind_haproxy(
         joptic: tuple[str, EmulatorData], redis_url: str, tmp_path: Path) -> None:
     haproxy = shutil.which("haproxy")
@@ -189,7 +141,8 @@ def test_a_drained_and_a_killed_replica_behind_haproxy(
     balancer = Process([haproxy, "-db", "-f", str(haproxy_config(
         tmp_path / "haproxy.cfg", front, ports))]).start()
     url = f"http://127.0.0.1:{front}"
-    load, subscribers = Load(url), [Subscriber(url) for _ in range(3)]
+    load = Load(url)
+    subscribers = [Subscriber(url, SUBSCRIPTION, "productGroupChanged") for _ in range(3)]
     try:
         for process in replicas.values():
             process.wait_for(r"Uvicorn running on")

@@ -24,17 +24,17 @@ from typing import Any
 
 import httpx
 import pytest
-from httpx_sse import connect_sse
 from redis.cluster import RedisCluster
 
 from gateway.edge.serving import ServerThread
 from gateway.emulators import DEMO_TOKENS, create_emulator
 from gateway.emulators.changes import EmulatorData
-from gateway.emulators.common import RequestLog
+from gateway.emulators.common import RecordedRequest, RequestLog
 from tests.helpers import eventually, free_port, wait_healthy
 from tests.leaks import CONFIGURED
 from tests.processes import Process
 from tests.redis_server import running_cluster, running_sentinels
+from tests.sse_subscriber import Subscriber
 
 pytestmark = pytest.mark.slow  # Redis servers and gateway processes of their own
 
@@ -73,37 +73,10 @@ def serve(config: Path) -> tuple[Process, str]:
     return process, url
 
 
-class Subscriber:
-    """An SSE subscriber of one gateway that reconnects with ``Last-Event-ID`` whenever its
-    stream ends; every event it received, in order."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.events: list[dict[str, Any]] = []
-        self.streams = 0
-        self.closed = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        with httpx.Client(timeout=httpx.Timeout(10, read=None)) as client:
-            while not self.closed.is_set():
-                headers = {"Last-Event-ID": self.events[-1]["eventId"]} if self.events else {}
-                try:
-                    with connect_sse(client, "POST", f"{self.url}/graphql", headers=headers,
-                                     json={"query": SUBSCRIPTION}) as source:
-                        self.streams += 1
-                        for sse in source.iter_sse():
-                            event = (json.loads(sse.data).get("data") or {}).get(
-                                "productGroupChanged") if sse.event == "next" else None
-                            if event:
-                                self.events.append(event)
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.2)
-
-    def names(self) -> list[tuple[str, str]]:
-        return [(e["change"], e["node"]["name"]) for e in self.events]
+def queried(log: RequestLog) -> list[RecordedRequest]:
+    """The source's requests made for queries (not the change feed's polls)."""
+    return [r for r in log.records
+            if not r.headers.get("x-request-id", "").startswith("changes:")]
 
 
 def post(url: str, body: dict[str, Any], headers: dict[str, str] | None = None
@@ -124,9 +97,9 @@ def test_two_gateway_processes_share_everything_through_a_redis_cluster(
         try:
             # Cached answers: what A fetched, B answers without asking the source again.
             first = post(a_url, {"query": GROUPS}).json()
-            asked = len(log.records)
+            asked = len(queried(log))
             assert asked > 0 and post(b_url, {"query": GROUPS}).json() == first
-            assert len(log.records) == asked
+            assert len(queried(log)) == asked
 
             # APQ: registered through A, run through B by its hash alone.
             digest = hashlib.sha256(GROUPS.encode()).hexdigest()
@@ -142,7 +115,8 @@ def test_two_gateway_processes_share_everything_through_a_redis_cluster(
             assert answers[-1].json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
 
             # The change feed: one poller commits each change, both processes deliver it.
-            subscribers = [Subscriber(a_url), Subscriber(b_url)]
+            subscribers = [Subscriber(u, SUBSCRIPTION, "productGroupChanged").start()
+                           for u in (a_url, b_url)]
             eventually(lambda: all(s.streams for s in subscribers))
             time.sleep(1.0)  # the feed's baseline poll
             data.create_group(name="Made while two gateways watched")
@@ -150,7 +124,7 @@ def test_two_gateway_processes_share_everything_through_a_redis_cluster(
             time.sleep(1.5)  # nothing more may come
         finally:
             for subscriber in subscribers:
-                subscriber.closed.set()
+                subscriber.close()
             a.stop()
             b.stop()
         host, port = nodes[0].split(":")
@@ -173,7 +147,7 @@ def test_a_sentinel_failover_loses_no_event_and_fails_no_query(
         config = write_config(tmp_path / "gateway.toml", upstream, cache, "unused-key")
         gateway, url = serve(config)
         load = QueryLoad(url)
-        subscriber = Subscriber(url)
+        subscriber = Subscriber(url, SUBSCRIPTION, "productGroupChanged").start()
         try:
             eventually(lambda: subscriber.streams > 0)
             time.sleep(1.0)  # the feed's baseline poll
@@ -192,7 +166,7 @@ def test_a_sentinel_failover_loses_no_event_and_fails_no_query(
             eventually(lambda: len(subscriber.events) >= 4, timeout=30)
             time.sleep(1.5)  # nothing more may come
         finally:
-            subscriber.closed.set()
+            subscriber.close()
             load.stop()
             gateway.stop()
     assert subscriber.names() == [
