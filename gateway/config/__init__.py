@@ -1,6 +1,6 @@
 """The gateway's configuration: a TOML file validated at start-up.
 
-Example (the full format: the README and examples/gateway.toml)::
+Example (the full format: docs/configuration.md and examples/gateway.toml)::
 
     [server]
     port = 8000

@@ -10,10 +10,10 @@ __all__ = ["LimitSettings"]
 
 
 class LimitSettings(Strict):
-    """``[limits]``: what one GraphQL request may cost (README, "Query safety").
+    """``[limits]``: what one GraphQL request may cost (docs/query-safety.md).
 
     Document limits are checked where the query is parsed, before validation; the cost before
-    execution; the budgets while executing. The defaults pass every published, README and test
+    execution; the budgets while executing. The defaults pass every published, documented and test
     query with room to spare and refuse the attacks of issue 11.
     """
 

@@ -15,7 +15,7 @@ __all__ = ["PROFILE_DEFAULTS", "Profile", "ServerSettings"]
 
 Profile = Literal["production", "development"]
 
-# What a profile turns on when the file does not say (the README's "Running in production").
+# What a profile turns on when the file does not say (docs/operations.md, "Running in production").
 PROFILE_DEFAULTS: dict[str, dict[str, Any]] = {
     "production": {"graphiql": False, "introspection": False, "field_suggestions": False,
                    "readyz_detail": False, "csrf_prevention": True, "cost_extension": "off"},

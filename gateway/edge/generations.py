@@ -65,7 +65,7 @@ logger = logging.getLogger("gateway.runtime")
 # does not read holds one this long at most).
 STREAMS_END_SECONDS = 2.0
 
-# What a reload cannot change in a running process, and why (README, "Reloading").
+# What a reload cannot change in a running process, and why (docs/operations.md, "Reloading").
 RESTART_ONLY = {
     "server.host": "the listening socket is bound at start",
     "server.port": "the listening socket is bound at start",
