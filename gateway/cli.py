@@ -16,6 +16,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gateway import __version__
@@ -43,6 +44,7 @@ def _serve(args: argparse.Namespace) -> int:
     from gateway.edge.serving import (
         GatewayServer,
         freeze_startup_heap,
+        serve_copy,
         serve_workers,
         uvicorn_options,
     )
@@ -65,12 +67,16 @@ def _serve(args: argparse.Namespace) -> int:
         if config.server.cursor_secret is None:
             print("warning: no [server] cursor_secret: each worker signs cursors with its own "
                   "random secret, so a cursor may be refused by another worker", file=sys.stderr)
-        with _multiprocess_metrics():
-            # Workers import the app themselves: hand them the config path.
-            os.environ[CONFIG_ENV] = os.path.abspath(path)
+        with _multiprocess_metrics(), tempfile.TemporaryDirectory(prefix="gateway-") as run:
+            # Workers import the app themselves: hand them the path of the checked copy of the
+            # file that the supervisor keeps (serve_workers).
+            served = Path(run) / "gateway.toml"
+            serve_copy(Path(path), served)
+            os.environ[CONFIG_ENV] = str(served)
             _metrics_port(config, host, None)
             serve_workers(uvicorn.Config("gateway.edge.app:app_from_env", factory=True,
-                                         workers=args.workers, **options))
+                                         workers=args.workers, **options),
+                          source=Path(path).resolve(), served=served)
     else:
         app = create_app(config, config_path=path)
         _metrics_port(config, host, app)

@@ -54,7 +54,7 @@ from gateway.edge.persisted import (
 from gateway.edge.playground import DEFAULT_ASSETS, Playground
 from gateway.edge.request import RequestReader
 from gateway.edge.runtime import Runtime
-from gateway.edge.serving import CONFIG_PATH_ENV, Drain, freeze_startup_heap
+from gateway.edge.serving import Drain, freeze_startup_heap
 from gateway.edge.streams import EventStreams
 from gateway.edge.websocket import GraphQLWebSockets
 from gateway.graph import build_schema
@@ -67,7 +67,7 @@ from gateway.observability.tracing import Tracing, tracing_for
 
 __all__ = ["CONFIG_ENV", "GatewayApp", "app_from_env", "create_app"]
 
-CONFIG_ENV = CONFIG_PATH_ENV
+CONFIG_ENV = "GATEWAY_CONFIG"
 
 
 def create_app(config: Config, *, clock: Clock = SYSTEM_CLOCK,

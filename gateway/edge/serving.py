@@ -23,6 +23,7 @@ import socket
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -39,8 +40,6 @@ __all__ = ["LOG_LEVELS", "BoundApp", "Drain", "GatewayServer", "ServerThread", "
            "bind", "freeze_startup_heap", "serve_forever", "serve_workers", "uvicorn_options"]
 
 logger = logging.getLogger("gateway.runtime")
-# Where `serve --workers` tells its workers (and its own SIGHUP) the configuration file is.
-CONFIG_PATH_ENV = "GATEWAY_CONFIG"
 T = TypeVar("T")
 
 # uvicorn's levels ("trace" is its own, below debug), most severe first.
@@ -117,11 +116,27 @@ class Drain:
 
 
 class Supervisor(Multiprocess):
-    """uvicorn's supervisor of ``--workers``, whose own copy of the listening socket is closed
-    as the workers are told to stop. Each worker drains, then closes its copy; the socket
-    stops listening only when every copy is closed, and uvicorn's parent kept its own until
-    the end: connections made after the drain queued in the backlog, never answered, instead
-    of being refused at once (a balancer retries a refused connection elsewhere)."""
+    """uvicorn's supervisor of ``--workers``, with two changes.
+
+    Its own copy of the listening socket is closed as the workers are told to stop. Each
+    worker drains, then closes its copy; the socket stops listening only when every copy is
+    closed, and uvicorn's parent kept its own until the end: connections made after the drain
+    queued in the backlog, never answered, instead of being refused at once (a balancer
+    retries a refused connection elsewhere).
+
+    SIGHUP reloads the configuration in each worker in place, where uvicorn would restart them
+    all (dropping their subscriptions) on a file it never checked. Workers read ``served``, a
+    copy of the operator's ``source`` file that only a checked file replaces: a worker started
+    later (one that died) starts on the configuration that is running, never on a broken
+    file. A worker is signalled once it has started (its SIGHUP handler is installed with
+    the app); one still starting is signalled as soon as it has.
+    """
+
+    def __init__(self, config: uvicorn.Config, sockets: list[socket.socket], *,
+                 source: Path | None = None, served: Path | None = None) -> None:
+        super().__init__(config, sockets)
+        self.source, self.served = source, served
+        self._pending: set[int] = set()  # workers still starting when a reload was asked
 
     def terminate_all(self) -> None:
         for sock in self.sockets:
@@ -129,30 +144,51 @@ class Supervisor(Multiprocess):
         super().terminate_all()
 
     def handle_hup(self) -> None:
-        """SIGHUP reloads the configuration in each worker, in place (no worker restarts, no
-        subscription drops), once the file passes the checks of ``check-config`` here: a file
-        that fails them is refused with their messages, and every worker serves on."""
-        path = os.environ.get(CONFIG_PATH_ENV)
-        if path:
+        if self.source is not None and self.served is not None:
             try:
-                load_config(path)
+                load_config(self.source)
             except ConfigError as exc:
                 logger.error("SIGHUP: configuration reload refused; the running configuration "
                              "stays:\n%s", exc, extra={"reload": "refused"})
                 return
+            serve_copy(self.source, self.served)
         logger.info("SIGHUP: reloading the configuration in %d workers", len(self.processes),
                     extra={"reload": "asked"})
         for process in self.processes:
-            if process.pid is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(process.pid, signal.SIGHUP)
+            self._reload(process)
+
+    def keep_subprocess_alive(self) -> None:
+        super().keep_subprocess_alive()
+        for process in self.processes:
+            if process.pid in self._pending:
+                self._reload(process)
+
+    def _reload(self, process: Any) -> None:
+        pid = process.pid
+        if pid is None:
+            return
+        if not process.is_ready(timeout=0.5):
+            self._pending.add(pid)
+            return
+        self._pending.discard(pid)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGHUP)
 
 
-def serve_workers(config: uvicorn.Config) -> None:
-    """``uvicorn.run`` with ``config.workers`` workers, under :class:`Supervisor`."""
+def serve_copy(source: Path, served: Path) -> None:
+    """``source``'s text into ``served`` at once (a worker reading it sees one or the other)."""
+    partial = served.with_suffix(".partial")
+    partial.write_bytes(source.read_bytes())
+    partial.replace(served)
+
+
+def serve_workers(config: uvicorn.Config, *, source: Path | None = None,
+                  served: Path | None = None) -> None:
+    """``uvicorn.run`` with ``config.workers`` workers, under :class:`Supervisor` (reading
+    the configuration from ``served``, a checked copy of ``source``)."""
     sock = config.bind_socket()
     try:
-        Supervisor(config, sockets=[sock]).run()
+        Supervisor(config, sockets=[sock], source=source, served=served).run()
     finally:
         sock.close()
 

@@ -6,6 +6,7 @@ serves on; no request fails across either."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 import threading
@@ -87,7 +88,9 @@ def test_sighup_adds_a_source_refuses_a_broken_file_and_fails_no_request(
             in_flight.start()
             time.sleep(0.5)  # the slow request is on its way to Axim
             write_config(config, emulator_servers, four)
+            # Under --workers one may still be starting: it is told once it has started.
             os.kill(serve.pid, signal.SIGHUP)
+            eventually(lambda: serve.output.count('"configuration reloaded"') == workers)
             eventually(lambda: load.answers[-10:] == [tuple(four)] * 10)
             in_flight.join(30)
             added_at = len(load.answers)
@@ -99,9 +102,39 @@ def test_sighup_adds_a_source_refuses_a_broken_file_and_fails_no_request(
             assert httpx.get(f"{url}/healthz", timeout=10).status_code == 200
         finally:
             load.stop()
+        if workers > 1:  # a worker that dies comes back on the running configuration
+            pid = int(re.findall(r"Started server process \[(\d+)\]", serve.output)[0])
+            os.kill(pid, signal.SIGKILL)
+            serve.wait_for(rf"Child process \[{pid}\] died", timeout=30)
+            eventually(lambda: serve.output.count("Started server process") > workers)
+            answers = {tuple(s["id"] for s in httpx.post(
+                f"{url}/graphql", json={"query": SOURCES}, timeout=30).json()["data"]["sources"])
+                for _ in range(20)}
+            assert answers == {tuple(four)}
     assert load.failures == []
     assert slow and slow[0].status_code == 200 and "errors" not in slow[0].json(), slow
     assert set(load.answers[added_at:]) == {tuple(four)}  # the broken file changed nothing
     # check-config's message; under --workers the supervisor refused it before any worker.
     assert "[defualts]: unknown table (did you mean [defaults]?)" in serve.output, serve.output
     assert serve.output.count('"configuration reloaded"') == workers, serve.output
+    assert "Traceback" not in serve.output, serve.output
+
+
+def test_sighup_while_the_workers_start_reaches_each_once_it_has_started(
+        tmp_path: Path, emulator_servers: dict[str, RunningEmulator]) -> None:
+    """A worker signalled before its app installed the handler would die of SIGHUP."""
+    config = tmp_path / "gateway.toml"
+    write_config(config, emulator_servers, ["carecloud", "joptic"])
+    argv = [sys.executable, "-m", "gateway", "serve", "--config", str(config), "--workers", "2",
+            "--port", str(free_port())]
+    with Process(argv) as serve:
+        serve.wait_for(r"Started parent process")
+        write_config(config, emulator_servers, ["carecloud", "joptic", "axim"])
+        os.kill(serve.pid, signal.SIGHUP)  # the workers are still importing the app
+        url = serve.wait_for(r"Uvicorn running on (http://[\d.:]+)").group(1)
+        eventually(lambda: serve.output.count('"configuration reloaded"') == 2)
+        answers = {tuple(s["id"] for s in httpx.post(
+            f"{url}/graphql", json={"query": SOURCES}, timeout=30).json()["data"]["sources"])
+            for _ in range(20)}
+    assert answers == {("carecloud", "joptic", "axim")}
+    assert "died" not in serve.output and "Traceback" not in serve.output, serve.output
