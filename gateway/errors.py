@@ -50,6 +50,7 @@ class ErrorCode(StrEnum):
     REQUEST_TIMEOUT = "REQUEST_TIMEOUT"
     PREFLIGHT_REQUIRED = "PREFLIGHT_REQUIRED"
     PLAYGROUND_DISABLED = "PLAYGROUND_DISABLED"
+    PLAYGROUND_NOT_INSTALLED = "PLAYGROUND_NOT_INSTALLED"
     # Access control (gateway/access/, gateway/edge/persisted.py), before any GraphQL work.
     UNAUTHENTICATED = "UNAUTHENTICATED"
     RATE_LIMITED = "RATE_LIMITED"
@@ -97,13 +98,17 @@ MEANINGS: dict[ErrorCode, str] = {
         "header_timeout_seconds` / `body_timeout_seconds`"
     ),
     ErrorCode.PREFLIGHT_REQUIRED: (
-        "HTTP 400: a GET query without a header a cross-site form cannot send (`Apollo-Require- "
-        "Preflight: true`, `X-Apollo-Operation-Name`, or a non-form `Content-Type`); `[server] "
-        "csrf_prevention`"
+        "HTTP 400: a GET query without a header a cross-site form cannot send "
+        "(`Apollo-Require-Preflight: true`, `X-Apollo-Operation-Name`, or a non-form "
+        "`Content-Type`); `[server] csrf_prevention`"
     ),
     ErrorCode.PLAYGROUND_DISABLED: (
         "HTTP 404: a browser opened `/graphql` where `[server] graphiql` is off (the production "
         "profile): GraphQL requests are POSTs of `application/json`"
+    ),
+    ErrorCode.PLAYGROUND_NOT_INSTALLED: (
+        "HTTP 503: a browser opened `/graphql` where GraphiQL is on but its files are not "
+        "installed (`make setup` in a source tree, or `[server] playground_assets`)"
     ),
     ErrorCode.UNAUTHENTICATED: (
         "HTTP 401 (with `WWW-Authenticate`): no valid credentials where `[auth] required`, or an "

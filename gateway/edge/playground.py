@@ -16,6 +16,8 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from gateway.errors import ErrorCode
+
 __all__ = ["DEFAULT_ASSETS", "Playground"]
 
 DEFAULT_ASSETS = Path(__file__).resolve().parents[2] / "build" / "playground" / "node_modules"
@@ -102,7 +104,8 @@ class Playground:
                 "message": "the playground's files are not installed: run `make setup` in a "
                            "source tree, or point [server] playground_assets at a directory "
                            "holding them (GraphiQL's node_modules)",
-                "extensions": {"code": "PLAYGROUND_NOT_INSTALLED"}}]}, status_code=503)
+                "extensions": {"code": ErrorCode.PLAYGROUND_NOT_INSTALLED.value}}]},
+                status_code=503)
         text = PAGE.format(prefix=PREFIX, endpoint=json.dumps(self.endpoint),
                            query=json.dumps(DEFAULT_QUERY).replace("</", "<\\/"))
         return HTMLResponse(text, headers={"Cache-Control": "no-cache"})
