@@ -74,13 +74,19 @@ class RateLimited(Exception):
 
 class RateLimits:
     def __init__(self, settings: RateLimitSettings, *, cache: CacheSettings | str,
-                 namespace: str) -> None:
-        """``cache``: ``[cache]`` (or only its url): counters in memory, or in its Redis."""
+                 namespace: str, previous: RateLimits | None = None) -> None:
+        """``cache``: ``[cache]`` (or only its url): counters in memory, or in its Redis.
+        ``previous``: the limits a reload replaces; their windows in memory go on here (in
+        Redis they go on by themselves), so a reload never hands a client a fresh minute."""
         self.settings = settings
-        self._storage: Storage = MemoryStorage()
         cache = as_cache(cache)
+        self._storage: Storage
         if is_redis_url(cache.url):
             self._storage = _redis_storage(cache, key_prefix=f"{namespace}:limits")
+        elif previous is not None and isinstance(previous._storage, MemoryStorage):
+            self._storage = previous._storage
+        else:
+            self._storage = MemoryStorage()
         self._limiter = FixedWindowRateLimiter(self._storage)
         self._items: dict[int, RateLimitItem] = {}
         self._failures = (RateLimitItemPerMinute(settings.failed_auth_per_minute)

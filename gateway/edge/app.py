@@ -96,7 +96,8 @@ def generation(config: Config, previous: Generation | None, *, clock: Clock,
     if feed is None or not feed.keeps(config):
         feed = ChangeFeed.build(config, runtime.adapters, clock=clock, metrics=runtime.metrics)
     drain.seconds = config.server.drain_seconds
-    parts = graphql_parts(config, runtime, feed)
+    parts = graphql_parts(config, runtime, feed,
+                          previous_limits=previous.parts.rate_limits if previous else None)
     routed = Starlette(routes=_routes(config, runtime, parts, drain),
                        middleware=[_cors(config)])
     # Starlette would answer /graphql/ with a redirect whose location it builds from the
@@ -152,8 +153,10 @@ def vary_origin(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]
             if i == first or header[0] != b"vary"]
 
 
-def graphql_parts(config: Config, runtime: Runtime, changes: ChangeFeed) -> GraphQLParts:
-    """The schema with its caches and cost model, and the edge's parts around it."""
+def graphql_parts(config: Config, runtime: Runtime, changes: ChangeFeed, *,
+                  previous_limits: RateLimits | None = None) -> GraphQLParts:
+    """The schema with its caches and cost model, and the edge's parts around it (after a
+    reload, the rate-limit windows of ``previous_limits`` go on)."""
     server, limits = config.server, config.limits
     documents = DocumentCache(limits)
     plans = PlanCache(documents=documents) if server.compiled_execution else None
@@ -162,7 +165,7 @@ def graphql_parts(config: Config, runtime: Runtime, changes: ChangeFeed) -> Grap
                           introspection=server.introspection,
                           suggestions=server.field_suggestions, cost=cost)
     rate_limits = RateLimits(config.rate_limits, cache=config.cache,
-                             namespace=config.cache.namespace)
+                             namespace=config.cache.namespace, previous=previous_limits)
     persisted = persisted_operations(config, schema, documents, runtime, cost)
     auth = Authenticator(config.auth, clock=runtime.clock)
     admission = Admission(auth=auth, rate_limits=rate_limits, persisted=persisted,

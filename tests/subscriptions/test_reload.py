@@ -148,3 +148,17 @@ def test_a_key_a_reload_removes_ends_the_subscriptions_it_opened(
             ended = json.loads(next(revoked).data)
             assert error_codes(ended["errors"]) == ["UNAUTHENTICATED"]
             assert "no longer valid" in ended["errors"][0]["message"]
+
+
+def test_rate_limit_windows_in_memory_go_on_across_a_reload(emulator_servers: Emulators) -> None:
+    config = gateway_config(emulator_servers, rate_limits={"requests_per_minute": 3})
+    with running(config) as gateway:
+        def status() -> int:
+            return httpx.post(gateway.graphql_url, json={"query": "{ sources { id } }"}
+                              ).status_code
+
+        assert [status(), status()] == [200, 200]
+        changed = gateway_config(emulator_servers, rate_limits={"requests_per_minute": 3},
+                                 limits={"max_aliases": 20})
+        assert reload(gateway, changed)
+        assert [status(), status()] == [200, 429]  # the minute was not handed out afresh
