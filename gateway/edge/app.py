@@ -83,8 +83,8 @@ def create_app(config: Config, *, clock: Clock = SYSTEM_CLOCK,
         return generation(new, previous, clock=clock, tracing=tracing, drain=drain)
 
     first = generation(config, None, clock=clock, tracing=tracing, drain=drain)
-    return GatewayApp(first, build=build, feed=first.parts.changes, drain=drain,
-                      tracing=tracing, config_path=config_path, on_exit=worker_exited)
+    return GatewayApp(first, build=build, drain=drain, tracing=tracing,
+                      config_path=config_path, on_exit=worker_exited)
 
 
 def generation(config: Config, previous: Generation | None, *, clock: Clock,
@@ -95,7 +95,6 @@ def generation(config: Config, previous: Generation | None, *, clock: Clock,
     feed = previous.parts.changes if previous else None
     if feed is None or not feed.keeps(config):
         feed = ChangeFeed.build(config, runtime.adapters, clock=clock, metrics=runtime.metrics)
-    drain.seconds = config.server.drain_seconds
     parts = graphql_parts(config, runtime, feed,
                           previous_limits=previous.parts.rate_limits if previous else None)
     routed = Starlette(routes=_routes(config, runtime, parts, drain),

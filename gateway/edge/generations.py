@@ -30,7 +30,7 @@ import logging
 import signal
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -106,9 +106,7 @@ class Generation:
     parts: GraphQLParts
     routed: Starlette  # everything but /graphql over HTTP
     direct: ASGIApp  # /graphql over HTTP, past Starlette's router (see GatewayApp)
-    active: int = 0
-    retired: bool = False
-    closed: asyncio.Event = field(default_factory=asyncio.Event)
+    active: int = 0  # requests and streams in flight on it
 
     async def warm(self) -> None:
         # The document cache learns the schema's validation rules, so that the first new
@@ -122,7 +120,6 @@ class Generation:
         if parts.persisted.documents is not None:
             await parts.persisted.documents.aclose()
         await self.runtime.aclose(keep_store=keep_store)
-        self.closed.set()
 
 
 Build = Callable[[Config, "Generation | None"], Awaitable["Generation"]]
@@ -137,11 +134,10 @@ class GatewayApp:
     playground's assets) goes through the generation's routed Starlette app; the lifespan is
     the process's."""
 
-    def __init__(self, first: Generation, *, build: Build, feed: ChangeFeed, drain: Drain,
+    def __init__(self, first: Generation, *, build: Build, drain: Drain,
                  tracing: Tracing | None, config_path: str | Path | None,
                  on_exit: Callable[[], None] = lambda: None) -> None:
         self.current = first
-        self.feed = feed
         self.drain = drain
         self.tracing = tracing
         self.config_path = config_path
@@ -179,7 +175,7 @@ class GatewayApp:
                 await generation.routed(scope, receive, send)
         finally:
             generation.active -= 1
-            if generation.retired and not generation.active:
+            if generation is not self.current and not generation.active:
                 self._close_later(generation)
 
     async def reload(self, config: Config | None = None) -> bool:
@@ -211,11 +207,11 @@ class GatewayApp:
             logger.exception("configuration reload refused; the running configuration stays",
                              extra={"reload": "refused"})
             return False
-        await self._move_feed(config, generation)
+        await self._move_feed(previous, generation)
+        self.drain.seconds = config.server.drain_seconds
         previous.parts.endpoint.admission.hand_over(generation.parts.endpoint.admission)
         self._live.add(generation)
         self.current = generation
-        previous.retired = True
         if not previous.active:
             self._close_later(previous)
         before = {s.name for s in previous.config.sources}
@@ -228,31 +224,34 @@ class GatewayApp:
                            "restart (%s)", key, RESTART_ONLY[key], extra={"reload": "applied"})
         return True
 
-    async def _move_feed(self, config: Config, generation: Generation) -> None:
+    @staticmethod
+    async def _move_feed(previous: Generation, generation: Generation) -> None:
         """The feed goes on with the new sources, or (a new backend) a new feed replaces it:
         the old one's subscribers reconnect with their last event id."""
-        new_feed = generation.parts.changes
-        if new_feed is self.feed:
-            await self.feed.reconfigure(config, generation.runtime.adapters)
+        old, new = previous.parts.changes, generation.parts.changes
+        if new is old:
+            await new.reconfigure(generation.config, generation.runtime.adapters)
             return
-        old, self.feed = self.feed, new_feed
-        await new_feed.start()
+        await new.start()
         await old.aclose()
 
     def _close_later(self, generation: Generation) -> None:
         if generation not in self._live:
             return
         self._live.discard(generation)
-        # The store goes on while a later generation took it over.
-        keep_store = any(g.runtime.store is generation.runtime.store for g in self._live)
-        task = asyncio.ensure_future(generation.aclose(keep_store=keep_store))
+        task = asyncio.ensure_future(generation.aclose(
+            keep_store=self._store_in_use(generation)))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
+
+    def _store_in_use(self, generation: Generation) -> bool:
+        """Whether a generation still live took ``generation``'s upstream store over."""
+        return any(g.runtime.store is generation.runtime.store for g in self._live)
 
     async def _end_streams(self) -> None:
         """The process stops: every subscription ends with SHUTTING_DOWN, and its stream with
         it (SSE: the error, then ``complete``; WebSocket: the error, then close 1001)."""
-        self.feed.end_subscriptions()
+        self.current.parts.changes.end_subscriptions()
         waits = []
         for generation in self._live:  # the current one, and retired ones streams still use
             waits += [generation.parts.streams.ended(STREAMS_END_SECONDS),
@@ -264,19 +263,16 @@ class GatewayApp:
         restore_term = self.drain.install()  # SIGTERM drains first (under `serve`)
         restore_hup = self._install_reload()
         await self.current.warm()
-        await self.feed.start()
+        await self.current.parts.changes.start()
         try:
             yield
         finally:
             restore_hup()
             restore_term()
-            await self.feed.aclose()
-            self.current.retired = True
+            await self.current.parts.changes.aclose()
             for generation in list(self._live):
                 self._live.discard(generation)
-                keep_store = any(g.runtime.store is generation.runtime.store
-                                 for g in self._live)
-                await generation.aclose(keep_store=keep_store)
+                await generation.aclose(keep_store=self._store_in_use(generation))
             if self._closing:
                 await asyncio.gather(*self._closing, return_exceptions=True)
             if self.tracing is not None:
