@@ -39,12 +39,12 @@ STARTUP_FAILURE = 3  # uvicorn's exit status when the server could not start
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from gateway.config import load_config
+    from gateway.config import config_from_text, read_config_text
     from gateway.edge.app import create_app
     from gateway.edge.serving import (
         GatewayServer,
         freeze_startup_heap,
-        serve_copy,
+        serve_text,
         serve_workers,
         uvicorn_options,
     )
@@ -54,7 +54,8 @@ def _serve(args: argparse.Namespace) -> int:
     if not path:
         print(f"error: give --config FILE or set {CONFIG_ENV}", file=sys.stderr)
         return 2
-    config = load_config(path)
+    text = read_config_text(path)
+    config = config_from_text(text, origin=path)
     _warn(path, config)
     host = args.host or config.server.host
     port = config.server.port if args.port is None else args.port
@@ -71,7 +72,7 @@ def _serve(args: argparse.Namespace) -> int:
             # Workers import the app themselves: hand them the path of the checked copy of the
             # file that the supervisor keeps (serve_workers).
             served = Path(run) / "gateway.toml"
-            serve_copy(Path(path), served)
+            serve_text(text, served)
             os.environ[CONFIG_ENV] = str(served)
             _metrics_port(config, host, None)
             serve_workers(uvicorn.Config("gateway.edge.app:app_from_env", factory=True,

@@ -64,7 +64,13 @@ from gateway.config.caching import (
 from gateway.config.changes import ChangeSettings
 from gateway.config.contradictions import config_warnings
 from gateway.config.limits import LimitSettings
-from gateway.config.loading import env_variables, load_config, parse_config
+from gateway.config.loading import (
+    config_from_text,
+    env_variables,
+    load_config,
+    parse_config,
+    read_config_text,
+)
 from gateway.config.model import Config, fingerprint
 from gateway.config.observability import LoggingSettings, MetricsSettings, TracingSettings
 from gateway.config.server import ServerSettings
@@ -92,10 +98,12 @@ __all__ = [
     "SourceKind",
     "SourceTuning",
     "TracingSettings",
+    "config_from_text",
     "config_warnings",
     "env_variables",
     "fingerprint",
     "is_redis_url",
     "load_config",
     "parse_config",
+    "read_config_text",
 ]

@@ -208,16 +208,30 @@ def _with_defaults(data: Mapping[str, Any]) -> Mapping[str, Any]:
 def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None,
                 check_environment: bool = True) -> Config:
     """Read and validate a TOML configuration file (see :func:`parse_config`)."""
+    return config_from_text(read_config_text(path), origin=path, environ=environ,
+                            check_environment=check_environment)
+
+
+def read_config_text(path: str | Path) -> str:
+    """A configuration file's text, or :class:`ConfigError` naming why it cannot be read."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not a text file (TOML is UTF-8 text)") from None
+
+
+def config_from_text(text: str, *, origin: str | Path,
+                     environ: Mapping[str, str] | None = None,
+                     check_environment: bool = True) -> Config:
+    """Validate a configuration file's ``text`` (its messages name ``origin``): what
+    :func:`load_config` does once the file is read, for a caller that keeps the text it
+    checked (``serve --workers`` hands exactly that text to its workers)."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}, {describe_toml(text, exc)}") from None
-    return parse_config(data, origin=str(path), environ=environ,
+        raise ConfigError(f"{origin}, {describe_toml(text, exc)}") from None
+    return parse_config(data, origin=str(origin), environ=environ,
                         check_environment=check_environment)

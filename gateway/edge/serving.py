@@ -32,7 +32,13 @@ import uvloop
 from starlette.types import ASGIApp
 from uvicorn.supervisors.multiprocess import Multiprocess
 
-from gateway.config import Config, ConfigError, ServerSettings, load_config
+from gateway.config import (
+    Config,
+    ConfigError,
+    ServerSettings,
+    config_from_text,
+    read_config_text,
+)
 from gateway.edge.protocol import http_protocol
 from gateway.observability.logs import log_config
 
@@ -145,13 +151,14 @@ class Supervisor(Multiprocess):
 
     def handle_hup(self) -> None:
         if self.source is not None and self.served is not None:
-            try:
-                load_config(self.source)
+            try:  # the text checked is the text served: the file may change meanwhile
+                text = read_config_text(self.source)
+                config_from_text(text, origin=self.source)
             except ConfigError as exc:
                 logger.error("SIGHUP: configuration reload refused; the running configuration "
                              "stays:\n%s", exc, extra={"reload": "refused"})
                 return
-            serve_copy(self.source, self.served)
+            serve_text(text, self.served)
         logger.info("SIGHUP: reloading the configuration in %d workers", len(self.processes),
                     extra={"reload": "asked"})
         for process in self.processes:
@@ -175,10 +182,11 @@ class Supervisor(Multiprocess):
             os.kill(pid, signal.SIGHUP)
 
 
-def serve_copy(source: Path, served: Path) -> None:
-    """``source``'s text into ``served`` at once (a worker reading it sees one or the other)."""
+def serve_text(text: str, served: Path) -> None:
+    """A checked configuration's ``text`` into ``served`` at once (a worker reading it sees
+    the old text or the new)."""
     partial = served.with_suffix(".partial")
-    partial.write_bytes(source.read_bytes())
+    partial.write_text(text, encoding="utf-8")
     partial.replace(served)
 
 
