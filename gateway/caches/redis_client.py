@@ -21,16 +21,17 @@ Example::
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.connection import SSLConnection, parse_url
 from redis.asyncio.sentinel import Sentinel
 
 from gateway.config import CacheSettings
 
-__all__ = ["RedisClient", "as_cache", "limits_storage", "redis_client", "slot_tag",
-           "url_socket_timeout"]
+__all__ = ["RedisClient", "as_cache", "limits_storage", "redis_client", "reply_seconds",
+           "slot_tag"]
 
 RedisClient = Redis | RedisCluster
 # A dead primary must not hold a request: connecting fails after this, and a reply that does not
@@ -46,25 +47,29 @@ def as_cache(cache: CacheSettings | str) -> CacheSettings:
 
 def redis_client(cache: CacheSettings, *, socket_timeout: float | None = None) -> RedisClient:
     """A client of the Redis ``cache`` names, in its mode (``socket_timeout``: seconds a reply
-    may take, by default the URL's ``socket_timeout`` or :data:`SOCKET_SECONDS`)."""
-    url = urlsplit(cache.url)
-    timeout = socket_timeout or url_socket_timeout(cache.url) or SOCKET_SECONDS
-    common: dict[str, Any] = {"socket_timeout": timeout,
+    may take, by default :func:`reply_seconds`)."""
+    url = parse_url(cache.url)  # redis-py's reading of the URL, for every mode alike
+    common: dict[str, Any] = {"socket_timeout": socket_timeout or reply_seconds(cache),
                               "socket_connect_timeout": CONNECT_SECONDS}
     if cache.redis_mode == "single":
         return Redis.from_url(cache.url, **common)
     credentials: dict[str, Any] = {
-        "username": unquote(url.username) if url.username else None,
-        "password": unquote(url.password) if url.password else None,
-        "ssl": url.scheme == "rediss"}
+        "username": url.get("username"), "password": url.get("password"),
+        "ssl": url.get("connection_class") is SSLConnection}
     if cache.redis_mode == "sentinel":
         sentinel = Sentinel([_address(a) for a in cache.sentinels],
-                            sentinel_kwargs=common, db=_database(cache.url),
+                            sentinel_kwargs=common, db=url.get("db", 0),
                             **common, **credentials)
         primary: Redis = sentinel.master_for(cache.sentinel_service)
         return primary
     nodes = [ClusterNode(*_address(a)) for a in cache.cluster_nodes]
     return RedisCluster(startup_nodes=nodes, **common, **credentials)
+
+
+def reply_seconds(cache: CacheSettings) -> float:
+    """How long a reply may take: the URL's ``socket_timeout``, else :data:`SOCKET_SECONDS`."""
+    timeout = parse_url(cache.url).get("socket_timeout")
+    return float(timeout) if isinstance(timeout, int | float) and timeout else SOCKET_SECONDS
 
 
 def limits_storage(cache: CacheSettings) -> tuple[str, dict[str, Any]]:
@@ -84,7 +89,7 @@ def limits_storage(cache: CacheSettings) -> tuple[str, dict[str, Any]]:
         options["sentinel_kwargs"] = {"socket_timeout": SOCKET_SECONDS,
                                       "socket_connect_timeout": CONNECT_SECONDS}
         return (f"async+redis+sentinel://{at}{hosts}/{cache.sentinel_service}"
-                f"?db={_database(cache.url)}"), options
+                f"?db={parse_url(cache.url).get('db', 0)}"), options
     return f"async+redis+cluster://{at}{','.join(cache.cluster_nodes)}", options
 
 
@@ -97,20 +102,3 @@ def slot_tag(namespace: str, part: str) -> str:
 def _address(address: str) -> tuple[str, int]:
     host, _, port = address.rpartition(":")
     return host.strip("[]"), int(port)
-
-
-def _database(url: str) -> int:
-    path = urlsplit(url).path.strip("/")
-    return int(path) if path.isdigit() else 0
-
-
-def url_socket_timeout(url: str) -> float | None:
-    """The ``socket_timeout`` a URL's query sets, if any."""
-    for pair in urlsplit(url).query.split("&"):
-        name, _, value = pair.partition("=")
-        if name == "socket_timeout" and value:
-            try:
-                return float(value)
-            except ValueError:
-                return None  # redis-py refuses it, with its own message
-    return None

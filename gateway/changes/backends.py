@@ -25,12 +25,11 @@ import msgspec
 from redis.exceptions import RedisError
 
 from gateway.caches.redis_client import (
-    SOCKET_SECONDS,
     RedisClient,
     as_cache,
     redis_client,
+    reply_seconds,
     slot_tag,
-    url_socket_timeout,
 )
 from gateway.changes.events import ChangeEvent, decode_event, encode_event
 from gateway.changes.hub import event_order
@@ -214,7 +213,7 @@ class RedisBackend:
         cache = as_cache(cache)
         # A blocking read must end before the client's socket timeout, or every quiet read
         # fails as a timeout.
-        timeout = url_socket_timeout(cache.url) or SOCKET_SECONDS
+        timeout = reply_seconds(cache)
         self._block_ms = max(100, min(LISTEN_BLOCK_MS, int(timeout * 500)))
         self._redis: RedisClient = redis_client(cache, socket_timeout=timeout)
         self._replicated = cache.redis_mode == "sentinel"
