@@ -33,16 +33,21 @@ Json = dict[str, Any]
 
 @dataclass(frozen=True)
 class Key:
-    """One key of the file: ``table`` the dotted name of its table (``server``, ``sources``,
-    ``rate_limits.clients.<name>``), ``name`` in it."""
+    """One key of the file: ``header`` its table's as TOML writes it (``[server]``,
+    ``[[sources]]``, ``[rate_limits.clients.<name>]``), ``name`` in it."""
 
-    table: str
+    header: str
     name: str
     type: str
     default: str
     bounds: str
     comment: str
     profiles: str = ""  # "production: false, development: true" where the profile decides
+
+    @property
+    def table(self) -> str:
+        """The table's dotted name (``server``, ``sources``)."""
+        return self.header.strip("[]")
 
 
 def json_schema() -> Json:
@@ -69,39 +74,16 @@ def keys() -> list[Key]:
 def reference_markdown() -> str:
     """The configuration reference: a table of keys per TOML table."""
     lines: list[str] = []
-    table = None
-    arrays = _arrays()
+    header = None
     for key in keys():
-        if key.table != table:
-            table = key.table
-            header = f"[[{table}]]" if table in arrays else f"[{table}]"
+        if key.header != header:
+            header = key.header
             lines += ["", f"## `{header}`", "",
                       "| key | type | default | bounds | what |", "|---|---|---|---|---|"]
         default = key.default + (f" ({key.profiles})" if key.profiles else "")
         lines.append(f"| `{key.name}` | {key.type} | {default} | {key.bounds} | "
                      f"{_cell(key.comment)} |")
     return "\n".join(lines).lstrip() + "\n"
-
-
-def _arrays() -> set[str]:
-    """The tables that are arrays of tables (``[[sources]]``)."""
-    schema = json_schema()
-    found: set[str] = set()
-
-    def visit(node: Json, table: str) -> None:
-        for name, prop in node.get("properties", {}).items():
-            path = f"{table}.{name}" if table else name
-            items = _resolved(schema, prop.get("items", {})) if prop.get("type") == "array" \
-                else {}
-            if items.get("properties"):
-                found.add(path)
-                visit(items, path)
-            target = _resolved(schema, prop)
-            if target.get("properties"):
-                visit(target, path)
-
-    visit(schema, "")
-    return found
 
 
 def comments(model: type[BaseModel]) -> dict[str, str]:
@@ -166,10 +148,11 @@ def _inner_models(annotation: Any) -> Iterator[type[BaseModel]]:
         yield from _inner_models(argument)
 
 
-def _walk(root: Json, node: Json, table: str) -> Iterator[Key]:
-    """The keys of ``node``, a table whose dotted name is ``table`` (an array of tables in
-    double brackets); its inner tables after its own keys."""
+def _walk(root: Json, node: Json, header: str) -> Iterator[Key]:
+    """The keys of ``node``, the table of ``header`` ("" for the file's top); its inner
+    tables after its own keys."""
     inner: list[tuple[Json, str]] = []
+    table = header.strip("[]")
     for name, prop in node.get("properties", {}).items():
         path = f"{table}.{name}" if table else name
         target = _resolved(root, prop)
@@ -183,10 +166,10 @@ def _walk(root: Json, node: Json, table: str) -> Iterator[Key]:
         elif values.get("properties"):
             inner.append((values, f"[{path}.<name>]"))
         else:
-            yield Key(table, name, _type(root, prop), _default(prop), _bounds(root, prop),
+            yield Key(header, name, _type(root, prop), _default(prop), _bounds(root, prop),
                       prop.get("description", ""), _profiles(table, name))
-    for target, header in inner:
-        yield from _walk(root, target, header.strip("[]"))
+    for target, inner_header in inner:
+        yield from _walk(root, target, inner_header)
 
 
 def _resolved(root: Json, prop: Json) -> Json:
