@@ -63,7 +63,7 @@ run: setup
 PYTEST = $(BIN)/python -m pytest $(1) $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: no tests were collected" >&2; exit 1; fi; exit $$rc
 
-# The whole suite (under 10 minutes), failing under the coverage floor ([tool.coverage.report]
+# The whole suite (about 10 minutes on two cores), failing under the coverage floor ([tool.coverage.report]
 # fail_under), in two runs: all but the slow groups on two workers (pytest-xdist), then the slow
 # groups alone (they measure memory and latency, which a neighbour's load would blur); their
 # coverage adds up. A narrowed run (PYTEST_ARGS=-k...) misses the floor: add --no-cov to it.
