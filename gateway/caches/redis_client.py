@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.asyncio.connection import SSLConnection, parse_url
+from redis.asyncio.connection import BlockingConnectionPool, SSLConnection, parse_url
 from redis.asyncio.sentinel import Sentinel
 
 from gateway.config import CacheSettings
@@ -38,6 +38,12 @@ RedisClient = Redis | RedisCluster
 # come (the server stopped answering) after SOCKET_SECONDS. A blocking read asks for less.
 CONNECT_SECONDS = 1.0
 SOCKET_SECONDS = 5.0
+# Connections to one server. A request reads once per upstream call, all at once, so a loaded
+# process asks for far more at a time than redis-py's default pool (100, and past it an error:
+# a cache miss). Past these a read waits up to CONNECT_SECONDS for a free connection (one
+# server); Sentinel's and Cluster's pools cannot wait, so theirs are larger.
+MAX_CONNECTIONS = 256
+MAX_CONNECTIONS_UNQUEUED = 2048
 
 
 def as_cache(cache: CacheSettings | str) -> CacheSettings:
@@ -52,7 +58,10 @@ def redis_client(cache: CacheSettings, *, socket_timeout: float | None = None) -
     common: dict[str, Any] = {"socket_timeout": socket_timeout or reply_seconds(cache),
                               "socket_connect_timeout": CONNECT_SECONDS}
     if cache.redis_mode == "single":
-        return Redis.from_url(cache.url, **common)
+        pool = BlockingConnectionPool.from_url(cache.url, max_connections=MAX_CONNECTIONS,
+                                               timeout=CONNECT_SECONDS, **common)
+        return Redis.from_pool(pool)  # the client owns the pool: aclose() closes both
+    common["max_connections"] = MAX_CONNECTIONS_UNQUEUED
     credentials: dict[str, Any] = {
         "username": url.get("username"), "password": url.get("password"),
         "ssl": url.get("connection_class") is SSLConnection}
@@ -79,7 +88,8 @@ def limits_storage(cache: CacheSettings) -> tuple[str, dict[str, Any]]:
     auth = url.netloc.rpartition("@")[0]
     at = f"{auth}@" if auth else ""
     options: dict[str, Any] = {"socket_timeout": SOCKET_SECONDS,
-                               "socket_connect_timeout": CONNECT_SECONDS}
+                               "socket_connect_timeout": CONNECT_SECONDS,
+                               "max_connections": MAX_CONNECTIONS_UNQUEUED}
     if cache.redis_mode == "single":
         return f"async+{cache.url}", options
     if url.scheme == "rediss":

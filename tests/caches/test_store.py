@@ -3,6 +3,7 @@ format."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -222,3 +223,15 @@ async def test_memory_store_frees_an_expired_entry_when_read() -> None:
 def test_memory_store_bound_defaults_to_the_configured_default() -> None:
     store = ResponseStore("memory://", namespace="t")
     assert memory_of(store).entries.max_bytes == CacheSettings().memory_max_bytes == 64 * MIB
+
+
+async def test_more_concurrent_reads_than_connections_wait_their_turn(redis_url: str) -> None:
+    """Under load a request makes many reads at once (one per upstream call): past the pool's
+    connections they wait for one, rather than fail and turn into misses."""
+    store = ResponseStore(redis_url, namespace=f"t-{uuid.uuid4().hex}")
+    try:
+        await store.set("key", ANSWER, 60)
+        found = await asyncio.gather(*(store.get("key") for _ in range(600)))
+        assert found == [ANSWER] * 600
+    finally:
+        await store.close()
