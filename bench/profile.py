@@ -7,8 +7,9 @@ task creation in the de-duplication layer counts as that layer. Work done in C (
 httptools) is charged to the Python frame that called it, and a few known callers are named
 explicitly (decoding upstream JSON, encoding the answer). The event loop's own C code (uvloop's
 polling, socket reads and writes) has no Python frame but the one that runs the loop, so it is
-"event loop and other" whichever socket it serves: a stack cannot tell an upstream's (aiohttp's)
-read from a client's. A protocol's Python code (aiohttp's ``data_received``) is its layer's.
+"event loop and other" whichever socket it serves: a stack cannot tell an upstream's read from a
+client's. A protocol's Python code (the upstream network's ``data_received`` and the llhttp
+callbacks it runs) is its layer's.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ PARSE = "parse/validate (graphql-core)"
 EXECUTION = "execution (graphql-core, Strawberry)"
 RESOLVERS = "resolvers (gateway/graph)"
 MERGING = "merging (gateway/graph/listing.py)"
-CLIENT = "upstream client (httpx, aiohttp)"
+CLIENT = "upstream client (httpx, network)"
 POLICY = "policy layers (dedup, cache, retry, breaker, limit)"
 DECODE = "JSON decode (upstream answers)"
 RECORDS = "record building (gateway/sources)"
@@ -45,7 +46,7 @@ RULES: tuple[tuple[str, str | None, str], ...] = (
     ("json/decoder.py", None, DECODE),
     ("gateway/upstream/client.py", None, CLIENT),
     ("gateway/upstream/paging.py", None, CLIENT),
-    ("gateway/upstream/network.py", None, CLIENT),  # aiohttp behind httpx's API: the network
+    ("gateway/upstream/network.py", None, CLIENT),  # HTTP/1.1 behind httpx's API: the network
     ("gateway/upstream/", None, POLICY),
     ("gateway/shared.py", None, POLICY),  # work shared per key: the memos and de-duplication
     ("redis/", None, POLICY),
@@ -69,10 +70,6 @@ RULES: tuple[tuple[str, str | None, str], ...] = (
     ("strawberry/", None, EXECUTION),
     ("httpx/", None, CLIENT),
     ("httpcore/", None, CLIENT),
-    ("aiohttp/", None, CLIENT),
-    ("aiohappyeyeballs/", None, CLIENT),  # aiohttp's connecting
-    ("multidict/", None, CLIENT),
-    ("yarl/", None, CLIENT),
     ("h11/", None, CLIENT),
     ("anyio/", None, CLIENT),
     ("sniffio/", None, CLIENT),

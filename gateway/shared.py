@@ -62,10 +62,12 @@ class SharedTasks(Generic[K, V]):
                 task.add_done_callback(lambda done: self._forget(key, done))
         self._waiting[task] = self._waiting.get(task, 0) + 1
         try:
-            # Shielded: this caller leaving must not cancel what others wait for.
+            # Shielded: this caller leaving must not cancel what others wait for. A timeout
+            # scope, not wait_for: on Python 3.11 that wraps the wait in a task of its own.
             if timeout is None:
                 return await asyncio.shield(task)
-            return await asyncio.wait_for(asyncio.shield(task), timeout)
+            async with asyncio.timeout(timeout):
+                return await asyncio.shield(task)
         finally:
             self._left(key, task)
 

@@ -38,6 +38,7 @@ from gateway.upstream.extensions import (
     USAGE,
 )
 from gateway.upstream.headers import decoded_body_headers
+from gateway.upstream.httpx_internals import answer_of
 from gateway.upstream.layer import Layer
 
 __all__ = ["CachePolicy", "CacheTransport", "cache_key", "cache_layer", "call_cache_key"]
@@ -207,12 +208,11 @@ def _response(cached: CachedAnswer, request: httpx.Request, key: str, ttl: float
     extensions: dict[str, object] = {CACHE_ENTRY: (key, cached.stored_at)}
     if ttl is not None:
         extensions[FRESH_UNTIL] = cached.stored_at + ttl
-    return httpx.Response(cached.status, headers={"content-type": cached.content_type},
-                          content=cached.body, request=request, extensions=extensions)
+    return answer_of(cached.status, [(b"content-type", cached.content_type.encode())],
+                     cached.body, request, extensions)
 
 
 def _rebuilt(response: httpx.Response, body: bytes, request: httpx.Request) -> httpx.Response:
     # The body is decoded already: drop the headers that described its encoding on the wire.
-    return httpx.Response(response.status_code, headers=decoded_body_headers(response.headers),
-                          content=body,
-                          request=request, extensions=dict(response.extensions))
+    return answer_of(response.status_code, decoded_body_headers(response.headers), body,
+                     request, dict(response.extensions))

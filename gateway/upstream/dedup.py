@@ -1,7 +1,8 @@
 """In-flight de-duplication: concurrent identical upstream requests in one process become one.
 
-Requests are identical when their cache key is (source, credential, path, query, language). The
-first caller's request goes on; the others wait for its answer and get a copy. Each waiter keeps
+Requests are identical when their credential, path with query, and language are (the upstream
+client sends a call's parameters sorted, so one call has one path). The first caller's request
+goes on; the others wait for its answer and get a copy. Each waiter keeps
 its own deadline: a waiter whose deadline passes, or whose request is cancelled (its client
 left), gives up; the shared call goes on while another waiter remains and is cancelled with the
 last one (:class:`~gateway.shared.SharedTasks`).
@@ -15,14 +16,15 @@ from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.observability.metrics import SourceMetrics
 from gateway.scope import SourceUsage
 from gateway.shared import SharedTasks
-from gateway.upstream.cache import cache_key
-from gateway.upstream.extensions import DEADLINE, USAGE
+from gateway.upstream.extensions import CREDENTIAL, DEADLINE, LANGUAGE, USAGE
 from gateway.upstream.headers import decoded_body_headers
+from gateway.upstream.httpx_internals import answer_of
 from gateway.upstream.layer import Layer
 
 __all__ = ["DedupTransport"]
 
-Answer = tuple[int, list[tuple[str, str]], bytes, dict[str, object]]
+Answer = tuple[int, list[tuple[bytes, bytes]], bytes, dict[str, object]]
+CallKey = tuple[str, bytes, str | None]  # credential, path with query, language
 
 
 class DedupTransport(Layer):
@@ -33,25 +35,26 @@ class DedupTransport(Layer):
         self.source = source
         self.credential = credential
         self.clock = clock
-        self._inflight: SharedTasks[str, Answer] = SharedTasks(keep=False)
+        self._inflight: SharedTasks[CallKey, Answer] = SharedTasks(keep=False)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if request.method != "GET":
             return await self.inner.handle_async_request(request)
-        key = cache_key(self.source, self.credential, request)
-        deadline = request.extensions.get(DEADLINE)
+        extensions = request.extensions
+        key = (extensions.get(CREDENTIAL) or self.credential, request.url.raw_path,
+               extensions.get(LANGUAGE))
+        deadline = extensions.get(DEADLINE)
         timeout = (max(0.0, deadline - self.clock.monotonic()) if isinstance(deadline, float)
                    else None)
         if key in self._inflight:
             self._joined(request)
         try:
-            status, headers, body, extensions = await self._inflight.run(
+            status, headers, body, kept = await self._inflight.run(
                 key, lambda: self._fetch(request), timeout=timeout)
         except TimeoutError:
             raise httpx.ReadTimeout("deadline passed while waiting for a shared call",
                                     request=request) from None
-        return httpx.Response(status, headers=headers, content=body, request=request,
-                              extensions=dict(extensions))
+        return answer_of(status, headers, body, request, kept)
 
     def _joined(self, request: httpx.Request) -> None:
         usage: SourceUsage | None = request.extensions.get(USAGE)

@@ -9,7 +9,7 @@ import httpx
 __all__ = ["decoded_body_headers", "retry_after_seconds"]
 
 # Headers that describe the body as it travelled on the wire, not the decoded bytes we keep.
-WIRE_ENCODING = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+WIRE_ENCODING = frozenset({b"content-encoding", b"content-length", b"transfer-encoding"})
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -21,6 +21,6 @@ def retry_after_seconds(value: str | None) -> float | None:
     return max(0.0, seconds) if seconds is not None and math.isfinite(seconds) else None
 
 
-def decoded_body_headers(headers: httpx.Headers) -> list[tuple[str, str]]:
+def decoded_body_headers(headers: httpx.Headers) -> list[tuple[bytes, bytes]]:
     """The headers of a response whose body is already read and decoded."""
-    return [(k, v) for k, v in headers.multi_items() if k.lower() not in WIRE_ENCODING]
+    return [(k, v) for k, v in headers.raw if k.lower() not in WIRE_ENCODING]

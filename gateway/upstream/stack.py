@@ -19,7 +19,7 @@
 
 The client (:class:`~gateway.upstream.client.UpstreamClient`) asks the cache layer for a fresh
 entry before it builds a request: a warm call never enters the stack. The network at the bottom
-is :class:`~gateway.upstream.network.NetworkTransport` (aiohttp behind httpx's API).
+is :class:`~gateway.upstream.network.NetworkTransport` (HTTP/1.1 behind httpx's API).
 
 A policy that is off has no layer: no retries (``max_retries = 0``), no cache (both TTLs 0), no
 de-duplication (``dedup = false``). Observation is always there: the request's usage feeds its
@@ -67,7 +67,7 @@ def build_transport(source: SourceConfig, *, store: ResponseStore, health: Sourc
     ``metrics``: the source's metrics, if any; ``tracing``: spans, if configured)."""
     credential = fingerprint(source.secret())
     transport: httpx.AsyncBaseTransport = network or NetworkTransport(
-        max_connections=source.max_concurrency)
+        max_connections=source.max_concurrency, clock=clock)
     transport = ConcurrencyLimitTransport(transport, limit=source.max_concurrency,
                                           max_queue=source.max_queue, health=health,
                                           clock=clock)

@@ -28,7 +28,7 @@ def frame(path: str, function: str = "f") -> str:
     (frame("gateway/upstream/client.py", "SourceClient._decode"), profile.DECODE),
     (frame("gateway/upstream/network.py", "NetworkTransport.handle_async_request"),
      profile.CLIENT),
-    (frame("aiohttp/client_proto.py", "ResponseHandler.data_received"), profile.CLIENT),
+    (frame("gateway/upstream/network.py", "_Connection.data_received"), profile.CLIENT),
     (frame("gateway/upstream/dedup.py"), profile.POLICY),
     (frame("gateway/upstream/retry.py"), profile.POLICY),
     (frame("strawberry/schema/schema.py", "Schema.execute"), profile.EXECUTION),
@@ -55,12 +55,13 @@ def test_merging_is_charged_before_the_generic_graph_rule() -> None:
 
 
 def test_generic_frames_go_to_their_caller() -> None:
-    """asyncio inside the merge (a task gathered) is the merge's; inside aiohttp, the client's."""
+    """asyncio inside the merge (a task gathered) is the merge's; inside the network, the
+    client's."""
     listing = frame("gateway/graph/listing.py", "_total")
     gather = frame("asyncio/tasks.py", "gather")
     assert profile.layer_of([*LOOP, listing, gather, frame("<frozen abc>")]) == (
         profile.MERGING, "_total (gateway/graph/listing.py)")
-    reader = frame("aiohttp/streams.py", "StreamReader.feed_data")
+    reader = frame("gateway/upstream/network.py", "_Connection.exchange")
     assert profile.layer_of([*LOOP, reader, frame("asyncio/futures.py")])[0] == profile.CLIENT
 
 
@@ -96,7 +97,7 @@ def test_shared_work_and_connecting_have_their_layers() -> None:
     memo = frame("gateway/shared.py", "SharedTasks.run")
     assert profile.layer_of([*LOOP, memo, frame("asyncio/tasks.py", "shield")])[0] == (
         profile.POLICY)
-    connect = frame("aiohappyeyeballs/impl.py", "_connect_sock")
+    connect = frame("gateway/upstream/network.py", "_Pool._connect")
     assert profile.layer_of([*LOOP, connect, frame("socket.py")])[0] == profile.CLIENT
 
 

@@ -1,14 +1,17 @@
-"""The upstream client's URLs, built without httpx's parse, equal httpx's parse of the same URL
-(gateway/upstream/httpx_internals.py): an httpx release that changes its internals fails here."""
+"""What the upstream client builds past httpx's public constructors equals what they build
+(gateway/upstream/httpx_internals.py): its URLs httpx's parse of the same URL, its responses
+httpx's response of the same answer. An httpx release that changes its internals fails here."""
 
 from __future__ import annotations
+
+import gzip
 
 import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.upstream.httpx_internals import url_of
+from gateway.upstream.httpx_internals import answer_of, url_of
 
 BASES = ["http://127.0.0.1:8000", "http://127.0.0.1:8000/", "https://api.example.com/open-api/api",
          "https://user@shop.example:8443/v1/", "http://[::1]:9000/prefix"]
@@ -47,3 +50,20 @@ def test_a_built_url_is_httpxs_parse(base: str, path: str, params: list[tuple[st
 def test_any_query_is_encoded_as_httpx_encodes_it(values: dict[str, str]) -> None:
     params = sorted(values.items())  # as the client sends them: one value a name, sorted
     same(built(BASES[2], "/products", params), parsed(BASES[2], "/products", params))
+
+
+@pytest.mark.parametrize("encoding", [None, "gzip"])
+async def test_an_answer_made_without_httpxs_decoders_is_httpxs_response(
+        encoding: str | None) -> None:
+    body = b'{"entries": [{"id": 1, "name": "\xc4\x8cern\xc3\xa1"}]}'
+    sent = gzip.compress(body) if encoding else body
+    headers = [(b"Content-Type", b"application/json"), (b"Content-Length", b"%d" % len(sent))]
+    headers += [(b"Content-Encoding", encoding.encode())] if encoding else []
+    request = httpx.Request("GET", "http://upstream/products")
+    made = answer_of(200, headers, sent, request, {"http_version": b"HTTP/1.1"})
+    httpxs = httpx.Response(200, headers=headers, content=sent, request=request,
+                            extensions={"http_version": b"HTTP/1.1"})
+    assert await made.aread() == httpxs.content == body
+    assert (made.status_code, made.headers.raw, made.extensions, made.request) == (
+        httpxs.status_code, httpxs.headers.raw, httpxs.extensions, httpxs.request)
+    assert made.json() == httpxs.json() and made.text == httpxs.text

@@ -1,27 +1,31 @@
-"""The network transport (aiohttp behind httpx's API) over real sockets: answers, and each way
-a connection can fail mapped to the httpx error the policy layers act on.
+"""The network transport (HTTP/1.1 on asyncio's sockets, parsed by llhttp) over real sockets:
+answers in each framing HTTP/1.1 allows, kept-alive connections, bounds, and each way a
+connection can fail mapped to the httpx error the policy layers act on.
 
 The servers are raw asyncio servers that misbehave on purpose: they close before answering,
-cut a body short, or never answer.
+cut a body short, never answer, or answer too much.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gzip
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
-import aiohttp
 import httpx
 import pytest
+import trustme
 
 from gateway.caches.store import ResponseStore
 from gateway.config import SourceConfig
 from gateway.errors import UpstreamTimeout, UpstreamUnavailable
 from gateway.scope import RequestScope
 from gateway.upstream.client import UpstreamClient
-from gateway.upstream.network import NetworkTransport, httpx_error
+from gateway.upstream.network import MAX_HEAD_BYTES, NetworkTransport
 from gateway.upstream.stack import build_transport, health_for
+from tests.clock import ManualClock
 from tests.helpers import free_port
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -72,11 +76,28 @@ async def network() -> AsyncIterator[NetworkTransport]:
     await transport.aclose()
 
 
-async def get(transport: httpx.AsyncBaseTransport, url: str, *, read: float = 5.0
-              ) -> httpx.Response:
-    async with httpx.AsyncClient(transport=transport, base_url=url,
-                                 timeout=httpx.Timeout(read, connect=5.0)) as client:
-        return await client.get("/items", params={"page": 1})
+async def get(transport: httpx.AsyncBaseTransport, url: str, *, read: float = 5.0,
+              pool: float = 5.0) -> httpx.Response:
+    """GET /items?page=1 as the upstream client sends it: straight to the transport, which
+    stays open (an httpx client would close it on leaving)."""
+    timeout = httpx.Timeout(read, connect=5.0, pool=pool).as_dict()
+    request = httpx.Request("GET", f"{url}/items", params={"page": 1},
+                            extensions={"timeout": timeout})
+    response = await transport.handle_async_request(request)
+    await response.aread()
+    return response
+
+
+def answering(*answers: bytes) -> Handler:
+    """A server that answers each request of a connection with the next of ``answers``, then
+    reads the next request and closes without an answer."""
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for raw in answers:
+            await read_request(reader)
+            writer.write(raw)
+            await writer.drain()
+        await read_request(reader)
+    return handler
 
 
 async def keep_alive_answers(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -171,23 +192,6 @@ async def test_a_closed_port_is_a_connect_error(network: NetworkTransport) -> No
         await get(network, f"http://127.0.0.1:{free_port()}")
 
 
-def test_aiohttp_errors_map_to_the_httpx_errors_httpcore_raises() -> None:
-    request = httpx.Request("GET", "http://upstream/items")
-    cases: list[tuple[BaseException, type[httpx.TransportError]]] = [
-        (aiohttp.ConnectionTimeoutError(), httpx.ConnectTimeout),
-        (aiohttp.SocketTimeoutError(), httpx.ReadTimeout),
-        (TimeoutError(), httpx.ReadTimeout),
-        (aiohttp.ServerDisconnectedError(), httpx.RemoteProtocolError),
-        (aiohttp.ClientPayloadError("cut"), httpx.ReadError),
-        (aiohttp.ClientOSError(104, "reset"), httpx.ReadError),
-        (aiohttp.ClientError("other"), httpx.TransportError),
-    ]
-    for error, expected in cases:
-        mapped = httpx_error(error, request)
-        assert type(mapped) is expected, (error, mapped)
-        assert mapped.request is request
-
-
 async def test_a_dropped_connection_is_retried_and_a_dead_source_named(
         store: ResponseStore) -> None:
     """Through the whole stack: a connection dropped once is tried again (the retry layer's
@@ -235,3 +239,180 @@ async def test_a_dropped_connection_is_retried_and_a_dead_source_named(
                 await client.get_json("/items", {}, scope=RequestScope())
         finally:
             await client.aclose()
+
+
+@pytest.mark.parametrize("raw", [
+    # chunked, in chunks of their own sizes
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"7\r\n{\"data\"\r\nc\r\n: [1, 2, 3]}\r\n0\r\n\r\n",
+    # no length: the body runs until the server closes
+    b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + BODY,
+    # HTTP/1.0
+    b"HTTP/1.0 200 OK\r\nContent-Length: " + str(len(BODY)).encode() + b"\r\n\r\n" + BODY,
+    # an informational answer first
+    b"HTTP/1.1 100 Continue\r\n\r\n" + answer(),
+], ids=["chunked", "until-close", "http-1.0", "100-continue"])
+async def test_each_framing_of_an_answer_arrives_whole(network: NetworkTransport, raw: bytes
+                                                       ) -> None:
+    async def once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(raw)
+        await writer.drain()
+
+    async with Server(once) as url:
+        response = await get(network, url)
+    assert (response.status_code, response.content) == (200, BODY)
+
+
+async def test_the_request_goes_out_as_httpx_would_send_it(network: NetworkTransport) -> None:
+    heads: list[bytes] = []
+
+    async def recording(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        heads.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(answer())
+        await writer.drain()
+
+    async with Server(recording) as url:
+        request = httpx.Request("GET", f"{url}/items?page=1&q=a%20b",
+                                headers={"X-Request-ID": "r1", "Accept": "*/*"})
+        await network.handle_async_request(request)
+    request_line, *headers = heads[0].decode().split("\r\n")[:-2]
+    assert request_line == "GET /items?page=1&q=a%20b HTTP/1.1"
+    assert headers == [f"Host: {url.removeprefix('http://')}", "X-Request-ID: r1", "Accept: */*"]
+
+
+async def test_a_header_that_would_split_the_head_is_never_sent(
+        network: NetworkTransport) -> None:
+    server = Server(keep_alive_answers)
+    async with server as url:
+        request = httpx.Request("GET", f"{url}/items",
+                                headers={"X-Request-ID": "a\r\nX-Injected: 1"})
+        with pytest.raises(httpx.LocalProtocolError):
+            await network.handle_async_request(request)
+    assert server.connections == 0
+
+
+async def test_a_connection_its_server_closed_as_the_request_went_out_is_replaced(
+        network: NetworkTransport) -> None:
+    # The first connection answers once, then takes the next request and hangs up: nothing of
+    # that request was read, so a new connection asks again (a GET cannot have been done twice).
+    server = Server(answering(answer()))
+    async with server as url:
+        first, second = await get(network, url), await get(network, url)
+    assert first.content == second.content == BODY
+    assert server.connections == 2
+
+
+async def test_a_connection_idle_past_the_keep_alive_is_not_reused() -> None:
+    time = ManualClock()
+    network = NetworkTransport(max_connections=4, clock=time.clock)
+    server = Server(keep_alive_answers)
+    try:
+        async with server as url:
+            await get(network, url)
+            time.advance(4)
+            await get(network, url)
+            assert server.connections == 1
+            time.advance(6)
+            await get(network, url)
+            assert server.connections == 2
+    finally:
+        await network.aclose()
+
+
+async def test_a_cancelled_request_does_not_leave_its_answer_to_the_next(
+        network: NetworkTransport) -> None:
+    release = asyncio.Event()
+    server: Server
+
+    async def slow_first(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if server.connections == 1:  # the first connection answers late
+            await read_request(reader)
+            await release.wait()
+            writer.write(answer(b'"late"'))
+            await writer.drain()
+        await keep_alive_answers(reader, writer)
+
+    server = Server(slow_first)
+    async with server as url:
+        waiting = asyncio.ensure_future(get(network, url))
+        await asyncio.sleep(0.2)
+        waiting.cancel()
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        assert (await get(network, url)).content == BODY
+    assert server.connections == 2
+
+
+async def test_no_free_connection_within_the_pool_timeout_is_a_pool_timeout() -> None:
+    network = NetworkTransport(max_connections=1)
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        await asyncio.sleep(30)
+
+    try:
+        async with Server(silent) as url:
+            holding = asyncio.ensure_future(get(network, url, read=10))
+            await asyncio.sleep(0.1)
+            with pytest.raises(httpx.PoolTimeout):
+                await get(network, url, pool=0.2)
+            holding.cancel()
+    finally:
+        await network.aclose()
+
+
+async def test_answers_past_the_bounds_are_refused() -> None:
+    network = NetworkTransport(max_connections=2, max_body_bytes=1000)
+    huge_head = (b"HTTP/1.1 200 OK\r\nX-Filler: " + b"x" * MAX_HEAD_BYTES
+                 + b"\r\nContent-Length: 2\r\n\r\n{}")
+    try:
+        for raw in (answer(b"[" + b"1," * 600 + b"1]"), huge_head):
+            server = Server(answering(raw))
+            async with server as url:
+                with pytest.raises(httpx.RemoteProtocolError, match="exceed"):
+                    await get(network, url)
+    finally:
+        await network.aclose()
+
+
+async def test_bytes_after_the_answer_close_the_connection(network: NetworkTransport) -> None:
+    # An answer followed by bytes nobody asked for: what comes next on that connection cannot be
+    # trusted, so the next request goes on a new one.
+    server = Server(answering(answer() + answer(b'"extra"'), answer()))
+    async with server as url:
+        assert (await get(network, url)).content == BODY
+        assert (await get(network, url)).content == BODY
+    assert server.connections == 2
+
+
+async def test_a_tls_upstream_is_verified_by_its_name(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTPS as production upstreams serve it: the server's name sent (SNI), its chain checked
+    against the trusted CAs (here: this test's, through ``SSL_CERT_FILE`` as httpx reads it)
+    and its name against the URL's; a certificate for another name is refused."""
+    authority = trustme.CA()
+    authority.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
+    names: list[str | None] = []
+
+    def remember_name(_: object, name: str | None, __: object) -> None:
+        names.append(name)
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("localhost").configure_cert(context)
+    context.sni_callback = remember_name
+    server = await asyncio.start_server(keep_alive_answers, "127.0.0.1", 0, ssl=context)
+    port = server.sockets[0].getsockname()[1]
+    network = NetworkTransport(max_connections=2)
+    try:
+        for _ in range(2):
+            response = await get(network, f"https://localhost:{port}")
+            assert (response.status_code, response.content) == (200, BODY)
+        assert names == ["localhost"]  # one handshake: the connection was kept
+        with pytest.raises(httpx.ConnectError):  # the certificate names localhost, not the IP
+            await get(network, f"https://127.0.0.1:{port}")
+    finally:
+        await network.aclose()
+        server.close()
