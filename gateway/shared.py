@@ -13,14 +13,17 @@ Example::
     calls: SharedTasks[str, bytes] = SharedTasks(keep=False)
     body = await calls.run("GET /items", fetch_items)
 
-:func:`gather` is :func:`asyncio.gather` without a task for a lone awaitable.
+:func:`gather` is :func:`asyncio.gather` without a task for a coroutine that ends at once.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Any, Generic, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from types import CoroutineType
+from typing import Any, Generic, TypeVar, cast
+
+from gateway.eager import EagerStarts, Start
 
 __all__ = ["SharedTasks", "gather"]
 
@@ -94,14 +97,53 @@ class SharedTasks(Generic[K, V]):
 
 
 async def gather(*awaitables: Awaitable[Any], return_exceptions: bool = False) -> list[Any]:
-    """:func:`asyncio.gather`'s results; a lone awaitable is awaited as it is, without the task
-    gather wraps a coroutine in (most pages are read in one call, most lookups ask one source:
-    on a warm query those tasks were a tenth of the CPU)."""
-    if len(awaitables) != 1:
-        return list(await asyncio.gather(*awaitables, return_exceptions=return_exceptions))
-    try:
-        return [await awaitables[0]]
-    except Exception as error:  # as gather's return_exceptions gives it (not a cancellation)
-        if return_exceptions:
-            return [error]
-        raise
+    """:func:`asyncio.gather`'s results, each coroutine started at once (:mod:`gateway.eager`):
+    one that ends without waiting gives its value with no task and no turn of the event loop
+    (an answer in a cache, a loader primed: a warm ``nodes`` query's lookups were twenty
+    tasks); those that wait, and other awaitables, are awaited together. A lone awaitable is
+    awaited as it is. Without ``return_exceptions`` the first failure is raised, as asyncio's
+    does; one raised at the first step also cancels what was started before it."""
+    if len(awaitables) == 1:
+        try:
+            return [await awaitables[0]]
+        except Exception as error:  # as gather's return_exceptions gives it (not a cancellation)
+            if return_exceptions:
+                return [error]
+            raise
+    starts = EagerStarts()
+    results: list[Any] = [None] * len(awaitables)
+    waiting: list[tuple[int, Awaitable[Any]]] = []
+    for i, awaitable in enumerate(awaitables):
+        if type(awaitable) is not CoroutineType:
+            waiting.append((i, awaitable))
+            continue
+        how, outcome = starts.step(cast(Coroutine[Any, Any, Any], awaitable))
+        if how is Start.WAITING:
+            waiting.append((i, outcome))
+        elif how is Start.RETURNED or return_exceptions:
+            results[i] = outcome
+        else:
+            _abandon(starts, [w for _, w in waiting], awaitables[i + 1:])
+            raise outcome
+    if waiting:
+        try:
+            done = await asyncio.gather(*(w for _, w in waiting),
+                                        return_exceptions=return_exceptions)
+        except asyncio.CancelledError:
+            _abandon(starts, [w for _, w in waiting], ())
+            raise
+        for (i, _), value in zip(waiting, done, strict=True):
+            results[i] = value
+    return results
+
+
+def _abandon(starts: EagerStarts, started: Sequence[Awaitable[Any]],
+             unstarted: Sequence[Awaitable[Any]]) -> None:
+    """Cancel what a gather started (a coroutine handed to a task that has not begun is
+    cancelled too: :meth:`EagerStarts.cancel`), and close the coroutines it never started."""
+    for awaitable in started:
+        if isinstance(awaitable, asyncio.Future):
+            starts.cancel(awaitable)
+    for awaitable in unstarted:
+        if type(awaitable) is CoroutineType:
+            cast(Coroutine[Any, Any, Any], awaitable).close()

@@ -1,9 +1,11 @@
 """Eager start: a coroutine run at once, up to where it first waits, and a task only if it does.
 
 Why: compiled execution (:mod:`gateway.graph.executor`) calls a field's resolver and gets a
-coroutine. Most of them end without ever waiting (a loader primed by the level above, an answer
-in a cache): a warm query's twenty ``products`` were twenty tasks, each created, scheduled,
-stepped by the event loop and awaited, for a value that was ready at the first step. Started
+coroutine, and :func:`gateway.shared.gather` is handed the loaders' and adapters' coroutines.
+Most of them end without ever waiting (a loader primed by the level above, an answer in a
+cache): a warm query's twenty ``products`` were twenty tasks, and a warm ``nodes`` query's
+lookups twenty more, each created, scheduled, stepped by the event loop and awaited, for a
+value that was ready at the first step. Started
 here, such a coroutine gives its value at once (no task, no turn of the event loop); one that
 waits goes on in a task, in the context it started in, and is awaited with the rest of its
 level. Loaders batch as before: every load made before the executor next waits is in one batch.
@@ -23,10 +25,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import enum
 from collections.abc import Coroutine, Generator
 from typing import Any
 
-__all__ = ["EagerStarts"]
+__all__ = ["EagerStarts", "Start"]
+
+
+class Start(enum.Enum):
+    """How a coroutine's first step ended."""
+
+    RETURNED = "returned"
+    RAISED = "raised"
+    WAITING = "waiting"  # it waits: a task continues it
 
 
 class EagerStarts:
@@ -42,13 +53,19 @@ class EagerStarts:
         a task would run it): ``(True, its value)`` when it ended without waiting (the
         exception it raised, as the value, when it failed); else ``(False, a task)`` that
         continues it, to be awaited."""
+        how, outcome = self.step(coroutine)
+        return how is not Start.WAITING, outcome
+
+    def step(self, coroutine: Coroutine[Any, Any, Any]) -> tuple[Start, Any]:
+        """As :meth:`start`, telling a value returned from an exception raised:
+        ``(RETURNED, value)``, ``(RAISED, exception)`` or ``(WAITING, task)``."""
         context = contextvars.copy_context()
         try:
             waiting = context.run(coroutine.send, None)
         except StopIteration as done:
-            return True, done.value
+            return Start.RETURNED, done.value
         except Exception as error:
-            return True, error
+            return Start.RAISED, error
         if waiting is not None:
             # Private: a coroutine awaiting a future yields it marked as awaited
             # (``_asyncio_future_blocking``), for the task stepping it to see. No task steps
@@ -59,7 +76,7 @@ class EagerStarts:
         continuation = _Continuation(coroutine, waiting)
         task = asyncio.get_running_loop().create_task(continuation.run(), context=context)
         self.continued[task] = continuation
-        return False, task
+        return Start.WAITING, task
 
     def cancel(self, future: asyncio.Future[Any]) -> None:
         """Cancel ``future`` (one :meth:`start` returned, or another). A task cancelled before
