@@ -15,7 +15,7 @@ What this transport does:
 * httpx's timeouts: ``pool`` for a free connection, ``connect`` for TCP and TLS, ``read`` between
   two reads of the answer;
 * a kept-alive connection its server closed as the request went out (nothing came back) is
-  replaced once by a new one: an idempotent GET cannot have been seen twice;
+  replaced once by a new one, for an idempotent request (a GET) only;
 * no cookies kept, no redirects followed, no decompression (httpx's response decodes
   ``Content-Encoding``), and no proxies from the environment;
 * bounded answers: a head over ``MAX_HEAD_BYTES`` or a body over ``MAX_BODY_BYTES`` is refused;
@@ -43,6 +43,7 @@ KEEP_ALIVE_SECONDS = 5.0  # an idle pooled connection is closed after this (http
 MAX_HEAD_BYTES = 64 * 1024  # status line and headers of one answer
 MAX_BODY_BYTES = 256 * 1024 * 1024  # one answer's body, as sent (before any decompression)
 
+IDEMPOTENT = frozenset({"GET", "OPTIONS", "PUT", "DELETE"})  # RFC 9110, 9.2.2
 Origin = tuple[bytes, bytes, int]  # scheme, host, port
 Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
 
@@ -229,7 +230,8 @@ class _Pool:
         self._idle: list[_Connection] = []
         self._open: set[_Connection] = set()
 
-    async def exchange(self, head: bytes, body: bytes, timeouts: Mapping[str, Any]) -> Answer:
+    async def exchange(self, head: bytes, body: bytes, timeouts: Mapping[str, Any], *,
+                       idempotent: bool) -> Answer:
         await self._acquire(timeouts.get("pool"))
         try:
             connection = self._reusable()
@@ -237,8 +239,10 @@ class _Pool:
                 try:
                     return await self._on(connection, head, body, timeouts)
                 except _Failed as failed:
-                    # Closed by its server as the request went out: nothing of it was read.
-                    if connection.received or failed.kind is not httpx.RemoteProtocolError:
+                    # Closed by its server as the request went out, nothing of an answer read:
+                    # asked again on a new connection, if asking twice is harmless.
+                    if (connection.received or failed.kind is not httpx.RemoteProtocolError
+                            or not idempotent):
                         raise
             connection = await self._connect(timeouts.get("connect"))
             return await self._on(connection, head, body, timeouts)
@@ -329,7 +333,8 @@ class NetworkTransport(httpx.AsyncBaseTransport):
         body = await request.aread()  # a GET's is empty
         try:
             status, headers, content = await pool.exchange(
-                _head(request), body, request.extensions.get("timeout", {}))
+                _head(request), body, request.extensions.get("timeout", {}),
+                idempotent=request.method in IDEMPOTENT)
         except _Failed as failed:
             raise failed.kind(str(failed), request=request) from None
         return answer_of(status, headers, content, request, {"http_version": b"HTTP/1.1"})

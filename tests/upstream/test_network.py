@@ -303,6 +303,20 @@ async def test_a_connection_its_server_closed_as_the_request_went_out_is_replace
     assert server.connections == 2
 
 
+async def test_a_request_not_safe_to_repeat_is_not_asked_again(
+        network: NetworkTransport) -> None:
+    server = Server(answering(answer()))
+    async with server as url:
+        for expected in (None, httpx.RemoteProtocolError):
+            request = httpx.Request("POST", f"{url}/items", content=b"{}")
+            if expected is None:
+                await network.handle_async_request(request)
+                continue
+            with pytest.raises(expected):  # the server may have acted on it: not sent twice
+                await network.handle_async_request(request)
+    assert server.connections == 1
+
+
 async def test_a_connection_idle_past_the_keep_alive_is_not_reused() -> None:
     time = ManualClock()
     network = NetworkTransport(max_connections=4, clock=time.clock)
