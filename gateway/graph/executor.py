@@ -4,7 +4,7 @@ Plain fields are attribute reads written straight into the response (a subtree o
 record attributes in one pass, by its plain reader: :mod:`gateway.graph.plain`); the fields
 that do work call the schema's own resolvers (the same functions graphql-core would call,
 through the same strawberry wrappers). A resolver's coroutine is started at once
-(:mod:`gateway.shared`): one that ends without waiting is completed on the spot, the
+(:mod:`gateway.graph.eager`): one that ends without waiting is completed on the spot, the
 others are awaited together, level by level, so loaders batch as they do on the standard
 executor. Values are completed by their fields' shapes (:mod:`gateway.graph.plan`: the spec's
 CompleteValue, one ``complete`` per kind of type). Semantics follow graphql-core's:
@@ -55,6 +55,7 @@ from graphql.type.definition import GraphQLResolveInfoHelpers
 
 from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.errors import ErrorCode
+from gateway.graph.eager import EagerStarts
 from gateway.graph.plan import (
     ATTRIBUTE,
     TYPENAME,
@@ -69,7 +70,6 @@ from gateway.graph.plan import (
     complete_value,
 )
 from gateway.graph.strawberry_internals import make_info
-from gateway.shared import EagerStarts
 
 __all__ = ["Budget", "DeferredWork", "PartResult", "PlanRun", "StreamWork", "execute_plan"]
 
@@ -382,7 +382,7 @@ class PlanRun:
     def start(self, awaitable: Any, shape: Shape, container: Any, key: str | int,
               position: Position, field_plan: FieldPlan) -> None:
         """Complete what a resolver's ``awaitable`` gives. A coroutine is started at once
-        (:mod:`gateway.shared`): one that ends without waiting is completed now (or after
+        (:mod:`gateway.graph.eager`): one that ends without waiting is completed now (or after
         the event loop's turn, when one is due), one that waits is awaited with the rest of its
         level; other awaitables are awaited with the level."""
         if type(awaitable) is not CoroutineType:

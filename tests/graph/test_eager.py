@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from gateway.shared import EagerStarts
+from gateway.graph.eager import EagerStarts
 
 NOTE: contextvars.ContextVar[str] = contextvars.ContextVar("note", default="unset")
 
