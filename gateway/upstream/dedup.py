@@ -24,7 +24,8 @@ from gateway.upstream.layer import Layer
 __all__ = ["DedupTransport"]
 
 Answer = tuple[int, list[tuple[bytes, bytes]], bytes, dict[str, object]]
-CallKey = tuple[str, bytes, str | None]  # credential, path with query, language
+# What makes two requests one: credential, path with query, language.
+InflightKey = tuple[str, bytes, str | None]
 
 
 class DedupTransport(Layer):
@@ -35,7 +36,7 @@ class DedupTransport(Layer):
         self.source = source
         self.credential = credential
         self.clock = clock
-        self._inflight: SharedTasks[CallKey, Answer] = SharedTasks(keep=False)
+        self._inflight: SharedTasks[InflightKey, Answer] = SharedTasks(keep=False)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if request.method != "GET":

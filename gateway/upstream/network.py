@@ -73,7 +73,7 @@ class _Connection(asyncio.Protocol):
         self._head_bytes = self._body_bytes = 0
         self._framed = False  # the answer says where its body ends (length or chunks)
         self._headers_done = False
-        self._received = False  # a byte of the current answer has arrived
+        self.received = False  # a byte of the current answer has arrived
         self._read_timeout: float | None = None
         self._last_read = 0.0
         self._timer: asyncio.TimerHandle | None = None
@@ -91,7 +91,7 @@ class _Connection(asyncio.Protocol):
         self._answer = answer
         self._headers, self._body = [], []
         self._head_bytes = self._body_bytes = 0
-        self._framed = self._received = self._headers_done = False
+        self._framed = self.received = self._headers_done = False
         self._read_timeout = read_timeout
         self._transport.write(head + body if body else head)
         if read_timeout is not None:
@@ -124,10 +124,6 @@ class _Connection(asyncio.Protocol):
             answer.set_exception(_Failed(kind, message))
         self.close()
 
-    @property
-    def received(self) -> bool:
-        return self._received
-
     def close(self) -> None:
         self.closed = True
         if self._transport is not None:
@@ -142,7 +138,7 @@ class _Connection(asyncio.Protocol):
         if self._answer is None:  # bytes nobody asked for: the connection's state is unknown
             self.close()
             return
-        self._received = True
+        self.received = True
         if self._read_timeout is not None:
             self._last_read = self._loop.time()
         try:
@@ -164,7 +160,7 @@ class _Connection(asyncio.Protocol):
             return
         if self._headers_done and not self._framed:  # the body ran until the close
             self._complete(keep_alive=False)
-        elif not self._received:
+        elif not self.received:
             self._fail(httpx.RemoteProtocolError,
                        "the upstream closed the connection without answering")
         else:
