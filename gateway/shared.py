@@ -6,7 +6,9 @@ deadline) does not cancel it while another caller still waits; the last one to s
 so abandoned work (upstream calls, page after page of a table) stops at once.
 
 Used by the in-flight de-duplication of upstream calls across requests
-(:mod:`gateway.upstream.dedup`) and by the per-request memos (:class:`gateway.scope.TaskMemo`).
+(:mod:`gateway.upstream.dedup`): callers from different requests come and go independently,
+so the work must outlive whichever started it. One request's memos
+(:class:`gateway.scope.RequestMemo`) need no task: its callers leave together.
 
 Example::
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 __all__ = ["SharedTasks", "gather"]
@@ -34,12 +37,17 @@ class SharedTasks(Generic[K, V]):
     ``keep``: a finished task stays, and later callers get its result (a memo); otherwise it is
     forgotten when it finishes, and the next caller starts another. A task cancelled because
     nobody waited for it any more is always forgotten.
+
+    Each caller waits on a future of its own, which the task's end settles: a caller leaving
+    (cancelled, or past its timeout) drops its future alone. That is what ``asyncio.shield``
+    and ``asyncio.timeout`` would do, without their wrappers: two futures, four callbacks and a
+    timer scope a call, 9 us of CPU on every upstream call of the de-duplication.
     """
 
     def __init__(self, *, keep: bool) -> None:
         self.keep = keep
         self._tasks: dict[K, asyncio.Future[V]] = {}
-        self._waiting: dict[asyncio.Future[V], int] = {}
+        self._waiters: dict[asyncio.Future[V], list[asyncio.Future[V]]] = {}
 
     def __len__(self) -> int:
         return len(self._tasks)
@@ -53,23 +61,24 @@ class SharedTasks(Generic[K, V]):
         """The result of the key's task (started by ``make()`` if none is on); with ``timeout``,
         ``TimeoutError`` after that many seconds of waiting."""
         task = self._tasks.get(key)
-        if task is not None and task.done():  # a kept result: no waiting to count or shield
+        if task is not None and task.done():  # a kept result: no waiting to count
             return task.result()
+        loop = asyncio.get_running_loop()
         if task is None:
             task = asyncio.ensure_future(make())
             self._tasks[key] = task
-            if not self.keep:
-                task.add_done_callback(lambda done: self._forget(key, done))
-        self._waiting[task] = self._waiting.get(task, 0) + 1
+            self._waiters[task] = []
+            task.add_done_callback(partial(self._settled, key))
+        waiter: asyncio.Future[V] = loop.create_future()
+        self._waiters[task].append(waiter)
+        timer = None if timeout is None else loop.call_later(timeout, _expire, waiter)
         try:
-            # Shielded: this caller leaving must not cancel what others wait for. A timeout
-            # scope, not wait_for: on Python 3.11 that wraps the wait in a task of its own.
-            if timeout is None:
-                return await asyncio.shield(task)
-            async with asyncio.timeout(timeout):
-                return await asyncio.shield(task)
+            return await waiter
         finally:
-            self._left(key, task)
+            if timer is not None:
+                timer.cancel()
+            if not task.done():
+                self._left(key, task, waiter)
 
     def put(self, key: K, value: V) -> None:
         """``value`` as the key's result, as if a task had made it (kept: with ``keep`` only)."""
@@ -78,19 +87,43 @@ class SharedTasks(Generic[K, V]):
             done.set_result(value)
             self._tasks[key] = done
 
-    def _left(self, key: K, task: asyncio.Future[V]) -> None:
-        waiting = self._waiting[task] - 1
-        if waiting:
-            self._waiting[task] = waiting
+    def _settled(self, key: K, task: asyncio.Future[V]) -> None:
+        """The task ended: its outcome to every caller still waiting."""
+        waiters = self._waiters.pop(task, ())
+        if task.cancelled():  # nobody waited any more (_left), or the loop is closing
+            for waiter in waiters:
+                waiter.cancel()
+            self._forget(key, task)
             return
-        del self._waiting[task]
-        if not task.done():
+        error = task.exception()
+        for waiter in waiters:
+            if waiter.done():
+                continue
+            if error is None:
+                waiter.set_result(task.result())
+            else:
+                waiter.set_exception(error)
+        if not self.keep:
+            self._forget(key, task)
+
+    def _left(self, key: K, task: asyncio.Future[V], waiter: asyncio.Future[V]) -> None:
+        waiters = self._waiters.get(task)
+        if waiters is None:
+            return
+        waiters.remove(waiter)
+        if not waiters:
+            del self._waiters[task]
             task.cancel()  # nobody waits for it any more
             self._forget(key, task)
 
     def _forget(self, key: K, task: asyncio.Future[V]) -> None:
         if self._tasks.get(key) is task:  # a newer task of the key stays
             del self._tasks[key]
+
+
+def _expire(waiter: asyncio.Future[Any]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
 
 
 async def gather(*awaitables: Awaitable[Any], return_exceptions: bool = False) -> list[Any]:

@@ -2,7 +2,8 @@
 
 Requests are identical when their credential, path with query, and language are (the upstream
 client sends a call's parameters sorted, so one call has one path). The first caller's request
-goes on; the others wait for its answer and get a copy. Each waiter keeps
+goes on, and its answer is the first caller's own response; the others wait for it and get a
+copy. Each waiter keeps
 its own deadline: a waiter whose deadline passes, or whose request is cancelled (its client
 left), gives up; the shared call goes on while another waiter remains and is cancelled with the
 last one (:class:`~gateway.shared.SharedTasks`).
@@ -23,7 +24,6 @@ from gateway.upstream.layer import Layer
 
 __all__ = ["DedupTransport"]
 
-Answer = tuple[int, list[tuple[bytes, bytes]], bytes, dict[str, object]]
 # What makes two requests one: credential, path with query, language.
 InflightKey = tuple[str, bytes, str | None]
 
@@ -36,7 +36,7 @@ class DedupTransport(Layer):
         self.source = source
         self.credential = credential
         self.clock = clock
-        self._inflight: SharedTasks[InflightKey, Answer] = SharedTasks(keep=False)
+        self._inflight: SharedTasks[InflightKey, httpx.Response] = SharedTasks(keep=False)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if request.method != "GET":
@@ -47,15 +47,19 @@ class DedupTransport(Layer):
         deadline = extensions.get(DEADLINE)
         timeout = (max(0.0, deadline - self.clock.monotonic()) if isinstance(deadline, float)
                    else None)
-        if key in self._inflight:
+        joined = key in self._inflight
+        if joined:
             self._joined(request)
         try:
-            status, headers, body, kept = await self._inflight.run(
-                key, lambda: self._fetch(request), timeout=timeout)
+            response = await self._inflight.run(key, lambda: self._fetch(request),
+                                                timeout=timeout)
         except TimeoutError:
             raise httpx.ReadTimeout("deadline passed while waiting for a shared call",
                                     request=request) from None
-        return answer_of(status, headers, body, request, kept)
+        if not joined:
+            return response  # the caller whose request it is: no copy
+        return answer_of(response.status_code, decoded_body_headers(response.headers),
+                         response.content, request, dict(response.extensions))
 
     def _joined(self, request: httpx.Request) -> None:
         usage: SourceUsage | None = request.extensions.get(USAGE)
@@ -64,8 +68,7 @@ class DedupTransport(Layer):
         if self.metrics is not None:
             self.metrics.dedup_join.inc()
 
-    async def _fetch(self, request: httpx.Request) -> Answer:
+    async def _fetch(self, request: httpx.Request) -> httpx.Response:
         response = await self.inner.handle_async_request(request)
-        body = await response.aread()
-        return (response.status_code, decoded_body_headers(response.headers), body,
-                dict(response.extensions))
+        await response.aread()  # whole before it is shared
+        return response

@@ -4,6 +4,8 @@ values last ascending and first descending, in every field and direction."""
 
 from __future__ import annotations
 
+import gc
+import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from operator import attrgetter
@@ -65,12 +67,37 @@ def test_a_table_of_rows_is_ordered_by_name_without_making_records(
                        row_id=attrgetter("key"))
     order = GroupOrder(OrderField.NAME, direction)
     view = table.ordered(order, lambda t: _in_order(t, order))
-    assert made == [] and table.ordered(order, lambda t: []) is view
+    arranged: list[int] = []
+
+    def again(t: GroupTable) -> list[int]:
+        arranged.append(1)
+        return []
+
+    assert len(table.ordered(order, again)) == len(view)  # the order kept, not arranged again
+    assert made == [] and arranged == []
     records = [GroupRecord(source=SOURCE, upstream_id=key, name=name) for key, name in rows]
     expected = [(g.upstream_id, g.name) for g in reference(records, order)]
     assert [(g.upstream_id, g.name) for g in view[:3]] == expected[:3]
     assert len(made) == min(3, len(rows))  # only the groups read were made
     assert [(g.upstream_id, g.name) for g in view] == expected
+
+
+def test_a_table_and_its_orders_are_freed_without_the_garbage_collector() -> None:
+    """An uncached merged list's tables leave with their request, freed by reference counting:
+    a table kept in a cycle (with its views) waited for a collection, a third of the query's
+    CPU."""
+    table = GroupTable([Row(str(i), f"g{i}") for i in range(10)], build=lambda row: GroupRecord(
+        source=SOURCE, upstream_id=row.key, name=row.name), row_id=attrgetter("key"))
+    order = GroupOrder(OrderField.NAME, Direction.ASC)
+    view = table.ordered(order, lambda t: _in_order(t, order))
+    assert view[0].name == "g0"
+    freed = weakref.ref(table)
+    gc.disable()
+    try:
+        del table, view
+        assert freed() is None
+    finally:
+        gc.enable()
 
 
 def test_a_table_of_rows_finds_ids_making_only_the_groups_found() -> None:
