@@ -166,8 +166,7 @@ class Admission:
         Raises :class:`RequestError`, ``GraphQLError`` or ``PersistedError``."""
         params["query"] = await self.persisted.lookup(persisted)
         name = params.get("operationName")
-        document = await self.documents.admit(params["query"], params.get("variables"),
-                                              self.schema)
+        document = await self.documents.admit(params["query"], self.schema)
         problem = operation_problem(document, name)
         if problem is not None:
             raise GraphQLError(problem, extensions={

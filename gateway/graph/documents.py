@@ -50,7 +50,7 @@ from strawberry.schema.schema import validate_document
 
 from gateway.caches.bounded import ByteBoundedLRU
 from gateway.config import LimitSettings
-from gateway.graph.limits import DocumentLimitExceeded, check_variables, parse_within_limits
+from gateway.graph.limits import DocumentLimitExceeded, parse_within_limits
 from gateway.graph.strawberry_internals import graphql_schema
 
 __all__ = ["BYTES_PER_CHARACTER", "ENTRY_OVERHEAD", "DocumentCache", "ParsedDocuments"]
@@ -136,13 +136,13 @@ class DocumentCache:
         """Call ``listener(document)`` whenever a kept document leaves the cache."""
         self._listeners.append(listener)
 
-    def parse(self, query: str, variables: Mapping[str, Any] | None = None) -> DocumentNode:
-        """The parsed document, checked against the limits (and ``variables`` too).
+    def parse(self, query: str) -> DocumentNode:
+        """The parsed document, checked against the limits (the request's ``variables`` are
+        bounded at the edge, before anything: :meth:`gateway.edge.admission.Admission.read`).
 
         Raises ``GraphQLError``: a syntax error, or a
         :class:`~gateway.graph.limits.DocumentLimitExceeded`. Nothing refused is kept.
         """
-        check_variables(variables, self.limits)
         entry = self._entries.get(query)
         if entry is not None:
             return entry.document
@@ -154,14 +154,13 @@ class DocumentCache:
         _parsed.set((self, query, document))
         return document
 
-    async def admit(self, query: str, variables: Mapping[str, Any] | None = None,
-                    schema: GraphQLSchema | None = None) -> DocumentNode:
+    async def admit(self, query: str, schema: GraphQLSchema | None = None) -> DocumentNode:
         """:meth:`parse`; a document not kept is parsed, and validated against ``schema``,
         in its turn (see the module's docstring)."""
         if query in self._entries:
-            return self.parse(query, variables)
+            return self.parse(query)
         async with self._turn():
-            document = self.parse(query, variables)
+            document = self.parse(query)
             rules = self._rules
             if schema is not None and rules is not None:
                 with contextlib.suppress(RecursionError):
@@ -277,8 +276,7 @@ class ParsedDocuments(SchemaExtension):
         context = self.execution_context
         if context.graphql_document is None and context.query:
             try:
-                context.graphql_document = self.documents.parse(context.query,
-                                                                context.variables)
+                context.graphql_document = self.documents.parse(context.query)
             except GraphQLError as error:
                 if error.extensions and "code" in error.extensions:
                     raise  # a limit: strawberry must not parse it either
