@@ -15,13 +15,13 @@ Example::
     calls: SharedTasks[str, bytes] = SharedTasks(keep=False)
     body = await calls.run("GET /items", fetch_items)
 
-:func:`gather` is :func:`asyncio.gather` without a task for a lone awaitable.
+:func:`gather` is :func:`asyncio.gather` at half its cost (no task for a lone awaitable).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any, Generic, TypeVar
 
@@ -127,14 +127,51 @@ def _expire(waiter: asyncio.Future[Any]) -> None:
 
 
 async def gather(*awaitables: Awaitable[Any], return_exceptions: bool = False) -> list[Any]:
-    """:func:`asyncio.gather`'s results; a lone awaitable is awaited as it is, without the task
-    gather wraps a coroutine in (most pages are read in one call, most lookups ask one source:
-    on a warm query those tasks were a tenth of the CPU)."""
-    if len(awaitables) != 1:
-        return list(await asyncio.gather(*awaitables, return_exceptions=return_exceptions))
+    """:func:`asyncio.gather`'s results, at half its cost: a lone awaitable is awaited as it is,
+    without a task; several run as tasks awaited in turn, without gather's future and callback
+    per awaitable (5 lookups that end at once: 9.5 us against 17). On a warm query those tasks
+    and callbacks were a tenth of the CPU.
+
+    Without ``return_exceptions`` the first failure in the given order is raised, and the work
+    still running is cancelled (its result could not be used). Cancelling the caller cancels
+    every one, as gather does."""
+    if len(awaitables) == 1:
+        try:
+            return [await awaitables[0]]
+        except Exception as error:  # as gather's return_exceptions gives it (not a cancellation)
+            if return_exceptions:
+                return [error]
+            raise
+    tasks = [asyncio.ensure_future(awaitable) for awaitable in awaitables]
+    results: list[Any] = []
     try:
-        return [await awaitables[0]]
-    except Exception as error:  # as gather's return_exceptions gives it (not a cancellation)
-        if return_exceptions:
-            return [error]
-        raise
+        for task in tasks:
+            try:
+                results.append(await task)
+            except asyncio.CancelledError as error:
+                if not return_exceptions or _cancelling():  # the caller itself, or no results
+                    raise
+                results.append(error)  # one awaitable was cancelled: its result, as gather's
+            except Exception as error:
+                if not return_exceptions:
+                    raise
+                results.append(error)
+    finally:
+        if len(results) < len(tasks):  # failed or cancelled: the rest is of no use
+            _stop(tasks[len(results):])
+    return results
+
+
+def _cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+def _stop(tasks: Sequence[asyncio.Future[Any]]) -> None:
+    """Cancel what still runs; what failed already has its failure read (else asyncio logs it
+    as never retrieved)."""
+    for task in tasks:
+        if not task.done():
+            task.cancel()
+        elif not task.cancelled():
+            task.exception()
