@@ -60,6 +60,9 @@ __all__ = ["Memo", "Params", "Parse", "UpstreamClient", "memo_bytes"]
 
 Params = Mapping[str, str | int]
 CacheEntry = tuple[str, float]  # (cache key, stored at)
+# A call's answer: its body (None: a 404 allowed), its cache entry, and clock.wall() until which
+# it stays fresh (0.0: read now, not kept).
+Answered = tuple[bytes | None, CacheEntry | None, float]
 # What the process keeps read from upstream answers, by kind and identity: ("json", entry),
 # ("parsed", entry, parse), and the adapters' ("table", source, language).
 Memo = ByteBoundedLRU[tuple[Hashable, ...], Any]
@@ -219,7 +222,10 @@ class UpstreamClient:
                 self._extensions(language, freshness, route or path, fingerprint, cached_key,
                                  scope),
                 allow_404, scope, cached_key))
-        content, entry = answered
+        content, entry, fresh_until = answered
+        # Every caller notes the answer's freshness, not only the one that made the call: a
+        # group table read from calls another field made first must not be kept longer.
+        scope.fresh_for(fresh_until)
         if content is None:
             return None  # a 404 the caller allowed
         if scope.refresh:
@@ -230,7 +236,7 @@ class UpstreamClient:
         return decoded if parse is None else self._parsed(decoded, entry, len(content), parse)
 
     def _answered_now(self, key: CallKey, cached_key: str | None, freshness: str,
-                      scope: RequestScope) -> tuple[bytes, CacheEntry] | None:
+                      scope: RequestScope) -> Answered | None:
         """A fresh entry this process holds answers the call at once: no task, no request
         (on a warm query that task was a tenth of the CPU). None: the call goes the usual way
         (:meth:`_get`), whose checks come first here too."""
@@ -242,8 +248,7 @@ class UpstreamClient:
             return None
         answer, fresh_until = hit
         self._cache.count_hit(scope.usage_of(self.source))
-        scope.fresh_for(fresh_until)
-        answered = answer.body, (cached_key, answer.stored_at)
+        answered = answer.body, (cached_key, answer.stored_at), fresh_until
         scope.calls.put(key, answered)
         return answered
 
@@ -297,8 +302,7 @@ class UpstreamClient:
             hit = await self._cache.fresh(cached_key, extensions[FRESHNESS], extensions[USAGE])
             if hit is not None:
                 answer, fresh_until = hit
-                scope.fresh_for(fresh_until)
-                return answer.body, (cached_key, answer.stored_at)
+                return answer.body, (cached_key, answer.stored_at), fresh_until
         # One request's own calls wait for each other here (a wide query priced within
         # max_cost must not take the source's whole shared queue, nor fail for it).
         async with scope.slot(self.source, self.max_concurrency):
@@ -323,15 +327,15 @@ class UpstreamClient:
             raise UpstreamUnavailable(
                 f"source '{self.source}' could not be reached", source=self.source
             ) from None
-        fresh_until = response.extensions.get(FRESH_UNTIL)
-        scope.fresh_for(fresh_until if isinstance(fresh_until, float) else 0.0)
+        kept_until = response.extensions.get(FRESH_UNTIL)
+        fresh_until = kept_until if isinstance(kept_until, float) else 0.0  # not kept: now
         stale = response.extensions.get(STALE_AGE)
         if isinstance(stale, float | int):
             scope.stale[self.source] = max(float(stale), scope.stale.get(self.source, 0.0))
         if allow_404 and response.status_code == 404:
-            return None, None
+            return None, None, fresh_until
         _raise_for_status(self.source, response)
-        return response.content, response.extensions.get(CACHE_ENTRY)
+        return response.content, response.extensions.get(CACHE_ENTRY), fresh_until
 
 
 def _raise_for_status(source: str, response: httpx.Response) -> None:

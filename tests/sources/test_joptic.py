@@ -200,6 +200,23 @@ async def test_group_table_reads_in_fewest_pages_and_is_memoized(
     assert len(jo.log) == 3 * pages  # without a TTL: read again
 
 
+async def test_a_table_read_from_calls_made_earlier_is_not_kept_without_a_cache(
+        make: Factory, jo: RunningEmulator) -> None:
+    """Caches off: a table whose pages the request had already asked for (another field's
+    calls, answered once per request) is as fresh as those answers, read now: the next request
+    reads the source again, rather than a table kept for ever (fewer calls, old groups)."""
+    adapter = make(stack=True, cache_ttl_seconds=0, group_cache_ttl_seconds=0)
+    scope = RequestScope()
+    first = await adapter.table_rows(Window(0, 100), scope)
+    assert first.total is not None
+    await adapter.table_rows(Window(100, first.total - 100), scope)
+    calls = len(jo.log)
+    table = await adapter.group_table(scope)  # every page's call made already
+    assert len(jo.log) == calls
+    again = await adapter.group_table(RequestScope())
+    assert again is not table and len(jo.log) == 2 * calls
+
+
 async def test_no_language_header(make: Factory, jo: RunningEmulator) -> None:
     await make(language="en").list_groups(GroupFilter(), Window(0, 1), RequestScope())
     assert "accept-language" not in jo.log.records[0].headers
