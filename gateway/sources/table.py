@@ -66,7 +66,8 @@ class GroupTable(_Groups):
         self._whole = build is None  # every row a record already
         # order → the rows' positions in it. Positions, not views: a view holds its table, and
         # a table holding its views would be a reference cycle, which only the garbage
-        # collector frees (an uncached merged list's tables were a third of its CPU, in it).
+        # collector frees (freeing an uncached merged list's tables there took up to a third
+        # of its CPU, in process).
         self._orders: dict[Hashable, Sequence[int]] = {}
         self._found: dict[str, dict[str, int]] = {}
 
