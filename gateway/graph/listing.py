@@ -13,6 +13,7 @@ was, so the next page resumes it, and the total is unknown (None) rather than wr
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -162,12 +163,17 @@ async def _concat_forward(streams: Sequence[Stream[T]], size: int, fp: Fingerpri
                           need_total: bool) -> Listing[T]:
     count = len(streams)
     start = start or (0,) * count
-    # Each stream still in play is asked for a whole page at once: one request per source,
-    # all concurrent, however the page ends up split between them (one stream, a group's
-    # products twenty times a page: awaited as it is, no task).
-    pages: list[Page[T] | None] = await gather(*(
-        _guard(report, s.window, Window(start[i], size)) if start[i] != END else _none()
-        for i, s in enumerate(streams)))
+    pages: list[Page[T] | None]
+    if count == 1:
+        # One stream (a group's products, twenty times a page): awaited as it is, no task.
+        pages = [None if start[0] == END else await _guard(report, streams[0].window,
+                                                              Window(start[0], size))]
+    else:
+        # Each stream still in play is asked for a whole page at once: one request per
+        # source, all concurrent, however the page ends up split between them.
+        pages = await asyncio.gather(*(
+            _guard(report, s.window, Window(start[i], size)) if start[i] != END else _none()
+            for i, s in enumerate(streams)))
     items: list[T] = []
     spans: list[tuple[int, int]] = []  # (stream, items taken) per page, for the cursors
     failed = {i for i, page in enumerate(pages) if page is None and start[i] != END}
