@@ -12,7 +12,7 @@ so the work must outlive whichever started it. One request's memos
 
 Example::
 
-    calls: SharedTasks[str, bytes] = SharedTasks(keep=False)
+    calls: SharedTasks[str, bytes] = SharedTasks()
     body = await calls.run("GET /items", fetch_items)
 
 :func:`gather` is :func:`asyncio.gather` at half its cost (no task for a lone awaitable).
@@ -32,11 +32,8 @@ V = TypeVar("V")
 
 
 class SharedTasks(Generic[K, V]):
-    """One task per key, awaited by every caller of the key.
-
-    ``keep``: a finished task stays, and later callers get its result (a memo); otherwise it is
-    forgotten when it finishes, and the next caller starts another. A task cancelled because
-    nobody waited for it any more is always forgotten.
+    """One task per key while it runs, awaited by every caller of the key; forgotten when it
+    ends, so the next caller starts another.
 
     Each caller waits on a future of its own, which the task's end settles: a caller leaving
     (cancelled, or past its timeout) drops its future alone. That is what ``asyncio.shield``
@@ -44,8 +41,7 @@ class SharedTasks(Generic[K, V]):
     timer scope a call, 9 us of CPU on every upstream call of the de-duplication.
     """
 
-    def __init__(self, *, keep: bool) -> None:
-        self.keep = keep
+    def __init__(self) -> None:
         self._tasks: dict[K, asyncio.Future[V]] = {}
         self._waiters: dict[asyncio.Future[V], list[asyncio.Future[V]]] = {}
 
@@ -53,7 +49,7 @@ class SharedTasks(Generic[K, V]):
         return len(self._tasks)
 
     def __contains__(self, key: K) -> bool:
-        """Whether a task of ``key`` is on (or kept): a caller now would join it."""
+        """Whether a task of ``key`` is on: a caller now would join it."""
         return key in self._tasks
 
     async def run(self, key: K, make: Callable[[], Awaitable[V]], *,
@@ -61,8 +57,6 @@ class SharedTasks(Generic[K, V]):
         """The result of the key's task (started by ``make()`` if none is on); with ``timeout``,
         ``TimeoutError`` after that many seconds of waiting."""
         task = self._tasks.get(key)
-        if task is not None and task.done():  # a kept result: no waiting to count
-            return task.result()
         loop = asyncio.get_running_loop()
         if task is None:
             task = asyncio.ensure_future(make())
@@ -80,20 +74,13 @@ class SharedTasks(Generic[K, V]):
             if not task.done():
                 self._left(key, task, waiter)
 
-    def put(self, key: K, value: V) -> None:
-        """``value`` as the key's result, as if a task had made it (kept: with ``keep`` only)."""
-        if self.keep:
-            done: asyncio.Future[V] = asyncio.get_running_loop().create_future()
-            done.set_result(value)
-            self._tasks[key] = done
-
     def _settled(self, key: K, task: asyncio.Future[V]) -> None:
         """The task ended: its outcome to every caller still waiting."""
+        self._forget(key, task)
         waiters = self._waiters.pop(task, ())
         if task.cancelled():  # nobody waited any more (_left), or the loop is closing
             for waiter in waiters:
                 waiter.cancel()
-            self._forget(key, task)
             return
         error = task.exception()
         for waiter in waiters:
@@ -103,8 +90,6 @@ class SharedTasks(Generic[K, V]):
                 waiter.set_result(task.result())
             else:
                 waiter.set_exception(error)
-        if not self.keep:
-            self._forget(key, task)
 
     def _left(self, key: K, task: asyncio.Future[V], waiter: asyncio.Future[V]) -> None:
         waiters = self._waiters.get(task)

@@ -36,7 +36,7 @@ class DedupTransport(Layer):
         self.source = source
         self.credential = credential
         self.clock = clock
-        self._inflight: SharedTasks[InflightKey, httpx.Response] = SharedTasks(keep=False)
+        self._inflight: SharedTasks[InflightKey, httpx.Response] = SharedTasks()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if request.method != "GET":
